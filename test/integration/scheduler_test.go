@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"k8s.io/kubernetes/test/utils/ktesting"
 	"k8s.io/utils/ptr"
 
+	"github.com/nodewright/nodewright/manifests"
 	"github.com/nodewright/nodewright/pkg/sandbox/scheduler"
 	"github.com/nodewright/nodewright/test/integration/framework"
 )
@@ -27,23 +27,16 @@ const schedulerName = "nodewright-scheduler"
 // applying edit to its text (nil keeps it as shipped), and returns the copy's path.
 func schedulerConfig(t *testing.T, edit func(string) string) string {
 	t.Helper()
-	src := filepath.Join(framework.RepoRoot(t), "manifests", "scheduler-config.yaml")
+	config := manifests.SchedulerConfig
 	if edit != nil {
-		data, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		edited := edit(string(data))
-		if edited == string(data) {
+		edited := edit(string(config))
+		if edited == string(config) {
 			t.Fatal("the edit changed nothing in manifests/scheduler-config.yaml")
 		}
-		src = filepath.Join(t.TempDir(), "edited.yaml")
-		if err := os.WriteFile(src, []byte(edited), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		config = []byte(edited)
 	}
 	dst := filepath.Join(t.TempDir(), "scheduler-config.yaml")
-	if err := scheduler.WriteConfig(src, dst, framework.ControlPlane.Kubeconfig()); err != nil {
+	if err := scheduler.WriteConfig(config, dst, framework.ControlPlane.Kubeconfig()); err != nil {
 		t.Fatal(err)
 	}
 	return dst

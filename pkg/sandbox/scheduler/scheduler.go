@@ -94,22 +94,18 @@ func (s *Scheduler) Stop() error {
 // Done is closed when the scheduler has stopped.
 func (s *Scheduler) Done() <-chan struct{} { return s.done }
 
-// WriteConfig copies the KubeSchedulerConfiguration at src to dst with
+// WriteConfig writes the KubeSchedulerConfiguration config to path with
 // clientConnection.kubeconfig set to kubeconfig. kube-scheduler ignores --kubeconfig when
 // --config is given, so a configuration meant for in-cluster use (like
 // manifests/scheduler-config.yaml) needs this to run against a sandbox. Everything else in
-// the file is kept as written.
-func WriteConfig(src, dst, kubeconfig string) error {
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
+// the configuration is kept as written.
+func WriteConfig(config []byte, path, kubeconfig string) error {
 	var cfg map[string]any
-	if err := sigsyaml.Unmarshal(data, &cfg); err != nil {
-		return fmt.Errorf("reading %s: %w", src, err)
+	if err := sigsyaml.Unmarshal(config, &cfg); err != nil {
+		return fmt.Errorf("reading the scheduler configuration: %w", err)
 	}
 	if cfg == nil {
-		return fmt.Errorf("reading %s: %w", src, errors.New("empty configuration"))
+		return errors.New("reading the scheduler configuration: it is empty")
 	}
 	conn, _ := cfg["clientConnection"].(map[string]any)
 	if conn == nil {
@@ -121,5 +117,5 @@ func WriteConfig(src, dst, kubeconfig string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(dst, out, 0o644)
+	return os.WriteFile(path, out, 0o644)
 }

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"github.com/nodewright/nodewright/manifests"
+	"github.com/nodewright/nodewright/pkg/sandbox"
+	"github.com/nodewright/nodewright/pkg/sandbox/scheduler"
+)
+
+// sandboxFlags are shared by `sandbox up` and `sandbox demo`.
+type sandboxFlags struct {
+	dir             string
+	binDir          string
+	schedulerConfig string
+	verbosity       int
+}
+
+func (f *sandboxFlags) add(cmd *cobra.Command, defaultDir string) {
+	cmd.Flags().StringVar(&f.dir, "dir", defaultDir, "directory for the sandbox's state: kubeconfig, certificates, etcd data, logs (emptied at start)")
+	cmd.Flags().StringVar(&f.binDir, "bin-dir", "", "directory with etcd, kube-apiserver, kube-controller-manager and kwok (default: beside this binary, or $"+sandbox.BinDirEnv+")")
+	cmd.Flags().StringVar(&f.schedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration for nodewright-scheduler (default: the embedded manifests/scheduler-config.yaml)")
+	cmd.Flags().IntVarP(&f.verbosity, "v", "v", 0, "scheduler log verbosity")
+}
+
+func newSandboxCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "Run nodewright on a local cluster: etcd, kube-apiserver, kube-controller-manager and kwok",
+	}
+	cmd.AddCommand(newSandboxUpCommand(), newSandboxDemoCommand())
+	return cmd
+}
+
+func newSandboxUpCommand() *cobra.Command {
+	var flags sandboxFlags
+	var noScheduler bool
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the sandbox and nodewright-scheduler, and keep them running until Ctrl-C",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			out := cmd.OutOrStdout()
+			sb, err := startSandbox(ctx, &flags, !noScheduler, "")
+			if err != nil {
+				return err
+			}
+			defer sb.stop(out)
+			fmt.Fprintf(out, "\nThe sandbox is up. Its state and logs are in %s.\n\n  export KUBECONFIG=%s\n\n", sb.dir, sb.cp.Kubeconfig())
+			if noScheduler {
+				fmt.Fprintf(out, "Run the scheduler yourself with:\n\n  bin/nodewright-scheduler --config %s\n\n", sb.schedulerConfig)
+			} else {
+				fmt.Fprintf(out, "nodewright-scheduler is running; pods with schedulerName: nodewright-scheduler are its to place.\n")
+			}
+			fmt.Fprintf(out, "Press Ctrl-C to stop everything.\n")
+			<-ctx.Done()
+			return nil
+		},
+	}
+	flags.add(cmd, ".sandbox")
+	cmd.Flags().BoolVar(&noScheduler, "no-scheduler", false, "start only the cluster, to run bin/nodewright-scheduler by hand")
+	return cmd
+}
+
+// runningSandbox is a control plane with, optionally, the scheduler on it.
+type runningSandbox struct {
+	dir             string
+	cp              *sandbox.ControlPlane
+	schedulerConfig string
+	scheduler       *scheduler.Scheduler
+}
+
+// startSandbox prepares flags.dir, starts the control plane and, if withScheduler, the
+// scheduler. The scheduler logs to stderr, or to schedulerLog in the sandbox's directory if
+// that is set.
+func startSandbox(ctx context.Context, flags *sandboxFlags, withScheduler bool, schedulerLog string) (_ *runningSandbox, err error) {
+	dir, err := prepareDir(flags.dir)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := sandbox.Start(ctx, sandbox.Options{BinDir: flags.binDir, Dir: dir})
+	if err != nil {
+		return nil, fmt.Errorf("starting the sandbox: %w", err)
+	}
+	sb := &runningSandbox{dir: dir, cp: cp, schedulerConfig: filepath.Join(dir, "scheduler-config.yaml")}
+	defer func() {
+		if err != nil {
+			sb.stop(io.Discard)
+		}
+	}()
+	config := manifests.SchedulerConfig
+	if flags.schedulerConfig != "" {
+		if config, err = os.ReadFile(flags.schedulerConfig); err != nil {
+			return nil, err
+		}
+	}
+	if err := scheduler.WriteConfig(config, sb.schedulerConfig, cp.Kubeconfig()); err != nil {
+		return nil, err
+	}
+	if !withScheduler {
+		return sb, nil
+	}
+	if schedulerLog != "" {
+		if err := logSchedulerTo(filepath.Join(dir, schedulerLog)); err != nil {
+			return nil, err
+		}
+	}
+	sb.scheduler, err = scheduler.Start(ctx, scheduler.Options{
+		ConfigFile: sb.schedulerConfig,
+		Flags:      []string{"--v=" + strconv.Itoa(flags.verbosity)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting nodewright-scheduler: %w", err)
+	}
+	return sb, nil
+}
+
+func (sb *runningSandbox) stop(out io.Writer) {
+	fmt.Fprintln(out, "Stopping the sandbox...")
+	if sb.scheduler != nil {
+		_ = sb.scheduler.Stop()
+	}
+	sb.cp.Stop()
+	_ = os.Remove(filepath.Join(sb.dir, pidFile))
+	fmt.Fprintln(out, "Stopped.")
+}
+
+const pidFile = "sandbox.pid"
+
+// logSchedulerTo sends klog's output, which the in-process scheduler logs through, to path
+// and nowhere else: not even errors to stderr, where they would garble the narration.
+func logSchedulerTo(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	if err := fs.Parse([]string{"--logtostderr=false", "--stderrthreshold=FATAL"}); err != nil {
+		return err
+	}
+	klog.SetOutput(f)
+	return nil
+}
+
+// prepareDir empties dir for a new sandbox, after checking that no live sandbox uses it: its
+// etcd data and certificates belong to that sandbox, and deleting them would break it.
+func prepareDir(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, pidFile)); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && processAlive(pid) {
+			return "", fmt.Errorf("a sandbox (pid %d) is already running in %s: stop it, or pass another --dir", pid, dir)
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, pidFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
