@@ -16,17 +16,23 @@ KWOK := $(BIN)/kwok $(BIN)/kwok-stages.yaml
 KWOK_STAGES := node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
 	pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml
 
+# Version stamps: kube-scheduler and the control plane report the Kubernetes release they are
+# built from (kubectl warns about version skew against "v0.0.0-master").
+KUBE_VERSION := $(shell $(GO) list -m -f '{{.Version}}' k8s.io/kubernetes)
+GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k8s.io/component-base/version.gitCommit=$(GIT_COMMIT)
+
 TEST_FLAGS ?=
 INTEGRATION_TIMEOUT ?= 30m
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build bin/nodewright-scheduler and bin/nodewright.
-	$(GO) build -o $(BIN)/nodewright-scheduler ./cmd/scheduler
-	$(GO) build -o $(BIN)/nodewright ./cmd/nodewright
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/nodewright-scheduler ./cmd/scheduler
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/nodewright ./cmd/nodewright
 
 .PHONY: tools
 tools: $(CONTROL_PLANE) $(KWOK) ## Build etcd, kube-apiserver, kube-controller-manager and kwok into bin/ (skips what is built).
@@ -35,10 +41,10 @@ $(BIN)/etcd: go.mod go.sum
 	$(GO) build -o $@ ./internal/etcd
 
 $(BIN)/kube-apiserver: go.mod go.sum
-	$(GO) build -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+	$(GO) build -ldflags "-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION)" -o $@ k8s.io/kubernetes/cmd/kube-apiserver
 
 $(BIN)/kube-controller-manager: go.mod go.sum
-	$(GO) build -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
+	$(GO) build -ldflags "-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION)" -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
 
 $(BIN)/kwok:
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
@@ -57,7 +63,7 @@ test-unit: ## Run the unit tests with the race detector.
 	$(GO) test -race $(TEST_FLAGS) $$($(GO) list ./... | grep -v /test/integration)
 
 .PHONY: test-integration
-test-integration: tools ## Run the integration tests against a real control plane and kwok.
+test-integration: build tools ## Run the integration tests against a real control plane and kwok.
 	NODEWRIGHT_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout $(INTEGRATION_TIMEOUT) $(TEST_FLAGS) ./test/integration/...
 
 .PHONY: verify
