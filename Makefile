@@ -29,6 +29,11 @@ INTEGRATION_TIMEOUT ?= 30m
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+.PHONY: generate
+generate: ## Generate the deepcopy code of pkg/apis and the CRDs in manifests/crds with controller-gen.
+	rm -f manifests/crds/*.yaml
+	$(GO) tool controller-gen object paths=./pkg/apis/... crd paths=./pkg/apis/... output:crd:artifacts:config=manifests/crds
+
 .PHONY: build
 build: ## Build bin/nodewright-scheduler and bin/nodewright.
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/nodewright-scheduler ./cmd/scheduler
@@ -67,11 +72,15 @@ test-integration: build tools ## Run the integration tests against a real contro
 	NODEWRIGHT_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout $(INTEGRATION_TIMEOUT) $(TEST_FLAGS) ./test/integration/...
 
 .PHONY: verify
-verify: ## Check formatting, go vet, staticcheck and that go mod tidy changes nothing.
+verify: ## Check formatting, go vet, staticcheck, that go mod tidy changes nothing and that generated files are up to date.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 	$(GO) mod tidy -diff
+	$(MAKE) --no-print-directory generate
+	@git diff --exit-code -- manifests/crds pkg/apis || { echo "generated files are stale: run make generate and commit the result"; exit 1; }
+	@out=$$(git ls-files --others --exclude-standard -- manifests/crds 'pkg/apis/**/zz_generated.*.go'); \
+	if [ -n "$$out" ]; then echo "generated files are not committed:"; echo "$$out"; exit 1; fi
 
 .PHONY: demo
 demo: build tools ## Start the local sandbox and schedule a pod on it (see README).

@@ -2,10 +2,36 @@
 // run time, so a binary works wherever it is copied.
 package manifests
 
-import _ "embed"
+import (
+	"embed"
+	"io/fs"
+)
 
 // SchedulerConfig is scheduler-config.yaml: the KubeSchedulerConfiguration of
 // nodewright-scheduler, as shipped.
 //
 //go:embed scheduler-config.yaml
 var SchedulerConfig []byte
+
+// crds holds the CustomResourceDefinitions `make generate` writes from pkg/apis.
+//
+//go:embed crds/*.yaml
+var crds embed.FS
+
+// CRDs returns the CustomResourceDefinitions of nodewright's API (Provisioner, EC2NodeClass,
+// NodeClaim), one YAML file's contents per element, in file name order.
+func CRDs() [][]byte {
+	files, err := fs.Glob(crds, "crds/*.yaml")
+	if err != nil {
+		panic(err) // only a malformed pattern fails
+	}
+	out := make([][]byte, 0, len(files))
+	for _, name := range files {
+		data, err := crds.ReadFile(name)
+		if err != nil {
+			panic(err) // the file is embedded: reading it cannot fail
+		}
+		out = append(out, data)
+	}
+	return out
+}

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
+	"github.com/nodewright/nodewright/manifests"
 	"github.com/nodewright/nodewright/pkg/sandbox"
 )
 
@@ -42,6 +43,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	ControlPlane = cp
+	if err := sandbox.InstallCRDs(ctx, cp.RESTConfig(), manifests.CRDs()...); err != nil {
+		fmt.Fprintf(os.Stderr, "installing nodewright's CRDs: %v\n", err)
+		cp.Stop()
+		return 1
+	}
 	fmt.Fprintf(os.Stderr, "sandbox control plane ready in %s (state in %s)\n", time.Since(start).Round(time.Millisecond), cp.Dir())
 
 	signals := make(chan os.Signal, 1)

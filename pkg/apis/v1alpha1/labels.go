@@ -1,0 +1,115 @@
+package v1alpha1
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+)
+
+// Well-known node labels that nodewright sets from the instance type it launches. Together
+// with the Kubernetes labels in WellKnownLabels they are the keys a Provisioner's
+// requirements select instance types by.
+const (
+	// LabelCapacityType is the capacity type of the node's instance: CapacityTypeSpot or
+	// CapacityTypeOnDemand.
+	LabelCapacityType = GroupName + "/capacity-type"
+	// LabelInstanceFamily is the instance type's family, e.g. "m5" for m5.large.
+	LabelInstanceFamily = GroupName + "/instance-family"
+	// LabelInstanceSize is the instance type's size, e.g. "large" for m5.large.
+	LabelInstanceSize = GroupName + "/instance-size"
+	// LabelInstanceCPU is the instance type's number of vCPUs, e.g. "2" (Gt and Lt apply).
+	LabelInstanceCPU = GroupName + "/instance-cpu"
+	// LabelInstanceMemory is the instance type's memory in MiB, e.g. "8192" (Gt and Lt apply).
+	LabelInstanceMemory = GroupName + "/instance-memory"
+	// LabelInstanceGPUCount is the instance type's number of GPUs, "0" for none.
+	LabelInstanceGPUCount = GroupName + "/instance-gpu-count"
+	// LabelInstanceGPUName is the name of the instance type's GPU, e.g. "t4"; absent without one.
+	LabelInstanceGPUName = GroupName + "/instance-gpu-name"
+)
+
+// Labels nodewright manages on the nodes it launches. No Provisioner may set or require them.
+const (
+	// LabelProvisionerName is the name of the Provisioner a node was launched for.
+	LabelProvisionerName = GroupName + "/provisioner-name"
+	// LabelNodeClaim is the name of the NodeClaim a node was launched for.
+	LabelNodeClaim = GroupName + "/nodeclaim"
+)
+
+// Capacity types, the values of LabelCapacityType.
+const (
+	// CapacityTypeSpot is an EC2 spot instance.
+	CapacityTypeSpot = "spot"
+	// CapacityTypeOnDemand is an EC2 on-demand instance.
+	CapacityTypeOnDemand = "on-demand"
+)
+
+// AnnotationDoNotEvict on a pod, with the value "true", keeps nodewright from draining the
+// node the pod runs on for emptiness or expiry.
+const AnnotationDoNotEvict = GroupName + "/do-not-evict"
+
+// TerminationFinalizer is on every Node and NodeClaim nodewright launched: it is removed once
+// the node is drained and its instance terminated.
+const TerminationFinalizer = GroupName + "/termination"
+
+// EC2 tags nodewright puts on every instance and launch template it creates.
+const (
+	// TagCluster is the name of the cluster an instance belongs to.
+	TagCluster = GroupName + "/cluster"
+	// TagProvisionerName is the name of the Provisioner an instance was launched for.
+	TagProvisionerName = LabelProvisionerName
+	// TagNodeClaim is the name of the NodeClaim an instance was launched for.
+	TagNodeClaim = LabelNodeClaim
+)
+
+// WellKnownLabels are the keys a requirement can constrain that every node nodewright launches
+// carries, with a value derived from its instance type and offering.
+var WellKnownLabels = sets.New(
+	corev1.LabelInstanceTypeStable,
+	corev1.LabelTopologyZone,
+	corev1.LabelTopologyRegion,
+	corev1.LabelArchStable,
+	corev1.LabelOSStable,
+	LabelCapacityType,
+	LabelInstanceFamily,
+	LabelInstanceSize,
+	LabelInstanceCPU,
+	LabelInstanceMemory,
+	LabelInstanceGPUCount,
+	LabelInstanceGPUName,
+)
+
+// RestrictedLabels may appear neither in a Provisioner's labels nor in any requirement:
+// nodewright or the kubelet sets them.
+var RestrictedLabels = sets.New(
+	corev1.LabelHostname,
+	LabelProvisionerName,
+	LabelNodeClaim,
+)
+
+// ValidateLabelKey returns an error saying why key may not be used in labels or requirements,
+// or nil if it may. It is the Go twin of the CEL rules on the CRDs (see labelKeyRules in
+// requirements.go), for callers such as `nodewright migrate` that check keys before the
+// apiserver does; syntax is left to the apiserver.
+func ValidateLabelKey(key string) error {
+	domain, _, found := strings.Cut(key, "/")
+	if !found {
+		return nil
+	}
+	switch {
+	case RestrictedLabels.Has(key):
+		return fmt.Errorf("label %q is restricted: it is set by nodewright or the kubelet", key)
+	case WellKnownLabels.Has(key):
+		return nil
+	case strings.HasSuffix(domain, GroupName):
+		return fmt.Errorf("label domain %q is restricted to nodewright's well-known labels", GroupName)
+	case strings.HasSuffix(domain, "node.kubernetes.io"), strings.HasSuffix(domain, "node-restriction.kubernetes.io"):
+		return nil
+	case strings.HasSuffix(domain, "kubernetes.io"):
+		return fmt.Errorf("label domain %q is restricted to the well-known labels and node.kubernetes.io", "kubernetes.io")
+	case strings.HasSuffix(domain, "k8s.io"):
+		return fmt.Errorf("label domain %q is restricted", "k8s.io")
+	}
+	return nil
+}
