@@ -1,5 +1,6 @@
 // Command nodewright is nodewright's command-line tool: `sandbox` runs a local cluster with
-// nodewright-scheduler on it, `version` prints what it was built from.
+// nodewright-scheduler on it, `migrate` converts Karpenter objects to nodewright's, `version`
+// prints what it was built from.
 package main
 
 import (
@@ -20,6 +21,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newSandboxCommand(), newVersionCommand())
+	root.AddCommand(newSandboxCommand(), newMigrateCommand(), newVersionCommand())
 	return root
 }
