@@ -103,6 +103,9 @@ func startSandbox(ctx context.Context, flags *sandboxFlags, withScheduler bool, 
 			sb.stop(io.Discard)
 		}
 	}()
+	if err := sandbox.InstallCRDs(ctx, cp.RESTConfig(), manifests.CRDs()...); err != nil {
+		return nil, fmt.Errorf("installing nodewright's CRDs: %w", err)
+	}
 	config := manifests.SchedulerConfig
 	if flags.schedulerConfig != "" {
 		if config, err = os.ReadFile(flags.schedulerConfig); err != nil {
