@@ -1,0 +1,124 @@
+package emulator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/kubernetes/test/utils/ktesting"
+)
+
+func TestJoinRegistersNodes(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	kube := fake.NewClientset()
+	v := newEnv(t, Options{KubeClient: kube, JoinDelay: 5 * time.Second, JoinPollInterval: time.Second})
+	v.createLaunchTemplate(ctx, t, "test-lt", testUserData("--node-labels=nodewright.dev/provisioner-name=default,team=a",
+		"--register-with-taints=dedicated=batch:NoSchedule"))
+	v.createLaunchTemplate(ctx, t, "bad-lt", testUserData("--node-labels=node-role.kubernetes.io/worker=true"))
+	launch := func(lt string) Instance {
+		t.Helper()
+		out, err := v.ec2.CreateFleet(ctx, fleetInput(lt, CapacityTypeSpot, "", [2]string{"t3a.2xlarge", "us-east-1f"}))
+		if err != nil || len(launchedIDs(out)) != 1 {
+			t.Fatalf("CreateFleet: %+v, %v", out, err)
+		}
+		inst, _ := v.e.Instance(launchedIDs(out)[0])
+		return inst
+	}
+	joins := launch("test-lt")
+	rejected := launch("bad-lt")
+	v.e.NeverJoinNext(1)
+	never := launch("test-lt")
+
+	getNode := func(name string) (*corev1.Node, error) {
+		return kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	}
+	// Running after 1s, joined 5s later: nothing at 5s.
+	stepAndSettle(t, v, 5*time.Second)
+	if _, err := getNode(joins.PrivateDNSName); !apierrors.IsNotFound(err) {
+		t.Fatalf("node before the join delay: %v", err)
+	}
+	stepAndSettle(t, v, time.Second)
+	var node *corev1.Node
+	eventually(ctx, t, "node "+joins.PrivateDNSName, func() bool {
+		n, err := getNode(joins.PrivateDNSName)
+		node = n
+		return err == nil
+	})
+	wantLabels := map[string]string{
+		"kubernetes.io/hostname":           joins.PrivateDNSName,
+		"kubernetes.io/os":                 "linux",
+		"kubernetes.io/arch":               "amd64",
+		"node.kubernetes.io/instance-type": "t3a.2xlarge",
+		"topology.kubernetes.io/zone":      "us-east-1f",
+		"topology.kubernetes.io/region":    Region,
+		"nodewright.dev/provisioner-name":  "default",
+		"team":                             "a",
+	}
+	if diff := cmp.Diff(wantLabels, node.Labels); diff != "" {
+		t.Errorf("labels (-want, +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]corev1.Taint{{Key: "dedicated", Value: "batch", Effect: corev1.TaintEffectNoSchedule}}, node.Spec.Taints); diff != "" {
+		t.Errorf("taints (-want, +got):\n%s", diff)
+	}
+	if want := "aws:///us-east-1f/" + joins.ID; node.Spec.ProviderID != want {
+		t.Errorf("providerID %q, want %q", node.Spec.ProviderID, want)
+	}
+	// t3a.2xlarge: 8 vCPU, 32768 MiB, 58 pods.
+	for name, want := range map[corev1.ResourceName]string{corev1.ResourceCPU: "8", corev1.ResourceMemory: "32Gi", corev1.ResourcePods: "58", corev1.ResourceEphemeralStorage: "20Gi"} {
+		if q := node.Status.Capacity[name]; q.String() != want {
+			t.Errorf("capacity %s = %s, want %s", name, q.String(), want)
+		}
+		if q := node.Status.Allocatable[name]; q.String() != want {
+			t.Errorf("allocatable %s = %s, want %s", name, q.String(), want)
+		}
+	}
+	eventually(ctx, t, "the instance's node name", func() bool {
+		inst, _ := v.e.Instance(joins.ID)
+		return inst.NodeName == joins.PrivateDNSName
+	})
+
+	stepAndSettle(t, v, time.Minute)
+	eventually(ctx, t, "the join error of the instance with a restricted label", func() bool {
+		inst, _ := v.e.Instance(rejected.ID)
+		return inst.JoinError != ""
+	})
+	for _, inst := range []Instance{rejected, never} {
+		if _, err := getNode(inst.PrivateDNSName); !apierrors.IsNotFound(err) {
+			t.Errorf("node of %s: %v, want none", inst.ID, err)
+		}
+	}
+
+	// Terminating the instance leaves its Node to the autoscaler.
+	if err := v.e.InterruptSpot(joins.ID); err != nil {
+		t.Fatal(err)
+	}
+	stepAndSettle(t, v, 10*time.Minute)
+	if inst, _ := v.e.Instance(joins.ID); inst.State != StateTerminated {
+		t.Errorf("state %s after the interruption", inst.State)
+	}
+	if _, err := getNode(joins.PrivateDNSName); err != nil {
+		t.Errorf("the node of a terminated instance: %v, want it kept", err)
+	}
+}
+
+// stepAndSettle advances the fake clock, which ticks the join loop once.
+func stepAndSettle(t *testing.T, v *env, d time.Duration) {
+	t.Helper()
+	v.clock.Step(d)
+}
+
+// eventually polls condition until it holds, failing the test after 10 seconds.
+func eventually(ctx context.Context, t *testing.T, what string, condition func() bool) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return condition(), nil
+	}); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
