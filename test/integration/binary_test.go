@@ -3,9 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,30 +14,16 @@ import (
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	"k8s.io/kubernetes/test/utils/ktesting"
 
-	"github.com/nodewright/nodewright/pkg/sandbox"
 	"github.com/nodewright/nodewright/test/integration/framework"
 )
 
 // The tests here run bin/nodewright-scheduler itself, as a user or a Deployment would.
 
-func schedulerBinary(t *testing.T) string {
-	t.Helper()
-	binDir, err := sandbox.DefaultBinDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(binDir, "nodewright-scheduler")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s is not built (make build): %v", bin, err)
-	}
-	return bin
-}
-
 func TestSchedulerBinaryExitsOnInvalidArgs(t *testing.T) {
 	config := schedulerConfig(t, func(s string) string {
 		return strings.Replace(s, "region: us-east-1", "region: Virginia", 1)
 	})
-	cmd := exec.Command(schedulerBinary(t), "--config", config, "--secure-port=0")
+	cmd := exec.Command(framework.Binary(t, "nodewright-scheduler"), "--config", config, "--secure-port=0")
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	done := make(chan error, 1)
@@ -72,7 +56,7 @@ func TestSchedulerBinaryRunsAgainstSandbox(t *testing.T) {
 	ns := framework.Namespace(ctx, t, client)
 	node := framework.Node(ctx, t, client, kwokNode(ns, "4", "16Gi"))
 
-	cmd := exec.Command(schedulerBinary(t), "--config", schedulerConfig(t, nil), "--secure-port=0", "--v=2")
+	cmd := exec.Command(framework.Binary(t, "nodewright-scheduler"), "--config", schedulerConfig(t, nil), "--secure-port=0", "--v=2")
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {

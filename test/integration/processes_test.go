@@ -16,7 +16,6 @@ import (
 
 	"k8s.io/kubernetes/test/utils/ktesting"
 
-	"github.com/nodewright/nodewright/pkg/sandbox"
 	"github.com/nodewright/nodewright/test/integration/framework"
 )
 
@@ -62,15 +61,8 @@ func TestSandboxUpKilledLeavesNothing(t *testing.T) {
 
 func sandboxUp(t *testing.T) *exec.Cmd {
 	t.Helper()
-	binDir, err := sandbox.DefaultBinDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli := filepath.Join(binDir, "nodewright")
-	if _, err := os.Stat(cli); err != nil {
-		t.Fatalf("%s is not built (make build): %v", cli, err)
-	}
-	return exec.Command(cli, "sandbox", "up", "--dir", filepath.Join(t.TempDir(), "sandbox"), "--bin-dir", binDir)
+	cli := framework.Binary(t, "nodewright")
+	return exec.Command(cli, "sandbox", "up", "--dir", filepath.Join(t.TempDir(), "sandbox"), "--bin-dir", filepath.Dir(cli))
 }
 
 // startAndWaitFor starts cmd, waits until its stdout says ready, and returns the pids of the

@@ -148,6 +148,21 @@ func Eventually(ctx context.Context, t testing.TB, timeout time.Duration, what s
 	klog.FromContext(ctx).V(2).Info("Waited", "for", what, "duration", time.Since(start))
 }
 
+// Binary returns the path of a binary `make build` or `make tools` put in bin/, failing the
+// test if it is not there.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	binDir, err := sandbox.DefaultBinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(binDir, name)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("%s is not built (make build tools): %v", path, err)
+	}
+	return path
+}
+
 // RepoRoot returns the repository's top directory, for files such as manifests/.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
