@@ -1,0 +1,107 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+// reasonNoPods is the reason of the Empty condition.
+const reasonNoPods = "NoPods"
+
+// emptiness deletes nodes that have run nothing but DaemonSet and mirror pods for their
+// Provisioner's ttlSecondsAfterEmpty. Its keys are Node names, since pods name their node.
+type emptiness struct {
+	*deps
+}
+
+// reconcile sets or clears the Empty condition of the NodeClaim of the Node named name, and
+// deletes the Node once it has been empty for the TTL; termination drains and terminates it.
+func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, error) {
+	node, err := e.kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("getting node %s: %w", name, err)
+	}
+	if node.DeletionTimestamp != nil {
+		return 0, nil
+	}
+	nc, err := e.claimForNode(ctx, node)
+	if err != nil || nc == nil || nc.DeletionTimestamp != nil || !isTrue(nc, v1alpha1.ConditionInitialized) {
+		// Not ours, going away, or not yet initialized: a node still booting is not empty.
+		return 0, err
+	}
+	provisioner, err := e.objects.getProvisioner(ctx, nc.Spec.Provisioner)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return 0, fmt.Errorf("getting provisioner %s: %w", nc.Spec.Provisioner, err)
+	}
+	if provisioner == nil || provisioner.Spec.TTLSecondsAfterEmpty == nil {
+		// Empty nodes of this Provisioner are kept: no timestamp to keep either.
+		return 0, e.clearEmpty(ctx, nc)
+	}
+	pods, err := e.podsOnNode(ctx, node.Name)
+	if err != nil {
+		return 0, err
+	}
+	empty, blocked := nodeIsEmpty(pods)
+	if !empty || blocked {
+		return 0, e.clearEmpty(ctx, nc)
+	}
+
+	logger := klog.FromContext(ctx).WithValues("node", klog.KObj(node), "nodeClaim", klog.KObj(nc))
+	ttl := time.Duration(*provisioner.Spec.TTLSecondsAfterEmpty) * time.Second
+	cond := meta.FindStatusCondition(nc.Status.Conditions, v1alpha1.ConditionEmpty)
+	if cond == nil || cond.Status != metav1.ConditionTrue {
+		e.setCondition(nc, v1alpha1.ConditionEmpty, metav1.ConditionTrue, reasonNoPods, "")
+		if _, err := e.objects.updateNodeClaimStatus(ctx, nc); err != nil {
+			return 0, err
+		}
+		logger.Info("Added TTL to empty node", "ttl", ttl)
+		e.recorder.Eventf(node, nc, corev1.EventTypeNormal, eventEmpty, actionObserve, "Node is empty; deleting it in %s unless a pod arrives", ttl)
+		return ttl, nil
+	}
+	if remaining := ttl - e.clock.Since(cond.LastTransitionTime.Time); remaining > 0 {
+		return remaining, nil
+	}
+	logger.Info(fmt.Sprintf("Triggering termination after %s for empty node", ttl))
+	e.recorder.Eventf(node, nc, corev1.EventTypeNormal, eventEmptyTTLExpired, actionDelete, "Node was empty for %s", ttl)
+	nodeClaimsTerminated.WithLabelValues(append(claimLabelValues(nc), reasonEmpty)...).Inc()
+	if err := e.kube.CoreV1().Nodes().Delete(ctx, node.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return 0, fmt.Errorf("deleting empty node %s: %w", node.Name, err)
+	}
+	return 0, nil
+}
+
+// clearEmpty removes nc's Empty condition, if it has one, so a later emptiness starts a new TTL.
+func (e *emptiness) clearEmpty(ctx context.Context, nc *v1alpha1.NodeClaim) error {
+	if !meta.RemoveStatusCondition(&nc.Status.Conditions, v1alpha1.ConditionEmpty) {
+		return nil
+	}
+	_, err := e.objects.updateNodeClaimStatus(ctx, nc)
+	return err
+}
+
+// nodeIsEmpty reports whether pods are only DaemonSet, mirror and finished pods, and whether
+// one of them forbids disrupting the node.
+func nodeIsEmpty(pods []*corev1.Pod) (empty, blocked bool) {
+	empty = true
+	for _, pod := range pods {
+		if hasDoNotEvict(pod) && !isTerminal(pod) {
+			blocked = true
+		}
+		if isEvictable(pod) {
+			empty = false
+		}
+	}
+	return empty, blocked
+}

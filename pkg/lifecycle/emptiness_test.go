@@ -1,0 +1,132 @@
+package lifecycle
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+func TestEmptiness(t *testing.T) {
+	tests := []struct {
+		name        string
+		provisioner *v1alpha1.Provisioner
+		pods        []*corev1.Pod
+		uninit      bool
+		// wantEmpty is whether the Empty condition is set after the first reconcile, and
+		// wantDeleted whether the Node is gone once the TTL has passed.
+		wantEmpty, wantDeleted bool
+	}{{
+		name:        "only DaemonSet, mirror and finished pods: empty, deleted after the TTL",
+		provisioner: provisioner("default", ttlAfterEmpty(30)),
+		pods:        []*corev1.Pod{pod("ds", "node-a", daemonSetPod), pod("static", "node-a", mirrorPod), pod("job", "node-a", succeeded)},
+		wantEmpty:   true, wantDeleted: true,
+	}, {
+		name:        "no pods at all: empty",
+		provisioner: provisioner("default", ttlAfterEmpty(30)),
+		wantEmpty:   true, wantDeleted: true,
+	}, {
+		name:        "a running pod: not empty",
+		provisioner: provisioner("default", ttlAfterEmpty(30)),
+		pods:        []*corev1.Pod{pod("web", "node-a"), pod("ds", "node-a", daemonSetPod)},
+	}, {
+		name:        "a pod on another node does not count",
+		provisioner: provisioner("default", ttlAfterEmpty(30)),
+		pods:        []*corev1.Pod{pod("web", "node-b")},
+		wantEmpty:   true, wantDeleted: true,
+	}, {
+		name:        "a do-not-evict pod blocks",
+		provisioner: provisioner("default", ttlAfterEmpty(30)),
+		pods:        []*corev1.Pod{pod("ds", "node-a", daemonSetPod, doNotEvict)},
+	}, {
+		name:        "no ttlSecondsAfterEmpty: empty nodes are kept",
+		provisioner: provisioner("default"),
+	}, {
+		name:        "a node not initialized yet is not empty",
+		provisioner: provisioner("default", ttlAfterEmpty(30)),
+		uninit:      true,
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			opts := []func(*v1alpha1.NodeClaim){launched("aws:///us-east-1a/i-00000000000000001")}
+			if !tc.uninit {
+				opts = append(opts, initialized)
+			}
+			e.add(t, claim("a", opts...), tc.provisioner, node("node-a", "aws:///us-east-1a/i-00000000000000001", ownedBy("a")))
+			for _, p := range tc.pods {
+				e.add(t, p)
+			}
+			em := &emptiness{deps: e.deps}
+			requeue, err := em.reconcile(e.ctx, "node-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			empty := condition(e.getClaim(t, "a"), v1alpha1.ConditionEmpty)
+			if gotEmpty := empty != nil && empty.Status == "True"; gotEmpty != tc.wantEmpty {
+				t.Fatalf("Empty condition = %+v, want set %v", empty, tc.wantEmpty)
+			}
+			if tc.wantEmpty && (requeue != 30*time.Second || !empty.LastTransitionTime.Time.Equal(t0)) {
+				t.Errorf("requeue after %s since %s, want 30s since %s", requeue, empty.LastTransitionTime, t0)
+			}
+
+			e.clock.Step(29 * time.Second)
+			if _, err := em.reconcile(e.ctx, "node-a"); err != nil {
+				t.Fatal(err)
+			}
+			if e.getNode(t, "node-a") == nil {
+				t.Fatal("node deleted before its TTL")
+			}
+			e.clock.Step(time.Second)
+			if _, err := em.reconcile(e.ctx, "node-a"); err != nil {
+				t.Fatal(err)
+			}
+			if gotDeleted := e.getNode(t, "node-a") == nil; gotDeleted != tc.wantDeleted {
+				t.Errorf("node deleted = %v, want %v", gotDeleted, tc.wantDeleted)
+			}
+		})
+	}
+}
+
+// TestEmptinessClearedByPod: a pod arriving clears the Empty condition, and a later emptiness
+// starts the TTL afresh.
+func TestEmptinessClearedByPod(t *testing.T) {
+	e := newEnv(t)
+	providerID := "aws:///us-east-1a/i-00000000000000001"
+	e.add(t, claim("a", launched(providerID), initialized), provisioner("default", ttlAfterEmpty(30)), node("node-a", providerID, ownedBy("a")))
+	em := &emptiness{deps: e.deps}
+	reconcile := func(objs ...runtime.Object) {
+		t.Helper()
+		e.add(t, objs...)
+		if _, err := em.reconcile(e.ctx, "node-a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reconcile()
+	if !isTrue(e.getClaim(t, "a"), v1alpha1.ConditionEmpty) {
+		t.Fatal("empty node has no Empty condition")
+	}
+	e.clock.Step(20 * time.Second)
+	reconcile(pod("web", "node-a"))
+	if c := condition(e.getClaim(t, "a"), v1alpha1.ConditionEmpty); c != nil {
+		t.Fatalf("Empty condition = %+v after a pod arrived, want none", c)
+	}
+	if err := e.kube.CoreV1().Pods("default").Delete(e.ctx, "web", deleteNow); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Step(20 * time.Second) // 40s since the node first was empty, 0s since it is again
+	reconcile()
+	e.clock.Step(20 * time.Second)
+	reconcile()
+	if e.getNode(t, "node-a") == nil {
+		t.Fatal("node deleted 20s after it became empty again, want the TTL to restart")
+	}
+	e.clock.Step(10 * time.Second)
+	reconcile()
+	if e.getNode(t, "node-a") != nil {
+		t.Error("node still exists 30s after it became empty again")
+	}
+}

@@ -1,0 +1,162 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
+)
+
+// deps are what every controller uses.
+type deps struct {
+	kube     kubernetes.Interface
+	objects  objects
+	cloud    cloud.Provider
+	clock    clock.Clock
+	recorder events.EventRecorder
+}
+
+// setCondition sets a NodeClaim condition, stamping a transition with the injected clock
+// (meta.SetStatusCondition would use the wall clock). It reports whether anything changed.
+func (d *deps) setCondition(nc *v1alpha1.NodeClaim, condType string, status metav1.ConditionStatus, reason, message string) bool {
+	old := meta.FindStatusCondition(nc.Status.Conditions, condType)
+	if old != nil && old.Status == status && old.Reason == reason && old.Message == message {
+		return false
+	}
+	meta.SetStatusCondition(&nc.Status.Conditions, metav1.Condition{
+		Type:               condType,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: nc.Generation,
+		LastTransitionTime: metav1.NewTime(d.clock.Now()),
+	})
+	return true
+}
+
+func isTrue(nc *v1alpha1.NodeClaim, condType string) bool {
+	return meta.IsStatusConditionTrue(nc.Status.Conditions, condType)
+}
+
+// nodeForClaim returns the Node whose spec.providerID is nc's, or nil if none has joined.
+func (d *deps) nodeForClaim(ctx context.Context, nc *v1alpha1.NodeClaim) (*corev1.Node, error) {
+	if nc.Status.ProviderID == "" {
+		return nil, nil
+	}
+	if nc.Status.NodeName != "" {
+		node, err := d.kube.CoreV1().Nodes().Get(ctx, nc.Status.NodeName, metav1.GetOptions{})
+		switch {
+		case err == nil && node.Spec.ProviderID == nc.Status.ProviderID:
+			return node, nil
+		case err != nil && !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("getting node %s: %w", nc.Status.NodeName, err)
+		}
+	}
+	// The expected name is the cloud's guess; the providerID is what identifies the node.
+	nodes, err := d.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	for i := range nodes.Items {
+		if nodes.Items[i].Spec.ProviderID == nc.Status.ProviderID {
+			return &nodes.Items[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// claimForNode returns the NodeClaim node was launched for, by its label or else by
+// providerID, or nil if nodewright did not launch it.
+func (d *deps) claimForNode(ctx context.Context, node *corev1.Node) (*v1alpha1.NodeClaim, error) {
+	if name := node.Labels[v1alpha1.LabelNodeClaim]; name != "" {
+		nc, err := d.objects.getNodeClaim(ctx, name)
+		switch {
+		case err == nil:
+			return nc, nil
+		case !apierrors.IsNotFound(err):
+			return nil, fmt.Errorf("getting nodeclaim %s: %w", name, err)
+		}
+	}
+	if node.Spec.ProviderID == "" {
+		return nil, nil
+	}
+	return d.objects.nodeClaimForProviderID(ctx, node.Spec.ProviderID)
+}
+
+// podsOnNode lists the pods bound to the node. The field selector keeps the apiserver's
+// answer small; the filter makes the result right whoever answers (fake clientsets ignore
+// field selectors).
+func (d *deps) podsOnNode(ctx context.Context, nodeName string) ([]*corev1.Pod, error) {
+	list, err := d.kube.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", nodeName).String(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing pods on node %s: %w", nodeName, err)
+	}
+	var out []*corev1.Pod
+	for i := range list.Items {
+		if list.Items[i].Spec.NodeName == nodeName {
+			out = append(out, &list.Items[i])
+		}
+	}
+	return out, nil
+}
+
+// isDaemonSetPod reports whether a DaemonSet controls pod: it runs on every node and is not
+// a reason to keep or drain one.
+func isDaemonSetPod(pod *corev1.Pod) bool {
+	ref := metav1.GetControllerOf(pod)
+	return ref != nil && ref.Kind == "DaemonSet"
+}
+
+// isMirrorPod reports whether pod is the API's mirror of a kubelet's static pod, which
+// cannot be evicted.
+func isMirrorPod(pod *corev1.Pod) bool {
+	_, ok := pod.Annotations[corev1.MirrorPodAnnotationKey]
+	return ok
+}
+
+// isTerminal reports whether pod has finished and holds nothing on its node.
+func isTerminal(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+// isEvictable reports whether draining a node must evict pod: not a DaemonSet or mirror
+// pod, and not finished.
+func isEvictable(pod *corev1.Pod) bool {
+	return !isDaemonSetPod(pod) && !isMirrorPod(pod) && !isTerminal(pod)
+}
+
+// hasDoNotEvict reports whether pod asks nodewright not to disrupt its node.
+func hasDoNotEvict(pod *corev1.Pod) bool {
+	return pod.Annotations[v1alpha1.AnnotationDoNotEvict] == "true"
+}
+
+// isNodeReady reports whether node's Ready condition is True.
+func isNodeReady(node *corev1.Node) bool {
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// removeString returns list without s, and whether s was in it.
+func removeString(list []string, s string) ([]string, bool) {
+	if !slices.Contains(list, s) {
+		return list, false
+	}
+	return slices.DeleteFunc(slices.Clone(list), func(x string) bool { return x == s }), true
+}

@@ -1,0 +1,155 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
+)
+
+// Reasons of the Registered and Initialized conditions.
+const (
+	reasonNodeJoined      = "NodeJoined"
+	reasonNodeInitialized = "NodeInitialized"
+)
+
+// registrar follows a launched NodeClaim until its Node has joined and is initialized, and
+// gives up on an instance whose Node never joins.
+type registrar struct {
+	*deps
+	// timeout is how long after launch a Node may take to join.
+	timeout time.Duration
+}
+
+// reconcile marks the NodeClaim named name Registered once a Node with its providerID
+// exists, labelling the Node and putting the termination finalizer on it, and Initialized
+// once that Node is Ready with none of the claim's startup taints left.
+func (r *registrar) reconcile(ctx context.Context, name string) (time.Duration, error) {
+	nc, err := r.objects.getNodeClaim(ctx, name)
+	if apierrors.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("getting nodeclaim %s: %w", name, err)
+	}
+	if nc.DeletionTimestamp != nil || !isTrue(nc, v1alpha1.ConditionLaunched) || isTrue(nc, v1alpha1.ConditionInitialized) {
+		return 0, nil
+	}
+	node, err := r.nodeForClaim(ctx, nc)
+	if err != nil {
+		return 0, err
+	}
+	if node == nil {
+		if isTrue(nc, v1alpha1.ConditionRegistered) {
+			// The Node went away after joining; termination and GC own that case.
+			return 0, nil
+		}
+		return r.waitOrTimeOut(ctx, nc)
+	}
+	if node.DeletionTimestamp != nil {
+		return 0, nil
+	}
+	if err := r.adoptNode(ctx, nc, node); err != nil {
+		return 0, err
+	}
+
+	changed := false
+	if !isTrue(nc, v1alpha1.ConditionRegistered) {
+		changed = r.setCondition(nc, v1alpha1.ConditionRegistered, metav1.ConditionTrue, reasonNodeJoined, "")
+		nodeClaimsRegistered.WithLabelValues(claimLabelValues(nc)...).Inc()
+		r.recorder.Eventf(nc, node, corev1.EventTypeNormal, eventRegistered, actionRegister, "Node %s joined", node.Name)
+	}
+	nc.Status.NodeName = node.Name
+	initialized := isNodeReady(node) && !hasStartupTaint(node, nc.Spec.StartupTaints)
+	if initialized {
+		changed = r.setCondition(nc, v1alpha1.ConditionInitialized, metav1.ConditionTrue, reasonNodeInitialized, "") || changed
+		if nc.Status.LaunchTime != nil {
+			launchToReadySeconds.WithLabelValues(nc.Spec.Provisioner, nc.Status.InstanceType, nc.Status.CapacityType).
+				Observe(r.clock.Since(nc.Status.LaunchTime.Time).Seconds())
+		}
+		r.recorder.Eventf(nc, node, corev1.EventTypeNormal, eventInitialized, actionRegister, "Node %s is ready", node.Name)
+	}
+	if changed {
+		if _, err := r.objects.updateNodeClaimStatus(ctx, nc); err != nil {
+			return 0, err
+		}
+		klog.FromContext(ctx).V(2).Info("Node joined", "nodeClaim", klog.KObj(nc), "node", klog.KObj(node), "initialized", initialized)
+	}
+	// Node events bring us back when it turns Ready or loses a startup taint.
+	return 0, nil
+}
+
+// waitOrTimeOut waits for nc's Node until the registration timeout has passed since launch,
+// then terminates the instance and deletes the NodeClaim so its pods are planned again.
+func (r *registrar) waitOrTimeOut(ctx context.Context, nc *v1alpha1.NodeClaim) (time.Duration, error) {
+	launched := launchTime(nc)
+	if remaining := r.timeout - r.clock.Since(launched); remaining > 0 {
+		return remaining, nil
+	}
+	logger := klog.FromContext(ctx)
+	logger.Info("Node did not join in time, terminating its instance", "nodeClaim", klog.KObj(nc),
+		"providerID", nc.Status.ProviderID, "timeout", r.timeout)
+	if err := r.cloud.Delete(ctx, nc.Status.ProviderID); err != nil && !cloud.IsNotFound(err) {
+		return 0, fmt.Errorf("terminating instance %s: %w", nc.Status.ProviderID, err)
+	}
+	r.recorder.Eventf(nc, nil, corev1.EventTypeWarning, eventRegistrationTimeout, actionTerminate,
+		"No node joined within %s of launch; terminated instance %s", r.timeout, nc.Status.InstanceID)
+	nodeClaimsTerminated.WithLabelValues(append(claimLabelValues(nc), reasonRegistrationTimeout)...).Inc()
+	return 0, r.objects.deleteNodeClaim(ctx, nc.Name)
+}
+
+// adoptNode puts the NodeClaim and Provisioner labels and the termination finalizer on node.
+func (r *registrar) adoptNode(ctx context.Context, nc *v1alpha1.NodeClaim, node *corev1.Node) error {
+	if node.Labels[v1alpha1.LabelNodeClaim] == nc.Name &&
+		node.Labels[v1alpha1.LabelProvisionerName] == nc.Spec.Provisioner &&
+		slices.Contains(node.Finalizers, v1alpha1.TerminationFinalizer) {
+		return nil
+	}
+	node = node.DeepCopy()
+	if node.Labels == nil {
+		node.Labels = map[string]string{}
+	}
+	node.Labels[v1alpha1.LabelNodeClaim] = nc.Name
+	node.Labels[v1alpha1.LabelProvisionerName] = nc.Spec.Provisioner
+	if !slices.Contains(node.Finalizers, v1alpha1.TerminationFinalizer) {
+		node.Finalizers = append(node.Finalizers, v1alpha1.TerminationFinalizer)
+	}
+	if _, err := r.kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("labelling node %s: %w", node.Name, err)
+	}
+	return nil
+}
+
+// hasStartupTaint reports whether node still carries one of the startup taints.
+func hasStartupTaint(node *corev1.Node, startup []v1alpha1.Taint) bool {
+	for _, st := range startup {
+		for _, t := range node.Spec.Taints {
+			if t.Key == st.Key && t.Effect == st.Effect {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// launchTime is when nc's instance was launched: the status's launch time, or else when the
+// Launched condition turned true.
+func launchTime(nc *v1alpha1.NodeClaim) time.Time {
+	if nc.Status.LaunchTime != nil {
+		return nc.Status.LaunchTime.Time
+	}
+	for _, c := range nc.Status.Conditions {
+		if c.Type == v1alpha1.ConditionLaunched {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return nc.CreationTimestamp.Time
+}

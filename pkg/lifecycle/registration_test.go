@@ -1,0 +1,132 @@
+package lifecycle
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+func TestRegistration(t *testing.T) {
+	startupTaint := v1alpha1.Taint{Key: "node.cilium.io/agent-not-ready", Effect: corev1.TaintEffectNoSchedule}
+	withStartupTaint := func(nc *v1alpha1.NodeClaim) { nc.Spec.StartupTaints = []v1alpha1.Taint{startupTaint} }
+	tainted := func(n *corev1.Node) { n.Spec.Taints = []corev1.Taint{startupTaint.Core()} }
+	notReady := func(n *corev1.Node) { n.Status.Conditions[0].Status = corev1.ConditionFalse }
+	tests := []struct {
+		name           string
+		claimOpts      []func(*v1alpha1.NodeClaim)
+		nodeOpts       []func(*corev1.Node)
+		wantConditions map[string]metav1.ConditionStatus
+	}{{
+		name:           "ready node without startup taints registers and initializes",
+		wantConditions: map[string]metav1.ConditionStatus{"Launched": "True", "Registered": "True", "Initialized": "True"},
+	}, {
+		name:           "initialization waits for the startup taint to go",
+		claimOpts:      []func(*v1alpha1.NodeClaim){withStartupTaint},
+		nodeOpts:       []func(*corev1.Node){tainted},
+		wantConditions: map[string]metav1.ConditionStatus{"Launched": "True", "Registered": "True"},
+	}, {
+		name:           "startup taint removed: initialized",
+		claimOpts:      []func(*v1alpha1.NodeClaim){withStartupTaint},
+		wantConditions: map[string]metav1.ConditionStatus{"Launched": "True", "Registered": "True", "Initialized": "True"},
+	}, {
+		name:           "initialization waits for Ready",
+		nodeOpts:       []func(*corev1.Node){notReady},
+		wantConditions: map[string]metav1.ConditionStatus{"Launched": "True", "Registered": "True"},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			nc := claim("a", tc.claimOpts...)
+			providerID := e.launch(t, nc)
+			launched(providerID)(nc)
+			// The node joins under another name than the one expected: the providerID matches it.
+			e.add(t, nc, node("joined", providerID, tc.nodeOpts...))
+			r := &registrar{deps: e.deps, timeout: 15 * time.Minute}
+			if _, err := r.reconcile(e.ctx, "a"); err != nil {
+				t.Fatal(err)
+			}
+			got := e.getClaim(t, "a")
+			if diff := cmp.Diff(tc.wantConditions, conditions(got)); diff != "" {
+				t.Errorf("conditions (-want, +got):\n%s", diff)
+			}
+			if got.Status.NodeName != "joined" {
+				t.Errorf("status.nodeName = %q, want the joined node's name", got.Status.NodeName)
+			}
+			n := e.getNode(t, "joined")
+			wantLabels := map[string]string{v1alpha1.LabelNodeClaim: "a", v1alpha1.LabelProvisionerName: "default"}
+			if diff := cmp.Diff(wantLabels, n.Labels); diff != "" {
+				t.Errorf("node labels (-want, +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{v1alpha1.TerminationFinalizer}, n.Finalizers); diff != "" {
+				t.Errorf("node finalizers (-want, +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestInitializationAfterTaintRemoved follows one node: tainted, then the taint is removed.
+func TestInitializationAfterTaintRemoved(t *testing.T) {
+	e := newEnv(t)
+	taint := v1alpha1.Taint{Key: "example.com/not-ready", Effect: corev1.TaintEffectNoExecute}
+	nc := claim("a", func(nc *v1alpha1.NodeClaim) { nc.Spec.StartupTaints = []v1alpha1.Taint{taint} })
+	providerID := e.launch(t, nc)
+	launched(providerID)(nc)
+	e.add(t, nc, node("node-a", providerID, func(n *corev1.Node) { n.Spec.Taints = []corev1.Taint{taint.Core()} }))
+	r := &registrar{deps: e.deps, timeout: 15 * time.Minute}
+	if _, err := r.reconcile(e.ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if isTrue(e.getClaim(t, "a"), v1alpha1.ConditionInitialized) {
+		t.Fatal("initialized while the startup taint is on the node")
+	}
+	n := e.getNode(t, "node-a")
+	n.Spec.Taints = nil
+	if _, err := e.kube.CoreV1().Nodes().Update(e.ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Step(time.Minute)
+	if _, err := r.reconcile(e.ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	got := condition(e.getClaim(t, "a"), v1alpha1.ConditionInitialized)
+	if got == nil || got.Status != metav1.ConditionTrue || !got.LastTransitionTime.Time.Equal(t0.Add(time.Minute)) {
+		t.Errorf("Initialized = %+v, want True since t0+1m", got)
+	}
+}
+
+func TestRegistrationTimeout(t *testing.T) {
+	e := newEnv(t)
+	nc := claim("a")
+	providerID := e.launch(t, nc)
+	launched(providerID)(nc)
+	e.add(t, nc)
+	r := &registrar{deps: e.deps, timeout: 15 * time.Minute}
+
+	e.clock.Step(10 * time.Minute)
+	requeue, err := r.reconcile(e.ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if requeue != 5*time.Minute { // 15m timeout - 10m since launch
+		t.Errorf("requeue after %s, want 5m", requeue)
+	}
+	if !e.instanceExists(t, providerID) || e.getClaim(t, "a") == nil {
+		t.Fatal("instance or nodeclaim removed before the registration timeout")
+	}
+
+	e.clock.Step(5 * time.Minute)
+	if _, err := r.reconcile(e.ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if e.instanceExists(t, providerID) {
+		t.Error("instance still exists after the registration timeout, want it terminated")
+	}
+	if e.getClaim(t, "a") != nil {
+		t.Error("nodeclaim still exists after the registration timeout, want it deleted")
+	}
+}

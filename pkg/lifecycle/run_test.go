@@ -1,0 +1,55 @@
+package lifecycle
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/events"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+// TestRunLaunchesAfterAcquiringLease wires the Manager end to end on fakes: it takes the
+// Lease, its informers see a new NodeClaim, the launch controller launches it, and Run
+// returns once ctx is cancelled with every controller stopped.
+func TestRunLaunchesAfterAcquiringLease(t *testing.T) {
+	e := newEnv(t)
+	e.add(t, provisioner("default"), nodeClass("default"))
+	m, err := New(Options{
+		// The fake cloud stamps launches with the fake clock: the Manager must tell time by it too.
+		Client: e.kube, Dynamic: e.dyn, Cloud: e.cloud, Clock: e.clock, Recorder: events.NewFakeRecorder(100),
+		LeaderElection: LeaderElectionOptions{Identity: "test", LeaseDuration: 4 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	e.add(t, claim("a"))
+
+	err = wait.PollUntilContextTimeout(e.ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		nc := e.getClaim(t, "a")
+		return nc != nil && isTrue(nc, v1alpha1.ConditionLaunched), nil
+	})
+	if err != nil {
+		t.Fatalf("nodeclaim not launched: %v", err)
+	}
+	if _, err := e.kube.CoordinationV1().Leases("kube-system").Get(e.ctx, "nodewright-lifecycle", metav1GetOptions); err != nil {
+		t.Errorf("lease: %v", err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v, want nil after cancel", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if e.cloud.Creates() != 1 {
+		t.Errorf("instances launched = %d, want 1", e.cloud.Creates())
+	}
+}
