@@ -12,11 +12,13 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 
 	"github.com/nodewright/nodewright/manifests"
+	"github.com/nodewright/nodewright/pkg/aws/emulator"
 	"github.com/nodewright/nodewright/pkg/sandbox"
 	"github.com/nodewright/nodewright/pkg/sandbox/scheduler"
 )
@@ -27,6 +29,8 @@ type sandboxFlags struct {
 	binDir          string
 	schedulerConfig string
 	verbosity       int
+	launchLatency   time.Duration
+	joinDelay       time.Duration
 }
 
 func (f *sandboxFlags) add(cmd *cobra.Command, defaultDir string) {
@@ -34,6 +38,8 @@ func (f *sandboxFlags) add(cmd *cobra.Command, defaultDir string) {
 	cmd.Flags().StringVar(&f.binDir, "bin-dir", "", "directory with etcd, kube-apiserver, kube-controller-manager and kwok (default: beside this binary, or $"+sandbox.BinDirEnv+")")
 	cmd.Flags().StringVar(&f.schedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration for nodewright-scheduler (default: the embedded manifests/scheduler-config.yaml)")
 	cmd.Flags().IntVarP(&f.verbosity, "v", "v", 0, "scheduler log verbosity")
+	cmd.Flags().DurationVar(&f.launchLatency, "launch-latency", 2*time.Second, "how long the EC2 emulator keeps a new instance pending")
+	cmd.Flags().DurationVar(&f.joinDelay, "join-delay", 3*time.Second, "how long after an instance runs the emulator registers its Node, as a kubelet would")
 }
 
 func newSandboxCommand() *cobra.Command {
@@ -61,7 +67,8 @@ func newSandboxUpCommand() *cobra.Command {
 				return err
 			}
 			defer sb.stop(out)
-			fmt.Fprintf(out, "\nThe sandbox is up. Its state and logs are in %s.\n\n  export KUBECONFIG=%s\n\n", sb.dir, sb.cp.Kubeconfig())
+			fmt.Fprintf(out, "\nThe sandbox is up. Its state and logs are in %s.\nThe EC2 emulator answers at %s; EC2NodeClass %q selects its subnets.\n\n  export KUBECONFIG=%s\n\n",
+				sb.dir, sb.emulator.URL(), defaultNodeClass, sb.cp.Kubeconfig())
 			if noScheduler {
 				fmt.Fprintf(out, "Run the scheduler yourself with:\n\n  bin/nodewright-scheduler --config %s\n\n", sb.schedulerConfig)
 			} else {
@@ -81,6 +88,7 @@ func newSandboxUpCommand() *cobra.Command {
 type runningSandbox struct {
 	dir             string
 	cp              *sandbox.ControlPlane
+	emulator        *emulator.Emulator
 	schedulerConfig string
 	scheduler       *scheduler.Scheduler
 }
@@ -106,13 +114,26 @@ func startSandbox(ctx context.Context, flags *sandboxFlags, withScheduler bool, 
 	if err := sandbox.InstallCRDs(ctx, cp.RESTConfig(), manifests.CRDs()...); err != nil {
 		return nil, fmt.Errorf("installing nodewright's CRDs: %w", err)
 	}
+	sb.emulator = emulator.New(emulator.Options{
+		RESTConfig:    cp.RESTConfig(),
+		LaunchLatency: flags.launchLatency,
+		JoinDelay:     flags.joinDelay,
+	})
+	if err := sb.emulator.Start(); err != nil {
+		return nil, fmt.Errorf("starting the EC2 emulator: %w", err)
+	}
+	if err := createDefaultNodeClass(ctx, cp.RESTConfig()); err != nil {
+		return nil, err
+	}
 	config := manifests.SchedulerConfig
 	if flags.schedulerConfig != "" {
 		if config, err = os.ReadFile(flags.schedulerConfig); err != nil {
 			return nil, err
 		}
 	}
-	if err := scheduler.WriteConfig(config, sb.schedulerConfig, cp.Kubeconfig()); err != nil {
+	// The plugin talks to the emulator, for the cluster the emulator's subnets are tagged for.
+	provisionArgs := map[string]any{"clusterName": emulator.DefaultClusterName, "region": emulator.Region, "endpoint": sb.emulator.URL()}
+	if err := scheduler.WriteConfig(config, sb.schedulerConfig, cp.Kubeconfig(), provisionArgs); err != nil {
 		return nil, err
 	}
 	if !withScheduler {
@@ -137,6 +158,9 @@ func (sb *runningSandbox) stop(out io.Writer) {
 	fmt.Fprintln(out, "Stopping the sandbox...")
 	if sb.scheduler != nil {
 		_ = sb.scheduler.Stop()
+	}
+	if sb.emulator != nil {
+		sb.emulator.Close()
 	}
 	sb.cp.Stop()
 	_ = os.Remove(filepath.Join(sb.dir, pidFile))

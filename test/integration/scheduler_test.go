@@ -36,7 +36,7 @@ func schedulerConfig(t *testing.T, edit func(string) string) string {
 		config = []byte(edited)
 	}
 	dst := filepath.Join(t.TempDir(), "scheduler-config.yaml")
-	if err := scheduler.WriteConfig(config, dst, framework.ControlPlane.Kubeconfig()); err != nil {
+	if err := scheduler.WriteConfig(config, dst, framework.ControlPlane.Kubeconfig(), nil); err != nil {
 		t.Fatal(err)
 	}
 	return dst

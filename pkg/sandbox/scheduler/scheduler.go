@@ -95,11 +95,12 @@ func (s *Scheduler) Stop() error {
 func (s *Scheduler) Done() <-chan struct{} { return s.done }
 
 // WriteConfig writes the KubeSchedulerConfiguration config to path with
-// clientConnection.kubeconfig set to kubeconfig. kube-scheduler ignores --kubeconfig when
-// --config is given, so a configuration meant for in-cluster use (like
+// clientConnection.kubeconfig set to kubeconfig, and with provisionArgs (if any) set in the
+// args of the Provision plugin of every profile that configures it. kube-scheduler ignores
+// --kubeconfig when --config is given, so a configuration meant for in-cluster use (like
 // manifests/scheduler-config.yaml) needs this to run against a sandbox. Everything else in
 // the configuration is kept as written.
-func WriteConfig(config []byte, path, kubeconfig string) error {
+func WriteConfig(config []byte, path, kubeconfig string, provisionArgs map[string]any) error {
 	var cfg map[string]any
 	if err := sigsyaml.Unmarshal(config, &cfg); err != nil {
 		return fmt.Errorf("reading the scheduler configuration: %w", err)
@@ -113,6 +114,27 @@ func WriteConfig(config []byte, path, kubeconfig string) error {
 	}
 	conn["kubeconfig"] = kubeconfig
 	cfg["clientConnection"] = conn
+	if len(provisionArgs) > 0 {
+		profiles, _ := cfg["profiles"].([]any)
+		for _, p := range profiles {
+			profile, _ := p.(map[string]any)
+			pluginConfig, _ := profile["pluginConfig"].([]any)
+			for _, pc := range pluginConfig {
+				entry, _ := pc.(map[string]any)
+				if entry == nil || entry["name"] != provision.Name {
+					continue
+				}
+				args, _ := entry["args"].(map[string]any)
+				if args == nil {
+					args = map[string]any{}
+				}
+				for k, v := range provisionArgs {
+					args[k] = v
+				}
+				entry["args"] = args
+			}
+		}
+	}
 	out, err := sigsyaml.Marshal(cfg)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ func TestWriteConfig(t *testing.T) {
 	tests := []struct {
 		name    string
 		config  string
+		args    map[string]any
 		want    map[string]any
 		wantErr bool
 	}{
@@ -36,13 +37,35 @@ func TestWriteConfig(t *testing.T) {
 				"clientConnection": map[string]any{"kubeconfig": "/sandbox/kubeconfig", "qps": float64(100)},
 			},
 		},
+		{
+			name: "provision args merged into every profile that configures the plugin",
+			config: `profiles:
+- schedulerName: a
+  pluginConfig:
+  - {name: Provision, args: {clusterName: prod, region: us-east-1}}
+  - {name: NodeResourcesFit, args: {}}
+- schedulerName: b
+`,
+			args: map[string]any{"endpoint": "http://127.0.0.1:4566", "clusterName": "sandbox"},
+			want: map[string]any{
+				"clientConnection": map[string]any{"kubeconfig": "/sandbox/kubeconfig"},
+				"profiles": []any{
+					map[string]any{"schedulerName": "a", "pluginConfig": []any{
+						map[string]any{"name": "Provision", "args": map[string]any{
+							"clusterName": "sandbox", "region": "us-east-1", "endpoint": "http://127.0.0.1:4566"}},
+						map[string]any{"name": "NodeResourcesFit", "args": map[string]any{}},
+					}},
+					map[string]any{"schedulerName": "b"},
+				},
+			},
+		},
 		{name: "empty", config: "", wantErr: true},
 		{name: "not yaml", config: "kind: [", wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "config.yaml")
-			err := WriteConfig([]byte(tt.config), path, "/sandbox/kubeconfig")
+			err := WriteConfig([]byte(tt.config), path, "/sandbox/kubeconfig", tt.args)
 			if tt.wantErr {
 				if err == nil {
 					t.Fatal("WriteConfig succeeded, want an error")
@@ -82,7 +105,7 @@ current-context: c
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteConfig(manifests.SchedulerConfig, path, kubeconfig); err != nil {
+	if err := WriteConfig(manifests.SchedulerConfig, path, kubeconfig, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
