@@ -1,0 +1,190 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+// nodeClaimGVR is the resource of NodeClaims, written through the dynamic client.
+var nodeClaimGVR = v1alpha1.SchemeGroupVersion.WithResource("nodeclaims")
+
+// NodeClaimFor returns the NodeClaim of planned node n: the Provisioner's requirements, the
+// instance types of n's options, the zone and capacity type the plan chose (the pods may
+// depend on them), the requests, the taints and the pods. Its name is generated from the
+// Provisioner's.
+func NodeClaimFor(n *PlannedNode) *v1alpha1.NodeClaim {
+	prov := n.Template.Provisioner
+	var reqs []v1alpha1.NodeSelectorRequirement
+	for _, r := range prov.Spec.Requirements {
+		switch r.Key {
+		case v1.LabelInstanceTypeStable, v1.LabelTopologyZone, v1alpha1.LabelCapacityType:
+			// Narrowed below to what the plan chose.
+		default:
+			reqs = append(reqs, r)
+		}
+	}
+	reqs = append(reqs,
+		v1alpha1.NodeSelectorRequirement{Key: v1.LabelInstanceTypeStable, Operator: v1.NodeSelectorOpIn, Values: n.InstanceTypeNames()},
+		v1alpha1.NodeSelectorRequirement{Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{n.Template.Offering.Zone}},
+		v1alpha1.NodeSelectorRequirement{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{n.Template.Offering.CapacityType}},
+	)
+	nc := &v1alpha1.NodeClaim{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: prov.Name + "-", Labels: map[string]string{v1alpha1.LabelProvisionerName: prov.Name}},
+		Spec: v1alpha1.NodeClaimSpec{
+			Provisioner:   prov.Name,
+			NodeClassRef:  prov.Spec.NodeClassRef,
+			Requirements:  reqs,
+			Resources:     v1alpha1.ResourceRequirements{Requests: n.Requests},
+			Taints:        prov.Spec.Taints,
+			StartupTaints: prov.Spec.StartupTaints,
+		},
+	}
+	for _, p := range n.Pods {
+		nc.Spec.Pods = append(nc.Spec.Pods, v1alpha1.PodReference{Namespace: p.Namespace, Name: p.Name, UID: p.UID})
+	}
+	return nc
+}
+
+// createNodeClaim writes nc and returns it as stored, with its generated name.
+func createNodeClaim(ctx context.Context, client dynamic.Interface, nc *v1alpha1.NodeClaim) (*v1alpha1.NodeClaim, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(nc)
+	if err != nil {
+		return nil, fmt.Errorf("converting nodeclaim: %w", err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetAPIVersion(v1alpha1.SchemeGroupVersion.String())
+	u.SetKind("NodeClaim")
+	u, err = client.Resource(nodeClaimGVR).Create(ctx, u, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("creating nodeclaim for provisioner %s: %w", nc.Spec.Provisioner, err)
+	}
+	out := &v1alpha1.NodeClaim{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out); err != nil {
+		return nil, fmt.Errorf("converting nodeclaim %s: %w", u.GetName(), err)
+	}
+	return out, nil
+}
+
+// Ledger is the plugin's memory of which pod is reserved on which in-flight NodeClaim, and
+// which node each claim became. NodeClaims are its source of truth: spec.pods never changes
+// (the spec is immutable), so the ledger is rebuilt from them after a restart (Rebuild) and
+// kept up to date from their events (Set, Delete). It is safe for concurrent use: PostFilter
+// reads it on the scheduling goroutine while rounds and informers write it.
+type Ledger struct {
+	mu     sync.RWMutex
+	byPod  map[types.UID]string
+	claims map[string]*v1alpha1.NodeClaim
+}
+
+// NewLedger returns an empty ledger.
+func NewLedger() *Ledger {
+	return &Ledger{byPod: map[types.UID]string{}, claims: map[string]*v1alpha1.NodeClaim{}}
+}
+
+// Rebuild replaces the ledger's content with the reservations of claims.
+func (l *Ledger) Rebuild(claims []*v1alpha1.NodeClaim) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.byPod, l.claims = map[types.UID]string{}, map[string]*v1alpha1.NodeClaim{}
+	for _, nc := range claims {
+		l.setLocked(nc)
+	}
+}
+
+// Set records nc, new or updated (e.g. its status.nodeName set by the lifecycle).
+func (l *Ledger) Set(nc *v1alpha1.NodeClaim) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.setLocked(nc)
+}
+
+func (l *Ledger) setLocked(nc *v1alpha1.NodeClaim) {
+	if nc.DeletionTimestamp != nil {
+		l.deleteLocked(nc.Name)
+		return
+	}
+	l.claims[nc.Name] = nc
+	for _, ref := range nc.Spec.Pods {
+		l.byPod[ref.UID] = nc.Name
+	}
+}
+
+// Delete forgets the NodeClaim named name and releases its pods, to be planned again.
+// It returns the released pods.
+func (l *Ledger) Delete(name string) []v1alpha1.PodReference {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.deleteLocked(name)
+}
+
+func (l *Ledger) deleteLocked(name string) []v1alpha1.PodReference {
+	nc, ok := l.claims[name]
+	if !ok {
+		return nil
+	}
+	delete(l.claims, name)
+	for _, ref := range nc.Spec.Pods {
+		if l.byPod[ref.UID] == name {
+			delete(l.byPod, ref.UID)
+		}
+	}
+	return nc.Spec.Pods
+}
+
+// Reservation returns the NodeClaim the pod with uid is reserved on and the name of its
+// node, empty until the node registers.
+func (l *Ledger) Reservation(uid types.UID) (claim, nodeName string, ok bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	claim, ok = l.byPod[uid]
+	if !ok {
+		return "", "", false
+	}
+	return claim, l.claims[claim].Status.NodeName, true
+}
+
+// ClaimForNode returns the NodeClaim whose node is node: by the nodewright.dev/nodeclaim
+// label, status.nodeName or status.providerID.
+func (l *Ledger) ClaimForNode(node *v1.Node) (*v1alpha1.NodeClaim, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if nc, ok := l.claims[node.Labels[v1alpha1.LabelNodeClaim]]; ok {
+		return nc, true
+	}
+	for _, nc := range l.claims {
+		if (nc.Status.NodeName != "" && nc.Status.NodeName == node.Name) ||
+			(nc.Status.ProviderID != "" && nc.Status.ProviderID == node.Spec.ProviderID) {
+			return nc, true
+		}
+	}
+	return nil, false
+}
+
+// Used returns, by Provisioner, the capacity the in-flight claims count against its limits:
+// the requests planned for those not launched yet, the capacity of the others.
+func (l *Ledger) Used() map[string]v1.ResourceList {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := map[string]v1.ResourceList{}
+	for _, nc := range l.claims {
+		if out[nc.Spec.Provisioner] == nil {
+			out[nc.Spec.Provisioner] = v1.ResourceList{}
+		}
+		if nc.Status.Capacity != nil {
+			addTo(out[nc.Spec.Provisioner], nc.Status.Capacity)
+		} else {
+			addTo(out[nc.Spec.Provisioner], nc.Spec.Resources.Requests)
+		}
+	}
+	return out
+}

@@ -1,0 +1,256 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
+)
+
+// MaxInstanceTypeOptions is the most instance types a planned node offers CreateFleet.
+const MaxInstanceTypeOptions = 60
+
+// PlanInput is what a plan is computed from. Plan reads it and changes none of it.
+type PlanInput struct {
+	// Pods are the pending pods to plan nodes for.
+	Pods []*v1.Pod
+	// Provisioners are the Provisioners nodes may be launched for.
+	Provisioners []*v1alpha1.Provisioner
+	// InstanceTypes are the instance types each Provisioner's node class offers, by
+	// Provisioner name (see cloud.Provider.InstanceTypes).
+	InstanceTypes map[string][]*cloud.InstanceType
+	// Nodes and ScheduledPods are the cluster now: the nodes, and the pods bound to them.
+	Nodes         []*v1.Node
+	ScheduledPods []*v1.Pod
+	// DaemonSets are the cluster's DaemonSets, whose pods will run on the new nodes.
+	DaemonSets []*appsv1.DaemonSet
+	// Used is, by Provisioner name, the capacity of its nodes and in-flight NodeClaims, which
+	// its limits count.
+	Used map[string]v1.ResourceList
+	// Region is the region label of the nodes.
+	Region string
+	// Framework builds the framework that judges placements; nil means
+	// DefaultFrameworkFactory(nil, nil).
+	Framework FrameworkFactory
+}
+
+// Packing is the nodes to launch for pending pods: Plan's result.
+type Packing struct {
+	// Nodes are the planned nodes, in the order they were opened.
+	Nodes []*PlannedNode
+	// Unplanned are the pods no new node was planned for, with the reasons.
+	Unplanned []*Unplanned
+	// Checks and CacheHits count the simulator's PreFilter+Filter runs and reused verdicts.
+	Checks, CacheHits int
+}
+
+// PlannedNode is one node of a plan.
+type PlannedNode struct {
+	// Name is the node's placeholder name in the simulation (its hostname label).
+	Name string
+	// Template is the cheapest instance type offering that holds the pods.
+	Template *Template
+	// Options are the instance types the node may be, Template first and then cheapest
+	// first, all in Template's zone and capacity type, each confirmed to hold every pod of
+	// the node; at most MaxInstanceTypeOptions.
+	Options []*Template
+	// Pods are the pods planned onto the node.
+	Pods []*v1.Pod
+	// Requests are the requests of Pods and of the DaemonSet pods of Template.
+	Requests v1.ResourceList
+}
+
+// InstanceTypeNames returns the names of the node's options, cheapest first.
+func (n *PlannedNode) InstanceTypeNames() []string {
+	names := make([]string, len(n.Options))
+	for i, t := range n.Options {
+		names[i] = t.InstanceType.Name
+	}
+	return names
+}
+
+// openNode is a node being packed. Its candidates all share one Provisioner, zone and
+// capacity type; candidates[0] is the representative that stands for the node in the
+// snapshot and has been checked with the Filter plugins against every pod on it.
+type openNode struct {
+	name       string
+	candidates []*Template
+	pods       []*v1.Pod
+	podReqs    v1.ResourceList
+	// independent is true while every pod on the node is independent (see
+	// Simulator.independent), so that prescreening its candidates is exact.
+	independent bool
+}
+
+// packer is the state of one Plan call.
+type packer struct {
+	in        PlanInput
+	logger    klog.Logger
+	sim       *Simulator
+	provs     []*v1alpha1.Provisioner
+	templates map[string][]*Template // by Provisioner, cheapest first
+	used      map[string]v1.ResourceList
+	nodes     []*openNode
+	unplanned []*Unplanned
+	phantoms  []string
+}
+
+// Plan packs in.Pods, largest first, onto new nodes: each pod goes on the first planned
+// node whose Filter plugins accept it with the pods already there, else on a new node of the
+// cheapest instance type offering of the heaviest Provisioner that accepts it. It never
+// exceeds a Provisioner's limits. Every placement of the result is confirmed by the Filter
+// plugins on the final plan, each pod checked with all the others in place.
+func Plan(ctx context.Context, in PlanInput) (*Packing, error) {
+	if in.Framework == nil {
+		in.Framework = DefaultFrameworkFactory(nil, nil)
+	}
+	// The framework's background goroutines end with ctx.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sim, err := NewSimulator(ctx, in.Framework, in.Nodes, in.ScheduledPods)
+	if err != nil {
+		return nil, err
+	}
+	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{}}
+	p.buildTemplates()
+	p.addPhantoms()
+	pods := append([]*v1.Pod(nil), in.Pods...)
+	sortLargestFirst(pods)
+	for _, pod := range pods {
+		p.place(ctx, pod)
+	}
+	for _, name := range p.phantoms {
+		sim.snap.removeNode(name)
+	}
+	p.confirm(ctx)
+	plan := &Packing{Unplanned: p.unplanned}
+	for _, n := range p.nodes {
+		if len(n.pods) == 0 {
+			continue
+		}
+		plan.Nodes = append(plan.Nodes, p.finalize(ctx, n))
+	}
+	plan.Checks, plan.CacheHits = sim.Checks, sim.CacheHits
+	return plan, nil
+}
+
+// buildTemplates makes a template of every available offering each Provisioner's
+// requirements allow, and orders the Provisioners by weight.
+func (p *packer) buildTemplates() {
+	p.provs = append([]*v1alpha1.Provisioner(nil), p.in.Provisioners...)
+	sort.SliceStable(p.provs, func(i, j int) bool {
+		wi, wj := weight(p.provs[i]), weight(p.provs[j])
+		if wi != wj {
+			return wi > wj
+		}
+		return p.provs[i].Name < p.provs[j].Name
+	})
+	for _, prov := range p.provs {
+		p.used[prov.Name] = sum(p.in.Used[prov.Name])
+		reqs := requirementsSelector(prov)
+		var ts []*Template
+		for _, it := range p.in.InstanceTypes[prov.Name] {
+			for _, o := range it.Offerings {
+				if !o.Available {
+					continue
+				}
+				t := NewTemplate(p.logger, prov, it, o, p.in.Region, "nodewright-template", p.in.DaemonSets)
+				if reqs != nil && !reqs.Match(t.Node) {
+					continue
+				}
+				ts = append(ts, t)
+			}
+		}
+		sort.SliceStable(ts, func(i, j int) bool {
+			if ts[i].Offering.Price != ts[j].Offering.Price {
+				return ts[i].Offering.Price < ts[j].Offering.Price
+			}
+			return ts[i].Key < ts[j].Key
+		})
+		p.templates[prov.Name] = ts
+	}
+}
+
+// requirementsSelector returns the Provisioner's requirements on well-known labels as a
+// node selector, nil if there are none: the other keys are labels of the user's that templates do not model.
+func requirementsSelector(prov *v1alpha1.Provisioner) *nodeaffinity.NodeSelector {
+	var exprs []v1.NodeSelectorRequirement
+	for _, r := range prov.Spec.Requirements {
+		if v1alpha1.WellKnownLabels.Has(r.Key) {
+			exprs = append(exprs, r.Core())
+		}
+	}
+	if len(exprs) == 0 {
+		return nil
+	}
+	sel, _ := nodeaffinity.NewNodeSelector(&v1.NodeSelector{NodeSelectorTerms: []v1.NodeSelectorTerm{{MatchExpressions: exprs}}})
+	return sel
+}
+
+func weight(p *v1alpha1.Provisioner) int32 {
+	if p.Spec.Weight == nil {
+		return 0
+	}
+	return *p.Spec.Weight
+}
+
+// addPhantoms adds, when a pending pod spreads over a topology, an empty node per
+// Provisioner, zone, capacity type and architecture it can launch, with no room. Topology
+// spread then sees every domain a plan could open, as the real scheduler will once the nodes
+// exist, and spreads the plan over them. Phantoms only make the spread stricter (an empty
+// domain lowers the minimum); Plan removes them before it confirms the plan.
+func (p *packer) addPhantoms() {
+	spread := false
+	for _, pod := range p.in.Pods {
+		spread = spread || len(pod.Spec.TopologySpreadConstraints) > 0
+	}
+	if !spread {
+		return
+	}
+	seen := map[string]bool{}
+	for _, prov := range p.provs {
+		for _, t := range p.templates[prov.Name] {
+			key := fmt.Sprintf("%s/%s/%s/%s", prov.Name, t.Offering.Zone, t.Offering.CapacityType, t.Node.Labels[v1.LabelArchStable])
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			name := fmt.Sprintf("nodewright-phantom-%d", len(p.phantoms))
+			node := t.renamed(name).Node
+			node.Status.Allocatable = v1.ResourceList{}
+			p.sim.snap.addNode(node)
+			p.phantoms = append(p.phantoms, name)
+		}
+	}
+}
+
+// sortLargestFirst orders pods by CPU request, then memory request, largest first, then by
+// namespace and name so that plans are reproducible.
+func sortLargestFirst(pods []*v1.Pod) {
+	type key struct{ cpu, mem int64 }
+	keys := map[*v1.Pod]key{}
+	for _, pod := range pods {
+		r := podRequests(pod)
+		keys[pod] = key{r.Cpu().MilliValue(), r.Memory().Value()}
+	}
+	sort.SliceStable(pods, func(i, j int) bool {
+		a, b := keys[pods[i]], keys[pods[j]]
+		if a.cpu != b.cpu {
+			return a.cpu > b.cpu
+		}
+		if a.mem != b.mem {
+			return a.mem > b.mem
+		}
+		if pods[i].Namespace != pods[j].Namespace {
+			return pods[i].Namespace < pods[j].Namespace
+		}
+		return pods[i].Name < pods[j].Name
+	})
+}

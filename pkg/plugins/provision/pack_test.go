@@ -1,0 +1,209 @@
+package provision
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	st "k8s.io/kubernetes/pkg/scheduler/testing"
+	"k8s.io/kubernetes/test/utils/ktesting"
+	"k8s.io/utils/ptr"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+// placement is a planned node as the tests compare it.
+type placement struct {
+	Type, Zone, CapacityType string
+	Pods                     int
+}
+
+func TestPlan(t *testing.T) {
+	spotOnly := func(p *v1alpha1.Provisioner) {
+		p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"spot"}}}
+	}
+	pods := func(n int, cpu string) []*v1.Pod {
+		var out []*v1.Pod
+		for i := range n {
+			out = append(out, pendingPod(fmt.Sprintf("inflate-%d", i), cpu).Obj())
+		}
+		return out
+	}
+	tests := []struct {
+		name       string
+		pods       []*v1.Pod
+		provs      []*v1alpha1.Provisioner
+		daemonSets []*appsv1.DaemonSet
+		used       map[string]v1.ResourceList
+		want       []placement
+		// wantUnplanned are substrings of the unplanned pods' messages, in order.
+		wantUnplanned []string
+		wantStatic    bool
+	}{
+		{
+			name:  "seed: 5 pods x 1 cpu, spot -> one t3a.2xlarge",
+			pods:  pods(5, "1"),
+			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			// 5 cpu + 0.5 cpu of DaemonSet = 5.5 > t3a.xlarge's 4-0.1 = 3.9, <= t3a.2xlarge's 7.9.
+			daemonSets: []*appsv1.DaemonSet{daemonSet("kube-proxy", "500m")},
+			want:       []placement{{"t3a.2xlarge", "us-east-1a", "spot", 5}},
+		},
+		{
+			name:  "3 pods x 1 cpu fit a t3a.xlarge: 3 <= 3.9",
+			pods:  pods(3, "1"),
+			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			want:  []placement{{"t3a.xlarge", "us-east-1a", "spot", 3}},
+		},
+		{
+			name: "a DaemonSet requesting 1 cpu sizes the node: 3+1 = 4 > 3.9",
+			pods: pods(3, "1"), provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			daemonSets: []*appsv1.DaemonSet{daemonSet("agent", "1")},
+			want:       []placement{{"t3a.2xlarge", "us-east-1a", "spot", 3}},
+		},
+		{
+			name:  "arm64 only",
+			pods:  []*v1.Pod{pendingPod("a", "1").NodeSelector(map[string]string{v1.LabelArchStable: "arm64"}).Obj()},
+			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			want:  []placement{{"m6g.xlarge", "us-east-1a", "spot", 1}},
+		},
+		{
+			name:  "zone selector",
+			pods:  []*v1.Pod{pendingPod("a", "1").NodeSelector(map[string]string{v1.LabelTopologyZone: "us-east-1c"}).Obj()},
+			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			want:  []placement{{"t3a.medium", "us-east-1c", "spot", 1}},
+		},
+		{
+			name:  "on-demand only",
+			pods:  []*v1.Pod{pendingPod("a", "1").NodeSelector(map[string]string{v1alpha1.LabelCapacityType: "on-demand"}).Obj()},
+			provs: []*v1alpha1.Provisioner{provisioner("default")},
+			want:  []placement{{"t3a.medium", "us-east-1a", "on-demand", 1}},
+		},
+		{
+			name: "hostname anti-affinity: 4 pods -> 4 nodes",
+			pods: func() []*v1.Pod {
+				var out []*v1.Pod
+				for i := range 4 {
+					out = append(out, pendingPod(fmt.Sprintf("web-%d", i), "500m").Label("app", "web").
+						PodAntiAffinityExists("app", v1.LabelHostname, st.PodAntiAffinityWithRequiredReq).Obj())
+				}
+				return out
+			}(),
+			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			want: []placement{
+				{"t3a.medium", "us-east-1a", "spot", 1}, {"t3a.medium", "us-east-1a", "spot", 1},
+				{"t3a.medium", "us-east-1a", "spot", 1}, {"t3a.medium", "us-east-1a", "spot", 1},
+			},
+		},
+		{
+			name: "topology spread maxSkew 1 over zones: 6 pods -> 3 zones",
+			pods: func() []*v1.Pod {
+				var out []*v1.Pod
+				for i := range 6 {
+					out = append(out, pendingPod(fmt.Sprintf("spread-%d", i), "500m").Label("app", "spread").
+						SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule, st.MakeLabelSelector().Exists("app").Obj(), nil, nil, nil, nil).Obj())
+				}
+				return out
+			}(),
+			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			// 2 pods x 0.5 cpu per zone: a t3a.medium (1.9 cpu) each.
+			want: []placement{{"t3a.medium", "us-east-1a", "spot", 2}, {"t3a.medium", "us-east-1b", "spot", 2}, {"t3a.medium", "us-east-1c", "spot", 2}},
+		},
+		{
+			name: "provisioner taint not tolerated -> explained, static",
+			pods: pods(1, "1"),
+			provs: []*v1alpha1.Provisioner{provisioner("ml", func(p *v1alpha1.Provisioner) {
+				p.Spec.Taints = []v1alpha1.Taint{{Key: "nodewright.dev/team", Value: "ml", Effect: v1.TaintEffectNoSchedule}}
+			})},
+			wantUnplanned: []string{`provisioner "ml": taint nodewright.dev/team=ml:NoSchedule not tolerated`},
+			wantStatic:    true,
+		},
+		{
+			name: "provisioner taint tolerated",
+			pods: []*v1.Pod{pendingPod("a", "1").Toleration("nodewright.dev/team").Obj()},
+			provs: []*v1alpha1.Provisioner{provisioner("ml", spotOnly, func(p *v1alpha1.Provisioner) {
+				p.Spec.Taints = []v1alpha1.Taint{{Key: "nodewright.dev/team", Value: "ml", Effect: v1.TaintEffectNoSchedule}}
+			})},
+			want: []placement{{"t3a.medium", "us-east-1a", "spot", 1}},
+		},
+		{
+			name:          "pod bigger than every type: 200 > 16-0.1",
+			pods:          pods(1, "200"),
+			provs:         []*v1alpha1.Provisioner{provisioner("default")},
+			wantUnplanned: []string{`no instance type in provisioner "default" satisfies: cpu request 200 > largest allocatable 15.9`},
+			wantStatic:    true,
+		},
+		{
+			name: "cpu limit 10, 6 used: one 4-cpu node fits, the second pod waits",
+			pods: pods(2, "3"),
+			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly, func(p *v1alpha1.Provisioner) {
+				p.Spec.Limits = v1.ResourceList{v1.ResourceCPU: resource.MustParse("10")}
+			})},
+			used: map[string]v1.ResourceList{"default": {v1.ResourceCPU: resource.MustParse("6")}},
+			// 3+3 = 6 > 3.9 (xlarge) so a t3a.2xlarge (8 cpu) would hold both, but 6+8 > 10;
+			// a t3a.xlarge holds one: 6+4 = 10 <= 10; then nothing is left.
+			want:          []placement{{"t3a.xlarge", "us-east-1a", "spot", 1}},
+			wantUnplanned: []string{`provisioner "default": limit cpu 10 reached`},
+		},
+		{
+			name: "the heavier provisioner wins",
+			pods: pods(1, "1"),
+			provs: []*v1alpha1.Provisioner{
+				provisioner("cheap", spotOnly),
+				provisioner("heavy", func(p *v1alpha1.Provisioner) {
+					p.Spec.Weight = ptr.To[int32](50)
+					p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"on-demand"}}}
+				}),
+			},
+			want: []placement{{"t3a.medium", "us-east-1a", "on-demand", 1}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			in := planInput(tt.pods, tt.provs...)
+			in.DaemonSets, in.Used = tt.daemonSets, tt.used
+			plan, err := Plan(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []placement
+			for _, n := range plan.Nodes {
+				got = append(got, placement{n.Template.InstanceType.Name, n.Template.Offering.Zone, n.Template.Offering.CapacityType, len(n.Pods)})
+				if n.Options[0] != n.Template {
+					t.Errorf("node %s: options start with %s, want the chosen %s", n.Name, n.Options[0].Key, n.Template.Key)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("planned nodes (-want, +got):\n%s", diff)
+			}
+			if len(plan.Unplanned) != len(tt.wantUnplanned) {
+				t.Fatalf("unplanned = %d pods, want %d", len(plan.Unplanned), len(tt.wantUnplanned))
+			}
+			for i, u := range plan.Unplanned {
+				if !strings.Contains(u.Message(), tt.wantUnplanned[i]) {
+					t.Errorf("unplanned[%d] = %q, want it to contain %q", i, u.Message(), tt.wantUnplanned[i])
+				}
+				if u.Resolvable == tt.wantStatic {
+					t.Errorf("unplanned[%d].Resolvable = %v, want %v", i, u.Resolvable, !tt.wantStatic)
+				}
+			}
+		})
+	}
+}
+
+func TestPlanOptions(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	plan, err := Plan(ctx, planInput([]*v1.Pod{pendingPod("a", "1").Obj()}, provisioner("default")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 cpu fits every amd64 and arm64 type in us-east-1a spot; cheapest first.
+	want := []string{"t3a.medium", "t3a.xlarge", "m6g.xlarge", "t3a.2xlarge", "g4dn.xlarge", "c5.4xlarge"}
+	if diff := cmp.Diff(want, plan.Nodes[0].InstanceTypeNames()); diff != "" {
+		t.Errorf("options (-want, +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,246 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+)
+
+// place puts pod on the first open node that accepts it, else on a new node, else records
+// why it cannot be planned.
+func (p *packer) place(ctx context.Context, pod *v1.Pod) {
+	sig, req := podSignature(pod), podRequests(pod)
+	for _, n := range p.nodes {
+		if p.tryAdd(ctx, n, pod, sig, req) {
+			p.logger.V(5).Info("Planned pod onto planned node", "pod", klog.KObj(pod), "node", n.name)
+			return
+		}
+	}
+	if n := p.open(ctx, pod, sig, req); n != nil {
+		p.logger.V(5).Info("Planned pod onto new node", "pod", klog.KObj(pod), "node", n.name, "template", n.candidates[0].Key)
+		return
+	}
+	p.unplanned = append(p.unplanned, p.explain(ctx, pod, sig, req))
+}
+
+// prescreen returns "" if t can hold pod next to podReqs, by arithmetic and labels: what
+// must hold before the Filter plugins are worth running.
+func prescreen(t *Template, pod *v1.Pod, req, podReqs v1.ResourceList) string {
+	if !matchesNodeSelection(pod, t.Node) {
+		return "node selector or affinity not matched"
+	}
+	used := sum(podReqs)
+	for _, dp := range t.DaemonPods {
+		addTo(used, podRequests(dp))
+	}
+	return fitsResources(req, used, t.Node.Status.Allocatable)
+}
+
+// withinLimits reports whether a node of t fits the Provisioner's limits, with release (the
+// capacity of what t would replace) given back.
+func (p *packer) withinLimits(t *Template, release v1.ResourceList) bool {
+	used := sum(p.used[t.Provisioner.Name])
+	for name, q := range release {
+		u := used[name]
+		u.Sub(q)
+		used[name] = u
+	}
+	return exceeds(t.Provisioner.Spec.Limits, used, t.InstanceType.Capacity) == ""
+}
+
+// tryAdd puts pod on n if a candidate of n accepts it with n's pods: the representative,
+// or else the next cheapest candidates, each checked against every pod of n.
+func (p *packer) tryAdd(ctx context.Context, n *openNode, pod *v1.Pod, sig string, req v1.ResourceList) bool {
+	const maxSwitches = 3
+	independent := p.sim.independent(pod)
+	tried := 0
+	for i, c := range n.candidates {
+		if tried > maxSwitches {
+			break
+		}
+		if prescreen(c, pod, req, n.podReqs) != "" {
+			continue
+		}
+		if independent && !p.sim.CheckEmpty(ctx, pod, sig, c).IsSuccess() {
+			continue
+		}
+		if i > 0 && !p.withinLimits(c, n.candidates[0].InstanceType.Capacity) {
+			continue
+		}
+		tried++
+		if i > 0 {
+			p.install(ctx, n, c)
+			if !p.acceptsAll(ctx, n) {
+				continue
+			}
+		}
+		if !p.sim.Check(ctx, pod, n.name).IsSuccess() {
+			continue
+		}
+		// c accepts pod: commit, and keep the candidates that still may.
+		if i > 0 {
+			p.release(n.candidates[0])
+			p.reserve(c)
+		}
+		keep := []*Template{c}
+		for _, o := range n.candidates[i+1:] {
+			if prescreen(o, pod, req, n.podReqs) == "" && (!independent || p.sim.CheckEmpty(ctx, pod, sig, o).IsSuccess()) {
+				keep = append(keep, o)
+			}
+		}
+		n.candidates = keep
+		n.pods = append(n.pods, pod)
+		addTo(n.podReqs, req)
+		n.independent = n.independent && independent
+		_ = p.sim.snap.addPod(pod, n.name)
+		return true
+	}
+	if len(n.candidates) > 0 {
+		p.install(ctx, n, n.candidates[0])
+	}
+	return false
+}
+
+// install makes t the node n stands for in the snapshot, with n's pods.
+func (p *packer) install(_ context.Context, n *openNode, t *Template) {
+	r := t.renamed(n.name)
+	p.sim.snap.removeNode(n.name)
+	p.sim.snap.addNode(r.Node, append(append([]*v1.Pod(nil), r.DaemonPods...), n.pods...)...)
+}
+
+// acceptsAll checks every pod of n on n as installed, each with the others in place.
+func (p *packer) acceptsAll(ctx context.Context, n *openNode) bool {
+	for _, q := range n.pods {
+		if !p.checkInPlace(ctx, q, n.name).IsSuccess() {
+			return false
+		}
+	}
+	return true
+}
+
+// checkInPlace takes pod off nodeName, checks it there, and puts it back.
+func (p *packer) checkInPlace(ctx context.Context, pod *v1.Pod, nodeName string) *fwk.Status {
+	if err := p.sim.snap.removePod(p.logger, pod, nodeName); err != nil {
+		return fwk.AsStatus(err)
+	}
+	st := p.sim.Check(ctx, pod, nodeName)
+	_ = p.sim.snap.addPod(pod, nodeName)
+	return st
+}
+
+func (p *packer) reserve(t *Template) { addTo(p.used[t.Provisioner.Name], t.InstanceType.Capacity) }
+
+func (p *packer) release(t *Template) {
+	used := p.used[t.Provisioner.Name]
+	for name, q := range t.InstanceType.Capacity {
+		u := used[name]
+		u.Sub(q)
+		used[name] = u
+	}
+}
+
+// open plans a new node for pod: the cheapest template of the heaviest Provisioner that
+// accepts it alone, within limits. The node's candidates are that template's zone and
+// capacity type's templates that may hold pod too.
+func (p *packer) open(ctx context.Context, pod *v1.Pod, sig string, req v1.ResourceList) *openNode {
+	independent := p.sim.independent(pod)
+	name := fmt.Sprintf("nodewright-planned-%d", len(p.nodes))
+	for _, prov := range p.provs {
+		for _, t := range p.templates[prov.Name] {
+			if prescreen(t, pod, req, nil) != "" || !p.withinLimits(t, nil) {
+				continue
+			}
+			if independent {
+				if !p.sim.CheckEmpty(ctx, pod, sig, t).IsSuccess() {
+					continue
+				}
+			}
+			n := &openNode{name: name, podReqs: v1.ResourceList{}, independent: true}
+			p.install(ctx, n, t)
+			if !independent && !p.sim.Check(ctx, pod, name).IsSuccess() {
+				p.sim.snap.removeNode(name)
+				continue
+			}
+			n.candidates = []*Template{t}
+			for _, o := range p.templates[prov.Name] {
+				if o == t || o.Offering.Zone != t.Offering.Zone || o.Offering.CapacityType != t.Offering.CapacityType {
+					continue
+				}
+				if prescreen(o, pod, req, nil) == "" && (!independent || p.sim.CheckEmpty(ctx, pod, sig, o).IsSuccess()) {
+					n.candidates = append(n.candidates, o)
+				}
+			}
+			n.pods = []*v1.Pod{pod}
+			n.podReqs = sum(req)
+			n.independent = independent
+			_ = p.sim.snap.addPod(pod, name)
+			p.reserve(t)
+			p.nodes = append(p.nodes, n)
+			return n
+		}
+	}
+	return nil
+}
+
+// confirm checks every planned pod on its node with every other planned pod in place, and
+// takes off the plan those the Filter plugins reject, until all are accepted. Taking a pod
+// off can break another's affinity, hence the loop.
+func (p *packer) confirm(ctx context.Context) {
+	for changed := true; changed; {
+		changed = false
+		for _, n := range p.nodes {
+			var kept []*v1.Pod
+			for _, pod := range n.pods {
+				if st := p.checkInPlace(ctx, pod, n.name); !st.IsSuccess() {
+					p.logger.V(2).Info("Placement not confirmed by the filters; leaving pod for the next round",
+						"pod", klog.KObj(pod), "node", n.name, "reason", st.Message())
+					_ = p.sim.snap.removePod(p.logger, pod, n.name)
+					p.unplanned = append(p.unplanned, &Unplanned{Pod: pod, Resolvable: true,
+						Reasons: []string{"placement not confirmed by the scheduler's filters: " + st.Message()}})
+					changed = true
+					continue
+				}
+				kept = append(kept, pod)
+			}
+			n.pods = kept
+		}
+	}
+}
+
+// finalize turns n into a planned node: its representative and the other candidates that
+// hold all its pods, within limits, cheapest first.
+func (p *packer) finalize(ctx context.Context, n *openNode) *PlannedNode {
+	chosen := n.candidates[0]
+	options := []*Template{chosen}
+	seen := map[string]bool{chosen.InstanceType.Name: true}
+	for _, c := range n.candidates[1:] {
+		if len(options) == MaxInstanceTypeOptions {
+			break
+		}
+		if seen[c.InstanceType.Name] || !p.withinLimits(c, chosen.InstanceType.Capacity) {
+			continue
+		}
+		if !n.independent {
+			// Pods that depend on each other are checked on the alternative itself.
+			p.install(ctx, n, c)
+			ok := p.acceptsAll(ctx, n)
+			p.install(ctx, n, chosen)
+			if !ok {
+				continue
+			}
+		}
+		seen[c.InstanceType.Name] = true
+		options = append(options, c)
+	}
+	req := v1.ResourceList{}
+	for _, pod := range n.pods {
+		addTo(req, podRequests(pod))
+	}
+	for _, dp := range chosen.DaemonPods {
+		addTo(req, podRequests(dp))
+	}
+	return &PlannedNode{Name: n.name, Template: chosen, Options: options, Pods: n.pods, Requests: req}
+}

@@ -1,0 +1,152 @@
+package provision
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	fwk "k8s.io/kube-scheduler/framework"
+	st "k8s.io/kubernetes/pkg/scheduler/testing"
+	"k8s.io/kubernetes/test/utils/ktesting"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+func claim(name, nodeName string, pods ...string) *v1alpha1.NodeClaim {
+	nc := &v1alpha1.NodeClaim{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.NodeClaimSpec{Provisioner: "default"}}
+	nc.Status.NodeName = nodeName
+	for _, p := range pods {
+		nc.Spec.Pods = append(nc.Spec.Pods, v1alpha1.PodReference{Namespace: "default", Name: p, UID: types.UID(p)})
+	}
+	return nc
+}
+
+func TestPostFilter(t *testing.T) {
+	tooBig := pendingPod("big", "200").Obj()
+	tests := []struct {
+		name          string
+		pod           *v1.Pod
+		wantResult    *fwk.PostFilterResult
+		wantCode      fwk.Code
+		wantMessage   string
+		wantTriggered bool
+	}{
+		{
+			name:       "reserved, node registered: nominated, override",
+			pod:        pendingPod("a", "1").Obj(),
+			wantResult: &fwk.PostFilterResult{NominatingInfo: &fwk.NominatingInfo{NominatedNodeName: "ip-10-0-0-1", NominatingMode: fwk.ModeOverride}},
+			wantCode:   fwk.Success,
+		},
+		{
+			name:        "reserved, node not registered: waits",
+			pod:         pendingPod("b", "1").Obj(),
+			wantCode:    fwk.Unschedulable,
+			wantMessage: "Provision: waiting for node of nodeclaim default-x7k2p",
+		},
+		{
+			name:          "not reserved: a round is triggered",
+			pod:           pendingPod("c", "1").Obj(),
+			wantCode:      fwk.Unschedulable,
+			wantMessage:   "Provision: a node is being planned",
+			wantTriggered: true,
+		},
+		{
+			name:        "unplannable for static reasons: unresolvable",
+			pod:         tooBig,
+			wantCode:    fwk.UnschedulableAndUnresolvable,
+			wantMessage: "Provision: too big",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ctx := ktesting.NewTestContext(t)
+			p := &Provision{ledger: NewLedger(), lastUnplanned: map[types.UID]*Unplanned{
+				tooBig.UID: {Pod: tooBig, Reasons: []string{"too big"}},
+			}}
+			p.batcher = newBatcher(clocktesting.NewFakeClock(time.Now()), time.Second, 10*time.Second, nil)
+			p.ledger.Rebuild([]*v1alpha1.NodeClaim{claim("default-abcde", "ip-10-0-0-1", "a"), claim("default-x7k2p", "", "b")})
+			res, status := p.PostFilter(ctx, nil, tt.pod, nil)
+			if diff := cmp.Diff(tt.wantResult, res); diff != "" {
+				t.Errorf("result (-want, +got):\n%s", diff)
+			}
+			if status.Code() != tt.wantCode || status.Message() != tt.wantMessage {
+				t.Errorf("status = %v %q, want %v %q", status.Code(), status.Message(), tt.wantCode, tt.wantMessage)
+			}
+			if got := len(p.batcher.pending) == 1; got != tt.wantTriggered {
+				t.Errorf("triggered = %v, want %v", got, tt.wantTriggered)
+			}
+		})
+	}
+}
+
+func TestLedgerRebuildAndRelease(t *testing.T) {
+	l := NewLedger()
+	// After a restart the ledger is rebuilt from the NodeClaims alone.
+	l.Rebuild([]*v1alpha1.NodeClaim{claim("default-1", "", "a", "b"), claim("default-2", "node-2", "c")})
+	got := map[string]string{}
+	for _, uid := range []types.UID{"a", "b", "c", "d"} {
+		if c, node, ok := l.Reservation(uid); ok {
+			got[string(uid)] = c + "@" + node
+		}
+	}
+	want := map[string]string{"a": "default-1@", "b": "default-1@", "c": "default-2@node-2"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("reservations (-want, +got):\n%s", diff)
+	}
+	// A deleted NodeClaim releases its pods to be planned again.
+	released := l.Delete("default-1")
+	if len(released) != 2 {
+		t.Errorf("released %d pods, want 2", len(released))
+	}
+	if _, _, ok := l.Reservation("a"); ok {
+		t.Errorf("pod a still reserved after its nodeclaim was deleted")
+	}
+	node := st.MakeNode().Name("node-2").Obj()
+	if nc, ok := l.ClaimForNode(node); !ok || nc.Name != "default-2" {
+		t.Errorf("ClaimForNode(node-2) = %v, %v; want default-2", nc, ok)
+	}
+}
+
+func TestBatcherWaitsForIdleThenMax(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	clk := clocktesting.NewFakeClock(time.Now())
+	var rounds atomic.Int32
+	b := newBatcher(clk, time.Second, 3*time.Second, func(context.Context) { rounds.Add(1) })
+	go b.Run(ctx)
+	b.Trigger()
+	// Pods keep arriving every 0.9s: the idle window (1s) never closes, the max (3s) does.
+	for range 3 {
+		waitForTimers(t, clk)
+		b.Trigger()
+		clk.Step(900 * time.Millisecond)
+	}
+	waitForTimers(t, clk)
+	clk.Step(300 * time.Millisecond) // 3 x 0.9 + 0.3 = 3s
+	deadline := time.Now().Add(10 * time.Second)
+	for rounds.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("rounds = %d after the max window, want 1", rounds.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitForTimers waits until the batcher has armed its timers on clk.
+func waitForTimers(t *testing.T, clk *clocktesting.FakeClock) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !clk.HasWaiters() {
+		if time.Now().After(deadline) {
+			t.Fatal("the batcher armed no timer")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

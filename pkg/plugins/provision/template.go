@@ -1,0 +1,139 @@
+package provision
+
+import (
+	"fmt"
+	"sort"
+
+	appsv1 "k8s.io/api/apps/v1"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/controller/daemon"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
+)
+
+// Template is a node nodewright could launch: one instance type in one offering (zone and
+// capacity type) for one Provisioner. Its Node carries what the real node will carry when the
+// kubelet registers it, so that the scheduler's Filter plugins judge the template as they
+// will judge the node.
+type Template struct {
+	// Provisioner is the Provisioner the node would be launched for.
+	Provisioner *v1alpha1.Provisioner
+	// InstanceType is the instance type, Offering the zone and capacity type it is bought in.
+	InstanceType *cloud.InstanceType
+	Offering     cloud.Offering
+	// Node is the node as it would register, named by a placeholder hostname.
+	Node *v1.Node
+	// DaemonPods are the pods the cluster's DaemonSets would run on the node.
+	DaemonPods []*v1.Pod
+	// Key identifies the template within a round: provisioner/type/zone/capacityType.
+	Key string
+}
+
+// NewTemplate builds the template of instance type it in offering o for provisioner p, in
+// region, named nodeName, with the pods of those of daemonSets that would run on it.
+// Startup taints are left off: pods need not tolerate them (see ProvisionerSpec).
+func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offering, region, nodeName string, daemonSets []*appsv1.DaemonSet) *Template {
+	t := &Template{
+		Provisioner:  p,
+		InstanceType: it,
+		Offering:     o,
+		Key:          fmt.Sprintf("%s/%s/%s/%s", p.Name, it.Name, o.Zone, o.CapacityType),
+	}
+	t.Node = templateNode(p, it, o, region, nodeName)
+	t.DaemonPods = daemonPods(logger, t.Node, daemonSets)
+	return t
+}
+
+// templateNode returns the Node a node of it in o for p would register as.
+func templateNode(p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offering, region, name string) *v1.Node {
+	labels := map[string]string{}
+	for k, v := range it.Labels {
+		labels[k] = v
+	}
+	// The Provisioner's labels come before the well-known ones so that a well-known label
+	// is always the instance's truth.
+	for k, v := range p.Spec.Labels {
+		labels[k] = string(v)
+	}
+	// Requirements with one In value that are not well-known labels become node labels
+	// (see cloud.Provider.Create).
+	for _, r := range p.Spec.Requirements {
+		if r.Operator == v1.NodeSelectorOpIn && len(r.Values) == 1 && !v1alpha1.WellKnownLabels.Has(r.Key) {
+			labels[r.Key] = r.Values[0]
+		}
+	}
+	labels[v1.LabelHostname] = name
+	labels[v1.LabelInstanceTypeStable] = it.Name
+	labels[v1.LabelTopologyZone] = o.Zone
+	labels[v1alpha1.LabelCapacityType] = o.CapacityType
+	labels[v1alpha1.LabelProvisionerName] = p.Name
+	if region != "" {
+		labels[v1.LabelTopologyRegion] = region
+	}
+	if _, ok := labels[v1.LabelOSStable]; !ok {
+		labels[v1.LabelOSStable] = string(v1.Linux)
+	}
+	var taints []v1.Taint
+	for _, taint := range p.Spec.Taints {
+		taints = append(taints, taint.Core())
+	}
+	allocatable := it.Allocatable()
+	return &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, UID: types.UID("template-" + name)},
+		Spec:       v1.NodeSpec{Taints: taints},
+		Status: v1.NodeStatus{
+			Capacity:    it.Capacity.DeepCopy(),
+			Allocatable: allocatable,
+			Conditions:  []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}},
+		},
+	}
+}
+
+// daemonPods returns, sorted by name, a pod for every DaemonSet the DaemonSet controller
+// would run on node, as the controller creates it: pinned to the node.
+func daemonPods(logger klog.Logger, node *v1.Node, daemonSets []*appsv1.DaemonSet) []*v1.Pod {
+	var pods []*v1.Pod
+	for _, ds := range daemonSets {
+		if shouldRun, _ := daemon.NodeShouldRunDaemonPod(logger, node, ds); !shouldRun {
+			continue
+		}
+		spec := ds.Spec.Template.Spec.DeepCopy()
+		spec.NodeName = node.Name
+		pods = append(pods, &v1.Pod{
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: ds.Namespace,
+				Name:      ds.Name + "-" + node.Name,
+				UID:       types.UID(string(ds.UID) + "-" + node.Name),
+				Labels:    ds.Spec.Template.Labels,
+				OwnerReferences: []metav1.OwnerReference{{
+					APIVersion: "apps/v1", Kind: "DaemonSet", Name: ds.Name, UID: ds.UID,
+				}},
+			},
+			Spec: *spec,
+		})
+	}
+	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+	return pods
+}
+
+// renamed returns a copy of t whose node and DaemonSet pods are named name, for a planned node.
+func (t *Template) renamed(name string) *Template {
+	c := *t
+	c.Node = t.Node.DeepCopy()
+	c.Node.Name = name
+	c.Node.UID = types.UID("template-" + name)
+	c.Node.Labels[v1.LabelHostname] = name
+	c.DaemonPods = make([]*v1.Pod, len(t.DaemonPods))
+	for i, p := range t.DaemonPods {
+		dp := p.DeepCopy()
+		ds := p.OwnerReferences[0]
+		dp.Name, dp.UID = ds.Name+"-"+name, types.UID(string(ds.UID)+"-"+name)
+		dp.Spec.NodeName = name
+		c.DaemonPods[i] = dp
+	}
+	return &c
+}
