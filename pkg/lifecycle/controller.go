@@ -82,6 +82,10 @@ func (c *controller) processNext(ctx context.Context) bool {
 	defer c.queue.Done(key)
 	requeueAfter, err := c.reconcile(ctx, key)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		// Stopping (the Lease lost or the process ending): the failure is the cancellation's,
+		// not worth an error log or a retry; the next leader starts afresh.
+		c.queue.Forget(key)
 	case err != nil:
 		utilruntime.HandleErrorWithContext(ctx, err, "Reconcile failed, will retry", "controller", c.name, "key", key)
 		c.queue.AddRateLimited(key)

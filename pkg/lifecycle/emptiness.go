@@ -62,13 +62,21 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 	ttl := time.Duration(*provisioner.Spec.TTLSecondsAfterEmpty) * time.Second
 	cond := meta.FindStatusCondition(nc.Status.Conditions, v1alpha1.ConditionEmpty)
 	if cond == nil || cond.Status != metav1.ConditionTrue {
+		// The condition's time is stored to the second: rounding it up, rather than letting
+		// the API round it down, keeps the TTL from ending up to a second early.
+		now := e.clock.Now()
+		since := now.Truncate(time.Second)
+		if since.Before(now) {
+			since = since.Add(time.Second)
+		}
 		e.setCondition(nc, v1alpha1.ConditionEmpty, metav1.ConditionTrue, reasonNoPods, "")
+		meta.FindStatusCondition(nc.Status.Conditions, v1alpha1.ConditionEmpty).LastTransitionTime = metav1.NewTime(since)
 		if _, err := e.objects.updateNodeClaimStatus(ctx, nc); err != nil {
 			return 0, err
 		}
 		logger.Info("Added TTL to empty node", "ttl", ttl)
 		e.recorder.Eventf(node, nc, corev1.EventTypeNormal, eventEmpty, actionObserve, "Node is empty; deleting it in %s unless a pod arrives", ttl)
-		return ttl, nil
+		return ttl + since.Sub(now), nil
 	}
 	if remaining := ttl - e.clock.Since(cond.LastTransitionTime.Time); remaining > 0 {
 		return remaining, nil

@@ -91,6 +91,39 @@ func TestEmptiness(t *testing.T) {
 	}
 }
 
+// TestEmptinessTTLNotCutShortByRounding: the API keeps the Empty condition's time to the
+// second; a node found empty at 12:00:00.3 must still be kept for the whole TTL, not deleted
+// at 12:00:30 because the stored time was rounded down to 12:00:00.
+func TestEmptinessTTLNotCutShortByRounding(t *testing.T) {
+	e := newEnv(t)
+	providerID := "aws:///us-east-1a/i-00000000000000001"
+	e.add(t, claim("a", launched(providerID), initialized), provisioner("default", ttlAfterEmpty(30)), node("node-a", providerID, ownedBy("a")))
+	em := &emptiness{deps: e.deps}
+	e.clock.Step(300 * time.Millisecond)
+	requeue, err := em.reconcile(e.ctx, "node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 30s from the end of the second the node was found empty in: 30s + 0.7s.
+	if want := 30*time.Second + 700*time.Millisecond; requeue != want {
+		t.Errorf("requeue after %s, want %s", requeue, want)
+	}
+	e.clock.Step(30 * time.Second) // 30s after the node was found empty
+	if _, err := em.reconcile(e.ctx, "node-a"); err != nil {
+		t.Fatal(err)
+	}
+	if e.getNode(t, "node-a") == nil {
+		t.Fatal("node deleted 30s after it was found empty (its TTL is 30s), before the second it was found in ended")
+	}
+	e.clock.Step(700 * time.Millisecond)
+	if _, err := em.reconcile(e.ctx, "node-a"); err != nil {
+		t.Fatal(err)
+	}
+	if e.getNode(t, "node-a") != nil {
+		t.Error("node still exists after its TTL")
+	}
+}
+
 // TestEmptinessClearedByPod: a pod arriving clears the Empty condition, and a later emptiness
 // starts the TTL afresh.
 func TestEmptinessClearedByPod(t *testing.T) {

@@ -114,8 +114,13 @@ func (l *launcher) launchInputs(ctx context.Context, nc *v1alpha1.NodeClaim) (*v
 }
 
 // launchFailed records cause in the Launched condition and returns it, so the queue retries
-// with backoff.
+// with backoff. A launch cut short by the lifecycle stopping records nothing.
 func (l *launcher) launchFailed(ctx context.Context, nc *v1alpha1.NodeClaim, reason string, cause error) error {
+	if ctx.Err() != nil {
+		// The lifecycle is stopping and cut the launch short: that is no launch failure to
+		// record, and the next leader launches again.
+		return fmt.Errorf("launching nodeclaim %s: %w", nc.Name, cause)
+	}
 	if l.setCondition(nc, v1alpha1.ConditionLaunched, metav1.ConditionFalse, reason, cause.Error()) {
 		l.recorder.Eventf(nc, nil, corev1.EventTypeWarning, eventLaunchFailed, actionLaunch, "%v", cause)
 		if _, err := l.objects.updateNodeClaimStatus(ctx, nc); err != nil {

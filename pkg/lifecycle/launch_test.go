@@ -1,7 +1,9 @@
 package lifecycle
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -141,6 +143,23 @@ func TestLaunchAfterLostStatusWrite(t *testing.T) {
 	}
 	if e.cloud.Creates() != 1 {
 		t.Errorf("instances launched = %d, want 1", e.cloud.Creates())
+	}
+}
+
+// TestLaunchCutShortByStop is the lifecycle stopping (the Lease lost, the process ending)
+// while the cloud call is in flight: the cancelled call is not recorded as a launch failure
+// on the NodeClaim, which the next leader launches as if nothing happened.
+func TestLaunchCutShortByStop(t *testing.T) {
+	e := newEnv(t)
+	e.add(t, claim("a"), provisioner("default"), nodeClass("default"))
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel()
+	e.cloud.CreateErr = fmt.Errorf("creating fleet: %w", context.Canceled)
+	if _, err := (&launcher{deps: e.deps}).reconcile(ctx, "a"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("reconcile = %v, want the cancellation", err)
+	}
+	if c := condition(e.getClaim(t, "a"), v1alpha1.ConditionLaunched); c != nil {
+		t.Errorf("Launched condition %+v recorded for a launch cut short", c)
 	}
 }
 

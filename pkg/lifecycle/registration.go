@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -106,23 +108,37 @@ func (r *registrar) waitOrTimeOut(ctx context.Context, nc *v1alpha1.NodeClaim) (
 	return 0, r.objects.deleteNodeClaim(ctx, nc.Name)
 }
 
-// adoptNode puts the NodeClaim and Provisioner labels and the termination finalizer on node.
+// adoptNode puts the NodeClaim and Provisioner labels and the termination finalizer on node,
+// and the labels the node was planned with (plannedLabels) that it lacks: the kubelet's own
+// values are kept. It patches rather than updates, so that the kubelet's concurrent writes
+// neither conflict with it nor are lost.
 func (r *registrar) adoptNode(ctx context.Context, nc *v1alpha1.NodeClaim, node *corev1.Node) error {
 	if node.Labels[v1alpha1.LabelNodeClaim] == nc.Name &&
 		node.Labels[v1alpha1.LabelProvisionerName] == nc.Spec.Provisioner &&
 		slices.Contains(node.Finalizers, v1alpha1.TerminationFinalizer) {
 		return nil
 	}
-	node = node.DeepCopy()
-	if node.Labels == nil {
-		node.Labels = map[string]string{}
+	planned, err := r.plannedLabels(ctx, nc)
+	if err != nil {
+		return err
 	}
-	node.Labels[v1alpha1.LabelNodeClaim] = nc.Name
-	node.Labels[v1alpha1.LabelProvisionerName] = nc.Spec.Provisioner
-	if !slices.Contains(node.Finalizers, v1alpha1.TerminationFinalizer) {
-		node.Finalizers = append(node.Finalizers, v1alpha1.TerminationFinalizer)
+	labels := map[string]string{}
+	for k, v := range planned {
+		if _, ok := node.Labels[k]; !ok {
+			labels[k] = v
+		}
 	}
-	if _, err := r.kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+	labels[v1alpha1.LabelNodeClaim] = nc.Name
+	labels[v1alpha1.LabelProvisionerName] = nc.Spec.Provisioner
+	// Finalizers merge in a strategic merge patch: the one listed is added to the others.
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"labels":     labels,
+		"finalizers": []string{v1alpha1.TerminationFinalizer},
+	}})
+	if err != nil {
+		return fmt.Errorf("encoding the patch of node %s: %w", node.Name, err)
+	}
+	if _, err := r.kube.CoreV1().Nodes().Patch(ctx, node.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("labelling node %s: %w", node.Name, err)
 	}
 	return nil

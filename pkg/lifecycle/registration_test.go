@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
 )
 
 func TestRegistration(t *testing.T) {
@@ -58,7 +59,11 @@ func TestRegistration(t *testing.T) {
 				t.Errorf("status.nodeName = %q, want the joined node's name", got.Status.NodeName)
 			}
 			n := e.getNode(t, "joined")
-			wantLabels := map[string]string{v1alpha1.LabelNodeClaim: "a", v1alpha1.LabelProvisionerName: "default"}
+			// Without its Provisioner and EC2NodeClass, the node gets the labels of the launch.
+			wantLabels := map[string]string{
+				v1alpha1.LabelNodeClaim: "a", v1alpha1.LabelProvisionerName: "default",
+				corev1.LabelInstanceTypeStable: "m5.large", corev1.LabelTopologyZone: "us-east-1a", v1alpha1.LabelCapacityType: "spot",
+			}
 			if diff := cmp.Diff(wantLabels, n.Labels); diff != "" {
 				t.Errorf("node labels (-want, +got):\n%s", diff)
 			}
@@ -66,6 +71,65 @@ func TestRegistration(t *testing.T) {
 				t.Errorf("node finalizers (-want, +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestRegistrationLabelsNodeAsPlanned checks that the joined Node gets the labels the pods
+// planned onto it may select: its instance type's well-known labels, its offering's, and the
+// claim's single-valued In requirements; labels the kubelet set keep their values.
+func TestRegistrationLabelsNodeAsPlanned(t *testing.T) {
+	e := newEnv(t)
+	e.cloud.Types = []*cloud.InstanceType{{
+		Name: "m5.large",
+		Labels: map[string]string{
+			corev1.LabelInstanceTypeStable: "m5.large", corev1.LabelArchStable: "amd64", corev1.LabelOSStable: "linux",
+			corev1.LabelTopologyRegion: "us-east-1", v1alpha1.LabelInstanceFamily: "m5", v1alpha1.LabelInstanceSize: "large",
+			v1alpha1.LabelInstanceCPU: "2", v1alpha1.LabelInstanceMemory: "8192", v1alpha1.LabelInstanceGPUCount: "0",
+		},
+		Offerings: []cloud.Offering{{Zone: "us-east-1a", CapacityType: v1alpha1.CapacityTypeSpot, Price: 0.04, Available: true}},
+	}}
+	nc := claim("a", func(nc *v1alpha1.NodeClaim) {
+		nc.Spec.Requirements = append(nc.Spec.Requirements,
+			v1alpha1.NodeSelectorRequirement{Key: "team", Operator: corev1.NodeSelectorOpIn, Values: []string{"payments"}},
+			v1alpha1.NodeSelectorRequirement{Key: "tier", Operator: corev1.NodeSelectorOpIn, Values: []string{"web", "batch"}},
+			v1alpha1.NodeSelectorRequirement{Key: "spare", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"true"}},
+			v1alpha1.NodeSelectorRequirement{Key: v1alpha1.LabelCapacityType, Operator: corev1.NodeSelectorOpIn, Values: []string{"spot", "on-demand"}},
+		)
+	})
+	providerID := e.launch(t, nc)
+	launched(providerID)(nc)
+	e.add(t, nc, provisioner("default"), nodeClass("default"))
+	// The kubelet set its hostname, os and a (made up) arch; the emulated cloud provider no zone.
+	e.add(t, node("joined", providerID, func(n *corev1.Node) {
+		n.Labels = map[string]string{corev1.LabelHostname: "joined", corev1.LabelOSStable: "linux", corev1.LabelArchStable: "kubelet-says"}
+	}))
+	r := &registrar{deps: e.deps, timeout: 15 * time.Minute}
+	if _, err := r.reconcile(e.ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		corev1.LabelHostname:           "joined",
+		corev1.LabelOSStable:           "linux",
+		corev1.LabelArchStable:         "kubelet-says",
+		corev1.LabelInstanceTypeStable: "m5.large",
+		corev1.LabelTopologyZone:       "us-east-1a",
+		corev1.LabelTopologyRegion:     "us-east-1",
+		v1alpha1.LabelCapacityType:     "spot",
+		v1alpha1.LabelInstanceFamily:   "m5",
+		v1alpha1.LabelInstanceSize:     "large",
+		v1alpha1.LabelInstanceCPU:      "2",
+		v1alpha1.LabelInstanceMemory:   "8192",
+		v1alpha1.LabelInstanceGPUCount: "0",
+		"team":                         "payments",
+		v1alpha1.LabelNodeClaim:        "a",
+		v1alpha1.LabelProvisionerName:  "default",
+	}
+	n := e.getNode(t, "joined")
+	if diff := cmp.Diff(want, n.Labels); diff != "" {
+		t.Errorf("node labels (-want, +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{v1alpha1.TerminationFinalizer}, n.Finalizers); diff != "" {
+		t.Errorf("node finalizers (-want, +got):\n%s", diff)
 	}
 }
 

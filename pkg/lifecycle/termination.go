@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -80,10 +81,8 @@ func (t *terminator) reconcileNode(ctx context.Context, name string) (time.Durat
 		}
 	}
 
-	node = node.DeepCopy()
-	node.Finalizers, _ = removeString(node.Finalizers, v1alpha1.TerminationFinalizer)
-	if _, err := t.kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return 0, fmt.Errorf("removing finalizer of node %s: %w", node.Name, err)
+	if err := t.removeNodeFinalizer(ctx, node.Name); err != nil {
+		return 0, err
 	}
 	logger.Info("Deleted node", "providerID", providerID)
 	if nc == nil {
@@ -148,6 +147,29 @@ func (t *terminator) cordon(ctx context.Context, node *corev1.Node, nc *v1alpha1
 		if _, err := t.objects.updateNodeClaimStatus(ctx, nc); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
+	}
+	return nil
+}
+
+// removeNodeFinalizer removes the termination finalizer from the Node named name. It reads
+// the Node afresh, and again on a conflict: the Node read at the start of the reconcile is
+// stale once cordoned, and the kubelet keeps writing to it.
+func (t *terminator) removeNodeFinalizer(ctx context.Context, name string) error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		node, err := t.kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		finalizers, found := removeString(node.Finalizers, v1alpha1.TerminationFinalizer)
+		if !found {
+			return nil
+		}
+		node.Finalizers = finalizers
+		_, err = t.kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("removing finalizer of node %s: %w", name, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"errors"
 	"sync"
 	"testing"
 
@@ -116,6 +117,39 @@ func TestTerminationInstanceGone(t *testing.T) {
 	}
 	if len(rec.evicted) != 0 {
 		t.Errorf("evicted %v from a node whose instance is gone", rec.evicted)
+	}
+}
+
+// TestTerminationReleasesNodeDespiteConflict: the Node read at the start of the reconcile is
+// stale by the time its finalizer comes off (the cordon and the kubelet wrote to it): the
+// finalizer is removed in the same pass, not after a failed update and a retry with backoff.
+func TestTerminationReleasesNodeDespiteConflict(t *testing.T) {
+	e := newEnv(t)
+	nc := claim("a")
+	providerID := e.launch(t, nc)
+	launched(providerID)(nc)
+	initialized(nc)
+	e.add(t, nc, node("node-a", providerID, ownedBy("a"), nodeDeleting))
+	conflicts := 1
+	e.kube.PrependReactor("update", "nodes", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		if conflicts == 0 {
+			return false, nil, nil
+		}
+		conflicts--
+		return true, nil, apierrors.NewConflict(corev1.Resource("nodes"), "node-a", errors.New("the object has been modified"))
+	})
+	requeue, err := (&terminator{deps: e.deps}).reconcileNode(e.ctx, "node-a")
+	if err != nil || requeue != 0 {
+		t.Fatalf("reconcileNode = %s, %v; want 0, nil", requeue, err)
+	}
+	if n := e.getNode(t, "node-a"); n != nil && len(n.Finalizers) != 0 {
+		t.Errorf("node finalizers = %v, want none", n.Finalizers)
+	}
+	if e.instanceExists(t, providerID) {
+		t.Error("instance not terminated")
+	}
+	if conflicts != 0 {
+		t.Error("the injected conflict was never hit")
 	}
 }
 
