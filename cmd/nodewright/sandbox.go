@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -131,8 +132,11 @@ func startSandbox(ctx context.Context, flags *sandboxFlags, withScheduler bool, 
 			return nil, err
 		}
 	}
-	// The plugin talks to the emulator, for the cluster the emulator's subnets are tagged for.
-	provisionArgs := map[string]any{"clusterName": emulator.DefaultClusterName, "region": emulator.Region, "endpoint": sb.emulator.URL()}
+	// The plugin talks to the emulator, for the cluster the emulator's subnets are tagged for,
+	// and its nodes join the sandbox's apiserver.
+	provisionArgs := map[string]any{"clusterName": emulator.DefaultClusterName, "region": emulator.Region, "endpoint": sb.emulator.URL(),
+		"clusterEndpoint": cp.RESTConfig().Host, "clusterCA": base64.StdEncoding.EncodeToString(cp.RESTConfig().CAData),
+		"clusterCIDR": cp.ServiceCIDR()}
 	if err := scheduler.WriteConfig(config, sb.schedulerConfig, cp.Kubeconfig(), provisionArgs); err != nil {
 		return nil, err
 	}

@@ -139,6 +139,9 @@ func (cp *ControlPlane) RESTConfig() *rest.Config { return rest.CopyConfig(cp.re
 // Dir is the sandbox's state directory; logs/ in it holds one log per process.
 func (cp *ControlPlane) Dir() string { return cp.dir }
 
+// ServiceCIDR is the kube-apiserver's service CIDR (--service-cluster-ip-range).
+func (cp *ControlPlane) ServiceCIDR() string { return serviceCIDR }
+
 // Stop stops every process, last started first, and waits for them to exit. It removes the
 // state directory if Start created it. It is safe to call more than once and from a signal
 // handler's goroutine.

@@ -23,8 +23,9 @@ import (
 
 const schedulerName = "nodewright-scheduler"
 
-// schedulerConfig writes manifests/scheduler-config.yaml pointed at the sandbox, after
-// applying edit to its text (nil keeps it as shipped), and returns the copy's path.
+// schedulerConfig writes manifests/scheduler-config.yaml pointed at the sandbox and at no
+// cloud, after applying edit to its text (nil keeps it as shipped), and returns the copy's
+// path.
 func schedulerConfig(t *testing.T, edit func(string) string) string {
 	t.Helper()
 	config := manifests.SchedulerConfig
@@ -36,7 +37,10 @@ func schedulerConfig(t *testing.T, edit func(string) string) string {
 		config = []byte(edited)
 	}
 	dst := filepath.Join(t.TempDir(), "scheduler-config.yaml")
-	if err := scheduler.WriteConfig(config, dst, framework.ControlPlane.Kubeconfig(), nil); err != nil {
+	// The plugin builds its cloud at start-up: point it at a loopback port where nothing
+	// listens, so that nothing (the price refresh, the lifecycle's GC) reaches AWS.
+	args := map[string]any{"endpoint": "http://127.0.0.1:1"}
+	if err := scheduler.WriteConfig(config, dst, framework.ControlPlane.Kubeconfig(), args); err != nil {
 		t.Fatal(err)
 	}
 	return dst

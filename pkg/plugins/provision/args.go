@@ -1,7 +1,10 @@
 package provision
 
 import (
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"time"
@@ -20,6 +23,10 @@ const (
 	DefaultBatchMaxDuration  = 10 * time.Second
 )
 
+// DefaultKubernetesVersion is the control plane version nodes are launched for when the
+// args do not say: the version of the scheduler nodewright is built on.
+const DefaultKubernetesVersion = "1.37"
+
 // Args are the Provision plugin's arguments, read from the `args` of its entry in the
 // profile's pluginConfig:
 //
@@ -28,6 +35,9 @@ const (
 //	  args:
 //	    clusterName: my-cluster
 //	    region: us-east-1
+//	    clusterEndpoint: https://ABCDEF.gr7.us-east-1.eks.amazonaws.com
+//	    clusterCA: LS0tLS1CRUdJTi...
+//	    clusterCIDR: 10.100.0.0/16
 type Args struct {
 	// ClusterName names the cluster the nodes join. It is written into the
 	// nodewright.dev/cluster tag of every instance, which garbage collection uses to find the
@@ -41,6 +51,23 @@ type Args struct {
 	// emulator of the local sandbox (http://127.0.0.1:4566). Empty means the real AWS
 	// endpoints of Region.
 	Endpoint string `json:"endpoint,omitempty"`
+	// ClusterEndpoint is the https URL of the kube-apiserver that new nodes join, e.g. the
+	// EKS cluster's endpoint. Required.
+	ClusterEndpoint string `json:"clusterEndpoint"`
+	// ClusterCA is the cluster's certificate authority as base64-encoded PEM (the
+	// certificate-authority-data of a kubeconfig), which new nodes trust the kube-apiserver
+	// with. Required.
+	ClusterCA string `json:"clusterCA"`
+	// ClusterCIDR is the cluster's service CIDR, e.g. 10.100.0.0/16, from which nodes derive
+	// the cluster DNS address. Required.
+	ClusterCIDR string `json:"clusterCIDR"`
+	// KubernetesVersion is the control plane's "1.minor" version, which selects the node
+	// images, e.g. "1.37". Defaults to DefaultKubernetesVersion.
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// InterruptionQueue is the name of the SQS queue EventBridge sends spot interruptions,
+	// rebalance recommendations, scheduled changes and state changes to. Empty disables
+	// interruption handling.
+	InterruptionQueue string `json:"interruptionQueue,omitempty"`
 	// BatchIdleDuration is how long a provisioning round waits for more pending pods after the
 	// last one arrived before it plans. Defaults to 1s.
 	BatchIdleDuration *metav1.Duration `json:"batchIdleDuration,omitempty"`
@@ -57,6 +84,10 @@ var (
 	clusterNamePattern = regexp.MustCompile(`^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$`)
 	// regionPattern matches AWS region codes: us-east-1, eu-central-2, us-gov-west-1.
 	regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	// kubernetesVersionPattern matches "1.minor".
+	kubernetesVersionPattern = regexp.MustCompile(`^1\.(0|[1-9][0-9]*)$`)
+	// queueNamePattern is what SQS accepts as a queue name.
+	queueNamePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}(\.fifo)?$`)
 )
 
 // decodeArgs reads the plugin's args strictly: a misspelt field is an error, not a silently
@@ -93,6 +124,9 @@ func decodeArgs(obj runtime.Object) (*Args, error) {
 
 // SetDefaults fills the fields a user may leave out.
 func (a *Args) SetDefaults() {
+	if a.KubernetesVersion == "" {
+		a.KubernetesVersion = DefaultKubernetesVersion
+	}
 	if a.BatchIdleDuration == nil {
 		a.BatchIdleDuration = &metav1.Duration{Duration: DefaultBatchIdleDuration}
 	}
@@ -122,6 +156,11 @@ func (a *Args) Validate() field.ErrorList {
 			errs = append(errs, field.Invalid(argsPath.Child("endpoint"), a.Endpoint, "must be an absolute http or https URL"))
 		}
 	}
+	errs = append(errs, a.validateCluster()...)
+	if a.InterruptionQueue != "" && !queueNamePattern.MatchString(a.InterruptionQueue) {
+		errs = append(errs, field.Invalid(argsPath.Child("interruptionQueue"), a.InterruptionQueue,
+			"must be an SQS queue name: 1-80 letters, digits, '-' or '_'"))
+	}
 	idle, maxWait := a.BatchIdleDuration.Duration, a.BatchMaxDuration.Duration
 	if idle <= 0 {
 		errs = append(errs, field.Invalid(argsPath.Child("batchIdleDuration"), idle.String(), "must be positive"))
@@ -131,6 +170,33 @@ func (a *Args) Validate() field.ErrorList {
 	} else if maxWait < idle {
 		errs = append(errs, field.Invalid(argsPath.Child("batchMaxDuration"), maxWait.String(),
 			fmt.Sprintf("must not be shorter than batchIdleDuration (%s)", idle)))
+	}
+	return errs
+}
+
+// validateCluster checks what new nodes need to join the cluster.
+func (a *Args) validateCluster() field.ErrorList {
+	var errs field.ErrorList
+	switch u, err := url.Parse(a.ClusterEndpoint); {
+	case a.ClusterEndpoint == "":
+		errs = append(errs, field.Required(argsPath.Child("clusterEndpoint"), "the https URL of the kube-apiserver nodes join"))
+	case err != nil || u.Scheme != "https" || u.Host == "":
+		errs = append(errs, field.Invalid(argsPath.Child("clusterEndpoint"), a.ClusterEndpoint, "must be an absolute https URL"))
+	}
+	if a.ClusterCA == "" {
+		errs = append(errs, field.Required(argsPath.Child("clusterCA"), "the cluster's certificate authority, base64-encoded PEM"))
+	} else if pemBytes, err := base64.StdEncoding.DecodeString(a.ClusterCA); err != nil {
+		errs = append(errs, field.Invalid(argsPath.Child("clusterCA"), "<redacted>", "must be base64: "+err.Error()))
+	} else if block, _ := pem.Decode(pemBytes); block == nil || block.Type != "CERTIFICATE" {
+		errs = append(errs, field.Invalid(argsPath.Child("clusterCA"), "<redacted>", "must be the base64 encoding of a PEM CERTIFICATE block"))
+	}
+	if a.ClusterCIDR == "" {
+		errs = append(errs, field.Required(argsPath.Child("clusterCIDR"), "the cluster's service CIDR, e.g. 10.100.0.0/16"))
+	} else if _, err := netip.ParsePrefix(a.ClusterCIDR); err != nil {
+		errs = append(errs, field.Invalid(argsPath.Child("clusterCIDR"), a.ClusterCIDR, "must be a CIDR such as 10.100.0.0/16"))
+	}
+	if !kubernetesVersionPattern.MatchString(a.KubernetesVersion) {
+		errs = append(errs, field.Invalid(argsPath.Child("kubernetesVersion"), a.KubernetesVersion, `must be "1.minor", e.g. "1.37"`))
 	}
 	return errs
 }

@@ -5,6 +5,12 @@
 // profile's own Filter plugins on template nodes, to record each decision as a NodeClaim and
 // to nominate the pods onto the nodes when they register (see DESIGN.md, "Data flow: scale up").
 //
+// Rounds run off the scheduling goroutine (round.go), triggered by PostFilter and by pods the
+// scheduler marks unschedulable (PostFilter is not called while the cluster has no node).
+// Informers on NodeClaims and Nodes keep the ledger and activate reserved pods when their
+// node registers (watch.go).
+//
 // The plugin decides; it does not launch. It must not import the AWS SDK or pkg/aws: cloud
-// calls go through pkg/cloud, and launching is pkg/lifecycle's job.
+// calls go through pkg/cloud (the binary passes a cloud.Factory in Options), and launching is
+// pkg/lifecycle's job, whose Manager the plugin runs alongside the scheduler.
 package provision

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
@@ -22,10 +23,14 @@ const Name = "Provision"
 
 // Options are what the plugin needs beyond its args, for the binary's wiring and for tests.
 type Options struct {
-	// Cloud lists instance types. nil means none is configured: rounds then only log and
-	// record an event saying so. The plugin must not build the AWS provider itself (it does
-	// not import pkg/aws); cmd/scheduler passes it through NewWithOptions.
+	// Cloud lists instance types. nil means it is built by NewCloud; when both are nil no
+	// cloud is configured, and rounds only log and record an event saying so.
 	Cloud cloud.Provider
+	// NewCloud builds the cloud from the plugin's args when Cloud is nil: the plugin must not
+	// build the AWS provider itself (it does not import pkg/aws), so cmd/scheduler passes
+	// aws.NewCloud here through NewWithOptions. The plugin then also runs the lifecycle
+	// (pkg/lifecycle) that launches, registers and terminates the nodes it plans.
+	NewCloud cloud.Factory
 	// Clock times the batch windows. Default the real clock.
 	Clock clock.WithTicker
 	// Dynamic writes NodeClaims and reads Provisioners and EC2NodeClasses. Default a client
@@ -45,6 +50,8 @@ type Provision struct {
 
 	mu            sync.Mutex
 	lastUnplanned map[types.UID]*Unplanned
+	// activated are the NodeClaims whose pods were activated when their node registered.
+	activated map[string]bool
 }
 
 var _ fwk.PostFilterPlugin = &Provision{}
@@ -59,6 +66,8 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 // NewWithOptions returns the plugin's factory with opts.
 func NewWithOptions(opts Options) frameworkruntime.PluginFactory {
 	return func(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, error) {
+		// Each profile, and each scheduler of a process, gets its own cloud and clients.
+		opts := opts
 		args, err := decodeArgs(obj)
 		if err != nil {
 			return nil, err
@@ -76,15 +85,32 @@ func NewWithOptions(opts Options) frameworkruntime.PluginFactory {
 			}
 		}
 		logger := klog.FromContext(ctx)
+		var queue cloud.InterruptionQueue
+		startLifecycle := false
+		if opts.Cloud == nil && opts.NewCloud != nil && h != nil {
+			if opts.Cloud, queue, err = opts.NewCloud(ctx, args.cloudConfig()); err != nil {
+				return nil, fmt.Errorf("building the cloud provider: %w", err)
+			}
+			startLifecycle = true
+		}
+		registerMetrics()
 		logger.V(2).Info("Provision plugin configured",
 			"clusterName", args.ClusterName, "region", args.Region, "endpoint", args.Endpoint,
 			"batchIdleDuration", args.BatchIdleDuration.Duration, "batchMaxDuration", args.BatchMaxDuration.Duration,
 			"cloud", opts.Cloud != nil)
-		p := &Provision{args: args, handle: h, opts: opts, ledger: NewLedger(), lastUnplanned: map[types.UID]*Unplanned{}}
+		p := &Provision{args: args, handle: h, opts: opts, ledger: NewLedger(), lastUnplanned: map[types.UID]*Unplanned{}, activated: map[string]bool{}}
 		p.batcher = newBatcher(opts.Clock, args.BatchIdleDuration.Duration, args.BatchMaxDuration.Duration, p.round)
-		if h != nil {
-			// The scheduler's context ends the round loop.
-			go p.batcher.Run(ctx)
+		if h == nil {
+			return p, nil
+		}
+		if startLifecycle {
+			if err := p.startLifecycle(ctx, queue); err != nil {
+				return nil, err
+			}
+		}
+		// The scheduler's context ends the informers and the round loop.
+		if err := p.start(ctx); err != nil {
+			return nil, err
 		}
 		return p, nil
 	}
@@ -93,23 +119,8 @@ func NewWithOptions(opts Options) frameworkruntime.PluginFactory {
 // Name returns the plugin's name.
 func (p *Provision) Name() string { return Name }
 
-// round plans nodes for every pending pod of this scheduler without a reservation.
-func (p *Provision) round(ctx context.Context) {
-	logger := klog.FromContext(ctx)
-	if p.opts.Cloud == nil {
-		logger.Error(nil, "Provision: no cloud provider configured; no node can be planned")
-		for _, pod := range p.pendingPods(logger) {
-			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
-				"%s: no cloud provider configured", Name)
-		}
-		return
-	}
-	// Not built yet: listing Provisioners and node classes, calling Plan, writing NodeClaims
-	// and recording lastUnplanned (see the report of issue 6).
-	logger.Error(nil, "Provision: provisioning rounds are not wired to the cloud yet")
-}
-
-// pendingPods returns the pods of this profile that are not bound and have no reservation.
+// pendingPods returns the pods of this profile that the scheduler could not place, that are
+// not bound and have no reservation.
 func (p *Provision) pendingPods(logger klog.Logger) []*v1.Pod {
 	pods, err := p.handle.SharedInformerFactory().Core().V1().Pods().Lister().List(labels.Everything())
 	if err != nil {
@@ -118,7 +129,7 @@ func (p *Provision) pendingPods(logger klog.Logger) []*v1.Pod {
 	}
 	var out []*v1.Pod
 	for _, pod := range pods {
-		if pod.Spec.SchedulerName != p.handle.ProfileName() || pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil {
+		if !p.wantsNode(pod) {
 			continue
 		}
 		if _, _, reserved := p.ledger.Reservation(pod.UID); reserved {
@@ -127,4 +138,32 @@ func (p *Provision) pendingPods(logger klog.Logger) []*v1.Pod {
 		out = append(out, pod)
 	}
 	return out
+}
+
+// cloudConfig is the cloud's part of the args.
+func (a *Args) cloudConfig() cloud.Config {
+	return cloud.Config{
+		ClusterName:       a.ClusterName,
+		Region:            a.Region,
+		Endpoint:          a.Endpoint,
+		ClusterEndpoint:   a.ClusterEndpoint,
+		ClusterCA:         a.ClusterCA,
+		ClusterCIDR:       a.ClusterCIDR,
+		KubernetesVersion: a.KubernetesVersion,
+		InterruptionQueue: a.InterruptionQueue,
+	}
+}
+
+// wantsNode reports whether pod is this profile's, unbound, and was found unschedulable by
+// the scheduler: a pod not tried yet may well fit an existing node.
+func (p *Provision) wantsNode(pod *v1.Pod) bool {
+	if pod.Spec.SchedulerName != p.handle.ProfileName() || pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == v1.PodScheduled {
+			return c.Status == v1.ConditionFalse && c.Reason == v1.PodReasonUnschedulable
+		}
+	}
+	return false
 }

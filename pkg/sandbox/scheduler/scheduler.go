@@ -11,16 +11,22 @@ import (
 	"os"
 
 	"github.com/spf13/pflag"
+	"k8s.io/component-base/configz"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/nodewright/nodewright/pkg/aws"
 	"github.com/nodewright/nodewright/pkg/plugins/provision"
 )
 
-// DefaultRegistry is the plugin registry of bin/nodewright-scheduler.
-var DefaultRegistry = []app.Option{app.WithPlugin(provision.Name, provision.New)}
+// DefaultRegistry is the plugin registry of bin/nodewright-scheduler: the Provision plugin
+// on the EC2 cloud.
+var DefaultRegistry = []app.Option{app.WithPlugin(provision.Name, provision.NewWithOptions(provision.Options{NewCloud: aws.NewCloud}))}
+
+// configzName is the configz entry app.Run registers.
+const configzName = "componentconfig"
 
 // Options configure an in-process scheduler.
 type Options struct {
@@ -74,6 +80,9 @@ func Start(ctx context.Context, opts Options) (*Scheduler, error) {
 	go func() {
 		defer close(s.done)
 		defer informerName.Release()
+		// app.Run registers the process-wide /configz entry and never removes it; without
+		// this, the next scheduler of the process would fail to start.
+		defer configz.Delete(configzName)
 		err := app.Run(ctx, cc, sched)
 		if ctx.Err() == nil {
 			s.err = err

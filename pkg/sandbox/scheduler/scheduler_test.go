@@ -105,7 +105,9 @@ current-context: c
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteConfig(manifests.SchedulerConfig, path, kubeconfig, nil); err != nil {
+	// The cloud is built at start-up: point it at a loopback port where nothing listens, so
+	// that its background price refresh never reaches AWS.
+	if err := WriteConfig(manifests.SchedulerConfig, path, kubeconfig, map[string]any{"endpoint": "http://127.0.0.1:1"}); err != nil {
 		t.Fatal(err)
 	}
 	ctx := t.Context()

@@ -1,0 +1,82 @@
+package provision
+
+import (
+	"sync"
+
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/legacyregistry"
+)
+
+const metricsSubsystem = "nodewright"
+
+// Label names; their values are bounded (provisioners and instance types are few).
+const (
+	labelProvisioner  = "provisioner"
+	labelInstanceType = "instance_type"
+	labelResult       = "result"
+)
+
+// Values of the result label of provisioningRounds.
+const (
+	resultPlanned  = "planned"
+	resultNoPods   = "no_pods"
+	resultError    = "error"
+	resultNoCloud  = "no_cloud"
+	resultNoConfig = "no_provisioner"
+)
+
+var (
+	roundDuration = metrics.NewHistogram(&metrics.HistogramOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "provisioning_round_duration_seconds",
+		Help:           "Time a provisioning round takes, from listing the pending pods to writing the NodeClaims.",
+		Buckets:        metrics.ExponentialBuckets(0.01, 2, 14),
+		StabilityLevel: metrics.ALPHA,
+	})
+	provisioningRounds = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "provisioning_rounds_total",
+		Help:           "Provisioning rounds, by result.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{labelResult})
+	podsPerRound = metrics.NewHistogram(&metrics.HistogramOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "provisioning_round_pods",
+		Help:           "Pending pods a provisioning round planned for.",
+		Buckets:        metrics.ExponentialBuckets(1, 2, 12),
+		StabilityLevel: metrics.ALPHA,
+	})
+	nodesPlanned = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "nodes_planned_total",
+		Help:           "Nodes planned and written as NodeClaims, by provisioner and cheapest instance type.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{labelProvisioner, labelInstanceType})
+	podsReserved = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "pods_reserved_total",
+		Help:           "Pods reserved on a NodeClaim written by a provisioning round, by provisioner.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{labelProvisioner})
+	podsUnplanned = metrics.NewCounter(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "pods_unplanned_total",
+		Help:           "Pods a provisioning round could plan no node for.",
+		StabilityLevel: metrics.ALPHA,
+	})
+	podsStranded = metrics.NewGauge(&metrics.GaugeOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "pods_unplanned",
+		Help:           "Pods the last provisioning round could plan no node for.",
+		StabilityLevel: metrics.ALPHA,
+	})
+)
+
+var registerOnce sync.Once
+
+// registerMetrics registers the plugin's metrics with the scheduler's registry, once.
+func registerMetrics() {
+	registerOnce.Do(func() {
+		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsUnplanned, podsStranded)
+	})
+}

@@ -1,0 +1,213 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/scheduler/apis/config"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
+)
+
+var (
+	provisionerGVR = v1alpha1.SchemeGroupVersion.WithResource("provisioners")
+	nodeClassGVR   = v1alpha1.SchemeGroupVersion.WithResource("ec2nodeclasses")
+)
+
+// round plans nodes for every pending pod of this scheduler without a reservation, and
+// writes one NodeClaim per planned node.
+func (p *Provision) round(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	start := p.opts.Clock.Now()
+	defer func() { roundDuration.Observe(p.opts.Clock.Since(start).Seconds()) }()
+	pods := p.pendingPods(logger)
+	if p.opts.Cloud == nil {
+		provisioningRounds.WithLabelValues(resultNoCloud).Inc()
+		logger.Error(nil, "Provision: no cloud provider configured; no node can be planned")
+		for _, pod := range pods {
+			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
+				"%s: no cloud provider configured", Name)
+		}
+		return
+	}
+	if len(pods) == 0 {
+		provisioningRounds.WithLabelValues(resultNoPods).Inc()
+		return
+	}
+	in, err := p.planInput(ctx, pods)
+	if err != nil {
+		provisioningRounds.WithLabelValues(resultError).Inc()
+		logger.Error(err, "Preparing a provisioning round")
+		return
+	}
+	podsPerRound.Observe(float64(len(pods)))
+	plan, err := Plan(ctx, *in)
+	if err != nil {
+		provisioningRounds.WithLabelValues(resultError).Inc()
+		logger.Error(err, "Planning nodes", "pods", len(pods))
+		return
+	}
+	provisioningRounds.WithLabelValues(resultPlanned).Inc()
+	logPacking(logger, plan)
+	p.writeClaims(ctx, plan)
+	p.recordUnplanned(plan.Unplanned)
+}
+
+// planInput gathers what Plan needs: the Provisioners with the instance types of their node
+// classes, the cluster's nodes, bound pods and DaemonSets, and the in-flight claims' usage.
+func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, error) {
+	provs, err := listTyped[v1alpha1.Provisioner](ctx, p, provisionerGVR)
+	if err != nil {
+		return nil, fmt.Errorf("listing provisioners: %w", err)
+	}
+	classes, err := listTyped[v1alpha1.EC2NodeClass](ctx, p, nodeClassGVR)
+	if err != nil {
+		return nil, fmt.Errorf("listing ec2nodeclasses: %w", err)
+	}
+	byName := map[string]*v1alpha1.EC2NodeClass{}
+	for _, c := range classes {
+		byName[c.Name] = c
+	}
+	in := &PlanInput{Pods: pods, InstanceTypes: map[string][]*cloud.InstanceType{}, Used: p.ledger.Used(), Region: p.args.Region}
+	logger := klog.FromContext(ctx)
+	for _, prov := range provs {
+		if prov.DeletionTimestamp != nil {
+			continue
+		}
+		class, ok := byName[prov.Spec.NodeClassRef.Name]
+		if !ok {
+			logger.Info("Provisioner's EC2NodeClass not found; skipping it", "provisioner", prov.Name, "nodeClass", prov.Spec.NodeClassRef.Name)
+			continue
+		}
+		its, err := p.opts.Cloud.InstanceTypes(ctx, class, prov.Spec.Kubelet)
+		if err != nil {
+			logger.Error(err, "Listing instance types; skipping provisioner", "provisioner", prov.Name, "nodeClass", class.Name)
+			continue
+		}
+		in.Provisioners = append(in.Provisioners, prov)
+		in.InstanceTypes[prov.Name] = its
+	}
+	informers := p.handle.SharedInformerFactory()
+	if in.Nodes, err = informers.Core().V1().Nodes().Lister().List(labels.Everything()); err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	all, err := informers.Core().V1().Pods().Lister().List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	for _, pod := range all {
+		if pod.Spec.NodeName != "" && pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed {
+			in.ScheduledPods = append(in.ScheduledPods, pod)
+		}
+	}
+	if in.DaemonSets, err = informers.Apps().V1().DaemonSets().Lister().List(labels.Everything()); err != nil {
+		return nil, fmt.Errorf("listing daemonsets: %w", err)
+	}
+	// Judge with this profile's own PreFilter and Filter plugins, out-of-tree ones aside
+	// (the in-tree registry builds the simulation's framework).
+	var enabled *config.Plugins
+	if fw, ok := p.handle.(framework.Framework); ok {
+		enabled = fw.ListPlugins()
+	}
+	in.Framework = DefaultFrameworkFactory(enabled, informers)
+	return in, nil
+}
+
+// listTyped lists the cluster-scoped resource gvr through the dynamic client as T.
+func listTyped[T any](ctx context.Context, p *Provision, gvr schema.GroupVersionResource) ([]*T, error) {
+	list, err := p.opts.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*T, 0, len(list.Items))
+	for i := range list.Items {
+		obj := new(T)
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(list.Items[i].Object, obj); err != nil {
+			return nil, fmt.Errorf("converting %s %s: %w", gvr.Resource, list.Items[i].GetName(), err)
+		}
+		out = append(out, obj)
+	}
+	return out, nil
+}
+
+// logPacking logs the operator-facing summary of plan: one line per set of nodes with the
+// same instance type options.
+func logPacking(logger klog.Logger, plan *Packing) {
+	type group struct{ nodes, pods int }
+	groups := map[string]*group{}
+	var order []string
+	for _, n := range plan.Nodes {
+		key := strings.Join(n.InstanceTypeNames(), " ")
+		g, ok := groups[key]
+		if !ok {
+			g = &group{}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.nodes++
+		g.pods += len(n.Pods)
+	}
+	for _, key := range order {
+		g := groups[key]
+		logger.Info(fmt.Sprintf("Computed packing of %d node(s) for %d pod(s) with instance type option(s) [%s]", g.nodes, g.pods, key))
+	}
+	logger.V(2).Info("Provisioning round planned", "nodes", len(plan.Nodes), "unplanned", len(plan.Unplanned),
+		"checks", plan.Checks, "cacheHits", plan.CacheHits)
+}
+
+// writeClaims creates one NodeClaim per planned node and records the reservations at once,
+// so that PostFilter sees them before the informer does.
+func (p *Provision) writeClaims(ctx context.Context, plan *Packing) {
+	logger := klog.FromContext(ctx)
+	for _, n := range plan.Nodes {
+		nc, err := createNodeClaim(ctx, p.opts.Dynamic, NodeClaimFor(n))
+		if err != nil {
+			// Its pods stay unreserved: the next round plans them again.
+			logger.Error(err, "Writing the nodeclaim of a planned node", "provisioner", n.Template.Provisioner.Name,
+				"instanceType", n.Template.InstanceType.Name, "pods", len(n.Pods))
+			for _, pod := range n.Pods {
+				p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
+					"%s: writing the nodeclaim: %v", Name, err)
+			}
+			continue
+		}
+		p.ledger.Set(nc)
+		nodesPlanned.WithLabelValues(nc.Spec.Provisioner, n.Template.InstanceType.Name).Inc()
+		podsReserved.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(n.Pods)))
+		logger.V(2).Info("Created nodeclaim", "nodeClaim", klog.KObj(nc), "provisioner", nc.Spec.Provisioner,
+			"instanceType", n.Template.InstanceType.Name, "zone", n.Template.Offering.Zone,
+			"capacityType", n.Template.Offering.CapacityType, "pods", len(n.Pods))
+		for _, pod := range n.Pods {
+			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Nominated", "Provisioning",
+				"%s: waiting for the node of nodeclaim %s", Name, nc.Name)
+		}
+	}
+}
+
+// recordUnplanned remembers why pods could not be planned, for PostFilter, and tells each
+// pod in an event.
+func (p *Provision) recordUnplanned(unplanned []*Unplanned) {
+	podsUnplanned.Add(float64(len(unplanned)))
+	podsStranded.Set(float64(len(unplanned)))
+	sort.Slice(unplanned, func(i, j int) bool { return unplanned[i].Pod.UID < unplanned[j].Pod.UID })
+	last := make(map[types.UID]*Unplanned, len(unplanned))
+	for _, u := range unplanned {
+		last[u.Pod.UID] = u
+		p.handle.EventRecorder().Eventf(u.Pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
+			"%s: %s", Name, u.Message())
+	}
+	p.mu.Lock()
+	p.lastUnplanned = last
+	p.mu.Unlock()
+}

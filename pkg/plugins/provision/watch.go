@@ -1,0 +1,205 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/lifecycle"
+)
+
+// startLifecycle runs the lifecycle's controllers (launch, registration, termination, GC),
+// which turn the NodeClaims the rounds write into nodes, until ctx ends. They act only while
+// this replica holds the lifecycle's Lease.
+func (p *Provision) startLifecycle(ctx context.Context, queue cloud.InterruptionQueue) error {
+	mgr, err := lifecycle.New(lifecycle.Options{
+		Client:  p.handle.ClientSet(),
+		Dynamic: p.opts.Dynamic,
+		Cloud:   p.opts.Cloud,
+		Queue:   queue,
+		Clock:   p.opts.Clock,
+	})
+	if err != nil {
+		return fmt.Errorf("building the lifecycle manager: %w", err)
+	}
+	go func() {
+		if err := mgr.Run(ctx); err != nil {
+			klog.FromContext(ctx).Error(err, "Lifecycle manager stopped")
+		}
+	}()
+	return nil
+}
+
+// start follows NodeClaims (the ledger) and Nodes (nomination), rebuilds the ledger from
+// the NodeClaims that exist, and only then runs the rounds, so that a restarted scheduler
+// does not plan again for pods already reserved.
+func (p *Provision) start(ctx context.Context) error {
+	if p.opts.Dynamic == nil {
+		return fmt.Errorf("no dynamic client for nodeclaims")
+	}
+	factory := dynamicinformer.NewDynamicSharedInformerFactory(p.opts.Dynamic, 0)
+	claims := factory.ForResource(nodeClaimGVR).Informer()
+	if _, err := claims.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { p.onNodeClaim(ctx, obj) },
+		UpdateFunc: func(_, obj any) { p.onNodeClaim(ctx, obj) },
+		DeleteFunc: func(obj any) { p.onNodeClaimDeleted(ctx, obj) },
+	}); err != nil {
+		return fmt.Errorf("watching nodeclaims: %w", err)
+	}
+	informers := p.handle.SharedInformerFactory()
+	if _, err := informers.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { p.onNode(ctx, obj) },
+		UpdateFunc: func(_, obj any) { p.onNode(ctx, obj) },
+	}); err != nil {
+		return fmt.Errorf("watching nodes: %w", err)
+	}
+	// PostFilter is not called when the cluster has no node at all (the scheduler fails such
+	// a pod before filtering), so pods the scheduler marks unschedulable trigger rounds too.
+	if _, err := informers.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { p.onPod(obj) },
+		UpdateFunc: func(_, obj any) { p.onPod(obj) },
+	}); err != nil {
+		return fmt.Errorf("watching pods: %w", err)
+	}
+	// Registered now so that the scheduler starts it with its own informers.
+	informers.Apps().V1().DaemonSets().Informer()
+	factory.Start(ctx.Done())
+	go func() {
+		if !cache.WaitForCacheSync(ctx.Done(), claims.HasSynced) {
+			return
+		}
+		var existing []*v1alpha1.NodeClaim
+		for _, obj := range claims.GetStore().List() {
+			if nc, ok := toNodeClaim(obj); ok {
+				existing = append(existing, nc)
+			}
+		}
+		p.ledger.Rebuild(existing)
+		klog.FromContext(ctx).V(2).Info("Rebuilt the nodeclaim ledger", "nodeClaims", len(existing))
+		p.batcher.Run(ctx)
+	}()
+	return nil
+}
+
+// onNodeClaim records a new or updated NodeClaim, and activates its pods once its node has
+// registered, so that PostFilter nominates them onto it at once.
+func (p *Provision) onNodeClaim(ctx context.Context, obj any) {
+	nc, ok := toNodeClaim(obj)
+	if !ok {
+		return
+	}
+	p.ledger.Set(nc)
+	if nc.Status.NodeName != "" || isRegistered(nc) {
+		p.activateOnce(ctx, nc)
+	}
+}
+
+// onNodeClaimDeleted releases the pods of a deleted NodeClaim to be planned again.
+func (p *Provision) onNodeClaimDeleted(ctx context.Context, obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	nc, ok := toNodeClaim(obj)
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	delete(p.activated, nc.Name)
+	p.mu.Unlock()
+	released := p.ledger.Delete(nc.Name)
+	pending := p.activate(ctx, released)
+	if pending > 0 {
+		klog.FromContext(ctx).V(2).Info("Nodeclaim deleted; planning its pods again", "nodeClaim", klog.KObj(nc), "pods", pending)
+		p.batcher.Trigger()
+	}
+}
+
+// onPod triggers a round for a pod of this profile the scheduler could not place.
+func (p *Provision) onPod(obj any) {
+	pod, ok := obj.(*v1.Pod)
+	if !ok || !p.wantsNode(pod) {
+		return
+	}
+	if _, _, reserved := p.ledger.Reservation(pod.UID); reserved {
+		return
+	}
+	if u, ok := p.unplanned(pod); ok && !u.Resolvable {
+		// The last round explained why no node can ever host the pod as it is; a change of
+		// the pod asks again.
+		return
+	}
+	p.batcher.Trigger()
+}
+
+// onNode activates the reserved pods of the claim whose node this is.
+func (p *Provision) onNode(ctx context.Context, obj any) {
+	node, ok := obj.(*v1.Node)
+	if !ok || node.Labels[v1alpha1.LabelNodeClaim] == "" {
+		return
+	}
+	if nc, ok := p.ledger.ClaimForNode(node); ok {
+		p.activateOnce(ctx, nc)
+	}
+}
+
+// activateOnce activates nc's pods the first time its node shows up.
+func (p *Provision) activateOnce(ctx context.Context, nc *v1alpha1.NodeClaim) {
+	p.mu.Lock()
+	done := p.activated[nc.Name]
+	p.activated[nc.Name] = true
+	p.mu.Unlock()
+	if done {
+		return
+	}
+	n := p.activate(ctx, nc.Spec.Pods)
+	klog.FromContext(ctx).V(2).Info("Node of nodeclaim registered; activating its pods", "nodeClaim", klog.KObj(nc),
+		"node", nc.Status.NodeName, "pods", n)
+}
+
+// activate moves the pending pods among refs to the scheduler's active queue, and returns
+// how many there were.
+func (p *Provision) activate(ctx context.Context, refs []v1alpha1.PodReference) int {
+	lister := p.handle.SharedInformerFactory().Core().V1().Pods().Lister()
+	pods := map[string]*v1.Pod{}
+	for _, ref := range refs {
+		pod, err := lister.Pods(ref.Namespace).Get(ref.Name)
+		if err != nil || pod.UID != ref.UID || pod.Spec.NodeName != "" {
+			continue
+		}
+		pods[ref.Namespace+"/"+ref.Name] = pod
+	}
+	if len(pods) > 0 {
+		p.handle.Activate(klog.FromContext(ctx), pods)
+	}
+	return len(pods)
+}
+
+func isRegistered(nc *v1alpha1.NodeClaim) bool {
+	for _, c := range nc.Status.Conditions {
+		if c.Type == v1alpha1.ConditionRegistered {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+// toNodeClaim converts an informer's object to a NodeClaim.
+func toNodeClaim(obj any) (*v1alpha1.NodeClaim, bool) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, false
+	}
+	nc := &v1alpha1.NodeClaim{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, nc); err != nil {
+		return nil, false
+	}
+	return nc, true
+}

@@ -1,0 +1,489 @@
+package integration
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"math"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+	klogtesting "k8s.io/klog/v2/ktesting"
+	"k8s.io/kubernetes/test/utils/ktesting"
+	"k8s.io/utils/ptr"
+
+	"github.com/nodewright/nodewright/manifests"
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/aws/emulator"
+	"github.com/nodewright/nodewright/pkg/sandbox/scheduler"
+	"github.com/nodewright/nodewright/test/integration/framework"
+)
+
+// provisionEnv is a namespace, an emulator joined to the sandbox, an EC2NodeClass and a
+// Provisioner named after the namespace, and nodewright-scheduler running in-process on
+// them (with its lifecycle), logging into the test's log.
+type provisionEnv struct {
+	t        *testing.T
+	ctx      context.Context
+	logger   klog.Logger
+	client   kubernetes.Interface
+	ns       string
+	emulator *emulator.Emulator
+	class    *v1alpha1.EC2NodeClass
+}
+
+// newProvisionEnv starts everything; spec's nodeClassRef is set to the test's node class.
+// When the test ends, the Provisioner and the pods go first (so that no round plans again),
+// then every NodeClaim of the Provisioner, whose Nodes the lifecycle drains and deletes.
+func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec) *provisionEnv {
+	t.Helper()
+	_, ctx := ktesting.NewTestContext(t)
+	// The in-process scheduler logs through the context's logger; buffered, to be read back.
+	logger := klogtesting.NewLogger(t, klogtesting.NewConfig(klogtesting.BufferLogs(true)))
+	ctx = klog.NewContext(ctx, logger)
+	client := framework.Client(t)
+	ns := framework.Namespace(ctx, t, client)
+	e := framework.Emulator(t, emulator.Options{})
+	framework.ForceDeleteNodesOf(t, e)
+	class := framework.EC2NodeClass(ctx, t, ns)
+	spec.NodeClassRef = v1alpha1.NodeClassReference{Name: class.Name}
+	prov := framework.Provisioner(ctx, t, &v1alpha1.Provisioner{ObjectMeta: metav1.ObjectMeta{Name: ns}, Spec: spec})
+
+	cfg := framework.RESTConfig(t)
+	path := filepath.Join(t.TempDir(), "scheduler-config.yaml")
+	args := map[string]any{
+		"clusterName": emulator.DefaultClusterName, "region": emulator.Region, "endpoint": e.URL(),
+		"clusterEndpoint": cfg.Host, "clusterCA": base64.StdEncoding.EncodeToString(cfg.CAData),
+		"clusterCIDR": framework.ControlPlane.ServiceCIDR(),
+	}
+	if err := scheduler.WriteConfig(manifests.SchedulerConfig, path, framework.ControlPlane.Kubeconfig(), args); err != nil {
+		t.Fatal(err)
+	}
+	startScheduler(ctx, t, path)
+	env := &provisionEnv{t: t, ctx: ctx, logger: logger, client: client, ns: ns, emulator: e, class: class}
+	// Registered after the scheduler, so it runs while the scheduler's lifecycle still does.
+	t.Cleanup(func() { env.cleanup(prov.Name) })
+	return env
+}
+
+// cleanup removes what the test made the scheduler create, and fails the test if a
+// NodeClaim or Node of the Provisioner is left behind.
+func (env *provisionEnv) cleanup(provisioner string) {
+	t, ctx := env.t, context.Background()
+	dyn := framework.Dynamic(t)
+	if t.Failed() {
+		env.dump(ctx)
+	}
+	if err := dyn.Resource(framework.ProvisionerGVR).Delete(ctx, provisioner, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Errorf("deleting provisioner %s: %v", provisioner, err)
+	}
+	if err := env.client.AppsV1().Deployments(env.ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Errorf("deleting deployments: %v", err)
+	}
+	if err := env.client.CoreV1().Pods(env.ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{}); err != nil {
+		t.Errorf("deleting pods: %v", err)
+	}
+	selector := v1alpha1.LabelProvisionerName + "=" + provisioner
+	if err := dyn.Resource(framework.NodeClaimGVR).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: selector}); err != nil {
+		t.Errorf("deleting nodeclaims: %v", err)
+	}
+	framework.Eventually(ctx, t, 60*time.Second, "the provisioner's nodeclaims and nodes gone", func(ctx context.Context) (bool, error) {
+		claims, err := dyn.Resource(framework.NodeClaimGVR).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, err
+		}
+		nodes, err := env.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, err
+		}
+		return len(claims.Items) == 0 && len(nodes.Items) == 0, nil
+	})
+}
+
+// dump logs the namespace's pods and events and the Provisioner's NodeClaims, to tell why.
+func (env *provisionEnv) dump(ctx context.Context) {
+	if pods, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, p := range pods.Items {
+			env.t.Logf("pod %s: node %q phase %s nominated %q conditions %v", p.Name, p.Spec.NodeName, p.Status.Phase,
+				p.Status.NominatedNodeName, p.Status.Conditions)
+		}
+	}
+	if events, err := env.client.EventsV1().Events(env.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, e := range events.Items {
+			env.t.Logf("event %s %s %s: %s", e.Regarding.Name, e.Type, e.Reason, e.Note)
+		}
+	}
+	for _, nc := range env.claims() {
+		env.t.Logf("nodeclaim %s: status %+v", nc.Name, nc.Status)
+	}
+}
+
+// inflate creates the seed's `inflate` Deployment (pause, 1 CPU per pod) with 0 replicas,
+// after edit (may be nil), then scales it to replicas.
+func (env *provisionEnv) inflate(replicas int32, edit func(*corev1.PodSpec)) {
+	env.t.Helper()
+	labels := map[string]string{"app": "inflate"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "inflate", Namespace: env.ns},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](0),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					SchedulerName:                 schedulerName,
+					TerminationGracePeriodSeconds: ptr.To[int64](0),
+					Containers: []corev1.Container{{
+						Name: "inflate", Image: "registry.k8s.io/pause:3.10",
+						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}},
+					}},
+				},
+			},
+		},
+	}
+	if edit != nil {
+		edit(&d.Spec.Template.Spec)
+	}
+	if _, err := env.client.AppsV1().Deployments(env.ns).Create(env.ctx, d, metav1.CreateOptions{}); err != nil {
+		env.t.Fatal(err)
+	}
+	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "inflate", Namespace: env.ns}, Spec: autoscalingv1.ScaleSpec{Replicas: replicas}}
+	if _, err := env.client.AppsV1().Deployments(env.ns).UpdateScale(env.ctx, "inflate", scale, metav1.UpdateOptions{}); err != nil {
+		env.t.Fatal(err)
+	}
+}
+
+// runningPods waits until want pods of the namespace are Running and bound, and returns them.
+func (env *provisionEnv) runningPods(want int) []corev1.Pod {
+	env.t.Helper()
+	var pods []corev1.Pod
+	framework.Eventually(env.ctx, env.t, 90*time.Second, fmt.Sprintf("%d pods running", want), func(ctx context.Context) (bool, error) {
+		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		pods = pods[:0]
+		for _, p := range list.Items {
+			if p.Spec.NodeName != "" && p.Status.Phase == corev1.PodRunning {
+				pods = append(pods, p)
+			}
+		}
+		return len(pods) == want, nil
+	})
+	return pods
+}
+
+// claims returns the NodeClaims of the test's Provisioner.
+func (env *provisionEnv) claims() []v1alpha1.NodeClaim {
+	env.t.Helper()
+	all, err := framework.ListNodeClaims(env.ctx, env.t)
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	var out []v1alpha1.NodeClaim
+	for _, nc := range all {
+		if nc.Spec.Provisioner == env.ns {
+			out = append(out, nc)
+		}
+	}
+	return out
+}
+
+// nodesOf returns the distinct Nodes pods run on.
+func (env *provisionEnv) nodesOf(pods []corev1.Pod) []*corev1.Node {
+	env.t.Helper()
+	seen := map[string]bool{}
+	var out []*corev1.Node
+	for _, p := range pods {
+		if seen[p.Spec.NodeName] {
+			continue
+		}
+		seen[p.Spec.NodeName] = true
+		n, err := env.client.CoreV1().Nodes().Get(env.ctx, p.Spec.NodeName, metav1.GetOptions{})
+		if err != nil {
+			env.t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// log returns what the test's logger (which the in-process scheduler logs through) recorded.
+func (env *provisionEnv) log() string {
+	u, ok := env.logger.GetSink().(klogtesting.Underlier)
+	if !ok {
+		env.t.Fatal("the test logger keeps no log buffer")
+	}
+	return u.GetBuffer().String()
+}
+
+// cheapest returns the lowest price of an available offering with capacityType whose type's
+// allocatable holds cpu, and the price of instanceType in zone with capacityType.
+func (env *provisionEnv) cheapest(capacityType string, cpu resource.Quantity, instanceType, zone string) (lowest, got float64) {
+	env.t.Helper()
+	provider, _ := framework.AWSProvider(env.t, env.emulator)
+	its, err := provider.InstanceTypes(env.ctx, env.class, nil)
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	lowest, got = math.Inf(1), math.NaN()
+	for _, it := range its {
+		alloc := it.Allocatable()
+		fits := alloc.Cpu().Cmp(cpu) >= 0
+		for _, o := range it.Offerings {
+			if o.CapacityType != capacityType {
+				continue
+			}
+			if it.Name == instanceType && o.Zone == zone {
+				got = o.Price
+			}
+			if fits && o.Available && o.Price < lowest {
+				lowest = o.Price
+			}
+		}
+	}
+	return lowest, got
+}
+
+// TestProvisionSeedScenario is the seed: a Provisioner allowing spot, `inflate` scaled from 0
+// to 5 -> exactly one NodeClaim and one Node, of the cheapest spot offering that holds the 5
+// pods, all Running on it, and the operator-facing packing line logged.
+func TestProvisionSeedScenario(t *testing.T) {
+	env := newProvisionEnv(t, v1alpha1.ProvisionerSpec{
+		Requirements: []v1alpha1.NodeSelectorRequirement{{Key: v1alpha1.LabelCapacityType, Operator: corev1.NodeSelectorOpIn, Values: []string{v1alpha1.CapacityTypeSpot}}},
+	})
+	env.inflate(5, nil)
+	pods := env.runningPods(5)
+	nodes := env.nodesOf(pods)
+	if len(nodes) != 1 {
+		t.Fatalf("pods run on %d nodes, want 1", len(nodes))
+	}
+	node := nodes[0]
+	if claims := env.claims(); len(claims) != 1 {
+		t.Errorf("%d nodeclaims, want 1", len(claims))
+	} else if node.Labels[v1alpha1.LabelNodeClaim] != claims[0].Name {
+		t.Errorf("node %s is of nodeclaim %q, want %q", node.Name, node.Labels[v1alpha1.LabelNodeClaim], claims[0].Name)
+	}
+	if got := node.Labels[v1alpha1.LabelCapacityType]; got != v1alpha1.CapacityTypeSpot {
+		t.Errorf("node capacity type %q, want spot", got)
+	}
+	// 5 pods x 1 CPU; the namespace has no DaemonSet and the sandbox runs none.
+	lowest, got := env.cheapest(v1alpha1.CapacityTypeSpot, resource.MustParse("5"),
+		node.Labels[corev1.LabelInstanceTypeStable], node.Labels[corev1.LabelTopologyZone])
+	if got != lowest {
+		t.Errorf("node is %s in %s at $%v/h, want the cheapest spot offering holding 5 CPUs ($%v/h)",
+			node.Labels[corev1.LabelInstanceTypeStable], node.Labels[corev1.LabelTopologyZone], got, lowest)
+	}
+	if want := "Computed packing of 1 node(s) for 5 pod(s) with instance type option(s) ["; !strings.Contains(env.log(), want) {
+		t.Errorf("the log has no %q line", want)
+	}
+}
+
+// waitForEvent waits for an event of the namespace with reason whose note contains substr.
+func (env *provisionEnv) waitForEvent(reason, substr string) {
+	env.t.Helper()
+	framework.Eventually(env.ctx, env.t, 60*time.Second, fmt.Sprintf("a %s event saying %q", reason, substr), func(ctx context.Context) (bool, error) {
+		events, err := env.client.EventsV1().Events(env.ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range events.Items {
+			if e.Reason == reason && strings.Contains(e.Note, substr) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+func requirement(key string, values ...string) v1alpha1.NodeSelectorRequirement {
+	return v1alpha1.NodeSelectorRequirement{Key: key, Operator: corev1.NodeSelectorOpIn, Values: values}
+}
+
+// TestProvisionConstraints is issue 6's one test per constraint: each plans nodes that the
+// real scheduler then binds the pods to, and the nodes carry what the constraint asked for.
+func TestProvisionConstraints(t *testing.T) {
+	spot := requirement(v1alpha1.LabelCapacityType, v1alpha1.CapacityTypeSpot)
+	tests := []struct {
+		name     string
+		spec     v1alpha1.ProvisionerSpec
+		replicas int32
+		edit     func(*corev1.PodSpec)
+		// wantLabels must be on every node the pods run on.
+		wantLabels map[string]string
+		// wantTaint, when set, must be on every node the pods run on.
+		wantTaint *corev1.Taint
+		// cheapest, when set, is the capacity type of which the node must be the cheapest
+		// offering that holds the pods' CPU.
+		cheapest string
+	}{
+		{
+			name: "nodeSelector on zone", spec: v1alpha1.ProvisionerSpec{Requirements: []v1alpha1.NodeSelectorRequirement{spot}},
+			replicas: 2,
+			edit: func(s *corev1.PodSpec) {
+				s.NodeSelector = map[string]string{corev1.LabelTopologyZone: "us-east-1c"}
+			},
+			wantLabels: map[string]string{corev1.LabelTopologyZone: "us-east-1c"},
+		},
+		{
+			name: "arm64 only", spec: v1alpha1.ProvisionerSpec{Requirements: []v1alpha1.NodeSelectorRequirement{spot}},
+			replicas: 2,
+			edit: func(s *corev1.PodSpec) {
+				s.NodeSelector = map[string]string{corev1.LabelArchStable: "arm64"}
+			},
+			wantLabels: map[string]string{corev1.LabelArchStable: "arm64"},
+		},
+		{
+			name: "amd64 only", spec: v1alpha1.ProvisionerSpec{Requirements: []v1alpha1.NodeSelectorRequirement{spot}},
+			replicas: 2,
+			edit: func(s *corev1.PodSpec) {
+				s.NodeSelector = map[string]string{corev1.LabelArchStable: "amd64"}
+			},
+			wantLabels: map[string]string{corev1.LabelArchStable: "amd64"},
+		},
+		{
+			name: "provisioner taint tolerated",
+			spec: v1alpha1.ProvisionerSpec{Requirements: []v1alpha1.NodeSelectorRequirement{spot},
+				Taints: []v1alpha1.Taint{{Key: "nodewright.dev/team", Value: "ml", Effect: corev1.TaintEffectNoSchedule}}},
+			replicas: 2,
+			edit: func(s *corev1.PodSpec) {
+				s.Tolerations = []corev1.Toleration{{Key: "nodewright.dev/team", Operator: corev1.TolerationOpEqual, Value: "ml", Effect: corev1.TaintEffectNoSchedule}}
+			},
+			wantTaint: &corev1.Taint{Key: "nodewright.dev/team", Value: "ml", Effect: corev1.TaintEffectNoSchedule},
+		},
+		{
+			name: "on-demand only",
+			spec: v1alpha1.ProvisionerSpec{Requirements: []v1alpha1.NodeSelectorRequirement{
+				requirement(v1alpha1.LabelCapacityType, v1alpha1.CapacityTypeOnDemand)}},
+			replicas:   3,
+			wantLabels: map[string]string{v1alpha1.LabelCapacityType: v1alpha1.CapacityTypeOnDemand},
+			cheapest:   v1alpha1.CapacityTypeOnDemand,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newProvisionEnv(t, tt.spec)
+			env.inflate(tt.replicas, tt.edit)
+			pods := env.runningPods(int(tt.replicas))
+			nodes := env.nodesOf(pods)
+			if claims := env.claims(); len(claims) != len(nodes) {
+				t.Errorf("%d nodeclaims for %d nodes", len(claims), len(nodes))
+			}
+			for _, n := range nodes {
+				for k, want := range tt.wantLabels {
+					if got := n.Labels[k]; got != want {
+						t.Errorf("node %s: label %s = %q, want %q", n.Name, k, got, want)
+					}
+				}
+				if tt.wantTaint != nil && !slices.ContainsFunc(n.Spec.Taints, func(x corev1.Taint) bool { return tt.wantTaint.MatchTaint(&x) && x.Value == tt.wantTaint.Value }) {
+					t.Errorf("node %s has taints %v, want %v among them", n.Name, n.Spec.Taints, tt.wantTaint.ToString())
+				}
+				if n.Labels[v1alpha1.LabelProvisionerName] != env.ns {
+					t.Errorf("node %s is not of the test's provisioner: labels %v", n.Name, n.Labels)
+				}
+			}
+			if tt.cheapest != "" && len(nodes) == 1 {
+				n := nodes[0]
+				cpu := resource.MustParse(fmt.Sprint(tt.replicas))
+				lowest, got := env.cheapest(tt.cheapest, cpu, n.Labels[corev1.LabelInstanceTypeStable], n.Labels[corev1.LabelTopologyZone])
+				if got != lowest {
+					t.Errorf("node is %s in %s at $%v/h, want the cheapest %s offering holding %s CPUs ($%v/h)",
+						n.Labels[corev1.LabelInstanceTypeStable], n.Labels[corev1.LabelTopologyZone], got, tt.cheapest, cpu.String(), lowest)
+				}
+			}
+		})
+	}
+}
+
+// TestProvisionPodLargerThanEveryType: a pod requesting more CPU than any instance type has
+// gets no NodeClaim, and an event saying why.
+func TestProvisionPodLargerThanEveryType(t *testing.T) {
+	env := newProvisionEnv(t, v1alpha1.ProvisionerSpec{})
+	env.inflate(1, func(s *corev1.PodSpec) {
+		s.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("1000")
+	})
+	env.waitForEvent("FailedProvisioning", fmt.Sprintf("no instance type in provisioner %q satisfies: cpu request 1000 > largest allocatable", env.ns))
+	if claims := env.claims(); len(claims) != 0 {
+		t.Errorf("%d nodeclaims, want none", len(claims))
+	}
+}
+
+// TestProvisionTaintNotTolerated: a pod that does not tolerate the Provisioner's taint gets
+// no NodeClaim, and an event naming the taint.
+func TestProvisionTaintNotTolerated(t *testing.T) {
+	env := newProvisionEnv(t, v1alpha1.ProvisionerSpec{
+		Taints: []v1alpha1.Taint{{Key: "nodewright.dev/team", Value: "ml", Effect: corev1.TaintEffectNoSchedule}},
+	})
+	env.inflate(1, nil)
+	env.waitForEvent("FailedProvisioning", fmt.Sprintf("provisioner %q: taint nodewright.dev/team=ml:NoSchedule not tolerated", env.ns))
+	if claims := env.claims(); len(claims) != 0 {
+		t.Errorf("%d nodeclaims, want none", len(claims))
+	}
+}
+
+// TestProvisionCPULimit: with a cpu limit of 8, launches stop at the limit: the nodes'
+// CPUs add up to at most 8, some pods run and the others wait with an event naming the limit.
+func TestProvisionCPULimit(t *testing.T) {
+	env := newProvisionEnv(t, v1alpha1.ProvisionerSpec{
+		Requirements: []v1alpha1.NodeSelectorRequirement{requirement(v1alpha1.LabelCapacityType, v1alpha1.CapacityTypeSpot)},
+		Limits:       corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("8")},
+	})
+	// 4 pods x 3 CPU = 12 CPU requested: more than 8 CPUs of nodes can hold.
+	env.inflate(4, func(s *corev1.PodSpec) {
+		s.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("3")
+	})
+	env.waitForEvent("FailedProvisioning", fmt.Sprintf("provisioner %q: limit cpu 8 reached", env.ns))
+	framework.Eventually(env.ctx, t, 60*time.Second, "a pod running", func(ctx context.Context) (bool, error) {
+		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{FieldSelector: "status.phase=Running"})
+		return err == nil && len(list.Items) > 0, err
+	})
+	claims := env.claims()
+	if len(claims) == 0 {
+		t.Fatal("no nodeclaim")
+	}
+	total := resource.Quantity{}
+	for _, nc := range claims {
+		framework.Eventually(env.ctx, t, 30*time.Second, "nodeclaim "+nc.Name+" launched", func(ctx context.Context) (bool, error) {
+			got, err := framework.GetNodeClaim(ctx, t, nc.Name)
+			if err != nil {
+				return false, err
+			}
+			nc = *got
+			return nc.Status.InstanceType != "", nil
+		})
+		nodes, err := env.client.CoreV1().Nodes().List(env.ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelNodeClaim + "=" + nc.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes.Items {
+			total.Add(*n.Status.Capacity.Cpu())
+		}
+	}
+	if total.Cmp(resource.MustParse("8")) > 0 {
+		t.Errorf("nodes have %s CPUs in all, over the limit of 8", total.String())
+	}
+	list, err := env.client.CoreV1().Pods(env.ns).List(env.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := 0
+	for _, p := range list.Items {
+		if p.Spec.NodeName == "" {
+			pending++
+		}
+	}
+	if pending == 0 {
+		t.Errorf("every pod was placed, want some left waiting at the limit")
+	}
+}
