@@ -28,16 +28,7 @@ func TestAWSProviderLaunchJoins(t *testing.T) {
 	client := framework.Client(t)
 	ns := framework.Namespace(ctx, t, client)
 
-	e := emulator.New(emulator.Options{
-		RESTConfig:       framework.RESTConfig(t),
-		LaunchLatency:    200 * time.Millisecond,
-		JoinDelay:        200 * time.Millisecond,
-		JoinPollInterval: 50 * time.Millisecond,
-	})
-	if err := e.Start(); err != nil {
-		t.Fatalf("starting the emulator: %v", err)
-	}
-	t.Cleanup(e.Close)
+	e := framework.Emulator(t, emulator.Options{})
 	clients, err := nwaws.NewClients(ctx, nwaws.ClientOptions{
 		Region:      emulator.Region,
 		Endpoint:    e.URL(),

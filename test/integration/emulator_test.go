@@ -56,16 +56,7 @@ func TestEmulatorJoinsLaunchedInstance(t *testing.T) {
 	client := framework.Client(t)
 	ns := framework.Namespace(ctx, t, client)
 
-	e := emulator.New(emulator.Options{
-		RESTConfig:       framework.RESTConfig(t),
-		LaunchLatency:    200 * time.Millisecond,
-		JoinDelay:        200 * time.Millisecond,
-		JoinPollInterval: 50 * time.Millisecond,
-	})
-	if err := e.Start(); err != nil {
-		t.Fatalf("starting the emulator: %v", err)
-	}
-	t.Cleanup(e.Close)
+	e := framework.Emulator(t, emulator.Options{})
 	cfg := aws.Config{Region: emulator.Region, Credentials: credentials.NewStaticCredentialsProvider("anonymous", "anonymous", "")}
 	ec2Client := ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(e.URL()) })
 	ssmClient := ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.BaseEndpoint = aws.String(e.URL()) })
