@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	nodeutil "k8s.io/kubernetes/pkg/util/node"
 	"k8s.io/utils/ptr"
 )
 
@@ -122,8 +123,8 @@ func (d *demo) createNode(ctx context.Context) error {
 		if err != nil {
 			return false, "", err
 		}
-		ready := nodeReady(n) && len(n.Spec.Taints) == 0
-		return ready, fmt.Sprintf("Ready=%t, taints=%d", nodeReady(n), len(n.Spec.Taints)), nil
+		ready := nodeutil.IsNodeReady(n) && len(n.Spec.Taints) == 0
+		return ready, fmt.Sprintf("Ready=%t, taints=%d", nodeutil.IsNodeReady(n), len(n.Spec.Taints)), nil
 	})
 	if err != nil {
 		return err
@@ -289,21 +290,12 @@ func (d *demo) printNodes(ctx context.Context) error {
 	fmt.Fprintln(w, "NAME\tSTATUS\tCPU\tMEMORY\tAGE")
 	for _, n := range nodes.Items {
 		status := "NotReady"
-		if nodeReady(&n) {
+		if nodeutil.IsNodeReady(&n) {
 			status = "Ready"
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", n.Name, status, n.Status.Allocatable.Cpu(), n.Status.Allocatable.Memory(), age(n.CreationTimestamp))
 	}
 	return w.Flush()
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func age(t metav1.Time) string {

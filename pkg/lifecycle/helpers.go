@@ -143,16 +143,6 @@ func hasDoNotEvict(pod *corev1.Pod) bool {
 	return pod.Annotations[v1alpha1.AnnotationDoNotEvict] == "true"
 }
 
-// isNodeReady reports whether node's Ready condition is True.
-func isNodeReady(node *corev1.Node) bool {
-	for _, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // removeString returns list without s, and whether s was in it.
 func removeString(list []string, s string) ([]string, bool) {
 	if !slices.Contains(list, s) {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+	nodeutil "k8s.io/kubernetes/pkg/util/node"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/cloud"
@@ -70,7 +71,7 @@ func (r *registrar) reconcile(ctx context.Context, name string) (time.Duration, 
 		r.recorder.Eventf(nc, node, corev1.EventTypeNormal, eventRegistered, actionRegister, "Node %s joined", node.Name)
 	}
 	nc.Status.NodeName = node.Name
-	initialized := isNodeReady(node) && !hasStartupTaint(node, nc.Spec.StartupTaints)
+	initialized := nodeutil.IsNodeReady(node) && !hasStartupTaint(node, nc.Spec.StartupTaints)
 	if initialized {
 		changed = r.setCondition(nc, v1alpha1.ConditionInitialized, metav1.ConditionTrue, reasonNodeInitialized, "") || changed
 		if nc.Status.LaunchTime != nil {

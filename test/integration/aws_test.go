@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
+	nodeutil "k8s.io/kubernetes/pkg/util/node"
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -92,7 +93,7 @@ func TestAWSProviderLaunchJoins(t *testing.T) {
 			return false, nil
 		}
 		node = n
-		return isNodeReady(n) && cmp.Equal(n.Spec.Taints, []corev1.Taint{taint}), nil
+		return nodeutil.IsNodeReady(n) && cmp.Equal(n.Spec.Taints, []corev1.Taint{taint}), nil
 	})
 	if node.Spec.ProviderID != inst.ProviderID {
 		t.Errorf("providerID %q, want %q", node.Spec.ProviderID, inst.ProviderID)

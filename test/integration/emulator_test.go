@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
+	nodeutil "k8s.io/kubernetes/pkg/util/node"
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/aws/emulator"
@@ -121,7 +122,7 @@ func TestEmulatorJoinsLaunchedInstance(t *testing.T) {
 			return false, nil
 		}
 		node = n
-		return isNodeReady(n) && cmp.Equal(n.Spec.Taints, []corev1.Taint{taint}), nil
+		return nodeutil.IsNodeReady(n) && cmp.Equal(n.Spec.Taints, []corev1.Taint{taint}), nil
 	})
 	if want := "aws:///us-east-1f/" + instanceID; node.Spec.ProviderID != want {
 		t.Errorf("providerID %q, want %q", node.Spec.ProviderID, want)
@@ -159,13 +160,4 @@ func TestEmulatorJoinsLaunchedInstance(t *testing.T) {
 		}
 		return p.Spec.NodeName == nodeName && p.Status.Phase == corev1.PodRunning, nil
 	})
-}
-
-func isNodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -385,6 +384,3 @@ func InstancesOf(e *emulator.Emulator, claim string) []emulator.Instance {
 	}
 	return out
 }
-
-// NodeReady reports whether the Node's Ready condition is true.
-func NodeReady(n *corev1.Node) bool { return nodeReady(n) }

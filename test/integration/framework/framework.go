@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	nodeutil "k8s.io/kubernetes/pkg/util/node"
 
 	"github.com/nodewright/nodewright/manifests"
 	"github.com/nodewright/nodewright/pkg/sandbox"
@@ -123,18 +124,9 @@ func Node(ctx context.Context, t testing.TB, client kubernetes.Interface, node *
 			return false, err
 		}
 		created = n
-		return nodeReady(n) && len(n.Spec.Taints) == 0, nil
+		return nodeutil.IsNodeReady(n) && len(n.Spec.Taints) == 0, nil
 	})
 	return created
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // Eventually polls condition every 100ms until it returns true, and fails the test with
