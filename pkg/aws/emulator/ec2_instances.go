@@ -155,10 +155,8 @@ func (e *Emulator) describeInstances(p params) (ec2Response, *apiError) {
 	if len(ids) > 0 && p.has("MaxResults") {
 		return nil, errCombination("The parameter instancesSet cannot be used with the parameter maxResults")
 	}
-	for _, id := range ids {
-		if !instanceIDPattern.MatchString(id) {
-			return nil, errCode("InvalidInstanceID.Malformed", "Invalid id: \"%s\"", id)
-		}
+	if apiErr := checkInstanceIDs(ids); apiErr != nil {
+		return nil, apiErr
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -248,10 +246,8 @@ func (e *Emulator) terminateInstances(p params) (ec2Response, *apiError) {
 	if len(ids) > 1000 {
 		return nil, errInvalidValue("You can terminate at most 1000 instances per request")
 	}
-	for _, id := range ids {
-		if !instanceIDPattern.MatchString(id) {
-			return nil, errCode("InvalidInstanceID.Malformed", "Invalid id: \"%s\"", id)
-		}
+	if apiErr := checkInstanceIDs(ids); apiErr != nil {
+		return nil, apiErr
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -324,6 +320,17 @@ func (e *Emulator) createTags(p params) (ec2Response, *apiError) {
 		maps.Copy(*t, tags)
 	}
 	return &createTagsResponse{Return: true}, nil
+}
+
+// checkInstanceIDs answers InvalidInstanceID.Malformed for the first malformed ID, as EC2
+// does before it looks any instance up.
+func checkInstanceIDs(ids []string) *apiError {
+	for _, id := range ids {
+		if !instanceIDPattern.MatchString(id) {
+			return errCode("InvalidInstanceID.Malformed", "Invalid id: \"%s\"", id)
+		}
+	}
+	return nil
 }
 
 // taggable returns the tags of the resource with the given ID. Callers hold e.mu.

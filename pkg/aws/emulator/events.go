@@ -44,6 +44,19 @@ func (e *Emulator) publish(detailType, source string, resources []string, detail
 	return nil
 }
 
+// liveSpotInstance is liveInstance for an instance that must be a spot instance. Callers
+// hold e.mu.
+func (e *Emulator) liveSpotInstance(id string) (*instance, error) {
+	inst, err := e.liveInstance(id)
+	if err != nil {
+		return nil, err
+	}
+	if inst.CapacityType != CapacityTypeSpot {
+		return nil, fmt.Errorf("instance %s is not a spot instance", id)
+	}
+	return inst, nil
+}
+
 // liveInstance returns an instance that is not terminated yet. Callers hold e.mu.
 func (e *Emulator) liveInstance(id string) (*instance, error) {
 	now := e.now()
@@ -70,12 +83,9 @@ func spotEventARN(inst *instance) string {
 func (e *Emulator) InterruptSpot(instanceID string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	inst, err := e.liveInstance(instanceID)
+	inst, err := e.liveSpotInstance(instanceID)
 	if err != nil {
 		return err
-	}
-	if inst.CapacityType != CapacityTypeSpot {
-		return fmt.Errorf("instance %s is not a spot instance", instanceID)
 	}
 	detail := map[string]string{"instance-id": inst.ID, "instance-action": "terminate"}
 	if err := e.publish(DetailTypeSpotInterruption, "aws.ec2", []string{spotEventARN(inst)}, detail); err != nil {
@@ -91,12 +101,9 @@ func (e *Emulator) InterruptSpot(instanceID string) error {
 func (e *Emulator) RebalanceRecommendation(instanceID string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	inst, err := e.liveInstance(instanceID)
+	inst, err := e.liveSpotInstance(instanceID)
 	if err != nil {
 		return err
-	}
-	if inst.CapacityType != CapacityTypeSpot {
-		return fmt.Errorf("instance %s is not a spot instance", instanceID)
 	}
 	return e.publish(DetailTypeRebalance, "aws.ec2", []string{spotEventARN(inst)}, map[string]string{"instance-id": inst.ID})
 }
