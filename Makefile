@@ -11,6 +11,9 @@ KWOK_VERSION := v0.8.0
 # The control-plane binaries are built from the versions go.mod pins; they are rebuilt when
 # go.mod changes (go's build cache makes an unchanged rebuild a link step).
 CONTROL_PLANE := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kube-controller-manager
+# kubectl, of the same release, for the tutorial by hand and the tests that drive it (and
+# `kubectl kustomize` for manifests/).
+KUBECTL := $(BIN)/kubectl
 KWOK := $(BIN)/kwok $(BIN)/kwok-stages.yaml
 # The kwok stages nodewright runs with: nodes become Ready and keep a lease, pods run and go.
 KWOK_STAGES := node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
@@ -40,7 +43,7 @@ build: ## Build bin/nodewright-scheduler and bin/nodewright.
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/nodewright ./cmd/nodewright
 
 .PHONY: tools
-tools: $(CONTROL_PLANE) $(KWOK) ## Build etcd, kube-apiserver, kube-controller-manager and kwok into bin/ (skips what is built).
+tools: $(CONTROL_PLANE) $(KWOK) $(KUBECTL) ## Build etcd, kube-apiserver, kube-controller-manager, kwok and kubectl into bin/ (skips what is built).
 
 $(BIN)/etcd: go.mod go.sum
 	$(GO) build -o $@ ./internal/etcd
@@ -50,6 +53,9 @@ $(BIN)/kube-apiserver: go.mod go.sum
 
 $(BIN)/kube-controller-manager: go.mod go.sum
 	$(GO) build -ldflags "-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION)" -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
+
+$(BIN)/kubectl: go.mod go.sum
+	$(GO) build -ldflags "-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION)" -o $@ k8s.io/kubernetes/cmd/kubectl
 
 $(BIN)/kwok:
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
