@@ -75,6 +75,16 @@ func (p *packer) explainProvisioner(ctx context.Context, pod *v1.Pod, sig string
 	if len(matching) == 0 {
 		return fmt.Sprintf("no instance type in provisioner %q matches the pod's node selector and affinity", name), true
 	}
+	var allowed []*Template
+	for _, t := range matching {
+		if defaultsReject(t, pod, req) == "" {
+			allowed = append(allowed, t)
+		}
+	}
+	if len(allowed) == 0 {
+		return fmt.Sprintf("no instance type in provisioner %q matches the pod's node selection: %s", name, defaultsReject(matching[0], pod, req)), true
+	}
+	matching = allowed
 	var fitting []*Template
 	for _, t := range matching {
 		if prescreen(t, pod, req, nil) == "" {

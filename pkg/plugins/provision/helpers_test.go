@@ -55,8 +55,16 @@ func catalog() []*cloud.InstanceType {
 		instanceType("t3a.2xlarge", "amd64", 8, 32, 0.09, 0.3008),
 		instanceType("c5.4xlarge", "amd64", 16, 32, 0.25, 0.68),
 		instanceType("m6g.xlarge", "arm64", 4, 16, 0.05, 0.154),
-		instanceType("g4dn.xlarge", "amd64", 4, 16, 0.2, 0.526),
+		gpuType(instanceType("g4dn.xlarge", "amd64", 4, 16, 0.2, 0.526), "t4", 1),
 	}
+}
+
+// gpuType gives it count GPUs named name, as pkg/aws does.
+func gpuType(it *cloud.InstanceType, name string, count int64) *cloud.InstanceType {
+	it.Labels[v1alpha1.LabelInstanceGPUName] = name
+	it.Labels[v1alpha1.LabelInstanceGPUCount] = fmt.Sprint(count)
+	it.Capacity["nvidia.com/gpu"] = *resource.NewQuantity(count, resource.DecimalSI)
+	return it
 }
 
 func provisioner(name string, mutate ...func(*v1alpha1.Provisioner)) *v1alpha1.Provisioner {

@@ -45,7 +45,7 @@ func TestNodeClaimForSeedPlan(t *testing.T) {
 		Provisioner:  "default",
 		NodeClassRef: v1alpha1.NodeClassReference{Name: "default"},
 		Requirements: []v1alpha1.NodeSelectorRequirement{
-			{Key: v1.LabelInstanceTypeStable, Operator: v1.NodeSelectorOpIn, Values: []string{"t3a.xlarge", "m6g.xlarge", "t3a.2xlarge", "g4dn.xlarge", "c5.4xlarge"}},
+			{Key: v1.LabelInstanceTypeStable, Operator: v1.NodeSelectorOpIn, Values: []string{"t3a.xlarge", "t3a.2xlarge", "c5.4xlarge"}},
 			{Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{"us-east-1a"}},
 			{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"spot"}},
 		},

@@ -71,6 +71,38 @@ func TestPlan(t *testing.T) {
 			want:  []placement{{"m6g.xlarge", "us-east-1a", "spot", 1}},
 		},
 		{
+			name: "a provisioner that names arm64 gets pods that select no architecture",
+			pods: pods(1, "1"),
+			provs: []*v1alpha1.Provisioner{provisioner("graviton", spotOnly, func(p *v1alpha1.Provisioner) {
+				p.Spec.Requirements = append(p.Spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1.LabelArchStable, Operator: v1.NodeSelectorOpIn, Values: []string{"arm64"}})
+			})},
+			want: []placement{{"m6g.xlarge", "us-east-1a", "spot", 1}},
+		},
+		{
+			name: "a provisioner that allows only arm64 explains the default to an amd64 pod",
+			pods: []*v1.Pod{pendingPod("a", "1").NodeSelector(map[string]string{v1.LabelArchStable: "amd64"}).Obj()},
+			provs: []*v1alpha1.Provisioner{provisioner("graviton", spotOnly, func(p *v1alpha1.Provisioner) {
+				p.Spec.Requirements = append(p.Spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1.LabelArchStable, Operator: v1.NodeSelectorOpIn, Values: []string{"arm64"}})
+			})},
+			wantUnplanned: []string{`no instance type in provisioner "graviton" matches the pod's node selector and affinity`},
+			wantStatic:    true,
+		},
+		{
+			name:  "a GPU request -> the GPU type",
+			pods:  []*v1.Pod{pendingPod("a", "1").Req(map[v1.ResourceName]string{"nvidia.com/gpu": "1"}).Obj()},
+			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			want:  []placement{{"g4dn.xlarge", "us-east-1a", "spot", 1}},
+		},
+		{
+			name: "only GPU types: a pod without a GPU request is explained",
+			pods: pods(1, "1"),
+			provs: []*v1alpha1.Provisioner{provisioner("gpu", spotOnly, func(p *v1alpha1.Provisioner) {
+				p.Spec.Requirements = append(p.Spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1.LabelInstanceTypeStable, Operator: v1.NodeSelectorOpIn, Values: []string{"g4dn.xlarge"}})
+			})},
+			wantUnplanned: []string{`no instance type in provisioner "gpu" matches the pod's node selection: pods that request no GPU are not planned onto GPU nodes`},
+			wantStatic:    true,
+		},
+		{
 			name:  "zone selector",
 			pods:  []*v1.Pod{pendingPod("a", "1").NodeSelector(map[string]string{v1.LabelTopologyZone: "us-east-1c"}).Obj()},
 			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
@@ -201,8 +233,9 @@ func TestPlanOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1 cpu fits every amd64 and arm64 type in us-east-1a spot; cheapest first.
-	want := []string{"t3a.medium", "t3a.xlarge", "m6g.xlarge", "t3a.2xlarge", "g4dn.xlarge", "c5.4xlarge"}
+	// 1 cpu fits every type in us-east-1a spot; cheapest first, without the arm64 one (the
+	// pod selects no architecture) and the GPU one (it requests no GPU).
+	want := []string{"t3a.medium", "t3a.xlarge", "t3a.2xlarge", "c5.4xlarge"}
 	if diff := cmp.Diff(want, plan.Nodes[0].InstanceTypeNames()); diff != "" {
 		t.Errorf("options (-want, +got):\n%s", diff)
 	}

@@ -32,6 +32,9 @@ func prescreen(t *Template, pod *v1.Pod, req, podReqs v1.ResourceList) string {
 	if !matchesNodeSelection(pod, t.Node) {
 		return "node selector or affinity not matched"
 	}
+	if reason := defaultsReject(t, pod, req); reason != "" {
+		return reason
+	}
 	used := sum(podReqs)
 	for _, dp := range t.DaemonPods {
 		addTo(used, podRequests(dp))
