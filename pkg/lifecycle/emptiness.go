@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -57,6 +58,13 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 	if !empty || blocked {
 		return 0, e.clearEmpty(ctx, nc)
 	}
+	// A fresh node is not empty while pods it was launched for are still on their way to it.
+	if pending, err := e.reservedPending(ctx, nc); err != nil || pending != "" {
+		if pending != "" {
+			klog.FromContext(ctx).V(4).Info("Node has no pods yet but a reserved pod is pending", "node", klog.KObj(node), "pod", pending)
+		}
+		return reservedRecheck, errors.Join(err, e.clearEmpty(ctx, nc))
+	}
 
 	logger := klog.FromContext(ctx).WithValues("node", klog.KObj(node), "nodeClaim", klog.KObj(nc))
 	ttl := time.Duration(*provisioner.Spec.TTLSecondsAfterEmpty) * time.Second
@@ -88,6 +96,28 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 		return 0, fmt.Errorf("deleting empty node %s: %w", node.Name, err)
 	}
 	return 0, nil
+}
+
+// reservedRecheck is how soon a node that is empty but for reserved pods still pending is
+// looked at again: those pods' deletion does not name the node.
+const reservedRecheck = 10 * time.Second
+
+// reservedPending returns the namespace/name of a pod nc was launched for that still exists
+// unbound and not deleting (the scheduler nominates it to nc's node), or "" if none does.
+func (e *emptiness) reservedPending(ctx context.Context, nc *v1alpha1.NodeClaim) (string, error) {
+	for _, ref := range nc.Spec.Pods {
+		pod, err := e.kube.CoreV1().Pods(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("getting reserved pod %s/%s: %w", ref.Namespace, ref.Name, err)
+		}
+		if pod.UID == ref.UID && pod.Spec.NodeName == "" && pod.DeletionTimestamp == nil && !isTerminal(pod) {
+			return ref.Namespace + "/" + ref.Name, nil
+		}
+	}
+	return "", nil
 }
 
 // clearEmpty removes nc's Empty condition, if it has one, so a later emptiness starts a new TTL.

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
@@ -16,6 +17,8 @@ func TestEmptiness(t *testing.T) {
 		provisioner *v1alpha1.Provisioner
 		pods        []*corev1.Pod
 		uninit      bool
+		// reserved are the pods the NodeClaim was launched for, by name (UID = name).
+		reserved []string
 		// wantEmpty is whether the Empty condition is set after the first reconcile, and
 		// wantDeleted whether the Node is gone once the TTL has passed.
 		wantEmpty, wantDeleted bool
@@ -42,6 +45,17 @@ func TestEmptiness(t *testing.T) {
 		provisioner: provisioner("default", ttlAfterEmpty(30)),
 		pods:        []*corev1.Pod{pod("ds", "node-a", daemonSetPod, doNotEvict)},
 	}, {
+		name:        "a pod the node was launched for, still pending: not empty",
+		provisioner: provisioner("default", ttlAfterEmpty(30)),
+		pods:        []*corev1.Pod{pod("web", "", withUID)},
+		reserved:    []string{"web"},
+	}, {
+		name:        "pods the node was launched for, bound elsewhere, gone or replaced: empty",
+		provisioner: provisioner("default", ttlAfterEmpty(30)),
+		pods:        []*corev1.Pod{pod("web", "node-b", withUID), pod("api", "", func(p *corev1.Pod) { p.UID = "other" })},
+		reserved:    []string{"web", "gone", "api"},
+		wantEmpty:   true, wantDeleted: true,
+	}, {
 		name:        "no ttlSecondsAfterEmpty: empty nodes are kept",
 		provisioner: provisioner("default"),
 	}, {
@@ -52,7 +66,11 @@ func TestEmptiness(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			opts := []func(*v1alpha1.NodeClaim){launched("aws:///us-east-1a/i-00000000000000001")}
+			opts := []func(*v1alpha1.NodeClaim){launched("aws:///us-east-1a/i-00000000000000001"), func(nc *v1alpha1.NodeClaim) {
+				for _, name := range tc.reserved {
+					nc.Spec.Pods = append(nc.Spec.Pods, v1alpha1.PodReference{Namespace: "default", Name: name, UID: types.UID(name)})
+				}
+			}}
 			if !tc.uninit {
 				opts = append(opts, initialized)
 			}
@@ -163,3 +181,6 @@ func TestEmptinessClearedByPod(t *testing.T) {
 		t.Error("node still exists 30s after it became empty again")
 	}
 }
+
+// withUID gives a pod its name as UID, as the reserved pods of TestEmptiness's claims have.
+func withUID(p *corev1.Pod) { p.UID = types.UID(p.Name) }
