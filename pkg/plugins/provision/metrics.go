@@ -14,6 +14,7 @@ const (
 	labelProvisioner  = "provisioner"
 	labelInstanceType = "instance_type"
 	labelResult       = "result"
+	labelReserved     = "reserved"
 )
 
 // Values of the result label of provisioningRounds.
@@ -64,6 +65,14 @@ var (
 		Help:           "Pods a provisioning round could plan no node for.",
 		StabilityLevel: metrics.ALPHA,
 	})
+	podUnschedulableToBound = metrics.NewHistogramVec(&metrics.HistogramOpts{
+		Subsystem: metricsSubsystem,
+		Name:      "pod_unschedulable_to_bound_seconds",
+		Help: "Time from the scheduler first finding a pod of this profile unschedulable to its binding, " +
+			"by whether it was reserved on a NodeClaim (reserved) or bound to room that appeared otherwise.",
+		Buckets:        metrics.ExponentialBuckets(0.25, 2, 12),
+		StabilityLevel: metrics.ALPHA,
+	}, []string{labelReserved})
 	podsStranded = metrics.NewGauge(&metrics.GaugeOpts{
 		Subsystem:      metricsSubsystem,
 		Name:           "pods_unplanned",
@@ -77,6 +86,6 @@ var registerOnce sync.Once
 // registerMetrics registers the plugin's metrics with the scheduler's registry, once.
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsUnplanned, podsStranded)
+		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsUnplanned, podsStranded, podUnschedulableToBound)
 	})
 }

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/component-base/metrics/testutil"
 	fwk "k8s.io/kube-scheduler/framework"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	"k8s.io/kubernetes/test/utils/ktesting"
@@ -148,5 +150,46 @@ func waitForTimers(t *testing.T, clk *clocktesting.FakeClock) {
 			t.Fatal("the batcher armed no timer")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// profileHandle is a framework handle that knows only its profile's name.
+type profileHandle struct{ fwk.Handle }
+
+func (profileHandle) ProfileName() string { return "nodewright-scheduler" }
+
+// TestUnschedulableToBound: a pod first seen unschedulable and bound 7 s later is observed
+// in the histogram once, as reserved when a NodeClaim holds it.
+func TestUnschedulableToBound(t *testing.T) {
+	registerMetrics()
+	for _, reserved := range []bool{false, true} {
+		clk := clocktesting.NewFakeClock(time.Now())
+		p := &Provision{handle: profileHandle{}, opts: Options{Clock: clk}, ledger: NewLedger(),
+			lastUnplanned: map[types.UID]*Unplanned{}, unschedulableSince: map[types.UID]time.Time{}}
+		p.batcher = newBatcher(clk, time.Second, 10*time.Second, nil)
+		name := fmt.Sprintf("web-%v", reserved)
+		if reserved {
+			p.ledger.Set(claim("default-abcde", "", name))
+		}
+		pending := pendingPod(name, "1").Condition(v1.PodScheduled, v1.ConditionFalse, v1.PodReasonUnschedulable).Obj()
+		hist := podUnschedulableToBound.WithLabelValues(fmt.Sprint(reserved))
+		before, _ := testutil.GetHistogramMetricCount(hist)
+		sumBefore, _ := testutil.GetHistogramMetricValue(hist)
+		p.onPod(pending)
+		clk.Step(5 * time.Second)
+		p.onPod(pending) // seen again: the first time counts
+		clk.Step(2 * time.Second)
+		bound := pending.DeepCopy()
+		bound.Spec.NodeName = "ip-10-0-0-1"
+		p.observeBound(pending, bound)
+		p.observeBound(bound, bound) // already bound: not observed again
+		count, _ := testutil.GetHistogramMetricCount(hist)
+		sum, _ := testutil.GetHistogramMetricValue(hist)
+		if count-before != 1 || sum-sumBefore != 7 {
+			t.Errorf("reserved=%v: observed %d times, %v s in all; want once, 7 s", reserved, count-before, sum-sumBefore)
+		}
+		if len(p.unschedulableSince) != 0 {
+			t.Errorf("reserved=%v: %d pods still tracked after binding", reserved, len(p.unschedulableSince))
+		}
 	}
 }

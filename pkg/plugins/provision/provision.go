@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -52,6 +53,8 @@ type Provision struct {
 	lastUnplanned map[types.UID]*Unplanned
 	// activated are the NodeClaims whose pods were activated when their node registered.
 	activated map[string]bool
+	// unschedulableSince is when each unbound pod was first seen unschedulable.
+	unschedulableSince map[types.UID]time.Time
 }
 
 var _ fwk.PostFilterPlugin = &Provision{}
@@ -98,7 +101,8 @@ func NewWithOptions(opts Options) frameworkruntime.PluginFactory {
 			"clusterName", args.ClusterName, "region", args.Region, "endpoint", args.Endpoint,
 			"batchIdleDuration", args.BatchIdleDuration.Duration, "batchMaxDuration", args.BatchMaxDuration.Duration,
 			"cloud", opts.Cloud != nil)
-		p := &Provision{args: args, handle: h, opts: opts, ledger: NewLedger(), lastUnplanned: map[types.UID]*Unplanned{}, activated: map[string]bool{}}
+		p := &Provision{args: args, handle: h, opts: opts, ledger: NewLedger(), lastUnplanned: map[types.UID]*Unplanned{}, activated: map[string]bool{},
+			unschedulableSince: map[types.UID]time.Time{}}
 		p.batcher = newBatcher(opts.Clock, args.BatchIdleDuration.Duration, args.BatchMaxDuration.Duration, p.round)
 		if h == nil {
 			return p, nil

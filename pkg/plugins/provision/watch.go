@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -64,8 +65,12 @@ func (p *Provision) start(ctx context.Context) error {
 	// PostFilter is not called when the cluster has no node at all (the scheduler fails such
 	// a pod before filtering), so pods the scheduler marks unschedulable trigger rounds too.
 	if _, err := informers.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { p.onPod(obj) },
-		UpdateFunc: func(_, obj any) { p.onPod(obj) },
+		AddFunc: func(obj any) { p.onPod(obj) },
+		UpdateFunc: func(old, obj any) {
+			p.observeBound(old, obj)
+			p.onPod(obj)
+		},
+		DeleteFunc: p.forgetPod,
 	}); err != nil {
 		return fmt.Errorf("watching pods: %w", err)
 	}
@@ -128,6 +133,11 @@ func (p *Provision) onPod(obj any) {
 	if !ok || !p.wantsNode(pod) {
 		return
 	}
+	p.mu.Lock()
+	if _, ok := p.unschedulableSince[pod.UID]; !ok {
+		p.unschedulableSince[pod.UID] = p.opts.Clock.Now()
+	}
+	p.mu.Unlock()
 	if _, _, reserved := p.ledger.Reservation(pod.UID); reserved {
 		return
 	}
@@ -137,6 +147,37 @@ func (p *Provision) onPod(obj any) {
 		return
 	}
 	p.batcher.Trigger()
+}
+
+// observeBound records, when a pod the scheduler found unschedulable binds, how long it
+// waited (podUnschedulableToBound).
+func (p *Provision) observeBound(oldObj, obj any) {
+	old, ok1 := oldObj.(*v1.Pod)
+	pod, ok2 := obj.(*v1.Pod)
+	if !ok1 || !ok2 || old.Spec.NodeName != "" || pod.Spec.NodeName == "" {
+		return
+	}
+	p.mu.Lock()
+	since, seen := p.unschedulableSince[pod.UID]
+	delete(p.unschedulableSince, pod.UID)
+	p.mu.Unlock()
+	if !seen {
+		return
+	}
+	_, _, reserved := p.ledger.Reservation(pod.UID)
+	podUnschedulableToBound.WithLabelValues(strconv.FormatBool(reserved)).Observe(p.opts.Clock.Since(since).Seconds())
+}
+
+// forgetPod drops what the plugin keeps of a deleted pod.
+func (p *Provision) forgetPod(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if pod, ok := obj.(*v1.Pod); ok {
+		p.mu.Lock()
+		delete(p.unschedulableSince, pod.UID)
+		p.mu.Unlock()
+	}
 }
 
 // onNode activates the reserved pods of the claim whose node this is.
