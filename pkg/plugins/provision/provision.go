@@ -37,6 +37,10 @@ type Options struct {
 	// Dynamic writes NodeClaims and reads Provisioners and EC2NodeClasses. Default a client
 	// from the handle's KubeConfig.
 	Dynamic dynamic.Interface
+	// OutOfTree are the scheduler's out-of-tree plugins besides Provision (those given to
+	// app.WithPlugin), so that the profile's own PreFilter and Filter plugins judge the
+	// templates too. An enabled plugin in neither registry is left out of the simulation.
+	OutOfTree frameworkruntime.Registry
 }
 
 // Provision is the PostFilter plugin that plans nodes for pods no existing node can host:

@@ -114,13 +114,12 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, 
 	if in.DaemonSets, err = informers.Apps().V1().DaemonSets().Lister().List(labels.Everything()); err != nil {
 		return nil, fmt.Errorf("listing daemonsets: %w", err)
 	}
-	// Judge with this profile's own PreFilter and Filter plugins, out-of-tree ones aside
-	// (the in-tree registry builds the simulation's framework).
+	// Judge with this profile's own PreFilter and Filter plugins, in-tree and out-of-tree.
 	var enabled *config.Plugins
 	if fw, ok := p.handle.(framework.Framework); ok {
 		enabled = fw.ListPlugins()
 	}
-	in.Framework = DefaultFrameworkFactory(enabled, informers)
+	in.Framework = FrameworkFactoryWith(enabled, informers, p.opts.OutOfTree)
 	return in, nil
 }
 

@@ -35,6 +35,31 @@ type FrameworkFactory func(ctx context.Context, lister fwk.SharedLister) (framew
 // informerFactory feeds the plugins that read the cluster (volumes, CSI nodes); nil means an
 // empty cluster, as in tests.
 func DefaultFrameworkFactory(enabled *config.Plugins, informerFactory informers.SharedInformerFactory) FrameworkFactory {
+	return FrameworkFactoryWith(enabled, informerFactory, nil)
+}
+
+// FrameworkFactoryWith is DefaultFrameworkFactory with the out-of-tree plugins of
+// outOfTree too, so that a profile's own Filter plugins judge the templates as they will
+// judge the nodes. Provision itself, and any enabled plugin neither registry has, is left out.
+func FrameworkFactoryWith(enabled *config.Plugins, informerFactory informers.SharedInformerFactory, outOfTree frameworkruntime.Registry) FrameworkFactory {
+	registry := plugins.NewInTreeRegistry()
+	if err := registry.Merge(outOfTree); err != nil {
+		return func(context.Context, fwk.SharedLister) (framework.Framework, error) {
+			return nil, fmt.Errorf("merging the out-of-tree plugins: %w", err)
+		}
+	}
+	delete(registry, Name)
+	keep := func(set config.PluginSet) config.PluginSet {
+		out := config.PluginSet{}
+		for _, p := range set.Enabled {
+			// Dynamic resource allocation needs the scheduler's DRA manager, which a
+			// simulation does not have; pods with resource claims are not modelled.
+			if _, ok := registry[p.Name]; ok && p.Name != names.DynamicResources {
+				out.Enabled = append(out.Enabled, p)
+			}
+		}
+		return out
+	}
 	return func(ctx context.Context, lister fwk.SharedLister) (framework.Framework, error) {
 		// The framework records into the scheduler's metrics; registering is idempotent.
 		schedulermetrics.Register()
@@ -50,37 +75,24 @@ func DefaultFrameworkFactory(enabled *config.Plugins, informerFactory informers.
 		if enabled != nil {
 			// Only what deciding feasibility needs, plus the queue sort and bind plugins the
 			// framework insists on (they never run here).
-			profile.Plugins = &config.Plugins{PreFilter: without(enabled.PreFilter, names.DynamicResources),
-				Filter: without(enabled.Filter, names.DynamicResources), QueueSort: enabled.QueueSort, Bind: enabled.Bind}
+			profile.Plugins = &config.Plugins{PreFilter: keep(enabled.PreFilter), Filter: keep(enabled.Filter),
+				QueueSort: enabled.QueueSort, Bind: enabled.Bind}
 		} else {
-			// Dynamic resource allocation needs the scheduler's DRA manager, which a
-			// simulation does not have; pods with resource claims are not modelled.
-			profile.Plugins.MultiPoint = without(profile.Plugins.MultiPoint, names.DynamicResources)
-			profile.Plugins.PreFilter = without(profile.Plugins.PreFilter, names.DynamicResources)
-			profile.Plugins.Filter = without(profile.Plugins.Filter, names.DynamicResources)
+			profile.Plugins.MultiPoint = keep(profile.Plugins.MultiPoint)
+			profile.Plugins.PreFilter = keep(profile.Plugins.PreFilter)
+			profile.Plugins.Filter = keep(profile.Plugins.Filter)
 		}
 		client := clientsetfake.NewClientset()
 		if informerFactory == nil {
 			informerFactory = informers.NewSharedInformerFactory(client, 0)
 		}
-		return frameworkruntime.NewFramework(ctx, plugins.NewInTreeRegistry(), &profile,
+		return frameworkruntime.NewFramework(ctx, registry, &profile,
 			frameworkruntime.WithSnapshotSharedLister(lister),
 			frameworkruntime.WithInformerFactory(informerFactory),
 			frameworkruntime.WithClientSet(client),
 			frameworkruntime.WithLogger(klog.FromContext(ctx)),
 		)
 	}
-}
-
-// without returns set with the plugin named name left out.
-func without(set config.PluginSet, name string) config.PluginSet {
-	out := config.PluginSet{}
-	for _, p := range set.Enabled {
-		if p.Name != name {
-			out.Enabled = append(out.Enabled, p)
-		}
-	}
-	return out
 }
 
 // simulationProfileName is the profile name of simulation frameworks.
