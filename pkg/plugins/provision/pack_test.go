@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
 )
 
 // placement is a planned node as the tests compare it.
@@ -22,17 +23,21 @@ type placement struct {
 	Pods                     int
 }
 
+// spotOnly restricts a Provisioner to spot.
+func spotOnly(p *v1alpha1.Provisioner) {
+	p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"spot"}}}
+}
+
+// pods returns n pending pods requesting cpu each.
+func pods(n int, cpu string) []*v1.Pod {
+	var out []*v1.Pod
+	for i := range n {
+		out = append(out, pendingPod(fmt.Sprintf("inflate-%d", i), cpu).Obj())
+	}
+	return out
+}
+
 func TestPlan(t *testing.T) {
-	spotOnly := func(p *v1alpha1.Provisioner) {
-		p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"spot"}}}
-	}
-	pods := func(n int, cpu string) []*v1.Pod {
-		var out []*v1.Pod
-		for i := range n {
-			out = append(out, pendingPod(fmt.Sprintf("inflate-%d", i), cpu).Obj())
-		}
-		return out
-	}
 	tests := []struct {
 		name       string
 		pods       []*v1.Pod
@@ -238,5 +243,27 @@ func TestPlanOptions(t *testing.T) {
 	want := []string{"t3a.medium", "t3a.xlarge", "t3a.2xlarge", "c5.4xlarge"}
 	if diff := cmp.Diff(want, plan.Nodes[0].InstanceTypeNames()); diff != "" {
 		t.Errorf("options (-want, +got):\n%s", diff)
+	}
+}
+
+// TestPlanRehomesToTheCheapestZone: the first pod's cheapest offering is a small type in
+// us-east-1a, but the node its 5 pods need is cheapest in us-east-1b: the plan launches it
+// there.
+func TestPlanRehomesToTheCheapestZone(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	small := instanceType("t3a.medium", "amd64", 2, 4, 0.012, 0.0376, "us-east-1a", "us-east-1b")
+	large := instanceType("t3a.2xlarge", "amd64", 8, 32, 0.09, 0.3008, "us-east-1a", "us-east-1b")
+	large.Offerings[2].Price = 0.07 // spot in us-east-1b
+	in := planInput(pods(5, "1"), provisioner("default", spotOnly))
+	in.InstanceTypes["default"] = []*cloud.InstanceType{small, large}
+	plan, err := Plan(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Nodes) != 1 {
+		t.Fatalf("planned %d nodes, want 1", len(plan.Nodes))
+	}
+	if got := plan.Nodes[0].Template.Key; got != "default/t3a.2xlarge/us-east-1b/spot" {
+		t.Errorf("planned %s, want default/t3a.2xlarge/us-east-1b/spot", got)
 	}
 }

@@ -213,9 +213,54 @@ func (p *packer) confirm(ctx context.Context) {
 	}
 }
 
+// rehome moves n, whose pods are independent (no pod's placement depends on where the
+// others go), to the cheapest template of its Provisioner, in any zone and capacity type,
+// that holds all its pods: the node grew within the zone and capacity type of its first
+// pod's cheapest template, which need not be the cheapest place for all of them.
+func (p *packer) rehome(ctx context.Context, n *openNode) {
+	current := n.candidates[0]
+	for _, t := range p.templates[current.Provisioner.Name] {
+		if t.Offering.Price >= current.Offering.Price {
+			return
+		}
+		if !p.holdsAll(ctx, t, n.pods) || !p.withinLimits(t, current.InstanceType.Capacity) {
+			continue
+		}
+		candidates := []*Template{t}
+		for _, o := range p.templates[t.Provisioner.Name] {
+			if o != t && o.Offering.Zone == t.Offering.Zone && o.Offering.CapacityType == t.Offering.CapacityType && o.Offering.Price >= t.Offering.Price &&
+				p.holdsAll(ctx, o, n.pods) {
+				candidates = append(candidates, o)
+			}
+		}
+		p.logger.V(4).Info("Moved planned node to a cheaper offering", "node", n.name, "from", current.Key, "to", t.Key)
+		p.release(current)
+		p.reserve(t)
+		n.candidates = candidates
+		p.install(ctx, n, t)
+		return
+	}
+}
+
+// holdsAll reports whether a node of t holds pods, which are independent, together.
+func (p *packer) holdsAll(ctx context.Context, t *Template, pods []*v1.Pod) bool {
+	used := v1.ResourceList{}
+	for _, pod := range pods {
+		req := podRequests(pod)
+		if prescreen(t, pod, req, used) != "" || !p.sim.CheckEmpty(ctx, pod, podSignature(pod), t).IsSuccess() {
+			return false
+		}
+		addTo(used, req)
+	}
+	return true
+}
+
 // finalize turns n into a planned node: its representative and the other candidates that
 // hold all its pods, within limits, cheapest first.
 func (p *packer) finalize(ctx context.Context, n *openNode) *PlannedNode {
+	if n.independent {
+		p.rehome(ctx, n)
+	}
 	chosen := n.candidates[0]
 	options := []*Template{chosen}
 	seen := map[string]bool{chosen.InstanceType.Name: true}
