@@ -84,11 +84,18 @@ type Ledger struct {
 	mu     sync.RWMutex
 	byPod  map[types.UID]string
 	claims map[string]*v1alpha1.NodeClaim
+	// released are pods let go of their claim (Release) though the claim still lists them.
+	released map[types.UID]bool
+	// settled are the claims none of whose pods is pending any more (see Provision.heldRoom).
+	settled map[string]bool
+	// byNode are the claims by the name of their node, known from the launch on.
+	byNode map[string]string
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
-	return &Ledger{byPod: map[types.UID]string{}, claims: map[string]*v1alpha1.NodeClaim{}}
+	return &Ledger{byPod: map[types.UID]string{}, claims: map[string]*v1alpha1.NodeClaim{},
+		released: map[types.UID]bool{}, settled: map[string]bool{}, byNode: map[string]string{}}
 }
 
 // Rebuild replaces the ledger's content with the reservations of claims.
@@ -96,6 +103,7 @@ func (l *Ledger) Rebuild(claims []*v1alpha1.NodeClaim) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.byPod, l.claims = map[types.UID]string{}, map[string]*v1alpha1.NodeClaim{}
+	l.released, l.settled, l.byNode = map[types.UID]bool{}, map[string]bool{}, map[string]string{}
 	for _, nc := range claims {
 		l.setLocked(nc)
 	}
@@ -114,8 +122,47 @@ func (l *Ledger) setLocked(nc *v1alpha1.NodeClaim) {
 		return
 	}
 	l.claims[nc.Name] = nc
+	if nc.Status.NodeName != "" {
+		l.byNode[nc.Status.NodeName] = nc.Name
+	}
 	for _, ref := range nc.Spec.Pods {
-		l.byPod[ref.UID] = nc.Name
+		if !l.released[ref.UID] {
+			l.byPod[ref.UID] = nc.Name
+		}
+	}
+}
+
+// Release lets the pod with uid go of its claim, to be planned again, though the claim
+// (whose spec is immutable) still lists it. A rebuilt ledger holds it again.
+func (l *Ledger) Release(uid types.UID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.byPod, uid)
+	l.released[uid] = true
+}
+
+// Claim returns the NodeClaim named name.
+func (l *Ledger) Claim(name string) (*v1alpha1.NodeClaim, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	nc, ok := l.claims[name]
+	return nc, ok
+}
+
+// isSettled reports whether the claim named name was found with no pod pending.
+func (l *Ledger) isSettled(name string) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.settled[name]
+}
+
+// settle records that the claim named name has no pod pending: pods are never pending
+// again once bound or gone (a re-created pod has another UID).
+func (l *Ledger) settle(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.claims[name]; ok {
+		l.settled[name] = true
 	}
 }
 
@@ -133,10 +180,15 @@ func (l *Ledger) deleteLocked(name string) []v1alpha1.PodReference {
 		return nil
 	}
 	delete(l.claims, name)
+	delete(l.settled, name)
+	if l.byNode[nc.Status.NodeName] == name {
+		delete(l.byNode, nc.Status.NodeName)
+	}
 	for _, ref := range nc.Spec.Pods {
 		if l.byPod[ref.UID] == name {
 			delete(l.byPod, ref.UID)
 		}
+		delete(l.released, ref.UID)
 	}
 	return nc.Spec.Pods
 }
@@ -161,13 +213,30 @@ func (l *Ledger) ClaimForNode(node *v1.Node) (*v1alpha1.NodeClaim, bool) {
 	if nc, ok := l.claims[node.Labels[v1alpha1.LabelNodeClaim]]; ok {
 		return nc, true
 	}
+	if nc, ok := l.claims[l.byNode[node.Name]]; ok {
+		return nc, true
+	}
+	if node.Spec.ProviderID == "" {
+		return nil, false
+	}
 	for _, nc := range l.claims {
-		if (nc.Status.NodeName != "" && nc.Status.NodeName == node.Name) ||
-			(nc.Status.ProviderID != "" && nc.Status.ProviderID == node.Spec.ProviderID) {
+		if nc.Status.ProviderID == node.Spec.ProviderID {
 			return nc, true
 		}
 	}
 	return nil, false
+}
+
+// ClaimNameForNode returns the name of the NodeClaim whose node is named nodeName, or of
+// the claim the node's nodewright.dev/nodeclaim label names: known from the claim's launch,
+// before the node registers and is labelled.
+func (l *Ledger) ClaimNameForNode(node *v1.Node) string {
+	if name := node.Labels[v1alpha1.LabelNodeClaim]; name != "" {
+		return name
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.byNode[node.Name]
 }
 
 // Used returns, by Provisioner, the capacity the in-flight claims count against its limits:

@@ -73,6 +73,12 @@ var (
 		Buckets:        metrics.ExponentialBuckets(0.25, 2, 12),
 		StabilityLevel: metrics.ALPHA,
 	}, []string{labelReserved})
+	podsReleased = metrics.NewCounter(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "pods_released_total",
+		Help:           "Pods released from their NodeClaim because they did not fit on its node in time after it registered.",
+		StabilityLevel: metrics.ALPHA,
+	})
 	podsStranded = metrics.NewGauge(&metrics.GaugeOpts{
 		Subsystem:      metricsSubsystem,
 		Name:           "pods_unplanned",
@@ -86,6 +92,6 @@ var registerOnce sync.Once
 // registerMetrics registers the plugin's metrics with the scheduler's registry, once.
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsUnplanned, podsStranded, podUnschedulableToBound)
+		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsUnplanned, podsStranded, podUnschedulableToBound, podsReleased)
 	})
 }

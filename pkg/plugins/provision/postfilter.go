@@ -3,31 +3,57 @@ package provision
 import (
 	"context"
 	"fmt"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
-// PostFilter is called when pod fits no existing node. It makes no cloud or API call: it
-// answers from the ledger and hands the rest to a provisioning round.
+// ReservationGrace is how long a pod reserved on a NodeClaim waits to fit on the claim's
+// node once it has registered; then the pod is released to be planned again. Pods with
+// topology spread wait there for their siblings on other new nodes, so it is not short.
+const ReservationGrace = 2 * time.Minute
+
+// PostFilter is called when pod fits no node it may go on. It makes no cloud or API call:
+// it answers from the ledger and hands the rest to a provisioning round.
 //
-//   - A pod reserved on a NodeClaim whose node has registered is nominated to that node,
-//     every cycle, since DefaultPreemption's empty nomination would otherwise clear it.
-//   - A pod reserved on a NodeClaim whose node has not registered waits for it.
+//   - A pod reserved on a NodeClaim waits for the claim's node: to register, and then to
+//     accept it (PreFilter keeps it to that node, Filter keeps the node's room for it). A pod
+//     still not placed there ReservationGrace after the node registered is released and
+//     planned again: the plan and the node disagree, which the scheduler's filters prevent
+//     but a change in the cluster (a new DaemonSet, a taint) can bring about.
 //   - A pod the last round could not serve for reasons waiting cannot lift is
 //     UnschedulableAndUnresolvable, with the reasons.
 //   - Any other pod triggers a round and waits.
+//
+// PostFilter nominates nothing: the scheduler's nominated-pod accounting adds a node's
+// nominated pods only when it filters that node, so pods spreading over zones, nominated to
+// new nodes in each zone, each see their own zone fuller than the others and none fits.
+// Reserved room is kept by Filter instead.
 func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, _ fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
 	logger := klog.FromContext(ctx)
 	if claim, nodeName, ok := p.ledger.Reservation(pod.UID); ok {
-		if nodeName != "" {
-			logger.V(4).Info("Nominating reserved pod to its node", "pod", klog.KObj(pod), "nodeClaim", claim, "node", nodeName)
-			return &fwk.PostFilterResult{NominatingInfo: &fwk.NominatingInfo{NominatedNodeName: nodeName, NominatingMode: fwk.ModeOverride}},
-				fwk.NewStatus(fwk.Success)
+		since, registered := p.registeredSince(claim)
+		if !registered {
+			logger.V(4).Info("Pod waits for the node of its nodeclaim", "pod", klog.KObj(pod), "nodeClaim", claim)
+			return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for node of nodeclaim %s", Name, claim))
 		}
-		logger.V(4).Info("Pod waits for the node of its nodeclaim", "pod", klog.KObj(pod), "nodeClaim", claim)
-		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for node of nodeclaim %s", Name, claim))
+		if waited := p.opts.Clock.Since(since); waited > ReservationGrace {
+			p.ledger.Release(pod.UID)
+			podsReleased.Inc()
+			logger.Info("Pod did not fit on the node of its nodeclaim; planning it again", "pod", klog.KObj(pod),
+				"nodeClaim", claim, "node", nodeName, "waited", waited.Round(time.Second))
+			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "ReservationReleased", "Provisioning",
+				"%s: did not fit on node %s of nodeclaim %s within %s of its registration; planning it again", Name, nodeName, claim, ReservationGrace)
+			p.batcher.Trigger()
+			return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: released from nodeclaim %s; a node is being planned", Name, claim))
+		}
+		logger.V(4).Info("Pod waits to fit on the node of its nodeclaim", "pod", klog.KObj(pod), "nodeClaim", claim, "node", nodeName)
+		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting to fit on node %s of nodeclaim %s", Name, nodeName, claim))
 	}
 	if u, ok := p.unplanned(pod); ok && !u.Resolvable {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %s", Name, u.Message()))
@@ -35,6 +61,19 @@ func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Po
 	logger.V(4).Info("Pod triggers a provisioning round", "pod", klog.KObj(pod))
 	p.batcher.Trigger()
 	return nil, fwk.NewStatus(fwk.Unschedulable, Name+": a node is being planned")
+}
+
+// registeredSince returns when the node of the NodeClaim named claim registered, if it has.
+func (p *Provision) registeredSince(claim string) (time.Time, bool) {
+	nc, ok := p.ledger.Claim(claim)
+	if !ok || nc.Status.NodeName == "" {
+		return time.Time{}, false
+	}
+	c := meta.FindStatusCondition(nc.Status.Conditions, v1alpha1.ConditionRegistered)
+	if c == nil || c.Status != "True" {
+		return time.Time{}, false
+	}
+	return c.LastTransitionTime.Time, true
 }
 
 // unplanned returns what the last round said about pod, if it could not plan it and the pod

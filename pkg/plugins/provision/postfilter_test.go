@@ -11,6 +11,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/component-base/metrics/testutil"
 	fwk "k8s.io/kube-scheduler/framework"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
@@ -29,27 +30,42 @@ func claim(name, nodeName string, pods ...string) *v1alpha1.NodeClaim {
 	return nc
 }
 
+// registeredAt marks nc's node registered at t.
+func registeredAt(nc *v1alpha1.NodeClaim, t time.Time) *v1alpha1.NodeClaim {
+	nc.Status.Conditions = append(nc.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionRegistered, Status: "True", LastTransitionTime: metav1.NewTime(t)})
+	return nc
+}
+
 func TestPostFilter(t *testing.T) {
 	tooBig := pendingPod("big", "200").Obj()
+	now := time.Now()
 	tests := []struct {
 		name          string
 		pod           *v1.Pod
-		wantResult    *fwk.PostFilterResult
 		wantCode      fwk.Code
 		wantMessage   string
 		wantTriggered bool
+		wantReleased  bool
 	}{
 		{
-			name:       "reserved, node registered: nominated, override",
-			pod:        pendingPod("a", "1").Obj(),
-			wantResult: &fwk.PostFilterResult{NominatingInfo: &fwk.NominatingInfo{NominatedNodeName: "ip-10-0-0-1", NominatingMode: fwk.ModeOverride}},
-			wantCode:   fwk.Success,
+			name:        "reserved, node registered: waits to fit there",
+			pod:         pendingPod("a", "1").Obj(),
+			wantCode:    fwk.Unschedulable,
+			wantMessage: "Provision: waiting to fit on node ip-10-0-0-1 of nodeclaim default-abcde",
 		},
 		{
 			name:        "reserved, node not registered: waits",
 			pod:         pendingPod("b", "1").Obj(),
 			wantCode:    fwk.Unschedulable,
 			wantMessage: "Provision: waiting for node of nodeclaim default-x7k2p",
+		},
+		{
+			name:          "reserved, node registered longer than the grace: released, a round is triggered",
+			pod:           pendingPod("e", "1").Obj(),
+			wantCode:      fwk.Unschedulable,
+			wantMessage:   "Provision: released from nodeclaim default-old; a node is being planned",
+			wantTriggered: true,
+			wantReleased:  true,
 		},
 		{
 			name:          "not reserved: a round is triggered",
@@ -68,20 +84,28 @@ func TestPostFilter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
-			p := &Provision{ledger: NewLedger(), lastUnplanned: map[types.UID]*Unplanned{
+			clk := clocktesting.NewFakeClock(now)
+			p := &Provision{handle: recorderHandle{}, opts: Options{Clock: clk}, ledger: NewLedger(), lastUnplanned: map[types.UID]*Unplanned{
 				tooBig.UID: {Pod: tooBig, Reasons: []string{"too big"}},
 			}}
-			p.batcher = newBatcher(clocktesting.NewFakeClock(time.Now()), time.Second, 10*time.Second, nil)
-			p.ledger.Rebuild([]*v1alpha1.NodeClaim{claim("default-abcde", "ip-10-0-0-1", "a"), claim("default-x7k2p", "", "b")})
+			p.batcher = newBatcher(clk, time.Second, 10*time.Second, nil)
+			p.ledger.Rebuild([]*v1alpha1.NodeClaim{
+				registeredAt(claim("default-abcde", "ip-10-0-0-1", "a"), now.Add(-time.Minute)),
+				claim("default-x7k2p", "ip-10-0-0-2", "b"),
+				registeredAt(claim("default-old", "ip-10-0-0-3", "e"), now.Add(-ReservationGrace-time.Second)),
+			})
 			res, status := p.PostFilter(ctx, nil, tt.pod, nil)
-			if diff := cmp.Diff(tt.wantResult, res); diff != "" {
-				t.Errorf("result (-want, +got):\n%s", diff)
+			if res != nil {
+				t.Errorf("result = %+v, want none: PostFilter nominates nothing", res)
 			}
 			if status.Code() != tt.wantCode || status.Message() != tt.wantMessage {
 				t.Errorf("status = %v %q, want %v %q", status.Code(), status.Message(), tt.wantCode, tt.wantMessage)
 			}
 			if got := len(p.batcher.pending) == 1; got != tt.wantTriggered {
 				t.Errorf("triggered = %v, want %v", got, tt.wantTriggered)
+			}
+			if _, _, reserved := p.ledger.Reservation(tt.pod.UID); tt.wantReleased && reserved {
+				t.Errorf("pod still reserved, want it released")
 			}
 		})
 	}
@@ -152,6 +176,11 @@ func waitForTimers(t *testing.T, clk *clocktesting.FakeClock) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// recorderHandle is a framework handle with an event recorder that drops events.
+type recorderHandle struct{ fwk.Handle }
+
+func (recorderHandle) EventRecorder() events.EventRecorderLogger { return &events.FakeRecorder{} }
 
 // profileHandle is a framework handle that knows only its profile's name.
 type profileHandle struct{ fwk.Handle }

@@ -102,7 +102,7 @@ func (p *Provision) onNodeClaim(ctx context.Context, obj any) {
 		return
 	}
 	p.ledger.Set(nc)
-	if nc.Status.NodeName != "" || isRegistered(nc) {
+	if isRegistered(nc) {
 		p.activateOnce(ctx, nc)
 	}
 }
@@ -208,19 +208,28 @@ func (p *Provision) activateOnce(ctx context.Context, nc *v1alpha1.NodeClaim) {
 // activate moves the pending pods among refs to the scheduler's active queue, and returns
 // how many there were.
 func (p *Provision) activate(ctx context.Context, refs []v1alpha1.PodReference) int {
-	lister := p.handle.SharedInformerFactory().Core().V1().Pods().Lister()
 	pods := map[string]*v1.Pod{}
-	for _, ref := range refs {
-		pod, err := lister.Pods(ref.Namespace).Get(ref.Name)
-		if err != nil || pod.UID != ref.UID || pod.Spec.NodeName != "" {
-			continue
-		}
-		pods[ref.Namespace+"/"+ref.Name] = pod
+	for _, pod := range p.pendingOf(refs) {
+		pods[pod.Namespace+"/"+pod.Name] = pod
 	}
 	if len(pods) > 0 {
 		p.handle.Activate(klog.FromContext(ctx), pods)
 	}
 	return len(pods)
+}
+
+// pendingOf returns the pods of refs that exist, unbound.
+func (p *Provision) pendingOf(refs []v1alpha1.PodReference) []*v1.Pod {
+	lister := p.handle.SharedInformerFactory().Core().V1().Pods().Lister()
+	var out []*v1.Pod
+	for _, ref := range refs {
+		pod, err := lister.Pods(ref.Namespace).Get(ref.Name)
+		if err != nil || pod.UID != ref.UID || pod.Spec.NodeName != "" {
+			continue
+		}
+		out = append(out, pod)
+	}
+	return out
 }
 
 func isRegistered(nc *v1alpha1.NodeClaim) bool {

@@ -1,0 +1,148 @@
+package provision
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/apis/config"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/names"
+	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
+	st "k8s.io/kubernetes/pkg/scheduler/testing"
+	"k8s.io/kubernetes/test/utils/ktesting"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+// informerHandle is a framework handle with informers.
+type informerHandle struct {
+	fwk.Handle
+	factory informers.SharedInformerFactory
+}
+
+func (h informerHandle) SharedInformerFactory() informers.SharedInformerFactory { return h.factory }
+
+// TestPreFilterAndFilterKeepReservedRoom: a pod reserved on a registered node's claim may go
+// only there; another pod fits that node only in the room its pending reserved pods leave,
+// and in all of it once they are bound.
+func TestPreFilterAndFilterKeepReservedRoom(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, b := pendingPod("a", "2").Obj(), pendingPod("b", "1").Obj()
+	client := fake.NewClientset(a, b)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	lister := factory.Core().V1().Pods().Lister()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+
+	p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger()}
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{registeredAt(claim("c1", "node-1", "a", "b"), time.Now()), claim("c2", "node-2", "z")})
+	node := st.MakeNode().Name("node-1").Label(v1alpha1.LabelNodeClaim, "c1").
+		Capacity(map[v1.ResourceName]string{v1.ResourceCPU: "4", v1.ResourceMemory: "8Gi", v1.ResourcePods: "110"}).Obj()
+	nodeInfo := framework.NewNodeInfo()
+	nodeInfo.SetNode(node)
+
+	if res, _ := p.PreFilter(ctx, nil, a, nil); res.AllNodes() || !res.NodeNames.Equal(sets.New("node-1")) {
+		t.Errorf("PreFilter(reserved pod a) = %v, want node-1 only", res)
+	}
+	for _, pod := range []*v1.Pod{pendingPod("x", "2").Obj(), pendingPod("z", "1").Obj()} {
+		if res, _ := p.PreFilter(ctx, nil, pod, nil); !res.AllNodes() {
+			t.Errorf("PreFilter(%s) = %v, want every node (unreserved, or its node not registered)", pod.Name, res)
+		}
+	}
+
+	filter := func(pod *v1.Pod) *fwk.Status { return p.Filter(ctx, nil, pod, nodeInfo) }
+	// 4 cpu, 3 held for a and b: a 2-cpu pod does not fit, a 1-cpu pod does, a itself does.
+	if st := filter(pendingPod("x", "2").Obj()); st.IsSuccess() || !strings.Contains(st.Message(), "room held for 2 pending pod(s) of nodeclaim c1: cpu request 2") {
+		t.Errorf("Filter(x, 2 cpu) = %v, want rejected for the held room", st)
+	}
+	if st := filter(pendingPod("y", "1").Obj()); !st.IsSuccess() {
+		t.Errorf("Filter(y, 1 cpu) = %v, want accepted", st)
+	}
+	if st := filter(a); !st.IsSuccess() {
+		t.Errorf("Filter(a, reserved here) = %v, want accepted", st)
+	}
+	if st := filter(pendingPod("z", "100m").Obj()); st.IsSuccess() || !strings.Contains(st.Message(), "reserved on nodeclaim c2") {
+		t.Errorf("Filter(z, reserved on c2) = %v, want rejected: planned elsewhere", st)
+	}
+	// Once a and b are bound the room is the node's own again.
+	for _, pod := range []*v1.Pod{a, b} {
+		bound := pod.DeepCopy()
+		bound.Spec.NodeName = "node-1"
+		if _, err := client.CoreV1().Pods(pod.Namespace).Update(ctx, bound, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := lister.Pods("default").Get("b")
+		if err == nil && got.Spec.NodeName != "" {
+			if got, err := lister.Pods("default").Get("a"); err == nil && got.Spec.NodeName != "" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the informer did not see the pods bound")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := filter(pendingPod("x", "2").Obj()); !st.IsSuccess() {
+		t.Errorf("Filter(x, 2 cpu) after the reserved pods bound = %v, want accepted", st)
+	}
+	if !p.ledger.isSettled("c1") {
+		t.Error("claim c1 not settled once its pods are bound")
+	}
+}
+
+// noZoneB is an out-of-tree Filter plugin that refuses nodes in us-east-1b.
+type noZoneB struct{}
+
+func (noZoneB) Name() string { return "NoZoneB" }
+
+func (noZoneB) Filter(_ context.Context, _ fwk.CycleState, _ *v1.Pod, n fwk.NodeInfo) *fwk.Status {
+	if n.Node().Labels[v1.LabelTopologyZone] == "us-east-1b" {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "no nodes in us-east-1b")
+	}
+	return nil
+}
+
+// TestPlanHonoursOutOfTreeFilters: an out-of-tree Filter plugin of the profile judges the
+// templates too: a pod that only it rejects in us-east-1b gets no node there.
+func TestPlanHonoursOutOfTreeFilters(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	enabled := &config.Plugins{
+		QueueSort: config.PluginSet{Enabled: []config.Plugin{{Name: names.PrioritySort}}},
+		PreFilter: config.PluginSet{Enabled: []config.Plugin{{Name: names.NodeResourcesFit}, {Name: names.NodeAffinity}}},
+		Filter: config.PluginSet{Enabled: []config.Plugin{{Name: names.NodeResourcesFit}, {Name: names.NodeAffinity},
+			{Name: "NoZoneB"}, {Name: Name}}},
+		Bind: config.PluginSet{Enabled: []config.Plugin{{Name: names.DefaultBinder}}},
+	}
+	outOfTree := frameworkruntime.Registry{"NoZoneB": func(context.Context, runtime.Object, fwk.Handle) (fwk.Plugin, error) { return noZoneB{}, nil }}
+	pod := pendingPod("a", "1").NodeSelector(map[string]string{v1.LabelTopologyZone: "us-east-1b"}).Obj()
+	for _, tc := range []struct {
+		registry frameworkruntime.Registry
+		planned  bool
+	}{{nil, true}, {outOfTree, false}} {
+		in := planInput([]*v1.Pod{pod}, provisioner("default"))
+		in.Framework = FrameworkFactoryWith(enabled, nil, tc.registry)
+		plan, err := Plan(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(plan.Nodes) == 1; got != tc.planned {
+			t.Errorf("with out-of-tree plugins %v: planned = %v, want %v (unplanned: %v)", tc.registry != nil, got, tc.planned, plan.Unplanned)
+		}
+		if !tc.planned && (len(plan.Unplanned) != 1 || !strings.Contains(plan.Unplanned[0].Message(), "no nodes in us-east-1b")) {
+			t.Errorf("unplanned = %v, want the plugin's reason", plan.Unplanned)
+		}
+	}
+}
