@@ -149,7 +149,8 @@ func instanceTypeInfo(it catalog.InstanceType) instanceTypeInfoXML {
 			PeakBandwidthInGbps:      gbps / float64(cards),
 		})
 	}
-	if it.GPU > 0 && it.GPUType != "" {
+	// Fractional-GPU types (g6f, gr6f) have a GPU model and a count of 0.
+	if it.GPUType != "" {
 		info.GPUInfo = &gpuInfoXML{GPUs: items[gpuXML]{{
 			Name:         strings.ToUpper(it.GPUType),
 			Manufacturer: gpuManufacturers[it.GPUManufacturer],
