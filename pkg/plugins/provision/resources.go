@@ -56,11 +56,3 @@ func exceeds(limits, used, add v1.ResourceList) v1.ResourceName {
 	}
 	return ""
 }
-
-// resourceQuantity is n as a decimal quantity.
-func resourceQuantity(n int64) *resource.Quantity { return resource.NewQuantity(n, resource.DecimalSI) }
-
-// milliQuantity is m thousandths as a decimal quantity (CPU).
-func milliQuantity(m int64) *resource.Quantity {
-	return resource.NewMilliQuantity(m, resource.DecimalSI)
-}
