@@ -26,6 +26,7 @@ import (
 	"github.com/nodewright/nodewright/manifests"
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/aws/emulator"
+	"github.com/nodewright/nodewright/pkg/plugins/provision"
 	"github.com/nodewright/nodewright/pkg/sandbox/scheduler"
 	"github.com/nodewright/nodewright/test/integration/framework"
 )
@@ -41,12 +42,20 @@ type provisionEnv struct {
 	ns       string
 	emulator *emulator.Emulator
 	class    *v1alpha1.EC2NodeClass
+	// prov is the env's Provisioner, named after the namespace.
+	prov *v1alpha1.Provisioner
+	// config is the scheduler's configuration file, sched the scheduler running on it.
+	config string
+	sched  *scheduler.Scheduler
 }
+
+// envOption changes how newProvisionEnv starts the emulator.
+type envOption func(*emulator.Options)
 
 // newProvisionEnv starts everything; spec's nodeClassRef is set to the test's node class.
 // When the test ends, the Provisioner and the pods go first (so that no round plans again),
 // then every NodeClaim of the Provisioner, whose Nodes the lifecycle drains and deletes.
-func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec) *provisionEnv {
+func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec, opts ...envOption) *provisionEnv {
 	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)
 	// The in-process scheduler logs through the context's logger; buffered, to be read back.
@@ -54,7 +63,11 @@ func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec) *provisionEnv 
 	ctx = klog.NewContext(ctx, logger)
 	client := framework.Client(t)
 	ns := framework.Namespace(ctx, t, client)
-	e := framework.Emulator(t, emulator.Options{})
+	var eopts emulator.Options
+	for _, o := range opts {
+		o(&eopts)
+	}
+	e := framework.Emulator(t, eopts)
 	framework.ForceDeleteNodesOf(t, e)
 	class := framework.EC2NodeClass(ctx, t, ns)
 	spec.NodeClassRef = v1alpha1.NodeClassReference{Name: class.Name}
@@ -70,11 +83,45 @@ func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec) *provisionEnv 
 	if err := scheduler.WriteConfig(manifests.SchedulerConfig, path, framework.ControlPlane.Kubeconfig(), args); err != nil {
 		t.Fatal(err)
 	}
-	startScheduler(ctx, t, path)
-	env := &provisionEnv{t: t, ctx: ctx, logger: logger, client: client, ns: ns, emulator: e, class: class}
+	env := &provisionEnv{t: t, ctx: ctx, logger: logger, client: client, ns: ns, emulator: e, class: class, prov: prov, config: path}
+	env.startScheduler()
+	t.Cleanup(func() {
+		if err := env.sched.Stop(); err != nil {
+			t.Errorf("the scheduler stopped by itself: %v", err)
+		}
+	})
 	// Registered after the scheduler, so it runs while the scheduler's lifecycle still does.
 	t.Cleanup(func() { env.cleanup(prov.Name) })
 	return env
+}
+
+// startScheduler starts nodewright-scheduler in-process on the env's configuration.
+func (env *provisionEnv) startScheduler() {
+	env.t.Helper()
+	s, err := scheduler.Start(env.ctx, scheduler.Options{ConfigFile: env.config})
+	if err != nil {
+		env.t.Fatalf("starting the scheduler: %v", err)
+	}
+	env.sched = s
+}
+
+// restartScheduler stops the scheduler, as a crash or a rollout would, and starts another.
+func (env *provisionEnv) restartScheduler() {
+	env.t.Helper()
+	if err := env.sched.Stop(); err != nil {
+		env.t.Fatalf("the scheduler stopped by itself: %v", err)
+	}
+	env.startScheduler()
+}
+
+// provisioner creates another Provisioner of spec on the env's node class, named
+// <namespace>-<suffix>, cleaned up like the env's own.
+func (env *provisionEnv) provisioner(suffix string, spec v1alpha1.ProvisionerSpec) string {
+	env.t.Helper()
+	spec.NodeClassRef = v1alpha1.NodeClassReference{Name: env.class.Name}
+	prov := framework.Provisioner(env.ctx, env.t, &v1alpha1.Provisioner{ObjectMeta: metav1.ObjectMeta{Name: env.ns + "-" + suffix}, Spec: spec})
+	env.t.Cleanup(func() { env.cleanup(prov.Name) })
+	return prov.Name
 }
 
 // cleanup removes what the test made the scheduler create, and fails the test if a
@@ -228,8 +275,8 @@ func (env *provisionEnv) log() string {
 	return u.GetBuffer().String()
 }
 
-// cheapest returns the lowest price of an available offering with capacityType whose type's
-// allocatable holds cpu, and the price of instanceType in zone with capacityType.
+// cheapest returns the lowest price of an available offering with capacityType of an amd64
+// type without GPU whose allocatable holds cpu, and the price of instanceType in zone with capacityType.
 func (env *provisionEnv) cheapest(capacityType string, cpu resource.Quantity, instanceType, zone string) (lowest, got float64) {
 	env.t.Helper()
 	provider, _ := framework.AWSProvider(env.t, env.emulator)
@@ -239,6 +286,10 @@ func (env *provisionEnv) cheapest(capacityType string, cpu resource.Quantity, in
 	}
 	lowest, got = math.Inf(1), math.NaN()
 	for _, it := range its {
+		// The pods select no architecture and request no GPU: nodewright's defaults.
+		if it.Labels[corev1.LabelArchStable] != provision.DefaultArchitecture || it.Labels[v1alpha1.LabelInstanceGPUName] != "" {
+			continue
+		}
 		alloc := it.Allocatable()
 		fits := alloc.Cpu().Cmp(cpu) >= 0
 		for _, o := range it.Offerings {

@@ -188,7 +188,7 @@ func (p *Provision) writeClaims(ctx context.Context, plan *Packing) {
 			"instanceType", n.Template.InstanceType.Name, "zone", n.Template.Offering.Zone,
 			"capacityType", n.Template.Offering.CapacityType, "pods", len(n.Pods))
 		for _, pod := range n.Pods {
-			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Nominated", "Provisioning",
+			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Reserved", "Provisioning",
 				"%s: waiting for the node of nodeclaim %s", Name, nc.Name)
 		}
 	}
