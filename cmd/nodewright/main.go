@@ -4,6 +4,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -11,7 +12,12 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Run(newRootCommand()))
+	// Errors are the user's to read, not log events: cli.Run would log them through klog,
+	// which the sandbox may have pointed at its controller log.
+	if err := cli.RunNoErrOutput(newRootCommand()); err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		os.Exit(1)
+	}
 }
 
 func newRootCommand() *cobra.Command {

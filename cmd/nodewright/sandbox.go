@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/klog/v2"
 
 	"github.com/nodewright/nodewright/manifests"
 	"github.com/nodewright/nodewright/pkg/aws/emulator"
@@ -39,8 +37,10 @@ func (f *sandboxFlags) add(cmd *cobra.Command, defaultDir string) {
 	cmd.Flags().StringVar(&f.binDir, "bin-dir", "", "directory with etcd, kube-apiserver, kube-controller-manager and kwok (default: beside this binary, or $"+sandbox.BinDirEnv+")")
 	cmd.Flags().StringVar(&f.schedulerConfig, "scheduler-config", "", "KubeSchedulerConfiguration for nodewright-scheduler (default: the embedded manifests/scheduler-config.yaml)")
 	cmd.Flags().IntVarP(&f.verbosity, "v", "v", 0, "scheduler log verbosity")
-	cmd.Flags().DurationVar(&f.launchLatency, "launch-latency", 2*time.Second, "how long the EC2 emulator keeps a new instance pending")
-	cmd.Flags().DurationVar(&f.joinDelay, "join-delay", 3*time.Second, "how long after an instance runs the emulator registers its Node, as a kubelet would")
+	// EC2 keeps an instance pending for ~10-20 s and its kubelet registers ~30 s later; the
+	// sandbox keeps the order of events and the gaps between them visible, ten times faster.
+	cmd.Flags().DurationVar(&f.launchLatency, "launch-latency", 2*time.Second, "how long the EC2 emulator keeps a new instance pending (EC2: ~10-20s)")
+	cmd.Flags().DurationVar(&f.joinDelay, "join-delay", 3*time.Second, "how long after an instance runs the emulator registers its Node, as a kubelet would (EC2: ~30s)")
 }
 
 func newSandboxCommand() *cobra.Command {
@@ -48,7 +48,7 @@ func newSandboxCommand() *cobra.Command {
 		Use:   "sandbox",
 		Short: "Run nodewright on a local cluster: etcd, kube-apiserver, kube-controller-manager and kwok",
 	}
-	cmd.AddCommand(newSandboxUpCommand(), newSandboxDemoCommand())
+	cmd.AddCommand(newSandboxUpCommand(), newSandboxDemoCommand(), newSandboxLogsCommand())
 	return cmd
 }
 
@@ -63,17 +63,20 @@ func newSandboxUpCommand() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out := cmd.OutOrStdout()
-			sb, err := startSandbox(ctx, &flags, !noScheduler, "")
+			// The controller's lines go to the terminal (stderr, beside this narration on
+			// stdout) as well as to the log `sandbox logs` prints.
+			sb, err := startSandbox(ctx, &flags, !noScheduler, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			defer sb.stop(out)
-			fmt.Fprintf(out, "\nThe sandbox is up. Its state and logs are in %s.\nThe EC2 emulator answers at %s; EC2NodeClass %q selects its subnets.\n\n  export KUBECONFIG=%s\n\n",
-				sb.dir, sb.emulator.URL(), defaultNodeClass, sb.cp.Kubeconfig())
+			fmt.Fprintf(out, "\nThe sandbox is up. Its state and logs are in %s.\nThe EC2 emulator answers at %s; EC2NodeClass %q selects its subnets.\n\nKubeconfig: %s\n\n  export KUBECONFIG=%s\n\n",
+				sb.dir, sb.emulator.URL(), defaultNodeClass, sb.cp.Kubeconfig(), sb.cp.Kubeconfig())
 			if noScheduler {
 				fmt.Fprintf(out, "Run the scheduler yourself with:\n\n  bin/nodewright-scheduler --config %s\n\n", sb.schedulerConfig)
 			} else {
-				fmt.Fprintf(out, "nodewright-scheduler is running; pods with schedulerName: nodewright-scheduler are its to place.\n")
+				fmt.Fprintf(out, "nodewright-scheduler is running; pods with schedulerName: nodewright-scheduler are its to place.\n"+
+					"Its log is shown here and kept in %s (nodewright sandbox logs -f --dir %s).\n", controllerLogPath(sb.dir), sb.dir)
 			}
 			fmt.Fprintf(out, "Press Ctrl-C to stop everything.\n")
 			<-ctx.Done()
@@ -92,12 +95,14 @@ type runningSandbox struct {
 	emulator        *emulator.Emulator
 	schedulerConfig string
 	scheduler       *scheduler.Scheduler
+	// log is the controller log; nil without a scheduler.
+	log *os.File
 }
 
 // startSandbox prepares flags.dir, starts the control plane and, if withScheduler, the
-// scheduler. The scheduler logs to stderr, or to schedulerLog in the sandbox's directory if
-// that is set.
-func startSandbox(ctx context.Context, flags *sandboxFlags, withScheduler bool, schedulerLog string) (_ *runningSandbox, err error) {
+// scheduler. The scheduler's log goes to the controller log in the sandbox's directory and,
+// if logTo is not nil, to logTo as well.
+func startSandbox(ctx context.Context, flags *sandboxFlags, withScheduler bool, logTo io.Writer) (_ *runningSandbox, err error) {
 	dir, err := prepareDir(flags.dir)
 	if err != nil {
 		return nil, err
@@ -143,15 +148,17 @@ func startSandbox(ctx context.Context, flags *sandboxFlags, withScheduler bool, 
 	if !withScheduler {
 		return sb, nil
 	}
-	if schedulerLog != "" {
-		if err := logSchedulerTo(filepath.Join(dir, schedulerLog)); err != nil {
-			return nil, err
-		}
+	if sb.log, err = os.Create(controllerLogPath(dir)); err != nil {
+		return nil, err
 	}
-	sb.scheduler, err = scheduler.Start(ctx, scheduler.Options{
-		ConfigFile: sb.schedulerConfig,
-		Flags:      []string{"--v=" + strconv.Itoa(flags.verbosity)},
-	})
+	var w io.Writer = sb.log
+	if logTo != nil {
+		w = io.MultiWriter(sb.log, logTo)
+	}
+	if err := logControllerTo(w, flags.verbosity); err != nil {
+		return nil, err
+	}
+	sb.scheduler, err = scheduler.Start(ctx, scheduler.Options{ConfigFile: sb.schedulerConfig})
 	if err != nil {
 		return nil, fmt.Errorf("starting nodewright-scheduler: %w", err)
 	}
@@ -167,27 +174,15 @@ func (sb *runningSandbox) stop(out io.Writer) {
 		sb.emulator.Close()
 	}
 	sb.cp.Stop()
+	if sb.log != nil {
+		logToStderr()
+		_ = sb.log.Close()
+	}
 	_ = os.Remove(filepath.Join(sb.dir, pidFile))
 	fmt.Fprintln(out, "Stopped.")
 }
 
 const pidFile = "sandbox.pid"
-
-// logSchedulerTo sends klog's output, which the in-process scheduler logs through, to path
-// and nowhere else: not even errors to stderr, where they would garble the narration.
-func logSchedulerTo(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(fs)
-	if err := fs.Parse([]string{"--logtostderr=false", "--stderrthreshold=FATAL"}); err != nil {
-		return err
-	}
-	klog.SetOutput(f)
-	return nil
-}
 
 // prepareDir empties dir for a new sandbox, after checking that no live sandbox uses it: its
 // etcd data and certificates belong to that sandbox, and deleting them would break it.
