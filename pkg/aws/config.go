@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/pricing"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go/logging"
+	"k8s.io/klog/v2"
 )
 
 // DefaultMaxAttempts is how many times a throttled or failed call is tried by default,
@@ -59,6 +61,7 @@ func NewClients(ctx context.Context, opts ClientOptions) (*Clients, error) {
 		maxAttempts = DefaultMaxAttempts
 	}
 	loadOpts := []func(*config.LoadOptions) error{
+		config.WithLogger(sdkLogger{klog.FromContext(ctx)}),
 		config.WithRetryer(func() awssdk.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = maxAttempts
@@ -99,4 +102,14 @@ func NewClients(ctx context.Context, opts ClientOptions) (*Clients, error) {
 			o.Region = pricingRegion
 		}),
 	}, nil
+}
+
+// sdkLogger sends the SDK's log lines (warnings such as a response body it could not drain
+// for connection reuse) to klog at verbosity 2, with the rest of nodewright's, rather than
+// to standard error.
+type sdkLogger struct{ logger klog.Logger }
+
+// Logf logs one SDK line.
+func (l sdkLogger) Logf(classification logging.Classification, format string, v ...any) {
+	l.logger.V(2).Info("AWS SDK: "+fmt.Sprintf(format, v...), "level", string(classification))
 }
