@@ -15,6 +15,10 @@ CONTROL_PLANE := $(BIN)/etcd $(BIN)/kube-apiserver $(BIN)/kube-controller-manage
 # `kubectl kustomize` for manifests/).
 KUBECTL := $(BIN)/kubectl
 KWOK := $(BIN)/kwok $(BIN)/kwok-stages.yaml
+# helm renders and lints charts/nodewright. It is a `tool` of its own module, hack/tools/helm,
+# so its dependencies never meet ours; it is stamped as helm's release build stamps itself
+# (its version, and the Kubernetes version of its client-go for `helm template`'s defaults).
+HELM := $(BIN)/helm
 # The kwok stages nodewright runs with: nodes become Ready and keep a lease, pods run and go.
 KWOK_STAGES := node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
 	pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml
@@ -33,9 +37,10 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: generate
-generate: ## Generate the deepcopy code of pkg/apis and the CRDs in manifests/crds with controller-gen.
+generate: ## Generate the deepcopy code of pkg/apis and the CRDs in manifests/crds (controller-gen), and docs/api.md (hack/apidocs).
 	rm -f manifests/crds/*.yaml
 	$(GO) tool controller-gen object paths=./pkg/apis/... crd paths=./pkg/apis/... output:crd:artifacts:config=manifests/crds
+	$(GO) run ./hack/apidocs -pkg pkg/apis/v1alpha1 -out docs/api.md
 
 .PHONY: build
 build: ## Build bin/nodewright-scheduler and bin/nodewright.
@@ -43,7 +48,7 @@ build: ## Build bin/nodewright-scheduler and bin/nodewright.
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/nodewright ./cmd/nodewright
 
 .PHONY: tools
-tools: $(CONTROL_PLANE) $(KWOK) $(KUBECTL) ## Build etcd, kube-apiserver, kube-controller-manager, kwok and kubectl into bin/ (skips what is built).
+tools: $(CONTROL_PLANE) $(KWOK) $(KUBECTL) $(HELM) ## Build etcd, kube-apiserver, kube-controller-manager, kwok, kubectl and helm into bin/ (skips what is built).
 
 $(BIN)/etcd: go.mod go.sum
 	$(GO) build -o $@ ./internal/etcd
@@ -56,6 +61,14 @@ $(BIN)/kube-controller-manager: go.mod go.sum
 
 $(BIN)/kubectl: go.mod go.sum
 	$(GO) build -ldflags "-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION)" -o $@ k8s.io/kubernetes/cmd/kubectl
+
+$(BIN)/helm: hack/tools/helm/go.mod hack/tools/helm/go.sum
+	helm=$$($(GO) -C hack/tools/helm list -m -f '{{.Version}}' helm.sh/helm/v3); \
+	minor=$$($(GO) -C hack/tools/helm list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2); \
+	$(GO) -C hack/tools/helm build -o $@ -ldflags "-X helm.sh/helm/v3/internal/version.version=$$helm \
+		-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$$minor \
+		-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$$minor" \
+		helm.sh/helm/v3/cmd/helm
 
 $(BIN)/kwok:
 	GOBIN=$(BIN) $(GO) install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
@@ -84,13 +97,56 @@ verify: ## Check formatting, go vet, staticcheck, that go mod tidy changes nothi
 	$(GO) tool staticcheck ./...
 	$(GO) mod tidy -diff
 	$(MAKE) --no-print-directory generate
-	@git diff --exit-code -- manifests/crds pkg/apis || { echo "generated files are stale: run make generate and commit the result"; exit 1; }
-	@out=$$(git ls-files --others --exclude-standard -- manifests/crds 'pkg/apis/**/zz_generated.*.go'); \
+	@git diff --exit-code -- manifests/crds pkg/apis docs/api.md || { echo "generated files are stale: run make generate and commit the result"; exit 1; }
+	@out=$$(git ls-files --others --exclude-standard -- manifests/crds 'pkg/apis/**/zz_generated.*.go' docs/api.md); \
 	if [ -n "$$out" ]; then echo "generated files are not committed:"; echo "$$out"; exit 1; fi
 
+# The image `make image` builds. Push it where the cluster pulls from, and set it in the
+# Deployment (kustomize edit set image) or the chart (image.repository, image.tag).
+IMAGE ?= nodewright-scheduler:$(shell sed -n 's/^appVersion: "\(.*\)"$$/\1/p' charts/nodewright/Chart.yaml)
+DOCKER ?= docker
+
+.PHONY: image
+image: ## Build the container image of nodewright-scheduler with Docker (IMAGE=name:tag; needs a Docker engine).
+	$(DOCKER) build --build-arg GIT_COMMIT=$(GIT_COMMIT) -t $(IMAGE) .
+
 .PHONY: demo
-demo: build tools ## Start the local sandbox and schedule a pod on it (see README).
+demo: build $(CONTROL_PLANE) $(KWOK) ## Run the seed tutorial on the local sandbox, narrated, and stop (see docs/demo.md).
 	$(BIN)/nodewright sandbox demo
+
+# Benchmarks (issue 8, hack/bench). The full run writes docs/benchmarks.{json,md,png}; the
+# quick mode (BENCH_QUICK=1, `make bench-quick`, for CI) only proves that everything runs:
+# small counts, one run, the report in bin/bench/. BENCH_PLAN selects Plan sub-benchmarks
+# (catalog=<c>/<mix>-<pods>); BENCH_NOTE is printed above the figures, the markdown file
+# BENCH_NOTES after them.
+BENCH_RAW := $(BIN)/bench
+ifeq ($(BENCH_QUICK),1)
+BENCH_PLAN ?= Plan/./diverse-100$$
+BENCH_COUNT ?= 1
+BENCH_E2E_FLAGS ?= -pods 100 -runs 1 -timeout 2m -overhead-nodes 10 -overhead-pods 200 -overhead-runs 1 -rss-nodes 50
+BENCH_DOCS ?= $(BENCH_RAW)
+else
+BENCH_PLAN ?= Plan
+BENCH_COUNT ?= 5
+BENCH_E2E_FLAGS ?= -pods 1000 -runs 5
+BENCH_DOCS ?= docs
+endif
+BENCH_NOTE ?=
+BENCH_NOTES ?=
+BENCH_PLAN_CMD = $(GO) test -run '^$$' -bench '$(BENCH_PLAN)' -benchtime 1x -count $(BENCH_COUNT) -timeout 0 ./pkg/plugins/provision/
+BENCH_E2E_CMD = $(GO) run ./hack/bench e2e $(BENCH_E2E_FLAGS)
+
+.PHONY: bench
+bench: build tools ## Run the benchmarks and write docs/benchmarks.{json,md,png} (BENCH_QUICK=1: a quick check, see bench-quick).
+	@mkdir -p $(BENCH_RAW) $(BENCH_DOCS)
+	$(BENCH_PLAN_CMD) | tee $(BENCH_RAW)/plan.txt
+	NODEWRIGHT_BIN_DIR=$(BIN) $(BENCH_E2E_CMD) -out $(BENCH_RAW)/e2e.json
+	$(GO) run ./hack/bench report -plan $(BENCH_RAW)/plan.txt -e2e $(BENCH_RAW)/e2e.json -docs $(BENCH_DOCS) \
+		-plan-command "$(BENCH_PLAN_CMD)" -e2e-command "$(BENCH_E2E_CMD)" -note "$(BENCH_NOTE)" -notes "$(BENCH_NOTES)"
+
+.PHONY: bench-quick
+bench-quick: ## Prove in a few minutes that every benchmark runs (small counts, one run; report in bin/bench/).
+	$(MAKE) --no-print-directory bench BENCH_QUICK=1
 
 .PHONY: clean
 clean: ## Remove bin/.
