@@ -13,6 +13,11 @@ import (
 //go:embed scheduler-config.yaml
 var SchedulerConfig []byte
 
+// Inflate is inflate.yaml: the seed tutorial's inflate Deployment.
+//
+//go:embed inflate.yaml
+var Inflate []byte
+
 // crds holds the CustomResourceDefinitions `make generate` writes from pkg/apis.
 //
 //go:embed crds/*.yaml

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/nodewright/nodewright/manifests"
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/aws/catalog"
 )
@@ -52,31 +53,6 @@ spec:
   ttlSecondsAfterEmpty: 30
   nodeClassRef:
     name: default
-`
-
-// demoDeploymentYAML is the seed tutorial's inflate Deployment, placed by nodewright-scheduler.
-const demoDeploymentYAML = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: inflate
-spec:
-  replicas: 0
-  selector:
-    matchLabels:
-      app: inflate
-  template:
-    metadata:
-      labels:
-        app: inflate
-    spec:
-      schedulerName: nodewright-scheduler
-      terminationGracePeriodSeconds: 0
-      containers:
-        - name: inflate
-          image: public.ecr.aws/eks-distro/kubernetes/pause:3.2
-          resources:
-            requests:
-              cpu: 1
 `
 
 func newSandboxDemoCommand() *cobra.Command {
@@ -198,13 +174,13 @@ func (d *demo) applyProvisioner(ctx context.Context) error {
 
 func (d *demo) createDeployment(ctx context.Context) error {
 	deployment := &appsv1.Deployment{}
-	if err := yaml.UnmarshalStrict([]byte(demoDeploymentYAML), deployment); err != nil {
+	if err := yaml.UnmarshalStrict(manifests.Inflate, deployment); err != nil {
 		return err
 	}
 	if _, err := d.client.AppsV1().Deployments(demoNamespace).Create(ctx, deployment, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	d.n.printf("$ kubectl apply -f - <<EOF\n%sEOF\ndeployment.apps/%s created\n", demoDeploymentYAML, demoDeployment)
+	d.n.printf("$ kubectl apply -f manifests/inflate.yaml\ndeployment.apps/%s created\n", demoDeployment)
 	return nil
 }
 

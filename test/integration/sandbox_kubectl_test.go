@@ -19,31 +19,6 @@ import (
 	"github.com/nodewright/nodewright/test/integration/framework"
 )
 
-// inflateYAML is the seed tutorial's inflate Deployment, placed by nodewright-scheduler, as a
-// user applies it by hand.
-const inflateYAML = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: inflate
-spec:
-  replicas: 0
-  selector:
-    matchLabels:
-      app: inflate
-  template:
-    metadata:
-      labels:
-        app: inflate
-    spec:
-      schedulerName: nodewright-scheduler
-      terminationGracePeriodSeconds: 0
-      containers:
-        - name: inflate
-          image: public.ecr.aws/eks-distro/kubernetes/pause:3.2
-          resources:
-            requests:
-              cpu: 1
-`
 
 // TestSandboxUpSeedTutorialWithKubectl follows the seed tutorial by hand: it starts
 // `nodewright sandbox up` as a user does, takes the kubeconfig it prints, and drives every
@@ -76,7 +51,7 @@ func TestSandboxUpSeedTutorialWithKubectl(t *testing.T) {
 
 	k := kubectl{t: t, bin: framework.Binary(t, "kubectl"), kubeconfig: kubeconfig}
 	k.run(provisionerOf(t, filepath.Join(framework.RepoRoot(t), "manifests", "examples", "default.yaml")), "apply", "-f", "-")
-	k.run(inflateYAML, "apply", "-f", "-")
+	k.run("", "apply", "-f", filepath.Join(framework.RepoRoot(t), "manifests", "inflate.yaml"))
 	k.run("", "scale", "deployment", "inflate", "--replicas", "5")
 	framework.Eventually(ctx, t, 2*time.Minute, "5 inflate pods Running on one Ready spot node", func(context.Context) (bool, error) {
 		pods := k.rows("get", "pods", "-l", "app=inflate", "-o", "wide")
