@@ -266,6 +266,22 @@ func (env *provisionEnv) assertNoStrandedPods() {
 	}
 }
 
+// onOneClaim returns the claim of each pod the claims were launched for, and fails the test
+// for a pod on two claims.
+func onOneClaim(t *testing.T, claims []v1alpha1.NodeClaim) map[types.UID]string {
+	t.Helper()
+	out := map[types.UID]string{}
+	for _, nc := range claims {
+		for _, ref := range nc.Spec.Pods {
+			if other, ok := out[ref.UID]; ok {
+				t.Errorf("pod %s is on nodeclaims %s and %s", ref.Name, other, nc.Name)
+			}
+			out[ref.UID] = nc.Name
+		}
+	}
+	return out
+}
+
 // TestProvisionBurstIsOneRound: 100 pods created within a second are planned in one round:
 // the NodeClaims are exactly the nodes Plan computes for the 100 pods at once (no second
 // round plans for pods the first covered), each pod is on one claim, and every pod runs on
@@ -289,16 +305,7 @@ func TestProvisionBurstIsOneRound(t *testing.T) {
 	running := env.runningPods(100)
 
 	claims := env.claims()
-	onClaim := map[types.UID]string{}
-	for _, nc := range claims {
-		for _, ref := range nc.Spec.Pods {
-			if other, ok := onClaim[ref.UID]; ok {
-				t.Errorf("pod %s is on nodeclaims %s and %s", ref.Name, other, nc.Name)
-			}
-			onClaim[ref.UID] = nc.Name
-		}
-	}
-	if len(onClaim) != 100 {
+	if onClaim := onOneClaim(t, claims); len(onClaim) != 100 {
 		t.Errorf("%d pods are on a nodeclaim, want 100", len(onClaim))
 	}
 	env.assertNoStrandedPods()
@@ -427,15 +434,7 @@ func TestProvisionRestartMidRound(t *testing.T) {
 	env.runningPods(6)
 
 	claims := env.claims()
-	seen := map[types.UID]string{}
-	for _, nc := range claims {
-		for _, ref := range nc.Spec.Pods {
-			if other, ok := seen[ref.UID]; ok {
-				t.Errorf("pod %s is on nodeclaims %s and %s", ref.Name, other, nc.Name)
-			}
-			seen[ref.UID] = nc.Name
-		}
-	}
+	onOneClaim(t, claims)
 	if len(claims) != 2 {
 		t.Errorf("%d nodeclaims, want 2: one before the restart, one for the pods created during it", len(claims))
 	}
