@@ -19,7 +19,6 @@ import (
 	"github.com/nodewright/nodewright/test/integration/framework"
 )
 
-
 // TestSandboxUpSeedTutorialWithKubectl follows the seed tutorial by hand: it starts
 // `nodewright sandbox up` as a user does, takes the kubeconfig it prints, and drives every
 // step with kubectl (apply the Provisioner of manifests/examples/default.yaml and the inflate
