@@ -87,6 +87,9 @@ type openNode struct {
 	// independent is true while every pod on the node is independent (see
 	// Simulator.independent), so that prescreening its candidates is exact.
 	independent bool
+	// stale is true when the snapshot holds the node as another candidate than
+	// candidates[0] (see packer.flushNode).
+	stale bool
 }
 
 // packer is the state of one Plan call.
@@ -100,6 +103,9 @@ type packer struct {
 	nodes     []*openNode
 	unplanned []*Unplanned
 	phantoms  []string
+	// sigs and reqs cache podSignature and podRequests by pod.
+	sigs map[*v1.Pod]string
+	reqs map[*v1.Pod]v1.ResourceList
 }
 
 // Plan packs in.Pods, largest first, onto new nodes: each pod goes on the first planned
@@ -118,7 +124,8 @@ func Plan(ctx context.Context, in PlanInput) (*Packing, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{}}
+	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
+		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}}
 	p.buildTemplates()
 	p.addPhantoms()
 	pods := append([]*v1.Pod(nil), in.Pods...)

@@ -12,7 +12,11 @@ import (
 // place puts pod on the first open node that accepts it, else on a new node, else records
 // why it cannot be planned.
 func (p *packer) place(ctx context.Context, pod *v1.Pod) {
-	sig, req := podSignature(pod), podRequests(pod)
+	sig, req := p.signature(pod), p.requests(pod)
+	if !p.sim.independent(pod) {
+		// Its fit can depend on every planned node: they must all stand as planned.
+		p.flush(ctx)
+	}
 	for _, n := range p.nodes {
 		if p.tryAdd(ctx, n, pod, sig, req) {
 			p.logger.V(5).Info("Planned pod onto planned node", "pod", klog.KObj(pod), "node", n.name)
@@ -35,11 +39,7 @@ func prescreen(t *Template, pod *v1.Pod, req, podReqs v1.ResourceList) string {
 	if reason := defaultsReject(t, pod, req); reason != "" {
 		return reason
 	}
-	used := sum(podReqs)
-	for _, dp := range t.DaemonPods {
-		addTo(used, podRequests(dp))
-	}
-	return fitsResources(req, used, t.Node.Status.Allocatable)
+	return fitsResources(req, sum(podReqs, t.DaemonRequests), t.Node.Status.Allocatable)
 }
 
 // withinLimits reports whether a node of t fits the Provisioner's limits, with release (the
@@ -60,6 +60,7 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, pod *v1.Pod, sig strin
 	const maxSwitches = 3
 	independent := p.sim.independent(pod)
 	tried := 0
+	installed := false
 	for i, c := range n.candidates {
 		if tried > maxSwitches {
 			break
@@ -74,14 +75,25 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, pod *v1.Pod, sig strin
 			continue
 		}
 		tried++
-		if i > 0 {
-			p.install(ctx, n, c)
-			if !p.acceptsAll(ctx, n) {
+		// Independent pods on a node of independent pods: the prescreen (every pod of the
+		// node passed it on every kept candidate, and the requests add up) and the verdict
+		// on the empty template are exact, so the node is installed in the snapshot as c
+		// only when another check needs it (flush).
+		fast := independent && n.independent
+		if !fast {
+			p.flushNode(ctx, n)
+			if i > 0 {
+				p.install(ctx, n, c)
+				installed = true
+				if !p.acceptsAll(ctx, n) {
+					continue
+				}
+			}
+			if !p.sim.Check(ctx, pod, n.name).IsSuccess() {
 				continue
 			}
-		}
-		if !p.sim.Check(ctx, pod, n.name).IsSuccess() {
-			continue
+		} else if i > 0 {
+			n.stale = true
 		}
 		// c accepts pod: commit, and keep the candidates that still may.
 		if i > 0 {
@@ -101,14 +113,49 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, pod *v1.Pod, sig strin
 		_ = p.sim.snap.addPod(pod, n.name)
 		return true
 	}
-	if len(n.candidates) > 0 {
+	if installed {
 		p.install(ctx, n, n.candidates[0])
 	}
 	return false
 }
 
+// flushNode installs n as its representative if a fast placement left the snapshot behind.
+func (p *packer) flushNode(ctx context.Context, n *openNode) {
+	if n.stale {
+		p.install(ctx, n, n.candidates[0])
+	}
+}
+
+// flush installs every node a fast placement left behind.
+func (p *packer) flush(ctx context.Context) {
+	for _, n := range p.nodes {
+		p.flushNode(ctx, n)
+	}
+}
+
+// signature returns podSignature(pod), computed once per pod.
+func (p *packer) signature(pod *v1.Pod) string {
+	s, ok := p.sigs[pod]
+	if !ok {
+		s = podSignature(pod)
+		p.sigs[pod] = s
+	}
+	return s
+}
+
+// requests returns podRequests(pod), computed once per pod. Callers must not change it.
+func (p *packer) requests(pod *v1.Pod) v1.ResourceList {
+	r, ok := p.reqs[pod]
+	if !ok {
+		r = podRequests(pod)
+		p.reqs[pod] = r
+	}
+	return r
+}
+
 // install makes t the node n stands for in the snapshot, with n's pods.
 func (p *packer) install(_ context.Context, n *openNode, t *Template) {
+	n.stale = false
 	r := t.renamed(n.name)
 	p.sim.snap.removeNode(n.name)
 	p.sim.snap.addNode(r.Node, append(append([]*v1.Pod(nil), r.DaemonPods...), n.pods...)...)
@@ -192,6 +239,7 @@ func (p *packer) open(ctx context.Context, pod *v1.Pod, sig string, req v1.Resou
 // takes off the plan those the Filter plugins reject, until all are accepted. Taking a pod
 // off can break another's affinity, hence the loop.
 func (p *packer) confirm(ctx context.Context) {
+	p.flush(ctx)
 	for changed := true; changed; {
 		changed = false
 		for _, n := range p.nodes {
@@ -223,13 +271,13 @@ func (p *packer) rehome(ctx context.Context, n *openNode) {
 		if t.Offering.Price >= current.Offering.Price {
 			return
 		}
-		if !p.holdsAll(ctx, t, n.pods) || !p.withinLimits(t, current.InstanceType.Capacity) {
+		if !p.holdsAll(ctx, t, n.pods, n.podReqs) || !p.withinLimits(t, current.InstanceType.Capacity) {
 			continue
 		}
 		candidates := []*Template{t}
 		for _, o := range p.templates[t.Provisioner.Name] {
 			if o != t && o.Offering.Zone == t.Offering.Zone && o.Offering.CapacityType == t.Offering.CapacityType && o.Offering.Price >= t.Offering.Price &&
-				p.holdsAll(ctx, o, n.pods) {
+				p.holdsAll(ctx, o, n.pods, n.podReqs) {
 				candidates = append(candidates, o)
 			}
 		}
@@ -242,15 +290,17 @@ func (p *packer) rehome(ctx context.Context, n *openNode) {
 	}
 }
 
-// holdsAll reports whether a node of t holds pods, which are independent, together.
-func (p *packer) holdsAll(ctx context.Context, t *Template, pods []*v1.Pod) bool {
-	used := v1.ResourceList{}
+// holdsAll reports whether a node of t holds pods, which are independent, together; total
+// is the sum of their requests.
+func (p *packer) holdsAll(ctx context.Context, t *Template, pods []*v1.Pod, total v1.ResourceList) bool {
+	if fitsResources(total, t.DaemonRequests, t.Node.Status.Allocatable) != "" {
+		return false
+	}
 	for _, pod := range pods {
-		req := podRequests(pod)
-		if prescreen(t, pod, req, used) != "" || !p.sim.CheckEmpty(ctx, pod, podSignature(pod), t).IsSuccess() {
+		if !matchesNodeSelection(pod, t.Node) || defaultsReject(t, pod, p.requests(pod)) != "" ||
+			!p.sim.CheckEmpty(ctx, pod, p.signature(pod), t).IsSuccess() {
 			return false
 		}
-		addTo(used, req)
 	}
 	return true
 }

@@ -27,8 +27,10 @@ type Template struct {
 	Offering     cloud.Offering
 	// Node is the node as it would register, named by a placeholder hostname.
 	Node *v1.Node
-	// DaemonPods are the pods the cluster's DaemonSets would run on the node.
-	DaemonPods []*v1.Pod
+	// DaemonPods are the pods the cluster's DaemonSets would run on the node, and
+	// DaemonRequests the sum of their requests.
+	DaemonPods     []*v1.Pod
+	DaemonRequests v1.ResourceList
 	// Key identifies the template within a round: provisioner/type/zone/capacityType.
 	Key string
 }
@@ -45,6 +47,10 @@ func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 	}
 	t.Node = templateNode(p, it, o, region, nodeName)
 	t.DaemonPods = daemonPods(logger, t.Node, daemonSets)
+	t.DaemonRequests = v1.ResourceList{}
+	for _, dp := range t.DaemonPods {
+		addTo(t.DaemonRequests, podRequests(dp))
+	}
 	return t
 }
 
