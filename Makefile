@@ -80,7 +80,7 @@ $(BIN)/kwok-stages.yaml:
 	mv $@.tmp $@
 
 .PHONY: test
-test: test-unit test-integration ## Run the unit tests (with -race) and the integration tests.
+test: test-unit test-integration bench-quick ## Run the unit tests (with -race), the integration tests, and the benchmarks in quick mode.
 
 .PHONY: test-unit
 test-unit: ## Run the unit tests with the race detector.

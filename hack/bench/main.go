@@ -1,0 +1,97 @@
+// Command bench runs nodewright's end-to-end benchmarks on the local sandbox and writes the
+// report of all of them (issue 8); `make bench` drives it.
+//
+//	bench e2e -out e2e.json        scale-up, scheduler overhead and scheduler RSS runs
+//	bench report -plan plan.txt -e2e e2e.json -docs docs
+//	                               docs/benchmarks.{json,md,png} from those and from the
+//	                               output of the Plan benchmarks of pkg/plugins/provision
+//
+// Each e2e measurement starts its own sandbox (bin/ from `make build tools`), so that no run
+// sees another's nodes.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// E2E is what `bench e2e` measures.
+type E2E struct {
+	ScaleUp  []*ScaleUp `json:"scaleUp,omitempty"`
+	Overhead *Overhead  `json:"overhead,omitempty"`
+	RSS      *RSS       `json:"rss,omitempty"`
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: bench e2e|report [flags]")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "e2e":
+		err = e2eCommand(ctx, os.Args[2:])
+	case "report":
+		err = reportCommand(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q: want e2e or report", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func e2eCommand(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("e2e", flag.ExitOnError)
+	out := fs.String("out", "e2e.json", "file to write the results to, as JSON")
+	pods := fs.Int("pods", 1000, "pods of the scale-up")
+	runs := fs.Int("runs", 5, "scale-up runs; 0 skips the scale-up")
+	timeout := fs.Duration("timeout", 5*time.Minute, "how long a scale-up may take before it fails")
+	overheadNodes := fs.Int("overhead-nodes", 100, "existing nodes of the overhead runs")
+	overheadPods := fs.Int("overhead-pods", 1000, "pods of each overhead run")
+	overheadRuns := fs.Int("overhead-runs", 5, "overhead runs of each kind, with and without Provision; 0 skips them")
+	rssNodes := fs.Int("rss-nodes", 1000, "nodes of the RSS run, and pods bound onto them; 0 skips it")
+	klog.InitFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := klog.Background()
+	ctx = klog.NewContext(ctx, logger)
+	var result E2E
+	for i := range *runs {
+		r, err := runScaleUp(ctx, *pods, *timeout)
+		if err != nil {
+			return fmt.Errorf("scale-up run %d: %w", i, err)
+		}
+		logger.Info("Scale-up run", "run", i, "result", r)
+		result.ScaleUp = append(result.ScaleUp, r)
+	}
+	var err error
+	if *overheadRuns > 0 {
+		if result.Overhead, err = runOverhead(ctx, *overheadNodes, *overheadPods, *overheadRuns); err != nil {
+			return fmt.Errorf("overhead: %w", err)
+		}
+	}
+	if *rssNodes > 0 {
+		if result.RSS, err = runRSS(ctx, *rssNodes, *rssNodes); err != nil {
+			return fmt.Errorf("rss: %w", err)
+		}
+		logger.Info("RSS run", "result", result.RSS)
+	}
+	data, err := json.MarshalIndent(result, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(*out, append(data, '\n'), 0o644)
+}

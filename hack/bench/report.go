@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Report is docs/benchmarks.json.
+type Report struct {
+	Machine Machine `json:"machine"`
+	// Note qualifies the whole run, e.g. that the machine was shared.
+	Note string `json:"note,omitempty"`
+	// Notes are the markdown notes on the figures.
+	Notes string `json:"notes,omitempty"`
+	// Commands are the commands that produced each part, by part.
+	Commands map[string]string `json:"commands"`
+	Plan     []PlanResult      `json:"plan"`
+	E2E      *E2E              `json:"e2e,omitempty"`
+	// ScaleUpMedian is, field by field, the median of the scale-up runs.
+	ScaleUpMedian *ScaleUp `json:"scaleUpMedian,omitempty"`
+	Targets       []Target `json:"targets"`
+}
+
+// Machine is what the benchmarks ran on.
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpuModel"`
+	MemoryGiB int    `json:"memoryGiB"`
+	GoVersion string `json:"goVersion"`
+	Commit    string `json:"commit"`
+	Date      string `json:"date"`
+}
+
+// PlanResult is one Plan sub-benchmark: the medians over its -count runs.
+type PlanResult struct {
+	Catalog string `json:"catalog"`
+	Mix     string `json:"mix"`
+	Pods    int    `json:"pods"`
+	Runs    int    `json:"runs"`
+	// Seconds is the median time of one Plan; the rest are medians of the custom metrics.
+	Seconds       float64 `json:"seconds"`
+	PodsPerSecond float64 `json:"podsPerSecond"`
+	Nodes         float64 `json:"nodes"`
+	USDPerHour    float64 `json:"usdPerHour"`
+	CostRatio     float64 `json:"costOverLowerBound"`
+	Unplanned     float64 `json:"unplanned"`
+}
+
+// Target is one of issue 8's targets and whether the run met it.
+type Target struct {
+	Name     string `json:"name"`
+	Target   string `json:"target"`
+	Measured string `json:"measured"`
+	// Met is "yes", "no" or "not measured".
+	Met string `json:"met"`
+}
+
+func reportCommand(args []string) error {
+	fs := flag.NewFlagSet("report", flag.ExitOnError)
+	planFile := fs.String("plan", "", "output of go test -bench BenchmarkPlan (required)")
+	e2eFile := fs.String("e2e", "", "output of bench e2e; empty for none")
+	docs := fs.String("docs", "docs", "directory to write benchmarks.{json,md,png} to")
+	planCmd := fs.String("plan-command", "", "the command that produced -plan, for the report")
+	e2eCmd := fs.String("e2e-command", "", "the command that produced -e2e, for the report")
+	note := fs.String("note", "", "a note on the run, printed above the figures")
+	notesFile := fs.String("notes", "", "a markdown file of notes on the figures (why a target was missed), printed after them")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *planFile == "" {
+		return fmt.Errorf("-plan is required")
+	}
+	r := &Report{Machine: machine(), Note: *note, Commands: map[string]string{"plan": *planCmd}}
+	var err error
+	if *notesFile != "" {
+		data, err := os.ReadFile(*notesFile)
+		if err != nil {
+			return err
+		}
+		r.Notes = string(data)
+	}
+	if r.Plan, err = parsePlan(*planFile); err != nil {
+		return err
+	}
+	if *e2eFile != "" {
+		r.Commands["e2e"] = *e2eCmd
+		data, err := os.ReadFile(*e2eFile)
+		if err != nil {
+			return err
+		}
+		r.E2E = &E2E{}
+		if err := json.Unmarshal(data, r.E2E); err != nil {
+			return fmt.Errorf("reading %s: %w", *e2eFile, err)
+		}
+		r.ScaleUpMedian = scaleUpMedian(r.E2E.ScaleUp)
+	}
+	r.Targets = targets(r)
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*docs, "benchmarks.json"), append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*docs, "benchmarks.md"), []byte(markdown(r)), 0o644); err != nil {
+		return err
+	}
+	return chart(r.Plan, filepath.Join(*docs, "benchmarks.png"))
+}
+
+// machine describes this machine and the checkout.
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Date: time.Now().UTC().Format(time.RFC3339)}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err == nil {
+			m.MemoryGiB = (kb + 1<<19) >> 20
+		}
+	}
+	m.Commit = "unknown"
+	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+		if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(out) > 0 {
+			m.Commit += " (with local changes)"
+		}
+	}
+	return m
+}
+
+// benchLine is a line of go test -bench output of BenchmarkPlan, e.g.
+// "BenchmarkPlan/catalog=real/diverse-100-2  1  1900499935 ns/op  5.017 cost/lb ...": the
+// catalog, the mix and the pod count, then GOMAXPROCS.
+var benchLine = regexp.MustCompile(`^BenchmarkPlan/catalog=(\w+)/(\w+)-(\d+)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+// parsePlan reads go test -bench output and returns one result per sub-benchmark, the medians
+// of its runs, by catalog, mix and pod count.
+func parsePlan(path string) ([]PlanResult, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	type key struct {
+		catalog, mix string
+		pods         int
+	}
+	var order []key
+	metrics := map[key]map[string][]float64{}
+	scanner := bufio.NewScanner(f)
+	for scanner.Scan() {
+		m := benchLine.FindStringSubmatch(scanner.Text())
+		if m == nil {
+			continue
+		}
+		pods, _ := strconv.Atoi(m[3])
+		k := key{m[1], m[2], pods}
+		if metrics[k] == nil {
+			metrics[k] = map[string][]float64{}
+			order = append(order, k)
+		}
+		fields := strings.Fields(m[4])
+		for i := 0; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: parsing %q: %w", path, scanner.Text(), err)
+			}
+			metrics[k][fields[i+1]] = append(metrics[k][fields[i+1]], v)
+		}
+	}
+	if err := scanner.Err(); err != nil {
+		return nil, err
+	}
+	if len(order) == 0 {
+		return nil, fmt.Errorf("%s: no BenchmarkPlan results", path)
+	}
+	sort.Slice(order, func(i, j int) bool {
+		a, b := order[i], order[j]
+		if a.catalog != b.catalog {
+			return a.catalog < b.catalog
+		}
+		if a.mix != b.mix {
+			return a.mix < b.mix
+		}
+		return a.pods < b.pods
+	})
+	out := make([]PlanResult, 0, len(order))
+	for _, k := range order {
+		m := metrics[k]
+		out = append(out, PlanResult{
+			Catalog: k.catalog, Mix: k.mix, Pods: k.pods, Runs: len(m["ns/op"]),
+			Seconds: median(m["ns/op"]) / 1e9, PodsPerSecond: median(m["pods/s"]), Nodes: median(m["nodes"]),
+			USDPerHour: median(m["usd/h"]), CostRatio: median(m["cost/lb"]), Unplanned: median(m["unplanned"]),
+		})
+	}
+	return out, nil
+}
+
+// scaleUpMedian returns, field by field, the medians of runs; nil for none.
+func scaleUpMedian(runs []*ScaleUp) *ScaleUp {
+	if len(runs) == 0 {
+		return nil
+	}
+	of := func(get func(*ScaleUp) float64) float64 {
+		var v []float64
+		for _, r := range runs {
+			v = append(v, get(r))
+		}
+		return median(v)
+	}
+	return &ScaleUp{
+		Pods:                        runs[0].Pods,
+		NotRunning:                  int(of(func(r *ScaleUp) float64 { return float64(r.NotRunning) })),
+		AllRunningSeconds:           of(func(r *ScaleUp) float64 { return r.AllRunningSeconds }),
+		LastRunningSeconds:          of(func(r *ScaleUp) float64 { return r.LastRunningSeconds }),
+		BoundP50Seconds:             of(func(r *ScaleUp) float64 { return r.BoundP50Seconds }),
+		BoundP99Seconds:             of(func(r *ScaleUp) float64 { return r.BoundP99Seconds }),
+		UnschedulableToFleetSeconds: of(func(r *ScaleUp) float64 { return r.UnschedulableToFleetSeconds }),
+		Nodes:                       int(of(func(r *ScaleUp) float64 { return float64(r.Nodes) })),
+		FleetUSDPerHour:             of(func(r *ScaleUp) float64 { return r.FleetUSDPerHour }),
+		CPUUtilization:              of(func(r *ScaleUp) float64 { return r.CPUUtilization }),
+		MemoryUtilization:           of(func(r *ScaleUp) float64 { return r.MemoryUtilization }),
+		SchedulerPeakRSSMiB:         of(func(r *ScaleUp) float64 { return r.SchedulerPeakRSSMiB }),
+		SchedulerCPUSeconds:         of(func(r *ScaleUp) float64 { return r.SchedulerCPUSeconds }),
+	}
+}
+
+// targets compares the report with issue 8's targets.
+func targets(r *Report) []Target {
+	find := func(catalog, mix string, pods int) *PlanResult {
+		for i := range r.Plan {
+			if p := &r.Plan[i]; p.Catalog == catalog && p.Mix == mix && p.Pods == pods {
+				return p
+			}
+		}
+		return nil
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "no"
+	}
+	missing := func(name, target string) Target {
+		return Target{Name: name, Target: target, Measured: "-", Met: "not measured"}
+	}
+	var out []Target
+	const throughput, throughputTarget = "Plan throughput, synthetic catalog, 5,000 diverse pods", ">= 2,000 pods/s"
+	if p := find("synthetic", "diverse", 5000); p != nil {
+		out = append(out, Target{throughput, throughputTarget, fmt.Sprintf("%.0f pods/s", p.PodsPerSecond), verdict(p.PodsPerSecond >= 2000)})
+	} else {
+		out = append(out, missing(throughput, throughputTarget))
+	}
+	var generic []*PlanResult
+	for i := range r.Plan {
+		if r.Plan[i].Mix == "generic" {
+			generic = append(generic, &r.Plan[i])
+		}
+	}
+	sort.Slice(generic, func(i, j int) bool { return generic[i].Catalog < generic[j].Catalog })
+	for _, p := range generic {
+		out = append(out, Target{fmt.Sprintf("Fleet cost, %s catalog, %d generic pods", p.Catalog, p.Pods), "<= 1.15 x lower bound",
+			fmt.Sprintf("%.3f x", p.CostRatio), verdict(p.CostRatio <= 1.15)})
+	}
+	const running, latency, overhead, rss = "End to end: all pods Running", "End to end: p99 creation -> bound", "Provision plugin overhead", "Scheduler peak RSS"
+	// A figure measured on fewer pods or nodes than the target names says so instead of a verdict.
+	atScale := func(ok bool, n int) string {
+		if n < 1000 {
+			return fmt.Sprintf("not measured (%d, not 1,000)", n)
+		}
+		return verdict(ok)
+	}
+	if m := r.ScaleUpMedian; m != nil {
+		measured := fmt.Sprintf("%.1f s", m.AllRunningSeconds)
+		if m.NotRunning > 0 {
+			measured = fmt.Sprintf("%d pods never ran (timeout %.0f s)", m.NotRunning, m.AllRunningSeconds)
+			if m.LastRunningSeconds > 0 {
+				measured += fmt.Sprintf("; the others in %.1f s", m.LastRunningSeconds)
+			}
+		}
+		out = append(out,
+			Target{running, "1,000 pods <= 20 s", measured, atScale(m.NotRunning == 0 && m.AllRunningSeconds <= 20, m.Pods)},
+			Target{latency, "< 2 s", fmt.Sprintf("%.2f s", m.BoundP99Seconds), atScale(m.BoundP99Seconds < 2, m.Pods)})
+	} else {
+		out = append(out, missing(running, "1,000 pods <= 20 s"), missing(latency, "< 2 s"))
+	}
+	if r.E2E != nil && r.E2E.Overhead != nil {
+		o := r.E2E.Overhead
+		out = append(out, Target{overhead, "< 5 %", fmt.Sprintf("%.1f %%", o.OverheadPercent), verdict(o.OverheadPercent < 5)})
+	} else {
+		out = append(out, missing(overhead, "< 5 %"))
+	}
+	if r.E2E != nil && r.E2E.RSS != nil {
+		s := r.E2E.RSS
+		out = append(out, Target{rss, "< 300 MiB at 1,000 nodes", fmt.Sprintf("%.0f MiB at %d nodes", s.PeakRSSMiB, s.Nodes), atScale(s.PeakRSSMiB < 300, s.Nodes)})
+	} else {
+		out = append(out, missing(rss, "< 300 MiB at 1,000 nodes"))
+	}
+	return out
+}
