@@ -15,16 +15,17 @@ var (
 	_ fwk.FilterPlugin    = &Provision{}
 )
 
-// PreFilter keeps a pod reserved on a NodeClaim whose node has registered to that node:
-// the plan put it there with the pods it was planned with, and another pod's new node may
-// have been planned with its room. Other pods may go anywhere.
+// PreFilter keeps a pod reserved on a NodeClaim to that claim's node: the plan put it there
+// with the pods it was planned with, and the other new nodes were planned without it. Until
+// the claim has launched there is no node to go to, and the pod waits. Other pods may go
+// anywhere.
 func (p *Provision) PreFilter(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	claim, nodeName, ok := p.ledger.Reservation(pod.UID)
 	if !ok {
 		return nil, nil
 	}
-	if _, registered := p.registeredSince(claim); !registered {
-		return nil, nil
+	if nodeName == "" {
+		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for the launch of nodeclaim %s", Name, claim))
 	}
 	return &fwk.PreFilterResult{NodeNames: sets.New(nodeName)}, nil
 }

@@ -31,8 +31,8 @@ type informerHandle struct {
 
 func (h informerHandle) SharedInformerFactory() informers.SharedInformerFactory { return h.factory }
 
-// TestPreFilterAndFilterKeepReservedRoom: a pod reserved on a registered node's claim may go
-// only there; no other pod may go on a new node while pods it was launched for are pending.
+// TestPreFilterAndFilterKeepReservedRoom: a pod reserved on a claim may go only to its node,
+// and waits while the claim has not launched; no other pod may go on a new node while pods it was launched for are pending.
 func TestPreFilterAndFilterKeepReservedRoom(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -44,7 +44,7 @@ func TestPreFilterAndFilterKeepReservedRoom(t *testing.T) {
 	factory.WaitForCacheSync(ctx.Done())
 
 	p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger()}
-	p.ledger.Rebuild([]*v1alpha1.NodeClaim{registeredAt(claim("c1", "node-1", "a", "b"), time.Now()), claim("c2", "node-2", "z")})
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{registeredAt(claim("c1", "node-1", "a", "b"), time.Now()), claim("c2", "node-2", "z"), claim("c3", "", "w")})
 	node := st.MakeNode().Name("node-1").Label(v1alpha1.LabelNodeClaim, "c1").
 		Capacity(map[v1.ResourceName]string{v1.ResourceCPU: "4", v1.ResourceMemory: "8Gi", v1.ResourcePods: "110"}).Obj()
 	nodeInfo := framework.NewNodeInfo()
@@ -53,10 +53,14 @@ func TestPreFilterAndFilterKeepReservedRoom(t *testing.T) {
 	if res, _ := p.PreFilter(ctx, nil, a, nil); res.AllNodes() || !res.NodeNames.Equal(sets.New("node-1")) {
 		t.Errorf("PreFilter(reserved pod a) = %v, want node-1 only", res)
 	}
-	for _, pod := range []*v1.Pod{pendingPod("x", "2").Obj(), pendingPod("z", "1").Obj()} {
-		if res, _ := p.PreFilter(ctx, nil, pod, nil); !res.AllNodes() {
-			t.Errorf("PreFilter(%s) = %v, want every node (unreserved, or its node not registered)", pod.Name, res)
-		}
+	if res, _ := p.PreFilter(ctx, nil, pendingPod("z", "1").Obj(), nil); res.AllNodes() || !res.NodeNames.Equal(sets.New("node-2")) {
+		t.Errorf("PreFilter(z, reserved on c2, not registered yet) = %v, want node-2 only", res)
+	}
+	if res, st := p.PreFilter(ctx, nil, pendingPod("w", "1").Obj(), nil); res != nil || st.Code() != fwk.Unschedulable {
+		t.Errorf("PreFilter(w, reserved on c3, not launched) = %v, %v; want unschedulable, waiting", res, st)
+	}
+	if res, _ := p.PreFilter(ctx, nil, pendingPod("x", "2").Obj(), nil); !res.AllNodes() {
+		t.Errorf("PreFilter(x, unreserved) = %v, want every node", res)
 	}
 
 	filter := func(pod *v1.Pod) *fwk.Status { return p.Filter(ctx, nil, pod, nodeInfo) }
