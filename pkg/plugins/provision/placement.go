@@ -7,6 +7,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
 // place puts pod on the first open node that accepts it, else on a new node, else records
@@ -85,7 +87,7 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, pod *v1.Pod, sig strin
 			if i > 0 {
 				p.install(ctx, n, c)
 				installed = true
-				if !p.acceptsAll(ctx, n) {
+				if !switchSafe(n) && !p.acceptsAll(ctx, n) {
 					continue
 				}
 			}
@@ -117,6 +119,48 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, pod *v1.Pod, sig strin
 		p.install(ctx, n, n.candidates[0])
 	}
 	return false
+}
+
+// invariantKeys are the node labels every candidate of an open node shares: they share a
+// Provisioner, a zone and a capacity type, and the node its hostname.
+var invariantKeys = map[string]bool{
+	v1.LabelHostname: true, v1.LabelTopologyZone: true, v1.LabelTopologyRegion: true,
+	v1alpha1.LabelCapacityType: true, v1alpha1.LabelProvisionerName: true,
+}
+
+// switchSafe reports whether n's pods, which passed the prescreen on every candidate n keeps,
+// are sure to accept any of them: their requests add up (prescreen), their node selection
+// and nodewright's defaults match (prescreen), and every topology their inter-pod
+// constraints name is one of invariantKeys, the same on every candidate. Then switching the
+// node to a larger candidate needs no Filter run for the pods already on it.
+func switchSafe(n *openNode) bool {
+	for _, pod := range n.pods {
+		for _, c := range pod.Spec.TopologySpreadConstraints {
+			if !invariantKeys[c.TopologyKey] {
+				return false
+			}
+		}
+		a := pod.Spec.Affinity
+		if a == nil {
+			continue
+		}
+		var terms []v1.PodAffinityTerm
+		if a.PodAffinity != nil {
+			terms = append(terms, a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution...)
+		}
+		if a.PodAntiAffinity != nil {
+			terms = append(terms, a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution...)
+		}
+		for _, t := range terms {
+			if !invariantKeys[t.TopologyKey] {
+				return false
+			}
+		}
+		if len(pod.Spec.Volumes) > 0 {
+			return false // volume limits differ by instance type
+		}
+	}
+	return true
 }
 
 // flushNode installs n as its representative if a fast placement left the snapshot behind.
