@@ -267,3 +267,20 @@ func TestPlanRehomesToTheCheapestZone(t *testing.T) {
 		t.Errorf("planned %s, want default/t3a.2xlarge/us-east-1b/spot", got)
 	}
 }
+
+// TestPlanCountsPodsAgainstMaxPods: 6 small pods on a type that takes 4 pods -> 2 nodes,
+// every pod planned (the prescreen counts pods, not only CPU and memory).
+func TestPlanCountsPodsAgainstMaxPods(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	it := instanceType("t3a.2xlarge", "amd64", 8, 32, 0.09, 0.3008)
+	it.Capacity[v1.ResourcePods] = resource.MustParse("4")
+	in := planInput(pods(6, "100m"), provisioner("default", spotOnly))
+	in.InstanceTypes["default"] = []*cloud.InstanceType{it}
+	plan, err := Plan(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Nodes) != 2 || len(plan.Unplanned) != 0 {
+		t.Errorf("planned %d nodes, %d pods unplanned; want 2 nodes, none unplanned", len(plan.Nodes), len(plan.Unplanned))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -187,15 +188,19 @@ func (p *packer) signature(pod *v1.Pod) string {
 	return s
 }
 
-// requests returns podRequests(pod), computed once per pod. Callers must not change it.
+// requests returns podRequests(pod) and one pod, computed once per pod, so that prescreens
+// count pods against the node's maximum as well. Callers must not change it.
 func (p *packer) requests(pod *v1.Pod) v1.ResourceList {
 	r, ok := p.reqs[pod]
 	if !ok {
-		r = podRequests(pod)
+		r = sum(podRequests(pod), onePod)
 		p.reqs[pod] = r
 	}
 	return r
 }
+
+// onePod is the pod count of one pod.
+var onePod = v1.ResourceList{v1.ResourcePods: resource.MustParse("1")}
 
 // install makes t the node n stands for in the snapshot, with n's pods.
 func (p *packer) install(_ context.Context, n *openNode, t *Template) {

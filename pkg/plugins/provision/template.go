@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -28,7 +29,7 @@ type Template struct {
 	// Node is the node as it would register, named by a placeholder hostname.
 	Node *v1.Node
 	// DaemonPods are the pods the cluster's DaemonSets would run on the node, and
-	// DaemonRequests the sum of their requests.
+	// DaemonRequests the sum of their requests, and their number as pods.
 	DaemonPods     []*v1.Pod
 	DaemonRequests v1.ResourceList
 	// Key identifies the template within a round: provisioner/type/zone/capacityType.
@@ -47,7 +48,7 @@ func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 	}
 	t.Node = templateNode(p, it, o, region, nodeName)
 	t.DaemonPods = daemonPods(logger, t.Node, daemonSets)
-	t.DaemonRequests = v1.ResourceList{}
+	t.DaemonRequests = v1.ResourceList{v1.ResourcePods: *resource.NewQuantity(int64(len(t.DaemonPods)), resource.DecimalSI)}
 	for _, dp := range t.DaemonPods {
 		addTo(t.DaemonRequests, podRequests(dp))
 	}
