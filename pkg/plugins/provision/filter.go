@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	fwk "k8s.io/kube-scheduler/framework"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
 var (
@@ -45,6 +47,12 @@ func (p *Provision) Filter(_ context.Context, _ fwk.CycleState, pod *v1.Pod, nod
 	}
 	claim := p.ledger.ClaimNameForNode(node)
 	if claim == "" {
+		if _, ours := node.Labels[v1alpha1.LabelProvisionerName]; ours {
+			// Launched by nodewright (the kubelet registers it with this label) but not yet
+			// matched to its NodeClaim: held until the lifecycle labels it, since the pods it
+			// was launched for cannot be known before.
+			return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: node not yet matched to its nodeclaim", Name))
+		}
 		return nil
 	}
 	if pending := p.pendingReserved(claim, pod.UID); pending > 0 {

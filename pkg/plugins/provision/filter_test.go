@@ -97,6 +97,17 @@ func TestPreFilterAndFilterKeepReservedRoom(t *testing.T) {
 	if st := filter(pendingPod("x", "2").Obj()); !st.IsSuccess() {
 		t.Errorf("Filter(x, 2 cpu) after the reserved pods bound = %v, want accepted", st)
 	}
+	// A node of nodewright's that no claim is known for yet is held too; any other is free.
+	unmatched := framework.NewNodeInfo()
+	unmatched.SetNode(st.MakeNode().Name("node-9").Label(v1alpha1.LabelProvisionerName, "default").Obj())
+	if st := p.Filter(ctx, nil, pendingPod("x", "2").Obj(), unmatched); st.IsSuccess() {
+		t.Error("Filter(x) on a nodewright node matched to no claim yet: accepted, want held")
+	}
+	other := framework.NewNodeInfo()
+	other.SetNode(st.MakeNode().Name("node-0").Obj())
+	if st := p.Filter(ctx, nil, pendingPod("x", "2").Obj(), other); !st.IsSuccess() {
+		t.Errorf("Filter(x) on a node not of nodewright = %v, want accepted", st)
+	}
 	if !p.ledger.isSettled("c1") {
 		t.Error("claim c1 not settled once its pods are bound")
 	}
