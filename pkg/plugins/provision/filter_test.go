@@ -156,3 +156,29 @@ func TestPlanHonoursOutOfTreeFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestWithInFlight: a round sees the pending pods of an earlier round's claim on a stand-in
+// of its node, with the zone the claim launches in, and nothing of a settled claim.
+func TestWithInFlight(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := pendingPod("a", "1").Label("app", "web").Obj()
+	factory := informers.NewSharedInformerFactory(fake.NewClientset(a), 0)
+	factory.Core().V1().Pods().Lister()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger(), args: &Args{Region: "us-east-1"}}
+	c1 := claim("c1", "", "a")
+	c1.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{"us-east-1b"}}}
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{c1, claim("c2", "node-2", "gone")})
+	nodes, bound := p.withInFlight(nil, nil)
+	if len(nodes) != 1 || len(bound) != 1 {
+		t.Fatalf("withInFlight added %d nodes and %d pods, want 1 and 1", len(nodes), len(bound))
+	}
+	if n := nodes[0]; n.Name != "nodeclaim-c1" || n.Labels[v1.LabelTopologyZone] != "us-east-1b" || n.Labels[v1.LabelHostname] != "nodeclaim-c1" {
+		t.Errorf("stand-in node %s labels %v, want nodeclaim-c1 in us-east-1b", n.Name, n.Labels)
+	}
+	if bound[0].Name != "a" || bound[0].Spec.NodeName != "nodeclaim-c1" || a.Spec.NodeName != "" {
+		t.Errorf("pod %s on %q (the lister's copy on %q), want a on nodeclaim-c1 and the lister's untouched", bound[0].Name, bound[0].Spec.NodeName, a.Spec.NodeName)
+	}
+}

@@ -141,6 +141,17 @@ func (l *Ledger) Release(uid types.UID) {
 	l.released[uid] = true
 }
 
+// Claims returns every NodeClaim the ledger holds.
+func (l *Ledger) Claims() []*v1alpha1.NodeClaim {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]*v1alpha1.NodeClaim, 0, len(l.claims))
+	for _, nc := range l.claims {
+		out = append(out, nc)
+	}
+	return out
+}
+
 // Claim returns the NodeClaim named name.
 func (l *Ledger) Claim(name string) (*v1alpha1.NodeClaim, bool) {
 	l.mu.RLock()

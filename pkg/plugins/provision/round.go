@@ -111,6 +111,7 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, 
 			in.ScheduledPods = append(in.ScheduledPods, pod)
 		}
 	}
+	in.Nodes, in.ScheduledPods = p.withInFlight(in.Nodes, in.ScheduledPods)
 	if in.DaemonSets, err = informers.Apps().V1().DaemonSets().Lister().List(labels.Everything()); err != nil {
 		return nil, fmt.Errorf("listing daemonsets: %w", err)
 	}
@@ -121,6 +122,73 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, 
 	}
 	in.Framework = FrameworkFactoryWith(enabled, informers, p.opts.OutOfTree)
 	return in, nil
+}
+
+// withInFlight adds to the cluster's nodes and bound pods what earlier rounds planned and
+// the cluster does not show yet: each unsettled NodeClaim's pending pods, bound to its node,
+// which stands in with the topology labels it will have (zone, capacity type, hostname) and
+// no room. A round then plans topology spread and (anti-)affinity with the pods of the
+// rounds before it where they will run, not as if they did not exist.
+func (p *Provision) withInFlight(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node, []*v1.Pod) {
+	existing := map[string]bool{}
+	for _, n := range nodes {
+		existing[n.Name] = true
+	}
+	for _, nc := range p.ledger.Claims() {
+		if p.ledger.isSettled(nc.Name) {
+			continue
+		}
+		var pending []*v1.Pod
+		for _, pod := range p.pendingOf(nc.Spec.Pods) {
+			if claim, _, ok := p.ledger.Reservation(pod.UID); ok && claim == nc.Name {
+				pending = append(pending, pod)
+			}
+		}
+		if len(pending) == 0 {
+			continue
+		}
+		name := nc.Status.NodeName
+		if name == "" {
+			name = "nodeclaim-" + nc.Name
+		}
+		if !existing[name] {
+			nodes = append(nodes, inFlightNode(nc, name, p.args.Region))
+			existing[name] = true
+		}
+		for _, pod := range pending {
+			c := pod.DeepCopy()
+			c.Spec.NodeName = name
+			bound = append(bound, c)
+		}
+	}
+	return nodes, bound
+}
+
+// inFlightNode is the stand-in of nc's node, named name: its single-valued requirements as
+// labels (zone, capacity type and the Provisioner's), its hostname and region, its taints,
+// and no allocatable, so that nothing is planned onto it.
+func inFlightNode(nc *v1alpha1.NodeClaim, name, region string) *v1.Node {
+	labels := map[string]string{v1.LabelHostname: name, v1alpha1.LabelProvisionerName: nc.Spec.Provisioner}
+	if region != "" {
+		labels[v1.LabelTopologyRegion] = region
+	}
+	for _, r := range nc.Spec.Requirements {
+		if r.Operator == v1.NodeSelectorOpIn && len(r.Values) == 1 {
+			labels[r.Key] = r.Values[0]
+		}
+	}
+	var taints []v1.Taint
+	for _, t := range nc.Spec.Taints {
+		taints = append(taints, t.Core())
+	}
+	return &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, UID: types.UID("nodeclaim-" + nc.Name)},
+		Spec:       v1.NodeSpec{Taints: taints},
+		Status: v1.NodeStatus{
+			Allocatable: v1.ResourceList{},
+			Conditions:  []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}},
+		},
+	}
 }
 
 // listTyped lists the cluster-scoped resource gvr through the dynamic client as T.
