@@ -6,9 +6,10 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,12 +121,12 @@ func TestControllerPolicyMatchesAPICalls(t *testing.T) {
 			got[action] = true
 		}
 	}
-	for _, action := range sortedKeys(want) {
+	for _, action := range slices.Sorted(maps.Keys(want)) {
 		if !got[action] {
 			t.Errorf("%s: the controller policy does not allow %s (%s)", cloudFormationPath, action, want[action])
 		}
 	}
-	for _, action := range sortedKeys(got) {
+	for _, action := range slices.Sorted(maps.Keys(got)) {
 		if _, ok := want[action]; !ok {
 			t.Errorf("%s: the controller policy allows %s, which pkg/aws never calls", cloudFormationPath, action)
 		}
@@ -203,13 +204,4 @@ func TestAPIOperationsCoverEveryInterface(t *testing.T) {
 			return true
 		})
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
