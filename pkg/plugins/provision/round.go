@@ -238,6 +238,16 @@ func logPacking(logger klog.Logger, plan *Packing) {
 func (p *Provision) writeClaims(ctx context.Context, plan *Packing) {
 	logger := klog.FromContext(ctx)
 	for _, n := range plan.Nodes {
+		// The scheduler kept placing pods while the round planned: a pod bound since to room
+		// that appeared needs no new node, and a node none of whose pods still wait is not
+		// launched.
+		if still := p.stillPending(n.Pods); len(still) < len(n.Pods) {
+			logger.V(2).Info("Pods of a planned node were bound meanwhile", "planned", len(n.Pods), "pending", len(still))
+			if len(still) == 0 {
+				continue
+			}
+			n.Pods = still
+		}
 		nc, err := createNodeClaim(ctx, p.opts.Dynamic, NodeClaimFor(n))
 		if err != nil {
 			// Its pods stay unreserved: the next round plans them again.
@@ -260,6 +270,18 @@ func (p *Provision) writeClaims(ctx context.Context, plan *Packing) {
 				"%s: waiting for the node of nodeclaim %s", Name, nc.Name)
 		}
 	}
+}
+
+// stillPending returns the pods of pods that are still unbound, as the informer sees them.
+func (p *Provision) stillPending(pods []*v1.Pod) []*v1.Pod {
+	lister := p.handle.SharedInformerFactory().Core().V1().Pods().Lister()
+	var out []*v1.Pod
+	for _, pod := range pods {
+		if cur, err := lister.Pods(pod.Namespace).Get(pod.Name); err == nil && cur.UID == pod.UID && cur.Spec.NodeName == "" {
+			out = append(out, pod)
+		}
+	}
+	return out
 }
 
 // recordUnplanned remembers why pods could not be planned, for PostFilter, and tells each
