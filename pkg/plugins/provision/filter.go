@@ -71,15 +71,13 @@ func (p *Provision) pendingReserved(claim string, uid types.UID) int {
 	if !ok {
 		return 0
 	}
-	n := 0
-	for _, pod := range p.pendingOf(nc.Spec.Pods) {
+	pending := p.pendingOf(nc.Spec.Pods)
+	for _, pod := range pending {
 		if pod.UID == uid {
 			return 0
 		}
-		if reserved, _, ok := p.ledger.Reservation(pod.UID); ok && reserved == claim {
-			n++ // not released
-		}
 	}
+	n := len(p.reservedOn(claim, pending))
 	if n == 0 {
 		p.ledger.settle(claim)
 	}

@@ -138,12 +138,7 @@ func (p *Provision) withInFlight(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node,
 		if p.ledger.isSettled(nc.Name) {
 			continue
 		}
-		var pending []*v1.Pod
-		for _, pod := range p.pendingOf(nc.Spec.Pods) {
-			if claim, _, ok := p.ledger.Reservation(pod.UID); ok && claim == nc.Name {
-				pending = append(pending, pod)
-			}
-		}
+		pending := p.reservedOn(nc.Name, p.pendingOf(nc.Spec.Pods))
 		if len(pending) == 0 {
 			continue
 		}
@@ -274,10 +269,9 @@ func (p *Provision) writeClaims(ctx context.Context, plan *Packing) {
 
 // stillPending returns the pods of pods that are still unbound, as the informer sees them.
 func (p *Provision) stillPending(pods []*v1.Pod) []*v1.Pod {
-	lister := p.handle.SharedInformerFactory().Core().V1().Pods().Lister()
 	var out []*v1.Pod
 	for _, pod := range pods {
-		if cur, err := lister.Pods(pod.Namespace).Get(pod.Name); err == nil && cur.UID == pod.UID && cur.Spec.NodeName == "" {
+		if _, ok := p.unbound(pod.Namespace, pod.Name, pod.UID); ok {
 			out = append(out, pod)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -220,14 +221,33 @@ func (p *Provision) activate(ctx context.Context, refs []v1alpha1.PodReference) 
 
 // pendingOf returns the pods of refs that exist, unbound.
 func (p *Provision) pendingOf(refs []v1alpha1.PodReference) []*v1.Pod {
-	lister := p.handle.SharedInformerFactory().Core().V1().Pods().Lister()
 	var out []*v1.Pod
 	for _, ref := range refs {
-		pod, err := lister.Pods(ref.Namespace).Get(ref.Name)
-		if err != nil || pod.UID != ref.UID || pod.Spec.NodeName != "" {
-			continue
+		if pod, ok := p.unbound(ref.Namespace, ref.Name, ref.UID); ok {
+			out = append(out, pod)
 		}
-		out = append(out, pod)
+	}
+	return out
+}
+
+// unbound returns the pod namespace/name, as the informer sees it, if it is the pod with uid
+// and not bound.
+func (p *Provision) unbound(namespace, name string, uid types.UID) (*v1.Pod, bool) {
+	pod, err := p.handle.SharedInformerFactory().Core().V1().Pods().Lister().Pods(namespace).Get(name)
+	if err != nil || pod.UID != uid || pod.Spec.NodeName != "" {
+		return nil, false
+	}
+	return pod, true
+}
+
+// reservedOn returns those of pods still reserved on the NodeClaim named claim (not
+// released from it).
+func (p *Provision) reservedOn(claim string, pods []*v1.Pod) []*v1.Pod {
+	var out []*v1.Pod
+	for _, pod := range pods {
+		if c, _, ok := p.ledger.Reservation(pod.UID); ok && c == claim {
+			out = append(out, pod)
+		}
 	}
 	return out
 }
