@@ -181,7 +181,7 @@ func (t typeInfo) capacity(kubelet *v1alpha1.KubeletConfiguration) corev1.Resour
 		corev1.ResourcePods:   *resource.NewQuantity(maxPods(eniMaxPods(t.enis, t.ipv4PerENI), t.vcpu, kubelet), resource.DecimalSI),
 	}
 	if t.gpuCount > 0 {
-		name, ok := gpuResourceByMaker[t.gpuMaker]
+		name, ok := cloud.GPUResourceByMaker[t.gpuMaker]
 		if !ok {
 			name = gpuResourceDefaultName
 		}

@@ -46,8 +46,7 @@ var (
 	defaultMemoryEviction  = resource.MustParse("100Mi")
 	memoryAvailableSignal  = "memory.available"
 	kubeReservedCPURanges  = []struct{ from, to, percent float64 }{{0, 1, 6}, {1, 2, 1}, {2, 4, 0.5}, {4, math.Inf(1), 0.25}}
-	gpuResourceByMaker     = map[string]corev1.ResourceName{"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu", "habana": "habana.ai/gaudi"}
-	gpuResourceDefaultName = corev1.ResourceName("nvidia.com/gpu")
+	gpuResourceDefaultName = cloud.GPUResourceByMaker["nvidia"]
 )
 
 // capacityMemoryMiB is the memory a node of memoryMiB reports, after the VM overhead.

@@ -4,6 +4,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
 )
 
 // DefaultArchitecture is the architecture of the nodes planned for a pod that selects none,
@@ -11,10 +12,6 @@ import (
 // far more often than for arm64, and an amd64-only image crashes on an arm64 node, which no
 // Filter plugin can see.
 const DefaultArchitecture = "amd64"
-
-// acceleratorResources are the extended resources of the GPUs and accelerators instance
-// types carry (see pkg/aws): a node that has one is planned only for pods that request one.
-var acceleratorResources = []v1.ResourceName{"nvidia.com/gpu", "amd.com/gpu", "habana.ai/gaudi", "aws.amazon.com/neuron"}
 
 // defaultsReject returns why t is not a node nodewright plans for pod by its defaults, which
 // go beyond what the scheduler's filters decide, or "" if it is:
@@ -39,7 +36,7 @@ func hasAccelerator(t *Template) bool {
 	if t.Node.Labels[v1alpha1.LabelInstanceGPUName] != "" {
 		return true
 	}
-	for _, name := range acceleratorResources {
+	for _, name := range cloud.AcceleratorResources {
 		if q, ok := t.Node.Status.Capacity[name]; ok && !q.IsZero() {
 			return true
 		}
@@ -48,7 +45,7 @@ func hasAccelerator(t *Template) bool {
 }
 
 func requestsAccelerator(req v1.ResourceList) bool {
-	for _, name := range acceleratorResources {
+	for _, name := range cloud.AcceleratorResources {
 		if q, ok := req[name]; ok && !q.IsZero() {
 			return true
 		}
