@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	nodeutil "k8s.io/kubernetes/pkg/util/node"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodewright/nodewright/manifests"
@@ -213,7 +215,9 @@ func (d *demo) scaleUp(ctx context.Context) error {
 		if err != nil {
 			return false, "", err
 		}
-		if !shownNode && len(nodes.Items) > 0 {
+		// The node is shown once it is Ready: kwok reports it NotReady for a moment after it
+		// registers, and a NotReady row tells the reader nothing.
+		if !shownNode && anyNodeReady(nodes.Items) {
 			d.n.printf("%s", nodesTable(nodes.Items))
 			shownNode = true
 		}
@@ -224,6 +228,13 @@ func (d *demo) scaleUp(ctx context.Context) error {
 		return err
 	}
 	d.n.endProgress()
+	if !shownNode {
+		nodes, err := d.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		d.n.printf("%s", nodesTable(nodes.Items))
+	}
 	d.n.printf("%s", podsTable(pods))
 	if err := d.findClaim(ctx, pods); err != nil {
 		return err
@@ -410,4 +421,9 @@ func keys(m map[string]bool) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// anyNodeReady reports whether one of nodes is Ready.
+func anyNodeReady(nodes []corev1.Node) bool {
+	return slices.ContainsFunc(nodes, func(n corev1.Node) bool { return nodeutil.IsNodeReady(&n) })
 }
