@@ -105,6 +105,7 @@ func benchmarkPlan(b *testing.B, types []*cloud.InstanceType, pods []*v1.Pod) {
 		byType[fmt.Sprintf("%s/%s %.4f USD/h", n.Template.InstanceType.Name, n.Template.Offering.CapacityType, n.Template.Offering.Price)]++
 	}
 	b.Logf("nodes by type: %v", byType)
+	b.Logf("simulator: %d Filter runs, %d PreFilter runs, %d verdicts reused", plan.Checks, plan.PreFilters, plan.CacheHits)
 	b.ReportMetric(float64(len(pods))*float64(b.N)/b.Elapsed().Seconds(), "pods/s")
 	b.ReportMetric(float64(len(plan.Nodes)), "nodes")
 	b.ReportMetric(price, "usd/h")

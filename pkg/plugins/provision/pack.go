@@ -47,8 +47,9 @@ type Packing struct {
 	Nodes []*PlannedNode
 	// Unplanned are the pods no new node was planned for, with the reasons.
 	Unplanned []*Unplanned
-	// Checks and CacheHits count the simulator's PreFilter+Filter runs and reused verdicts.
-	Checks, CacheHits int
+	// Checks, PreFilters and CacheHits count the simulator's Filter runs, PreFilter runs
+	// and reused verdicts.
+	Checks, PreFilters, CacheHits int
 }
 
 // PlannedNode is one node of a plan.
@@ -87,6 +88,8 @@ type openNode struct {
 	// independent is true while every pod on the node is independent (see
 	// Simulator.independent), so that prescreening its candidates is exact.
 	independent bool
+	// invariant is true while every pod on the node is invariantOnly.
+	invariant bool
 	// stale is true when the snapshot holds the node as another candidate than
 	// candidates[0] (see packer.flushNode).
 	stale bool
@@ -103,9 +106,12 @@ type packer struct {
 	nodes     []*openNode
 	unplanned []*Unplanned
 	phantoms  []string
-	// sigs and reqs cache podSignature and podRequests by pod.
-	sigs map[*v1.Pod]string
-	reqs map[*v1.Pod]v1.ResourceList
+	// sigs, reqs and invariants cache podSignature, podRequests and invariantOnly by pod,
+	// labels labelsReject by signature and template.
+	sigs       map[*v1.Pod]string
+	reqs       map[*v1.Pod]v1.ResourceList
+	invariants map[*v1.Pod]bool
+	labels     map[labelsKey]string
 }
 
 // Plan packs in.Pods, largest first, onto new nodes: each pod goes on the first planned
@@ -125,7 +131,7 @@ func Plan(ctx context.Context, in PlanInput) (*Packing, error) {
 		return nil, err
 	}
 	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
-		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}}
+		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{}}
 	p.buildTemplates()
 	p.addPhantoms()
 	pods := append([]*v1.Pod(nil), in.Pods...)
@@ -144,7 +150,7 @@ func Plan(ctx context.Context, in PlanInput) (*Packing, error) {
 		}
 		plan.Nodes = append(plan.Nodes, p.finalize(ctx, n))
 	}
-	plan.Checks, plan.CacheHits = sim.Checks, sim.CacheHits
+	plan.Checks, plan.PreFilters, plan.CacheHits = sim.Checks, sim.PreFilters, sim.CacheHits
 	return plan, nil
 }
 

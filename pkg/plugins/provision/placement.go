@@ -6,8 +6,11 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/names"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
@@ -36,13 +39,38 @@ func (p *packer) place(ctx context.Context, pod *v1.Pod) {
 // prescreen returns "" if t can hold pod next to podReqs, by arithmetic and labels: what
 // must hold before the Filter plugins are worth running.
 func prescreen(t *Template, pod *v1.Pod, req, podReqs v1.ResourceList) string {
-	if !matchesNodeSelection(pod, t.Node) {
-		return "node selector or affinity not matched"
-	}
-	if reason := defaultsReject(t, pod, req); reason != "" {
+	if reason := labelsReject(t, pod, req); reason != "" {
 		return reason
 	}
 	return fitsResources(req, sum(podReqs, t.DaemonRequests), t.Node.Status.Allocatable)
+}
+
+// labelsReject is the part of prescreen that depends on pod's spec and t alone.
+func labelsReject(t *Template, pod *v1.Pod, req v1.ResourceList) string {
+	if !matchesNodeSelection(pod, t.Node) {
+		return "node selector or affinity not matched"
+	}
+	return defaultsReject(t, pod, req)
+}
+
+// prescreen is prescreen with labelsReject cached by pod signature and template.
+func (p *packer) prescreen(t *Template, pod *v1.Pod, sig string, req, podReqs v1.ResourceList) string {
+	key := labelsKey{sig, t}
+	reason, ok := p.labels[key]
+	if !ok {
+		reason = labelsReject(t, pod, req)
+		p.labels[key] = reason
+	}
+	if reason != "" {
+		return reason
+	}
+	return fitsResources(req, sum(podReqs, t.DaemonRequests), t.Node.Status.Allocatable)
+}
+
+// labelsKey keys the cache of labelsReject.
+type labelsKey struct {
+	sig string
+	t   *Template
 }
 
 // withinLimits reports whether a node of t fits the Provisioner's limits, with release (the
@@ -62,13 +90,22 @@ func (p *packer) withinLimits(t *Template, release v1.ResourceList) bool {
 func (p *packer) tryAdd(ctx context.Context, n *openNode, pod *v1.Pod, sig string, req v1.ResourceList) bool {
 	const maxSwitches = 3
 	independent := p.sim.independent(pod)
+	invariant := p.invariant(pod) && n.invariant
+	if !independent && invariant && p.sim.knownPreFilters {
+		// Whether pod's inter-pod constraints and taints let it onto n does not depend on
+		// which candidate n becomes: ask once, of n as it stands, leaving resources aside.
+		p.flushNode(ctx, n)
+		if st := p.sim.CheckIgnoringResources(ctx, pod, n.name); !st.IsSuccess() && sameOnEveryCandidate.Has(st.Plugin()) {
+			return false
+		}
+	}
 	tried := 0
 	installed := false
 	for i, c := range n.candidates {
 		if tried > maxSwitches {
 			break
 		}
-		if prescreen(c, pod, req, n.podReqs) != "" {
+		if p.prescreen(c, pod, sig, req, n.podReqs) != "" {
 			continue
 		}
 		if independent && !p.sim.CheckEmpty(ctx, pod, sig, c).IsSuccess() {
@@ -85,14 +122,31 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, pod *v1.Pod, sig strin
 		fast := independent && n.independent
 		if !fast {
 			p.flushNode(ctx, n)
-			if i > 0 {
+			var st *fwk.Status
+			switch {
+			case i == 0:
+				st = p.sim.Check(ctx, pod, n.name)
+			case p.sim.knownPreFilters && invariant && matchesNodeSelection(pod, n.candidates[0].Node):
+				// n as c differs from n as its representative only in what the prescreen
+				// checked: the PreFilter state over the snapshot as it is holds for n as c,
+				// so c is judged outside the snapshot, and installed only if it takes pod.
+				st = p.sim.CheckOn(ctx, pod, p.nodeInfoAs(n, c))
+				if st.IsSuccess() {
+					p.install(ctx, n, c)
+				}
+			default:
 				p.install(ctx, n, c)
 				installed = true
-				if !switchSafe(n) && !p.acceptsAll(ctx, n) {
+				if !n.invariant && !p.acceptsAll(ctx, n) {
 					continue
 				}
+				st = p.sim.Check(ctx, pod, n.name)
 			}
-			if !p.sim.Check(ctx, pod, n.name).IsSuccess() {
+			if !st.IsSuccess() {
+				if invariant && sameOnEveryCandidate.Has(st.Plugin()) {
+					// What turned pod away is the same on every candidate of n.
+					break
+				}
 				continue
 			}
 		} else if i > 0 {
@@ -105,7 +159,7 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, pod *v1.Pod, sig strin
 		}
 		keep := []*Template{c}
 		for _, o := range n.candidates[i+1:] {
-			if prescreen(o, pod, req, n.podReqs) == "" && (!independent || p.sim.CheckEmpty(ctx, pod, sig, o).IsSuccess()) {
+			if p.prescreen(o, pod, sig, req, n.podReqs) == "" && (!independent || p.sim.CheckEmpty(ctx, pod, sig, o).IsSuccess()) {
 				keep = append(keep, o)
 			}
 		}
@@ -113,6 +167,7 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, pod *v1.Pod, sig strin
 		n.pods = append(n.pods, pod)
 		addTo(n.podReqs, req)
 		n.independent = n.independent && independent
+		n.invariant = invariant
 		_ = p.sim.snap.addPod(pod, n.name)
 		return true
 	}
@@ -122,6 +177,26 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, pod *v1.Pod, sig strin
 	return false
 }
 
+// sameOnEveryCandidate are the Filter plugins whose verdict on a node does not change when
+// it switches between candidates, for pods whose inter-pod constraints name only
+// invariantKeys (see invariantOnly): a Provisioner's templates share taints, and those
+// topologies do not depend on the instance type.
+var sameOnEveryCandidate = sets.New(names.InterPodAffinity, names.PodTopologySpread, names.TaintToleration)
+
+// nodeInfoAs returns n as candidate c, with n's pods, outside the snapshot.
+func (p *packer) nodeInfoAs(n *openNode, c *Template) *framework.NodeInfo {
+	r := p.sim.renamed(c, n.name)
+	ni := framework.NewNodeInfo()
+	ni.SetNode(r.Node)
+	for _, q := range r.DaemonPods {
+		ni.AddPodInfo(p.sim.snap.entry(q).info)
+	}
+	for _, q := range n.pods {
+		ni.AddPodInfo(p.sim.snap.entry(q).info)
+	}
+	return ni
+}
+
 // invariantKeys are the node labels every candidate of an open node shares: they share a
 // Provisioner, a zone and a capacity type, and the node its hostname.
 var invariantKeys = map[string]bool{
@@ -129,36 +204,46 @@ var invariantKeys = map[string]bool{
 	v1alpha1.LabelCapacityType: true, v1alpha1.LabelProvisionerName: true,
 }
 
-// switchSafe reports whether n's pods, which passed the prescreen on every candidate n keeps,
-// are sure to accept any of them: their requests add up (prescreen), their node selection
-// and nodewright's defaults match (prescreen), and every topology their inter-pod
-// constraints name is one of invariantKeys, the same on every candidate. Then switching the
+// invariant returns invariantOnly(pod), computed once per pod.
+func (p *packer) invariant(pod *v1.Pod) bool {
+	v, ok := p.invariants[pod]
+	if !ok {
+		v = invariantOnly(pod)
+		p.invariants[pod] = v
+	}
+	return v
+}
+
+// invariantOnly reports whether every topology pod's inter-pod constraints name is one of
+// invariantKeys, the same on every candidate of an open node, and pod has no volumes
+// (volume limits differ by instance type). A node whose pods all are (openNode.invariant),
+// which passed the prescreen on every candidate the node keeps, is sure to accept any of
+// them: their requests add up and their node selection and nodewright's defaults match
+// (prescreen), and their inter-pod constraints see the same topology. Then switching the
 // node to a larger candidate needs no Filter run for the pods already on it.
-func switchSafe(n *openNode) bool {
-	for _, pod := range n.pods {
-		for _, c := range pod.Spec.TopologySpreadConstraints {
-			if !invariantKeys[c.TopologyKey] {
-				return false
-			}
+func invariantOnly(pod *v1.Pod) bool {
+	for _, c := range pod.Spec.TopologySpreadConstraints {
+		if !invariantKeys[c.TopologyKey] {
+			return false
 		}
-		a := pod.Spec.Affinity
-		if a == nil {
-			continue
-		}
-		var terms []v1.PodAffinityTerm
-		if a.PodAffinity != nil {
-			terms = append(terms, a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution...)
-		}
-		if a.PodAntiAffinity != nil {
-			terms = append(terms, a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution...)
-		}
-		for _, t := range terms {
-			if !invariantKeys[t.TopologyKey] {
-				return false
-			}
-		}
-		if len(pod.Spec.Volumes) > 0 {
-			return false // volume limits differ by instance type
+	}
+	if len(pod.Spec.Volumes) > 0 {
+		return false
+	}
+	a := pod.Spec.Affinity
+	if a == nil {
+		return true
+	}
+	var terms []v1.PodAffinityTerm
+	if a.PodAffinity != nil {
+		terms = append(terms, a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution...)
+	}
+	if a.PodAntiAffinity != nil {
+		terms = append(terms, a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution...)
+	}
+	for _, t := range terms {
+		if !invariantKeys[t.TopologyKey] {
+			return false
 		}
 	}
 	return true
@@ -205,7 +290,7 @@ var onePod = v1.ResourceList{v1.ResourcePods: resource.MustParse("1")}
 // install makes t the node n stands for in the snapshot, with n's pods.
 func (p *packer) install(_ context.Context, n *openNode, t *Template) {
 	n.stale = false
-	r := t.renamed(n.name)
+	r := p.sim.renamed(t, n.name)
 	p.sim.snap.removeNode(n.name)
 	p.sim.snap.addNode(r.Node, append(append([]*v1.Pod(nil), r.DaemonPods...), n.pods...)...)
 }
@@ -249,7 +334,7 @@ func (p *packer) open(ctx context.Context, pod *v1.Pod, sig string, req v1.Resou
 	name := fmt.Sprintf("nodewright-planned-%d", len(p.nodes))
 	for _, prov := range p.provs {
 		for _, t := range p.templates[prov.Name] {
-			if prescreen(t, pod, req, nil) != "" || !p.withinLimits(t, nil) {
+			if p.prescreen(t, pod, sig, req, nil) != "" || !p.withinLimits(t, nil) {
 				continue
 			}
 			if independent {
@@ -268,13 +353,14 @@ func (p *packer) open(ctx context.Context, pod *v1.Pod, sig string, req v1.Resou
 				if o == t || o.Offering.Zone != t.Offering.Zone || o.Offering.CapacityType != t.Offering.CapacityType {
 					continue
 				}
-				if prescreen(o, pod, req, nil) == "" && (!independent || p.sim.CheckEmpty(ctx, pod, sig, o).IsSuccess()) {
+				if p.prescreen(o, pod, sig, req, nil) == "" && (!independent || p.sim.CheckEmpty(ctx, pod, sig, o).IsSuccess()) {
 					n.candidates = append(n.candidates, o)
 				}
 			}
 			n.pods = []*v1.Pod{pod}
 			n.podReqs = sum(req)
 			n.independent = independent
+			n.invariant = p.invariant(pod)
 			_ = p.sim.snap.addPod(pod, name)
 			p.reserve(t)
 			p.nodes = append(p.nodes, n)
@@ -294,7 +380,7 @@ func (p *packer) confirm(ctx context.Context) {
 		for _, n := range p.nodes {
 			var kept []*v1.Pod
 			for _, pod := range n.pods {
-				if st := p.checkInPlace(ctx, pod, n.name); !st.IsSuccess() {
+				if st := p.sim.CheckPlaced(ctx, p.logger, pod, n.name); !st.IsSuccess() {
 					p.logger.V(2).Info("Placement not confirmed by the filters; leaving pod for the next round",
 						"pod", klog.KObj(pod), "node", n.name, "reason", st.Message())
 					_ = p.sim.snap.removePod(p.logger, pod, n.name)
@@ -310,8 +396,8 @@ func (p *packer) confirm(ctx context.Context) {
 	}
 }
 
-// rehome moves n, whose pods are independent (no pod's placement depends on where the
-// others go), to the cheapest template of its Provisioner, in any zone and capacity type,
+// rehome moves n, whose pods are movable (no pod's placement depends on where they go, and
+// theirs on no other pod), to the cheapest template of its Provisioner, in any zone and capacity type,
 // that holds all its pods: the node grew within the zone and capacity type of its first
 // pod's cheapest template, which need not be the cheapest place for all of them.
 func (p *packer) rehome(ctx context.Context, n *openNode) {
@@ -357,7 +443,7 @@ func (p *packer) holdsAll(ctx context.Context, t *Template, pods []*v1.Pod, tota
 // finalize turns n into a planned node: its representative and the other candidates that
 // hold all its pods, within limits, cheapest first.
 func (p *packer) finalize(ctx context.Context, n *openNode) *PlannedNode {
-	if n.independent {
+	if n.independent && all(n.pods, p.sim.movable) {
 		p.rehome(ctx, n)
 	}
 	chosen := n.candidates[0]
@@ -370,8 +456,9 @@ func (p *packer) finalize(ctx context.Context, n *openNode) *PlannedNode {
 		if seen[c.InstanceType.Name] || !p.withinLimits(c, chosen.InstanceType.Capacity) {
 			continue
 		}
-		if !n.independent {
-			// Pods that depend on each other are checked on the alternative itself.
+		if !n.independent && !n.invariant {
+			// Pods that depend on each other, other than on invariantKeys, are checked on
+			// the alternative itself.
 			p.install(ctx, n, c)
 			ok := p.acceptsAll(ctx, n)
 			p.install(ctx, n, chosen)
@@ -390,4 +477,14 @@ func (p *packer) finalize(ctx context.Context, n *openNode) *PlannedNode {
 		addTo(req, podRequests(dp))
 	}
 	return &PlannedNode{Name: n.name, Template: chosen, Options: options, Pods: n.pods, Requests: req}
+}
+
+// all reports whether ok holds for every pod of pods.
+func all(pods []*v1.Pod, ok func(*v1.Pod) bool) bool {
+	for _, pod := range pods {
+		if !ok(pod) {
+			return false
+		}
+	}
+	return true
 }

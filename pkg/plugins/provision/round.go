@@ -225,7 +225,7 @@ func logPacking(logger klog.Logger, plan *Packing) {
 		logger.Info(fmt.Sprintf("Computed packing of %d node(s) for %d pod(s) with instance type option(s) [%s]", g.nodes, g.pods, key))
 	}
 	logger.V(2).Info("Provisioning round planned", "nodes", len(plan.Nodes), "unplanned", len(plan.Unplanned),
-		"checks", plan.Checks, "cacheHits", plan.CacheHits)
+		"checks", plan.Checks, "preFilters", plan.PreFilters, "cacheHits", plan.CacheHits)
 }
 
 // writeClaims creates one NodeClaim per planned node and records the reservations at once,

@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/informers"
 	clientsetfake "k8s.io/client-go/kubernetes/fake"
 	resourcehelper "k8s.io/component-helpers/resource"
@@ -107,9 +109,46 @@ type Simulator struct {
 	// verdicts caches, by pod signature and template key, whether a pod that does not depend
 	// on other pods fits an empty template (one with only its DaemonSet pods).
 	verdicts map[string]*fwk.Status
-	// Checks counts PreFilter+Filter runs, CacheHits the verdicts reused.
-	Checks, CacheHits int
+	// pre is the last PreFilter run: a pod checked on node after node with the snapshot
+	// unchanged has its PreFilter state computed once, as in the scheduler's cycle.
+	pre preFilterRun
+	// knownPreFilters is true when every PreFilter plugin of the profile is one whose
+	// outcome for an independent pod does not depend on the other pods and nodes (see
+	// stateFreePreFilters). Then such a pod's PreFilter state is kept for the round
+	// (independentPre), and its fit on an empty template is decided without adding the
+	// template to the snapshot.
+	knownPreFilters bool
+	independentPre  map[*v1.Pod]*preFilterRun
+	// placedPre are PreFilter runs over the snapshot for pods already in it, by class (see
+	// snapshot.class), for CheckPlaced.
+	placedPre map[string]*preFilterRun
+	// probes are the NodeInfos of empty templates, by template key.
+	probes map[string]*framework.NodeInfo
+	// copies caches Template.renamed by name and template key: the snapshot derives what
+	// it needs from a pod once per pod object.
+	copies map[string]*Template
+	// Checks counts Filter runs, PreFilters the PreFilter runs, CacheHits the verdicts reused.
+	Checks, PreFilters, CacheHits int
 }
+
+// preFilterRun is the outcome of the PreFilter plugins for pod on the snapshot at gen.
+type preFilterRun struct {
+	pod    *v1.Pod
+	gen    uint64
+	state  fwk.CycleState
+	result *fwk.PreFilterResult
+	status *fwk.Status
+}
+
+// stateFreePreFilters are the in-tree PreFilter plugins whose outcome for an independent pod
+// (see Simulator.independent) depends on the pod alone: they read no other pod or node for
+// a pod with no inter-pod constraint, volume claim or resource claim, that no other pod's
+// required anti-affinity selects.
+// (The framework lists every plugin enabled at PreFilter, whether it has a PreFilter or not.)
+var stateFreePreFilters = sets.New(names.NodeName, names.NodeUnschedulable, names.TaintToleration,
+	names.NodeAffinity, names.NodePorts, names.NodeResourcesFit, names.VolumeRestrictions,
+	names.NodeVolumeLimits, names.VolumeBinding, names.VolumeZone, names.PodTopologySpread,
+	names.InterPodAffinity, names.NodeDeclaredFeatures)
 
 // NewSimulator returns a simulator over the cluster's nodes and pods.
 func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v1.Node, pods []*v1.Pod) (*Simulator, error) {
@@ -118,33 +157,124 @@ func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v
 	if err != nil {
 		return nil, fmt.Errorf("building the scheduler framework: %w", err)
 	}
-	return &Simulator{fw: fw, snap: snap, verdicts: map[string]*fwk.Status{}}, nil
+	known := true
+	if pl := fw.ListPlugins(); pl != nil {
+		for _, p := range pl.PreFilter.Enabled {
+			known = known && stateFreePreFilters.Has(p.Name)
+		}
+	}
+	return &Simulator{fw: fw, snap: snap, verdicts: map[string]*fwk.Status{}, knownPreFilters: known,
+		independentPre: map[*v1.Pod]*preFilterRun{}, placedPre: map[string]*preFilterRun{}, probes: map[string]*framework.NodeInfo{},
+		copies: map[string]*Template{}}, nil
 }
 
 // Check runs the PreFilter plugins for pod over the snapshot and then the Filter plugins
 // on the node named nodeName: the scheduling cycle the scheduler would run if that node were
-// the only candidate. pod must not be in the snapshot.
+// the only candidate. pod must not be in the snapshot. The PreFilter outcome is reused while
+// the snapshot does not change, so checking one pod on many nodes costs one PreFilter run,
+// like one scheduling cycle over many nodes.
 func (s *Simulator) Check(ctx context.Context, pod *v1.Pod, nodeName string) *fwk.Status {
-	s.Checks++
 	ni, ok := s.snap.nodes[nodeName]
 	if !ok {
 		return fwk.NewStatus(fwk.Error, fmt.Sprintf("node %s is not in the snapshot", nodeName))
 	}
+	return s.CheckOn(ctx, pod, ni)
+}
+
+// CheckOn is Check on ni, which need not be in the snapshot: the PreFilter plugins run over
+// the snapshot, the Filter plugins on ni.
+func (s *Simulator) CheckOn(ctx context.Context, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	if s.pre.pod != pod || s.pre.gen != s.snap.gen {
+		s.pre = s.preFilter(ctx, pod)
+	}
+	return s.filter(ctx, &s.pre, pod, ni)
+}
+
+func (s *Simulator) preFilter(ctx context.Context, pod *v1.Pod) preFilterRun {
+	s.PreFilters++
 	state := framework.NewCycleState()
 	result, status, _ := s.fw.RunPreFilterPlugins(ctx, state, pod)
-	if !status.IsSuccess() {
-		return status
+	return preFilterRun{pod: pod, gen: s.snap.gen, state: state, result: result, status: status}
+}
+
+func (s *Simulator) filter(ctx context.Context, pre *preFilterRun, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	s.Checks++
+	if !pre.status.IsSuccess() {
+		return pre.status
 	}
-	if !result.AllNodes() && !result.NodeNames.Has(nodeName) {
+	if !pre.result.AllNodes() && !pre.result.NodeNames.Has(ni.Node().Name) {
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "node is not among the nodes PreFilter selected")
 	}
-	return s.fw.RunFilterPlugins(ctx, state, pod, ni)
+	return s.fw.RunFilterPlugins(ctx, pre.state, pod, ni)
+}
+
+// CheckIgnoringResources is Check with the node's allocatable left aside: whether anything
+// but room turns pod away from the node named nodeName.
+func (s *Simulator) CheckIgnoringResources(ctx context.Context, pod *v1.Pod, nodeName string) *fwk.Status {
+	ni, ok := s.snap.nodes[nodeName]
+	if !ok {
+		return fwk.NewStatus(fwk.Error, fmt.Sprintf("node %s is not in the snapshot", nodeName))
+	}
+	return s.CheckOn(ctx, pod, roomless{ni})
+}
+
+// roomless is a node with no limit on room: its allocatable is as large as it gets, so the
+// NodeResourcesFit plugin takes any pod (but for extended resources it does not have).
+type roomless struct{ *framework.NodeInfo }
+
+func (roomless) GetAllocatable() fwk.Resource { return unlimitedRoom }
+
+var unlimitedRoom = &framework.Resource{MilliCPU: math.MaxInt64 / 4, Memory: math.MaxInt64 / 4,
+	EphemeralStorage: math.MaxInt64 / 4, AllowedPodNumber: math.MaxInt32}
+
+// CheckPlaced is Check for pod, which is on the node named nodeName in the snapshot, with
+// the snapshot as if it were not: whether the scheduler would place pod there with every
+// other pod of the snapshot in place. Pods alike (see snapshot.class) share one PreFilter run
+// over the snapshot with them all in it; each then takes itself out of a copy of the state
+// with the plugins' RemovePod extensions, as preemption takes out victims.
+func (s *Simulator) CheckPlaced(ctx context.Context, logger klog.Logger, pod *v1.Pod, nodeName string) *fwk.Status {
+	ni, ok := s.snap.nodes[nodeName]
+	if !ok {
+		return fwk.NewStatus(fwk.Error, fmt.Sprintf("node %s is not in the snapshot", nodeName))
+	}
+	class := s.snap.class(pod)
+	run := s.placedPre[class]
+	if s.knownPreFilters && (run == nil || run.gen != s.snap.gen) {
+		r := s.preFilter(ctx, pod)
+		run = &r
+		s.placedPre[class] = run
+	}
+	if !s.knownPreFilters || !run.status.IsSuccess() {
+		// Out-of-tree PreFilter plugins may have no RemovePod extension, and a failed
+		// PreFilter says nothing about the pod out of the snapshot: check it out of it.
+		if err := s.snap.removePod(logger, pod, nodeName); err != nil {
+			return fwk.AsStatus(err)
+		}
+		st := s.Check(ctx, pod, nodeName)
+		_ = s.snap.addPod(pod, nodeName)
+		return st
+	}
+	state := run.state.Clone()
+	info := s.snap.entry(pod).info
+	if st := s.fw.RunPreFilterExtensionRemovePod(ctx, state, pod, info, ni); !st.IsSuccess() {
+		return st
+	}
+	// The node without the pod, for the Filter plugins only: it is put back as it was, so
+	// the snapshot's generation stands.
+	if err := ni.RemovePod(logger, pod); err != nil {
+		return fwk.AsStatus(err)
+	}
+	st := s.filter(ctx, &preFilterRun{pod: pod, state: state, result: run.result, status: run.status}, pod, ni)
+	ni.AddPodInfo(info)
+	return st
 }
 
 // CheckEmpty is Check on template t with nothing but its DaemonSet pods. The verdict is
 // cached for pods that do not depend on other pods (see independent).
 func (s *Simulator) CheckEmpty(ctx context.Context, pod *v1.Pod, sig string, t *Template) *fwk.Status {
-	cacheable := s.independent(pod)
+	// A DaemonSet pod with inter-pod constraints can tell pods of one signature apart by
+	// their labels.
+	cacheable := s.independent(pod) && !t.daemonAffinity
 	key := sig + "|" + t.Key
 	if cacheable {
 		if st, ok := s.verdicts[key]; ok {
@@ -152,14 +282,53 @@ func (s *Simulator) CheckEmpty(ctx context.Context, pod *v1.Pod, sig string, t *
 			return st
 		}
 	}
-	probe := t.renamed(probeNodeName)
-	s.snap.addNode(probe.Node, probe.DaemonPods...)
-	st := s.Check(ctx, pod, probeNodeName)
-	s.snap.removeNode(probeNodeName)
+	var st *fwk.Status
+	if cacheable && s.knownPreFilters {
+		// Nothing the PreFilter plugins compute for the pod depends on the snapshot, and
+		// nothing the Filter plugins read for it beyond the node: no need to add t to it.
+		pre, ok := s.independentPre[pod]
+		if !ok {
+			run := s.preFilter(ctx, pod)
+			pre = &run
+			s.independentPre[pod] = pre
+		}
+		st = s.filter(ctx, pre, pod, s.probe(t))
+	} else {
+		probe := s.renamed(t, probeNodeName)
+		s.snap.addNode(probe.Node, probe.DaemonPods...)
+		st = s.Check(ctx, pod, probeNodeName)
+		s.snap.removeNode(probeNodeName)
+	}
 	if cacheable {
 		s.verdicts[key] = st
 	}
 	return st
+}
+
+// probe returns the NodeInfo of t empty but for its DaemonSet pods, outside the snapshot.
+func (s *Simulator) probe(t *Template) *framework.NodeInfo {
+	ni, ok := s.probes[t.Key]
+	if !ok {
+		c := s.renamed(t, probeNodeName)
+		ni = framework.NewNodeInfo()
+		ni.SetNode(c.Node)
+		for _, dp := range c.DaemonPods {
+			ni.AddPodInfo(s.snap.entry(dp).info)
+		}
+		s.probes[t.Key] = ni
+	}
+	return ni
+}
+
+// renamed returns t.renamed(name), made once per name and template.
+func (s *Simulator) renamed(t *Template, name string) *Template {
+	key := name + "|" + t.Key
+	c, ok := s.copies[key]
+	if !ok {
+		c = t.renamed(name)
+		s.copies[key] = c
+	}
+	return c
 }
 
 // probeNodeName names the template being probed in the snapshot.
@@ -167,22 +336,33 @@ const probeNodeName = "nodewright-probe"
 
 // independent reports whether whether pod fits a node can depend on pods other than the
 // DaemonSet pods of a template: inter-pod (anti-)affinity, topology spread, volumes and
-// resource claims, or an existing pod's required anti-affinity. Only independent pods'
-// verdicts are cached.
+// resource claims of its own, or a required anti-affinity term of a pod in the snapshot
+// that selects it. Only independent pods' verdicts are cached.
 func (s *Simulator) independent(pod *v1.Pod) bool {
+	return !constrained(pod) && !s.snap.matchedBy(pod).anti
+}
+
+// movable reports whether pod, which is independent, can move to another zone without
+// changing another pod's fit: no inter-pod constraint of a pod in the snapshot selects it.
+func (s *Simulator) movable(pod *v1.Pod) bool {
+	return !constrained(pod) && !s.snap.matchedBy(pod).any
+}
+
+// constrained reports whether pod's fit depends on other pods by its own spec: inter-pod
+// (anti-)affinity, topology spread, volumes or resource claims.
+func constrained(pod *v1.Pod) bool {
 	if a := pod.Spec.Affinity; a != nil && (a.PodAffinity != nil || a.PodAntiAffinity != nil) {
-		return false
+		return true
 	}
 	if len(pod.Spec.TopologySpreadConstraints) > 0 || len(pod.Spec.ResourceClaims) > 0 {
-		return false
+		return true
 	}
 	for _, v := range pod.Spec.Volumes {
 		if v.PersistentVolumeClaim != nil || v.Ephemeral != nil {
-			return false
+			return true
 		}
 	}
-	anti, _ := s.snap.HavePodsWithRequiredAntiAffinityList()
-	return len(anti) == 0
+	return false
 }
 
 // podSignature identifies pods that the Filter plugins cannot tell apart on an empty

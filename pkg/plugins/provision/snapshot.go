@@ -1,10 +1,16 @@
 package provision
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/backend/cache"
@@ -15,15 +21,63 @@ import (
 // pods, plus the nodes being planned. Unlike the scheduler's cache snapshot it can gain and
 // lose nodes, which is what simulating nodes that do not exist yet needs. It is not safe for
 // concurrent use: one round owns it.
+//
+// A round changes it thousands of times, so what the Filter plugins list is kept up to date
+// as it changes rather than rebuilt: the nodes in name order on every node change, the
+// lists of nodes with (anti-)affinity pods when they are next asked for after a pod change.
 type snapshot struct {
 	// Snapshot serves the pod group listers, which provisioning does not model.
 	*cache.Snapshot
 	nodes map[string]*framework.NodeInfo
-	// lists are rebuilt from nodes when dirty.
-	dirty                               bool
-	all, withAffinity, withAntiAffinity []fwk.NodeInfo
-	withNonHostScopedAntiAffinity       []fwk.NodeInfo
-	usedPVCs                            map[string]int
+	// all is every node, sorted by name.
+	all []fwk.NodeInfo
+	// gen changes with every change; what is computed from the snapshot is valid while it
+	// stays the same.
+	gen uint64
+	// The lists below are rebuilt from all when listed at a gen other than listed.
+	listed                         uint64
+	withAffinity, withAntiAffinity []fwk.NodeInfo
+	withNonHostScopedAntiAffinity  []fwk.NodeInfo
+	usedPVCs                       map[string]int
+	// pods caches what the snapshot derives from a pod, by pod.
+	pods map[*v1.Pod]*podEntry
+	// selectors counts, by selectorKey, the label selectors of the required inter-pod
+	// (anti-)affinity terms and topology spread constraints of the snapshot's pods: the
+	// pods whose labels one of them matches are the ones whose placement others depend on.
+	selectors map[string]*selectorEntry
+	// selectorsGen changes when a selector comes or goes.
+	selectorsGen uint64
+}
+
+// podEntry is what the snapshot derives from a pod once.
+type podEntry struct {
+	info *framework.PodInfo
+	// class is the pod's class, computed on first use (see snapshot.class).
+	class string
+	// selectors are the selectorKeys of the pod's constraints.
+	selectors []string
+	// matched caches matchedBy for selectorsGen matchedGen.
+	matchedGen uint64
+	matched    selectorMatch
+}
+
+// selectorEntry is one selector of the snapshot's constraints and how many of its pods
+// carry it.
+type selectorEntry struct {
+	selector labels.Selector
+	// namespaces the selector applies in; nil for any namespace (a namespace selector,
+	// which the snapshot cannot evaluate, counts as any).
+	namespaces map[string]bool
+	// anti is true for a required anti-affinity term: a pod it matches can be turned away
+	// from a node by the pod that carries it.
+	anti bool
+	pods int
+}
+
+// selectorMatch says which of the snapshot's constraints select a pod.
+type selectorMatch struct {
+	// any is true if one does; anti if a required anti-affinity term does.
+	any, anti bool
 }
 
 var (
@@ -34,33 +88,80 @@ var (
 
 // newSnapshot returns a snapshot of nodes with the pods whose spec.nodeName names one of them.
 func newSnapshot(nodes []*v1.Node, pods []*v1.Pod) *snapshot {
-	s := &snapshot{Snapshot: cache.NewEmptySnapshot(), nodes: map[string]*framework.NodeInfo{}, dirty: true}
+	s := &snapshot{Snapshot: cache.NewEmptySnapshot(), nodes: map[string]*framework.NodeInfo{},
+		pods: map[*v1.Pod]*podEntry{}, selectors: map[string]*selectorEntry{}, gen: 1}
 	for _, n := range nodes {
-		ni := framework.NewNodeInfo()
-		ni.SetNode(n)
-		s.nodes[n.Name] = ni
+		s.addNode(n)
 	}
 	for _, p := range pods {
-		if ni, ok := s.nodes[p.Spec.NodeName]; ok {
-			ni.AddPod(p)
+		if _, ok := s.nodes[p.Spec.NodeName]; ok {
+			_ = s.addPod(p, p.Spec.NodeName)
 		}
 	}
 	return s
 }
 
+// entry returns what the snapshot derives from pod, computing it the first time.
+func (s *snapshot) entry(pod *v1.Pod) *podEntry {
+	e, ok := s.pods[pod]
+	if !ok {
+		// Like NodeInfo.AddPod, ignore terms the apiserver let through unparsed.
+		info, _ := framework.NewPodInfo(pod)
+		e = &podEntry{info: info}
+		e.selectors = s.registerSelectors(pod, info)
+		s.pods[pod] = e
+	}
+	return e
+}
+
+// class returns a key shared by the pods the PreFilter plugins cannot tell apart: same
+// namespace, labels and spec but for the node name.
+func (s *snapshot) class(pod *v1.Pod) string {
+	e := s.entry(pod)
+	if e.class == "" {
+		spec := pod.Spec
+		spec.NodeName = ""
+		b, _ := json.Marshal(struct {
+			Namespace string
+			Labels    map[string]string
+			Spec      v1.PodSpec
+		}{pod.Namespace, pod.Labels, spec})
+		h := sha256.Sum256(b)
+		e.class = hex.EncodeToString(h[:16])
+	}
+	return e.class
+}
+
 // addNode adds node with pods on it; a node of that name must not be there.
 func (s *snapshot) addNode(node *v1.Node, pods ...*v1.Pod) *framework.NodeInfo {
-	ni := framework.NewNodeInfo(pods...)
+	ni := framework.NewNodeInfo()
 	ni.SetNode(node)
+	for _, p := range pods {
+		s.addPodInfo(ni, p)
+	}
 	s.nodes[node.Name] = ni
-	s.dirty = true
+	i, _ := slices.BinarySearchFunc(s.all, node.Name, byNodeName)
+	s.all = slices.Insert(s.all, i, fwk.NodeInfo(ni))
+	s.gen++
 	return ni
 }
 
 func (s *snapshot) removeNode(name string) {
+	ni, ok := s.nodes[name]
+	if !ok {
+		return
+	}
+	for _, pi := range ni.Pods {
+		s.countSelectors(pi.GetPod(), -1)
+	}
 	delete(s.nodes, name)
-	s.dirty = true
+	if i, found := slices.BinarySearchFunc(s.all, name, byNodeName); found {
+		s.all = slices.Delete(s.all, i, i+1)
+	}
+	s.gen++
 }
+
+func byNodeName(ni fwk.NodeInfo, name string) int { return strings.Compare(ni.Node().Name, name) }
 
 // addPod puts pod on the node named nodeName.
 func (s *snapshot) addPod(pod *v1.Pod, nodeName string) error {
@@ -68,26 +169,39 @@ func (s *snapshot) addPod(pod *v1.Pod, nodeName string) error {
 	if !ok {
 		return fmt.Errorf("node %s is not in the snapshot", nodeName)
 	}
-	ni.AddPod(pod)
-	s.dirty = true
+	s.addPodInfo(ni, pod)
+	s.gen++
 	return nil
 }
 
+func (s *snapshot) addPodInfo(ni *framework.NodeInfo, pod *v1.Pod) {
+	ni.AddPodInfo(s.entry(pod).info)
+	s.countSelectors(pod, 1)
+}
+
+// removePod takes pod off the node named nodeName.
+func (s *snapshot) removePod(logger klog.Logger, pod *v1.Pod, nodeName string) error {
+	ni, ok := s.nodes[nodeName]
+	if !ok {
+		return fmt.Errorf("node %s is not in the snapshot", nodeName)
+	}
+	if err := ni.RemovePod(logger, pod); err != nil {
+		return err
+	}
+	s.countSelectors(pod, -1)
+	s.gen++
+	return nil
+}
+
+// rebuild brings the lists of nodes with some kind of pod up to date.
 func (s *snapshot) rebuild() {
-	if !s.dirty {
+	if s.listed == s.gen {
 		return
 	}
-	names := make([]string, 0, len(s.nodes))
-	for name := range s.nodes {
-		names = append(names, name)
-	}
-	// A stable order keeps rounds reproducible.
-	sort.Strings(names)
-	s.all, s.withAffinity, s.withAntiAffinity, s.withNonHostScopedAntiAffinity = nil, nil, nil, nil
+	s.withAffinity, s.withAntiAffinity, s.withNonHostScopedAntiAffinity = nil, nil, nil
 	s.usedPVCs = map[string]int{}
-	for _, name := range names {
-		ni := s.nodes[name]
-		s.all = append(s.all, ni)
+	for _, n := range s.all {
+		ni := n.(*framework.NodeInfo)
 		if len(ni.PodsWithAffinity) > 0 {
 			s.withAffinity = append(s.withAffinity, ni)
 		}
@@ -101,7 +215,7 @@ func (s *snapshot) rebuild() {
 			s.usedPVCs[key] += n
 		}
 	}
-	s.dirty = false
+	s.listed = s.gen
 }
 
 // NodeInfos returns the snapshot itself.
@@ -112,7 +226,6 @@ func (s *snapshot) StorageInfos() fwk.StorageInfoLister { return s }
 
 // List returns every node, sorted by name.
 func (s *snapshot) List() ([]fwk.NodeInfo, error) {
-	s.rebuild()
 	return s.all, nil
 }
 
@@ -149,12 +262,100 @@ func (s *snapshot) IsPVCUsedByPods(key string) bool {
 	return s.usedPVCs[key] > 0
 }
 
-// removePod takes pod off the node named nodeName.
-func (s *snapshot) removePod(logger klog.Logger, pod *v1.Pod, nodeName string) error {
-	ni, ok := s.nodes[nodeName]
-	if !ok {
-		return fmt.Errorf("node %s is not in the snapshot", nodeName)
+// registerSelectors returns the selectorKeys of pod's required inter-pod (anti-)affinity
+// terms and topology spread constraints, adding each new one to s.selectors with no pods.
+func (s *snapshot) registerSelectors(pod *v1.Pod, info *framework.PodInfo) []string {
+	var keys []string
+	add := func(kind string, sel labels.Selector, namespaces map[string]bool, anti bool) {
+		key := selectorKey(kind, sel, namespaces)
+		if _, ok := s.selectors[key]; !ok {
+			s.selectors[key] = &selectorEntry{selector: sel, namespaces: namespaces, anti: anti}
+		}
+		keys = append(keys, key)
 	}
-	s.dirty = true
-	return ni.RemovePod(logger, pod)
+	if info != nil {
+		for _, t := range info.RequiredAffinityTerms {
+			add("affinity", t.Selector, termNamespaces(t), false)
+		}
+		for _, t := range info.RequiredAntiAffinityTerms {
+			add("anti", t.Selector, termNamespaces(t), true)
+		}
+	}
+	for _, c := range pod.Spec.TopologySpreadConstraints {
+		// matchLabelKeys only narrows the selector: leaving it out selects more pods, which
+		// errs on the safe side.
+		sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
+		if err != nil {
+			sel = labels.Everything()
+		}
+		add("spread", sel, map[string]bool{pod.Namespace: true}, false)
+	}
+	return keys
+}
+
+// termNamespaces returns the namespaces an affinity term applies in, nil for any.
+func termNamespaces(t fwk.AffinityTerm) map[string]bool {
+	if t.NamespaceSelector != nil {
+		if _, selectable := t.NamespaceSelector.Requirements(); selectable {
+			// It selects namespaces by label, or all of them: the snapshot has no
+			// namespaces, so any.
+			return nil
+		}
+	}
+	ns := map[string]bool{}
+	for n := range t.Namespaces {
+		ns[n] = true
+	}
+	return ns
+}
+
+// selectorKey identifies a selector of a kind of constraint in some namespaces.
+func selectorKey(kind string, sel labels.Selector, namespaces map[string]bool) string {
+	ns := "*"
+	if namespaces != nil {
+		names := make([]string, 0, len(namespaces))
+		for n := range namespaces {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		ns = strings.Join(names, ",")
+	}
+	return kind + "|" + ns + "|" + sel.String()
+}
+
+// countSelectors adds delta to the pod counts of pod's selectors, noting when one comes or
+// goes.
+func (s *snapshot) countSelectors(pod *v1.Pod, delta int) {
+	for _, key := range s.entry(pod).selectors {
+		e := s.selectors[key]
+		before := e.pods
+		e.pods += delta
+		if (before == 0) != (e.pods == 0) {
+			s.selectorsGen++
+		}
+	}
+}
+
+// matchedBy reports which of the constraints of the snapshot's pods select pod, by labels
+// and namespace.
+func (s *snapshot) matchedBy(pod *v1.Pod) selectorMatch {
+	e := s.entry(pod)
+	if e.matchedGen == s.selectorsGen+1 {
+		return e.matched
+	}
+	var m selectorMatch
+	set := labels.Set(pod.Labels)
+	for _, sel := range s.selectors {
+		if sel.pods == 0 || (sel.namespaces != nil && !sel.namespaces[pod.Namespace]) {
+			continue
+		}
+		if (m.any && (m.anti || !sel.anti)) || !sel.selector.Matches(set) {
+			continue
+		}
+		m.any = true
+		m.anti = m.anti || sel.anti
+	}
+	// +1 so that the zero value of a new entry is never current.
+	e.matched, e.matchedGen = m, s.selectorsGen+1
+	return m
 }

@@ -34,6 +34,9 @@ type Template struct {
 	DaemonRequests v1.ResourceList
 	// Key identifies the template within a round: provisioner/type/zone/capacityType.
 	Key string
+	// daemonAffinity is true if a DaemonSet pod has inter-pod constraints (or volumes): then
+	// whether a pod fits the empty template can depend on its labels.
+	daemonAffinity bool
 }
 
 // NewTemplate builds the template of instance type it in offering o for provisioner p, in
@@ -51,6 +54,7 @@ func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 	t.DaemonRequests = v1.ResourceList{v1.ResourcePods: *resource.NewQuantity(int64(len(t.DaemonPods)), resource.DecimalSI)}
 	for _, dp := range t.DaemonPods {
 		addTo(t.DaemonRequests, podRequests(dp))
+		t.daemonAffinity = t.daemonAffinity || constrained(dp)
 	}
 	return t
 }
