@@ -94,13 +94,14 @@ func (c *cluster) restConfig() *rest.Config {
 }
 
 // stop stops the cluster and, if remove, deletes its directory; a failed run keeps it, for
-// the logs of the control plane and of the scheduler.
+// the logs of the control plane and of the scheduler, and so does every run with
+// NODEWRIGHT_BENCH_KEEP set.
 func (c *cluster) stop(remove bool) {
 	if c.emulator != nil {
 		c.emulator.Close()
 	}
 	c.cp.Stop()
-	if remove {
+	if remove && os.Getenv("NODEWRIGHT_BENCH_KEEP") == "" {
 		_ = os.RemoveAll(c.dir)
 	}
 }
@@ -226,7 +227,7 @@ func (c *cluster) startScheduler(config, log string) (*schedulerProcess, error) 
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(binDir, "nodewright-scheduler"), "--config", config, "--secure-port=0", "--v=1")
+	cmd := exec.Command(filepath.Join(binDir, "nodewright-scheduler"), "--config", config, "--secure-port=0", "--v="+schedulerVerbosity())
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		out.Close()
@@ -409,4 +410,13 @@ func (c *cluster) createPods(ctx context.Context, pods []*v1.Pod) error {
 	wg.Wait()
 	close(errs)
 	return <-errs
+}
+
+// schedulerVerbosity is the scheduler's -v: NODEWRIGHT_BENCH_V, else 1 (the operator-facing
+// lines only, so that logging costs the measured process little).
+func schedulerVerbosity() string {
+	if v := os.Getenv("NODEWRIGHT_BENCH_V"); v != "" {
+		return v
+	}
+	return "1"
 }

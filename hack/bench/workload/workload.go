@@ -97,7 +97,12 @@ func Pods(n int, seed uint64, opts PodOptions, classes ...Class) []*v1.Pod {
 			w = w.Label("app", "nginx").PodAntiAffinity(v1.LabelHostname,
 				st.MakeLabelSelector().Label("app", "nginx").Obj(), st.PodAntiAffinityWithRequiredReq)
 		}
-		pods = append(pods, w.Obj())
+		pod := w.Obj()
+		// What the apiserver's ServiceAccount admission gives every pod: a token volume of
+		// its own name, so that the in-memory benchmarks plan pods as a round sees them.
+		pod.Spec.Volumes = append(pod.Spec.Volumes, v1.Volume{Name: fmt.Sprintf("kube-api-access-%05d", i),
+			VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{}}})
+		pods = append(pods, pod)
 	}
 	return pods
 }

@@ -227,7 +227,7 @@ func invariantOnly(pod *v1.Pod) bool {
 			return false
 		}
 	}
-	if len(pod.Spec.Volumes) > 0 {
+	if len(filterVolumes(pod)) > 0 {
 		return false
 	}
 	a := pod.Spec.Affinity

@@ -118,7 +118,7 @@ type Simulator struct {
 	// (independentPre), and its fit on an empty template is decided without adding the
 	// template to the snapshot.
 	knownPreFilters bool
-	independentPre  map[*v1.Pod]*preFilterRun
+	independentPre  map[string]*preFilterRun // by snapshot.class
 	// placedPre are PreFilter runs over the snapshot for pods already in it, by class (see
 	// snapshot.class), for CheckPlaced.
 	placedPre map[string]*preFilterRun
@@ -164,7 +164,7 @@ func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v
 		}
 	}
 	return &Simulator{fw: fw, snap: snap, verdicts: map[string]*fwk.Status{}, knownPreFilters: known,
-		independentPre: map[*v1.Pod]*preFilterRun{}, placedPre: map[string]*preFilterRun{}, probes: map[string]*framework.NodeInfo{},
+		independentPre: map[string]*preFilterRun{}, placedPre: map[string]*preFilterRun{}, probes: map[string]*framework.NodeInfo{},
 		copies: map[string]*Template{}}, nil
 }
 
@@ -286,11 +286,12 @@ func (s *Simulator) CheckEmpty(ctx context.Context, pod *v1.Pod, sig string, t *
 	if cacheable && s.knownPreFilters {
 		// Nothing the PreFilter plugins compute for the pod depends on the snapshot, and
 		// nothing the Filter plugins read for it beyond the node: no need to add t to it.
-		pre, ok := s.independentPre[pod]
+		class := s.snap.class(pod)
+		pre, ok := s.independentPre[class]
 		if !ok {
 			run := s.preFilter(ctx, pod)
 			pre = &run
-			s.independentPre[pod] = pre
+			s.independentPre[class] = pre
 		}
 		st = s.filter(ctx, pre, pod, s.probe(t))
 	} else {
@@ -365,8 +366,23 @@ func constrained(pod *v1.Pod) bool {
 	return false
 }
 
+// filterVolumes returns the pod's volumes that a Filter plugin can look at: all but the
+// kinds every node serves alike. Pods of one Deployment differ in the name of the service
+// account token volume the apiserver adds to each; leaving such volumes out keeps the pods
+// alike for the caches (podSignature, snapshot.class).
+func filterVolumes(pod *v1.Pod) []v1.Volume {
+	var out []v1.Volume
+	for _, v := range pod.Spec.Volumes {
+		if v.Projected != nil || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.EmptyDir != nil {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
 // podSignature identifies pods that the Filter plugins cannot tell apart on an empty
-// template: same requests, ports, node selection, tolerations and volumes.
+// template: same requests, ports, node selection, tolerations and volumes (filterVolumes).
 func podSignature(pod *v1.Pod) string {
 	type container struct {
 		Resources v1.ResourceRequirements
@@ -385,7 +401,7 @@ func podSignature(pod *v1.Pod) string {
 		NodeName     string
 		OS           *v1.PodOS
 	}{pod.Spec.NodeSelector, pod.Spec.Affinity, pod.Spec.Tolerations, nil, nil, pod.Spec.Overhead,
-		pod.Spec.Volumes, pod.Spec.Resources, pod.Spec.NodeName, pod.Spec.OS}
+		filterVolumes(pod), pod.Spec.Resources, pod.Spec.NodeName, pod.Spec.OS}
 	for _, c := range pod.Spec.Containers {
 		sig.Containers = append(sig.Containers, container{c.Resources, c.Ports, c.RestartPolicy})
 	}

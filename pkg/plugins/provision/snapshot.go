@@ -115,17 +115,16 @@ func (s *snapshot) entry(pod *v1.Pod) *podEntry {
 }
 
 // class returns a key shared by the pods the PreFilter plugins cannot tell apart: same
-// namespace, labels and spec but for the node name.
+// namespace, labels, signature (podSignature) and topology spread constraints.
 func (s *snapshot) class(pod *v1.Pod) string {
 	e := s.entry(pod)
 	if e.class == "" {
-		spec := pod.Spec
-		spec.NodeName = ""
 		b, _ := json.Marshal(struct {
 			Namespace string
 			Labels    map[string]string
-			Spec      v1.PodSpec
-		}{pod.Namespace, pod.Labels, spec})
+			Signature string
+			Spread    []v1.TopologySpreadConstraint
+		}{pod.Namespace, pod.Labels, podSignature(pod), pod.Spec.TopologySpreadConstraints})
 		h := sha256.Sum256(b)
 		e.class = hex.EncodeToString(h[:16])
 	}
