@@ -76,7 +76,7 @@ func TestNewValidates(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	o := Options{LeaderElection: LeaderElectionOptions{Identity: "me"}}.withDefaults()
 	got := []any{o.RegistrationTimeout, o.GCGracePeriod, o.LeaderElection.LeaseName, o.LeaderElection.LeaseNamespace, o.Workers}
-	want := []any{15 * time.Minute, 2 * time.Minute, "nodewright-lifecycle", "kube-system", 4}
+	want := []any{15 * time.Minute, 2 * time.Minute, "nodewright-lifecycle", "kube-system", 16}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want, +got):\n%s", diff)
 	}

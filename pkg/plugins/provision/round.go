@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -228,42 +229,62 @@ func logPacking(logger klog.Logger, plan *Packing) {
 		"checks", plan.Checks, "preFilters", plan.PreFilters, "cacheHits", plan.CacheHits)
 }
 
-// writeClaims creates one NodeClaim per planned node and records the reservations at once,
-// so that PostFilter sees them before the informer does.
+// claimWriters is how many NodeClaims a round creates at once: one at a time, the 200 of a
+// round of 1,000 pods took 16 s to write.
+const claimWriters = 8
+
+// writeClaims creates one NodeClaim per planned node, claimWriters at a time, and records the
+// reservations at once, so that PostFilter sees them before the informer does.
 func (p *Provision) writeClaims(ctx context.Context, plan *Packing) {
-	logger := klog.FromContext(ctx)
+	work := make(chan *PlannedNode)
+	var wg sync.WaitGroup
+	for range min(claimWriters, len(plan.Nodes)) {
+		wg.Go(func() {
+			for n := range work {
+				p.writeClaim(ctx, n)
+			}
+		})
+	}
 	for _, n := range plan.Nodes {
-		// The scheduler kept placing pods while the round planned: a pod bound since to room
-		// that appeared needs no new node, and a node none of whose pods still wait is not
-		// launched.
-		if still := p.stillPending(n.Pods); len(still) < len(n.Pods) {
-			logger.V(2).Info("Pods of a planned node were bound meanwhile", "planned", len(n.Pods), "pending", len(still))
-			if len(still) == 0 {
-				continue
-			}
-			n.Pods = still
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+}
+
+// writeClaim creates the NodeClaim of n and reserves its pods on it.
+func (p *Provision) writeClaim(ctx context.Context, n *PlannedNode) {
+	logger := klog.FromContext(ctx)
+	// The scheduler kept placing pods while the round planned: a pod bound since to room
+	// that appeared needs no new node, and a node none of whose pods still wait is not
+	// launched.
+	if still := p.stillPending(n.Pods); len(still) < len(n.Pods) {
+		logger.V(2).Info("Pods of a planned node were bound meanwhile", "planned", len(n.Pods), "pending", len(still))
+		if len(still) == 0 {
+			return
 		}
-		nc, err := createNodeClaim(ctx, p.opts.Dynamic, NodeClaimFor(n))
-		if err != nil {
-			// Its pods stay unreserved: the next round plans them again.
-			logger.Error(err, "Writing the nodeclaim of a planned node", "provisioner", n.Template.Provisioner.Name,
-				"instanceType", n.Template.InstanceType.Name, "pods", len(n.Pods))
-			for _, pod := range n.Pods {
-				p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
-					"%s: writing the nodeclaim: %v", Name, err)
-			}
-			continue
-		}
-		p.ledger.Set(nc)
-		nodesPlanned.WithLabelValues(nc.Spec.Provisioner, n.Template.InstanceType.Name).Inc()
-		podsReserved.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(n.Pods)))
-		logger.V(2).Info("Created nodeclaim", "nodeClaim", klog.KObj(nc), "provisioner", nc.Spec.Provisioner,
-			"instanceType", n.Template.InstanceType.Name, "zone", n.Template.Offering.Zone,
-			"capacityType", n.Template.Offering.CapacityType, "pods", len(n.Pods))
+		n.Pods = still
+	}
+	nc, err := createNodeClaim(ctx, p.opts.Dynamic, NodeClaimFor(n))
+	if err != nil {
+		// Its pods stay unreserved: the next round plans them again.
+		logger.Error(err, "Writing the nodeclaim of a planned node", "provisioner", n.Template.Provisioner.Name,
+			"instanceType", n.Template.InstanceType.Name, "pods", len(n.Pods))
 		for _, pod := range n.Pods {
-			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Reserved", "Provisioning",
-				"%s: waiting for the node of nodeclaim %s", Name, nc.Name)
+			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
+				"%s: writing the nodeclaim: %v", Name, err)
 		}
+		return
+	}
+	p.ledger.Set(nc)
+	nodesPlanned.WithLabelValues(nc.Spec.Provisioner, n.Template.InstanceType.Name).Inc()
+	podsReserved.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(n.Pods)))
+	logger.V(2).Info("Created nodeclaim", "nodeClaim", klog.KObj(nc), "provisioner", nc.Spec.Provisioner,
+		"instanceType", n.Template.InstanceType.Name, "zone", n.Template.Offering.Zone,
+		"capacityType", n.Template.Offering.CapacityType, "pods", len(n.Pods))
+	for _, pod := range n.Pods {
+		p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Reserved", "Provisioning",
+			"%s: waiting for the node of nodeclaim %s", Name, nc.Name)
 	}
 }
 
