@@ -1,0 +1,56 @@
+package provision
+
+import (
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	fwk "k8s.io/kube-scheduler/framework"
+	st "k8s.io/kubernetes/pkg/scheduler/testing"
+	"k8s.io/kubernetes/test/utils/ktesting"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+// TestQueueingHints: a pod waiting for its claim's node is retried by no event (activation
+// brings it); other pods are retried when a node appears or is matched to its claim, when a
+// reserved pod binds, and when a pending pod is deleted.
+func TestQueueingHints(t *testing.T) {
+	logger, _ := ktesting.NewTestContext(t)
+	p := &Provision{ledger: NewLedger(), activated: map[string]bool{"c1": true}}
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{claim("c1", "node-1", "a"), claim("c2", "", "w")})
+	waiting, free := pendingPod("w", "1").Obj(), pendingPod("x", "1").Obj()
+	node := st.MakeNode().Name("node-1").Obj()
+	labelled := st.MakeNode().Name("node-1").Label(v1alpha1.LabelNodeClaim, "c1").Obj()
+	bound := func(name string) *v1.Pod { return pendingPod(name, "1").Node("node-1").Obj() }
+
+	tests := []struct {
+		name     string
+		hint     fwk.QueueingHintFn
+		pod      *v1.Pod
+		old, new any
+		want     fwk.QueueingHint
+	}{
+		{"waiting pod, node added", p.hintNodeChange, waiting, nil, node, fwk.QueueSkip},
+		{"waiting pod, reserved pod bound", p.hintReservedPodGone, waiting, nil, bound("a"), fwk.QueueSkip},
+		{"node added", p.hintNodeChange, free, nil, node, fwk.Queue},
+		{"node matched to its claim", p.hintNodeChange, free, node, labelled, fwk.Queue},
+		{"node's other labels changed", p.hintNodeChange, free, labelled, st.MakeNode().Name("node-1").Label(v1alpha1.LabelNodeClaim, "c1").Label("team", "a").Obj(), fwk.QueueSkip},
+		{"reserved pod bound", p.hintReservedPodGone, free, nil, bound("a"), fwk.Queue},
+		{"unreserved pod bound", p.hintReservedPodGone, free, nil, bound("y"), fwk.QueueSkip},
+		{"pending pod deleted", p.hintReservedPodGone, free, pendingPod("a", "1").Obj(), nil, fwk.Queue},
+		{"bound pod deleted", p.hintReservedPodGone, free, bound("y"), nil, fwk.QueueSkip},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.hint(logger, tt.pod, tt.old, tt.new)
+			if err != nil || got != tt.want {
+				t.Errorf("hint = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+	// Activation ends the wait.
+	p.activated["c2"] = true
+	if got, _ := p.hintNodeChange(logger, waiting, nil, node); got != fwk.Queue {
+		t.Errorf("after activation, hint = %v, want Queue", got)
+	}
+}
