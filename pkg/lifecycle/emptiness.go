@@ -27,7 +27,7 @@ type emptiness struct {
 // reconcile sets or clears the Empty condition of the NodeClaim of the Node named name, and
 // deletes the Node once it has been empty for the TTL; termination drains and terminates it.
 func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, error) {
-	node, err := e.kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	node, err := e.getNode(ctx, name)
 	if apierrors.IsNotFound(err) {
 		return 0, nil
 	}
@@ -50,7 +50,7 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 		// Empty nodes of this Provisioner are kept: no timestamp to keep either.
 		return 0, e.clearEmpty(ctx, nc)
 	}
-	pods, err := e.podsOnNode(ctx, node.Name)
+	pods, err := e.cachedPodsOnNode(ctx, node.Name)
 	if err != nil {
 		return 0, err
 	}
@@ -89,6 +89,16 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 	if remaining := ttl - e.clock.Since(cond.LastTransitionTime.Time); remaining > 0 {
 		return remaining, nil
 	}
+	// The cache may lag a pod that has just been bound: ask the API before deleting.
+	if e.pods != nil {
+		pods, err := e.podsOnNode(ctx, node.Name)
+		if err != nil {
+			return 0, err
+		}
+		if empty, blocked := nodeIsEmpty(pods); !empty || blocked {
+			return 0, e.clearEmpty(ctx, nc)
+		}
+	}
 	logger.Info(fmt.Sprintf("Triggering termination after %s for empty node", ttl))
 	e.recorder.Eventf(node, nc, corev1.EventTypeNormal, eventEmptyTTLExpired, actionDelete, "Node was empty for %s", ttl)
 	nodeClaimsTerminated.WithLabelValues(append(claimLabelValues(nc), reasonEmpty)...).Inc()
@@ -106,7 +116,7 @@ const reservedRecheck = 10 * time.Second
 // unbound and not deleting (the scheduler nominates it to nc's node), or "" if none does.
 func (e *emptiness) reservedPending(ctx context.Context, nc *v1alpha1.NodeClaim) (string, error) {
 	for _, ref := range nc.Spec.Pods {
-		pod, err := e.kube.CoreV1().Pods(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		pod, err := e.getPod(ctx, ref.Namespace, ref.Name)
 		if apierrors.IsNotFound(err) {
 			continue
 		}

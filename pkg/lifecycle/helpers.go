@@ -10,7 +10,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 
@@ -20,7 +23,11 @@ import (
 
 // deps are what every controller uses.
 type deps struct {
-	kube     kubernetes.Interface
+	kube kubernetes.Interface
+	// nodes and pods (indexed by podNodeIndex) are the informers' caches once Run has started
+	// them; nil reads through the API. Reads that decide a deletion go to the API.
+	nodes    corelisters.NodeLister
+	pods     cache.Indexer
 	objects  objects
 	cloud    cloud.Provider
 	clock    clock.Clock
@@ -55,7 +62,7 @@ func (d *deps) nodeForClaim(ctx context.Context, nc *v1alpha1.NodeClaim) (*corev
 		return nil, nil
 	}
 	if nc.Status.NodeName != "" {
-		node, err := d.kube.CoreV1().Nodes().Get(ctx, nc.Status.NodeName, metav1.GetOptions{})
+		node, err := d.getNode(ctx, nc.Status.NodeName)
 		switch {
 		case err == nil && node.Spec.ProviderID == nc.Status.ProviderID:
 			return node, nil
@@ -64,6 +71,18 @@ func (d *deps) nodeForClaim(ctx context.Context, nc *v1alpha1.NodeClaim) (*corev
 		}
 	}
 	// The expected name is the cloud's guess; the providerID is what identifies the node.
+	if d.nodes != nil {
+		nodes, err := d.nodes.List(labels.Everything())
+		if err != nil {
+			return nil, fmt.Errorf("listing nodes: %w", err)
+		}
+		for _, n := range nodes {
+			if n.Spec.ProviderID == nc.Status.ProviderID {
+				return n.DeepCopy(), nil
+			}
+		}
+		return nil, nil
+	}
 	nodes, err := d.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
@@ -74,6 +93,62 @@ func (d *deps) nodeForClaim(ctx context.Context, nc *v1alpha1.NodeClaim) (*corev
 		}
 	}
 	return nil, nil
+}
+
+// getNode returns a copy of the Node named name, from the cache once there is one.
+func (d *deps) getNode(ctx context.Context, name string) (*corev1.Node, error) {
+	if d.nodes != nil {
+		node, err := d.nodes.Get(name)
+		if err != nil {
+			return nil, err
+		}
+		return node.DeepCopy(), nil
+	}
+	return d.kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+}
+
+// getPod returns the pod namespace/name, from the cache once there is one. Callers must not
+// change it.
+func (d *deps) getPod(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+	if d.pods != nil {
+		obj, exists, err := d.pods.GetByKey(namespace + "/" + name)
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
+		}
+		return obj.(*corev1.Pod), nil
+	}
+	return d.kube.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+// podNodeIndex indexes the pods cache by spec.nodeName.
+const podNodeIndex = "nodeName"
+
+func indexPodByNode(obj any) ([]string, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok || pod.Spec.NodeName == "" {
+		return nil, nil
+	}
+	return []string{pod.Spec.NodeName}, nil
+}
+
+// cachedPodsOnNode is podsOnNode from the cache once there is one. Callers must not change
+// the pods.
+func (d *deps) cachedPodsOnNode(ctx context.Context, nodeName string) ([]*corev1.Pod, error) {
+	if d.pods == nil {
+		return d.podsOnNode(ctx, nodeName)
+	}
+	objs, err := d.pods.ByIndex(podNodeIndex, nodeName)
+	if err != nil {
+		return nil, fmt.Errorf("listing pods on node %s: %w", nodeName, err)
+	}
+	out := make([]*corev1.Pod, 0, len(objs))
+	for _, obj := range objs {
+		out = append(out, obj.(*corev1.Pod))
+	}
+	return out, nil
 }
 
 // claimForNode returns the NodeClaim node was launched for, by its label or else by

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
@@ -32,12 +33,21 @@ var listKinds = map[schema.GroupVersionResource]string{
 }
 
 // objects is a small typed client for NodeClaims, Provisioners and EC2NodeClasses over the
-// dynamic client. All three are cluster-scoped.
+// dynamic client. All three are cluster-scoped. Once Run has started the informers, NodeClaims
+// and Provisioners are read from their caches (claims, provisioners); every write goes to
+// the API, whose resourceVersion check turns a stale read into a conflict and a retry.
 type objects struct {
 	client dynamic.Interface
+	// claims (indexed by providerIDIndex) and provisioners are the informers' caches; nil
+	// reads through the API.
+	claims       cache.Indexer
+	provisioners cache.Indexer
 }
 
 func (o objects) getNodeClaim(ctx context.Context, name string) (*v1alpha1.NodeClaim, error) {
+	if o.claims != nil {
+		return fromCache[v1alpha1.NodeClaim](o.claims, nodeClaimGVR, name)
+	}
 	u, err := o.client.Resource(nodeClaimGVR).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
@@ -45,7 +55,27 @@ func (o objects) getNodeClaim(ctx context.Context, name string) (*v1alpha1.NodeC
 	return fromUnstructured[v1alpha1.NodeClaim](u)
 }
 
+// fromCache returns a copy of the object named name in store, or the API's NotFound.
+func fromCache[T any](store cache.Store, gvr schema.GroupVersionResource, name string) (*T, error) {
+	obj, exists, err := store.GetByKey(name)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, apierrors.NewNotFound(gvr.GroupResource(), name)
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("%s %s in the cache is a %T", gvr.Resource, name, obj)
+	}
+	// The conversion copies: callers may change what they get.
+	return fromUnstructured[T](u)
+}
+
 func (o objects) listNodeClaims(ctx context.Context) ([]*v1alpha1.NodeClaim, error) {
+	if o.claims != nil {
+		return claimsOf(o.claims.List())
+	}
 	list, err := o.client.Resource(nodeClaimGVR).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing nodeclaims: %w", err)
@@ -98,6 +128,9 @@ func (o objects) deleteNodeClaim(ctx context.Context, name string) error {
 }
 
 func (o objects) getProvisioner(ctx context.Context, name string) (*v1alpha1.Provisioner, error) {
+	if o.provisioners != nil {
+		return fromCache[v1alpha1.Provisioner](o.provisioners, provisionerGVR, name)
+	}
 	u, err := o.client.Resource(provisionerGVR).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
@@ -113,8 +146,36 @@ func (o objects) getEC2NodeClass(ctx context.Context, name string) (*v1alpha1.EC
 	return fromUnstructured[v1alpha1.EC2NodeClass](u)
 }
 
+// claimsOf converts the NodeClaims of a cache listing.
+func claimsOf(objs []any) ([]*v1alpha1.NodeClaim, error) {
+	out := make([]*v1alpha1.NodeClaim, 0, len(objs))
+	for _, obj := range objs {
+		u, ok := obj.(*unstructured.Unstructured)
+		if !ok {
+			return nil, fmt.Errorf("nodeclaim in the cache is a %T", obj)
+		}
+		nc, err := fromUnstructured[v1alpha1.NodeClaim](u)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, nc)
+	}
+	return out, nil
+}
+
 // nodeClaimForProviderID returns the NodeClaim whose status.providerID is providerID, or nil.
 func (o objects) nodeClaimForProviderID(ctx context.Context, providerID string) (*v1alpha1.NodeClaim, error) {
+	if o.claims != nil {
+		objs, err := o.claims.ByIndex(providerIDIndex, providerID)
+		if err != nil {
+			return nil, err
+		}
+		claims, err := claimsOf(objs)
+		if err != nil || len(claims) == 0 {
+			return nil, err
+		}
+		return claims[0], nil
+	}
 	claims, err := o.listNodeClaims(ctx)
 	if err != nil {
 		return nil, err

@@ -48,15 +48,21 @@ func (m *Manager) Run(ctx context.Context) error {
 	if err := claimInformer.AddIndexers(cache.Indexers{providerIDIndex: indexByProviderID}); err != nil {
 		return fmt.Errorf("indexing nodeclaims: %w", err)
 	}
+	provisionerInformer := dynInformers.ForResource(provisionerGVR).Informer()
+	nodeInformer := kubeInformers.Core().V1().Nodes()
+	podInformer := kubeInformers.Core().V1().Pods().Informer()
+	if err := podInformer.AddIndexers(cache.Indexers{podNodeIndex: indexPodByNode}); err != nil {
+		return fmt.Errorf("indexing pods: %w", err)
+	}
 	h := handlers{m: m, claims: claimInformer.GetIndexer()}
 	for _, reg := range []struct {
 		informer cache.SharedIndexInformer
 		handler  func(obj any)
 	}{
 		{claimInformer, h.onNodeClaim},
-		{dynInformers.ForResource(provisionerGVR).Informer(), h.onProvisioner},
-		{kubeInformers.Core().V1().Nodes().Informer(), h.onNode},
-		{kubeInformers.Core().V1().Pods().Informer(), h.onPod},
+		{provisionerInformer, h.onProvisioner},
+		{nodeInformer.Informer(), h.onNode},
+		{podInformer, h.onPod},
 	} {
 		if _, err := reg.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    reg.handler,
@@ -70,10 +76,14 @@ func (m *Manager) Run(ctx context.Context) error {
 	dynInformers.Start(ctx.Done())
 	defer kubeInformers.Shutdown()
 	defer dynInformers.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), claimInformer.HasSynced,
-		kubeInformers.Core().V1().Nodes().Informer().HasSynced, kubeInformers.Core().V1().Pods().Informer().HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), claimInformer.HasSynced, provisionerInformer.HasSynced,
+		nodeInformer.Informer().HasSynced, podInformer.HasSynced) {
 		return fmt.Errorf("waiting for informers: %w", ctx.Err())
 	}
+	// From now on the controllers read from the caches: a round of 1,000 pods made them send
+	// 11,000 GETs in a minute, through the rate limit the scheduler binds with.
+	m.deps.nodes, m.deps.pods = nodeInformer.Lister(), podInformer.GetIndexer()
+	m.deps.objects.claims, m.deps.objects.provisioners = claimInformer.GetIndexer(), provisionerInformer.GetIndexer()
 
 	if m.opts.LeaderElection.Disabled {
 		m.runControllers(ctx)

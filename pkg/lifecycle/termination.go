@@ -35,7 +35,7 @@ type terminator struct {
 // instance, removes its finalizer and deletes its NodeClaim. A node whose instance is gone
 // already has nothing to drain: its pods are gone with it.
 func (t *terminator) reconcileNode(ctx context.Context, name string) (time.Duration, error) {
-	node, err := t.kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	node, err := t.getNode(ctx, name)
 	if apierrors.IsNotFound(err) {
 		return 0, nil
 	}
