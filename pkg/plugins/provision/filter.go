@@ -20,10 +20,15 @@ var (
 // PreFilter keeps a pod reserved on a NodeClaim to that claim's node: the plan put it there
 // with the pods it was planned with, and the other new nodes were planned without it. Until
 // the claim has launched there is no node to go to, and the pod waits. Other pods may go
-// anywhere.
+// anywhere, but for those whose placement and a pending reserved pod's constrain each other
+// (see reservedConflict): they wait for it to bind, and the next round plans them.
 func (p *Provision) PreFilter(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	claim, nodeName, ok := p.ledger.Reservation(pod.UID)
 	if !ok {
+		if r := p.reservedConflict(pod); r != nil {
+			return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for pod %s/%s, reserved on a new node, to bind: "+
+				"the two constrain each other's placement", Name, r.Namespace, r.Name))
+		}
 		return nil, nil
 	}
 	if nodeName == "" {

@@ -182,3 +182,52 @@ func TestWithInFlight(t *testing.T) {
 		t.Errorf("pod %s on %q (the lister's copy on %q), want a on nodeclaim-c1 and the lister's untouched", bound[0].Name, bound[0].Spec.NodeName, a.Spec.NodeName)
 	}
 }
+
+// TestPreFilterWaitsForReservedPodsItConstrains: an unreserved pod whose topology spread
+// selects a pod still pending on its NodeClaim (or is selected by one) waits for that pod to
+// bind; a pod that has nothing to do with it does not wait.
+func TestPreFilterWaitsForReservedPodsItConstrains(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	spread := func(w *st.PodWrapper) *st.PodWrapper {
+		return w.Label("app", "web").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
+			st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil)
+	}
+	reserved := spread(pendingPod("a", "1")).Obj()
+	sibling := spread(pendingPod("x", "1")).Obj()
+	selected := pendingPod("y", "1").Label("app", "web").Obj()
+	unrelated := pendingPod("z", "1").Label("app", "db").Obj()
+	client := fake.NewClientset(reserved, sibling, selected, unrelated)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	lister := factory.Core().V1().Pods().Lister()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+
+	p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger()}
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{claim("c1", "", "a")})
+	for _, tt := range []struct {
+		pod  *v1.Pod
+		wait bool
+	}{{sibling, true}, {selected, true}, {unrelated, false}} {
+		_, status := p.PreFilter(ctx, nil, tt.pod, nil)
+		if waits := status.Code() == fwk.Unschedulable; waits != tt.wait {
+			t.Errorf("PreFilter(%s) = %v; want waiting %v", tt.pod.Name, status, tt.wait)
+		}
+	}
+	bound := reserved.DeepCopy()
+	bound.Spec.NodeName = "node-1"
+	if _, err := client.CoreV1().Pods("default").Update(ctx, bound, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if got, err := lister.Pods("default").Get("a"); err == nil && got.Spec.NodeName != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the informer did not see the pod bound")
+		}
+	}
+	if _, status := p.PreFilter(ctx, nil, sibling, nil); !status.IsSuccess() {
+		t.Errorf("PreFilter(x) after the reserved pod bound = %v, want no wait", status)
+	}
+}

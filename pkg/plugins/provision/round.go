@@ -32,6 +32,7 @@ func (p *Provision) round(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	start := p.opts.Clock.Now()
 	defer func() { roundDuration.Observe(p.opts.Clock.Since(start).Seconds()) }()
+	p.pruneSelectors()
 	pods := p.pendingPods(logger)
 	if p.opts.Cloud == nil {
 		provisioningRounds.WithLabelValues(resultNoCloud).Inc()
