@@ -126,8 +126,7 @@ BENCH_COUNT ?= 1
 BENCH_E2E_FLAGS ?= -pods 100 -runs 1 -timeout 2m -overhead-nodes 10 -overhead-pods 200 -overhead-runs 1 -rss-nodes 50
 BENCH_DOCS ?= $(BENCH_RAW)
 else
-# 5,000 and 10,000 diverse pods take tens of minutes per Plan today: BENCH_PLAN=Plan runs them.
-BENCH_PLAN ?= Plan/./(diverse-(100|1000)|generic-1000)$$
+BENCH_PLAN ?= Plan
 BENCH_COUNT ?= 5
 BENCH_E2E_FLAGS ?= -pods 1000 -runs 5 -timeout 10m
 BENCH_DOCS ?= docs
