@@ -205,11 +205,14 @@ var invariantKeys = map[string]bool{
 }
 
 // invariant returns invariantOnly(pod), computed once per pod.
-func (p *packer) invariant(pod *v1.Pod) bool {
-	v, ok := p.invariants[pod]
+func (p *packer) invariant(pod *v1.Pod) bool { return perPod(p.invariants, pod, invariantOnly) }
+
+// perPod returns f(pod), computed once per pod and kept in cache.
+func perPod[V any](cache map[*v1.Pod]V, pod *v1.Pod, f func(*v1.Pod) V) V {
+	v, ok := cache[pod]
 	if !ok {
-		v = invariantOnly(pod)
-		p.invariants[pod] = v
+		v = f(pod)
+		cache[pod] = v
 	}
 	return v
 }
@@ -264,24 +267,12 @@ func (p *packer) flush(ctx context.Context) {
 }
 
 // signature returns podSignature(pod), computed once per pod.
-func (p *packer) signature(pod *v1.Pod) string {
-	s, ok := p.sigs[pod]
-	if !ok {
-		s = podSignature(pod)
-		p.sigs[pod] = s
-	}
-	return s
-}
+func (p *packer) signature(pod *v1.Pod) string { return perPod(p.sigs, pod, podSignature) }
 
 // requests returns podRequests(pod) and one pod, computed once per pod, so that prescreens
 // count pods against the node's maximum as well. Callers must not change it.
 func (p *packer) requests(pod *v1.Pod) v1.ResourceList {
-	r, ok := p.reqs[pod]
-	if !ok {
-		r = sum(podRequests(pod), onePod)
-		p.reqs[pod] = r
-	}
-	return r
+	return perPod(p.reqs, pod, func(pod *v1.Pod) v1.ResourceList { return sum(podRequests(pod), onePod) })
 }
 
 // onePod is the pod count of one pod.

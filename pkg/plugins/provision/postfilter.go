@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/utils/clock"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
@@ -53,6 +54,7 @@ func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Po
 			return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: released from nodeclaim %s; a node is being planned", Name, claim))
 		}
 		logger.V(4).Info("Pod waits to fit on the node of its nodeclaim", "pod", klog.KObj(pod), "nodeClaim", claim, "node", nodeName)
+		p.retryWhenGraceEnds(logger, claim, since.Add(ReservationGrace))
 		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting to fit on node %s of nodeclaim %s", Name, nodeName, claim))
 	}
 	if u, ok := p.unplanned(pod); ok && !u.Resolvable {
@@ -61,6 +63,52 @@ func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Po
 	logger.V(4).Info("Pod triggers a provisioning round", "pod", klog.KObj(pod))
 	p.batcher.Trigger()
 	return nil, fwk.NewStatus(fwk.Unschedulable, Name+": a node is being planned")
+}
+
+// retryWhenGraceEnds moves the pods of the NodeClaim named claim that are still pending to
+// the scheduler's active queue just after end, once per claim: a pod is released (above) only
+// when it is tried, and one waiting for a sibling that never comes may see no cluster event
+// that retries it (the scheduler's own flush comes after 5 minutes).
+func (p *Provision) retryWhenGraceEnds(logger klog.Logger, claim string, end time.Time) {
+	p.mu.Lock()
+	if p.graceTimers == nil {
+		p.graceTimers = map[string]bool{}
+	}
+	pending := p.graceTimers[claim]
+	p.graceTimers[claim] = true
+	p.mu.Unlock()
+	if pending {
+		return
+	}
+	fire := func() {
+		p.mu.Lock()
+		delete(p.graceTimers, claim)
+		p.mu.Unlock()
+		nc, ok := p.ledger.Claim(claim)
+		if !ok {
+			return
+		}
+		if n := p.activate(klog.NewContext(context.Background(), logger), p.reservedRefs(claim, nc.Spec.Pods)); n > 0 {
+			logger.V(2).Info("Reservation grace over; trying the nodeclaim's pending pods again", "nodeClaim", claim, "pods", n)
+		}
+	}
+	delay := end.Sub(p.opts.Clock.Now()) + time.Second
+	if c, ok := p.opts.Clock.(clock.WithDelayedExecution); ok {
+		c.AfterFunc(delay, fire)
+	} else {
+		time.AfterFunc(delay, fire)
+	}
+}
+
+// reservedRefs returns those of refs whose pods are still reserved on the claim named claim.
+func (p *Provision) reservedRefs(claim string, refs []v1alpha1.PodReference) []v1alpha1.PodReference {
+	var out []v1alpha1.PodReference
+	for _, ref := range refs {
+		if c, _, ok := p.ledger.Reservation(ref.UID); ok && c == claim {
+			out = append(out, ref)
+		}
+	}
+	return out
 }
 
 // registeredSince returns when the node of the NodeClaim named claim registered, if it has.

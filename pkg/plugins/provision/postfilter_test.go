@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,8 +12,11 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/component-base/metrics/testutil"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	"k8s.io/kubernetes/test/utils/ktesting"
@@ -220,5 +224,66 @@ func TestUnschedulableToBound(t *testing.T) {
 		if len(p.unschedulableSince) != 0 {
 			t.Errorf("reserved=%v: %d pods still tracked after binding", reserved, len(p.unschedulableSince))
 		}
+	}
+}
+
+// activatingHandle records the pods it is asked to activate.
+type activatingHandle struct {
+	informerHandle
+	mu        sync.Mutex
+	activated []string
+}
+
+func (h *activatingHandle) Activate(_ klog.Logger, pods map[string]*v1.Pod) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for key := range pods {
+		h.activated = append(h.activated, key)
+	}
+}
+
+// TestPostFilterRetriesWhenGraceEnds: a reserved pod waiting to fit on its registered node
+// is tried again as its ReservationGrace ends (PostFilter then releases it), even if no
+// cluster event would retry it.
+func TestPostFilterRetriesWhenGraceEnds(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pod := pendingPod("a", "1").Obj()
+	factory := informers.NewSharedInformerFactory(fake.NewClientset(pod), 0)
+	factory.Core().V1().Pods().Informer()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	now := time.Now()
+	clk := clocktesting.NewFakeClock(now)
+	h := &activatingHandle{informerHandle: informerHandle{factory: factory}}
+	p := &Provision{handle: h, opts: Options{Clock: clk}, ledger: NewLedger()}
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{registeredAt(claim("c1", "node-1", "a"), now.Add(-time.Minute))})
+
+	for range 2 { // a second wait sets no second timer
+		if _, status := p.PostFilter(ctx, nil, pod, nil); status.Code() != fwk.Unschedulable {
+			t.Fatalf("PostFilter = %v, want waiting", status)
+		}
+	}
+	clk.Step(ReservationGrace - time.Minute)
+	h.mu.Lock()
+	early := len(h.activated)
+	h.mu.Unlock()
+	if early != 0 {
+		t.Fatalf("activated %d pods before the grace ended", early)
+	}
+	clk.Step(2 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		h.mu.Lock()
+		got := append([]string(nil), h.activated...)
+		h.mu.Unlock()
+		if len(got) == 1 && got[0] == "default/a" {
+			break
+		}
+		if len(got) > 1 || time.Now().After(deadline) {
+			t.Fatalf("activated %v as the grace ended, want [default/a] once", got)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -61,6 +61,8 @@ type Provision struct {
 	unschedulableSince map[types.UID]time.Time
 	// selectors caches podSelectors by pod UID (see reservedConflict).
 	selectors map[types.UID]cachedSelectors
+	// graceTimers are the NodeClaims with a retryWhenGraceEnds pending.
+	graceTimers map[string]bool
 }
 
 var _ fwk.PostFilterPlugin = &Provision{}
