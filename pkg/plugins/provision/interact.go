@@ -1,6 +1,10 @@
 package provision
 
 import (
+	"iter"
+	"slices"
+	"strings"
+
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -8,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
 // reservedConflict returns a pod reserved on a NodeClaim, still pending, whose placement
@@ -18,20 +24,17 @@ import (
 // next one, bound first into a zone the plan had not given it, left a reserved pod of its
 // spread over zones unable to fit on its own node until ReservationGrace ran out.
 func (p *Provision) reservedConflict(pod *v1.Pod) *v1.Pod {
-	var mine podSelectors
+	var mine constraintTerms
 	computed := false
-	for _, nc := range p.ledger.Claims() {
-		if p.ledger.isSettled(nc.Name) {
-			continue
-		}
-		for _, r := range p.reservedOn(nc.Name, p.pendingOf(nc.Spec.Pods)) {
+	for _, pending := range p.inFlight() {
+		for _, r := range pending {
 			if r.UID == pod.UID {
 				continue
 			}
 			if !computed {
-				mine, computed = p.selectorsOf(pod), true
+				mine, computed = p.termsOf(pod), true
 			}
-			if mine.selects(r) || p.selectorsOf(r).selects(pod) {
+			if mine.selects(r) || p.termsOf(r).selects(pod) {
 				return r
 			}
 		}
@@ -39,81 +42,126 @@ func (p *Provision) reservedConflict(pod *v1.Pod) *v1.Pod {
 	return nil
 }
 
-// podSelectors are the terms of a pod's topology spread constraints and required inter-pod
-// (anti-)affinity, as selectors of other pods.
-type podSelectors []fwk.AffinityTerm
-
-// selects reports whether one of the terms selects other, by namespace and labels. A term
-// that selects namespaces by label counts as selecting every namespace.
-func (s podSelectors) selects(other *v1.Pod) bool {
-	set := labels.Set(other.Labels)
-	for _, t := range s {
-		inNamespace := t.Namespaces.Has(other.Namespace)
-		if !inNamespace && t.NamespaceSelector != nil {
-			_, selectable := t.NamespaceSelector.Requirements()
-			inNamespace = selectable
-		}
-		if inNamespace && t.Selector != nil && t.Selector.Matches(set) {
-			return true
+// inFlight yields every unsettled NodeClaim with its pods that are still pending and
+// reserved on it, for those that have any.
+func (p *Provision) inFlight() iter.Seq2[*v1alpha1.NodeClaim, []*v1.Pod] {
+	return func(yield func(*v1alpha1.NodeClaim, []*v1.Pod) bool) {
+		for _, nc := range p.ledger.Claims() {
+			if p.ledger.isSettled(nc.Name) {
+				continue
+			}
+			if pending := p.reservedOn(nc.Name, p.pendingOf(nc.Spec.Pods)); len(pending) > 0 && !yield(nc, pending) {
+				return
+			}
 		}
 	}
-	return false
 }
 
-// newPodSelectors returns pod's podSelectors.
-func newPodSelectors(pod *v1.Pod) podSelectors {
-	var out podSelectors
-	if info, err := framework.NewPodInfo(pod); err == nil {
-		out = append(out, info.RequiredAffinityTerms...)
-		out = append(out, info.RequiredAntiAffinityTerms...)
+// constraintTerm is a term of a pod's required inter-pod (anti-)affinity or topology spread
+// constraints, as a selector of other pods; anti marks the required anti-affinity terms.
+type constraintTerm struct {
+	fwk.AffinityTerm
+	anti bool
+}
+
+// constraintTerms are the terms of one pod.
+type constraintTerms []constraintTerm
+
+// newConstraintTerms returns the terms of pod, whose required (anti-)affinity terms info
+// holds parsed (nil: none). A spread constraint's matchLabelKeys only narrows its selector:
+// leaving them out selects more pods, which errs on the safe side.
+func newConstraintTerms(pod *v1.Pod, info *framework.PodInfo) constraintTerms {
+	var out constraintTerms
+	if info != nil {
+		for _, t := range info.RequiredAffinityTerms {
+			out = append(out, constraintTerm{AffinityTerm: t})
+		}
+		for _, t := range info.RequiredAntiAffinityTerms {
+			out = append(out, constraintTerm{AffinityTerm: t, anti: true})
+		}
 	}
 	for _, c := range pod.Spec.TopologySpreadConstraints {
 		sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
 		if err != nil {
-			continue
+			sel = labels.Everything()
 		}
-		out = append(out, fwk.AffinityTerm{Namespaces: sets.New(pod.Namespace), Selector: sel, TopologyKey: c.TopologyKey,
-			NamespaceSelector: labels.Nothing()})
+		out = append(out, constraintTerm{AffinityTerm: fwk.AffinityTerm{Namespaces: sets.New(pod.Namespace), Selector: sel,
+			TopologyKey: c.TopologyKey, NamespaceSelector: labels.Nothing()}})
 	}
 	return out
 }
 
-// cachedSelectors are a pod's podSelectors, with its name for pruneSelectors.
-type cachedSelectors struct {
-	namespace, name string
-	selectors       podSelectors
+// anyNamespace reports whether t selects namespaces by label, or all of them: with no
+// namespaces at hand, that counts as any namespace.
+func (t constraintTerm) anyNamespace() bool {
+	if t.NamespaceSelector == nil {
+		return false
+	}
+	_, selectable := t.NamespaceSelector.Requirements()
+	return selectable
 }
 
-// selectorsOf returns pod's podSelectors, computed once per pod UID (see pruneSelectors).
-func (p *Provision) selectorsOf(pod *v1.Pod) podSelectors {
+// selects reports whether t selects other, by namespace and labels.
+func (t constraintTerm) selects(other *v1.Pod) bool {
+	return (t.anyNamespace() || t.Namespaces.Has(other.Namespace)) && t.Selector != nil && t.Selector.Matches(labels.Set(other.Labels))
+}
+
+// key identifies what t selects, and whether it is an anti-affinity term.
+func (t constraintTerm) key() string {
+	ns := "*"
+	if !t.anyNamespace() {
+		ns = strings.Join(sets.List(t.Namespaces), ",")
+	}
+	kind := "with"
+	if t.anti {
+		kind = "anti"
+	}
+	return kind + "|" + ns + "|" + t.Selector.String()
+}
+
+// selects reports whether one of the terms selects other.
+func (ts constraintTerms) selects(other *v1.Pod) bool {
+	return slices.ContainsFunc(ts, func(t constraintTerm) bool { return t.selects(other) })
+}
+
+// cachedTerms are a pod's constraintTerms, with its name for pruneTerms.
+type cachedTerms struct {
+	namespace, name string
+	terms           constraintTerms
+}
+
+// termsOf returns pod's constraintTerms, computed once per pod UID (see pruneTerms).
+func (p *Provision) termsOf(pod *v1.Pod) constraintTerms {
 	p.mu.Lock()
-	c, ok := p.selectors[pod.UID]
+	c, ok := p.terms[pod.UID]
 	p.mu.Unlock()
 	if ok {
-		return c.selectors
+		return c.terms
 	}
-	s := newPodSelectors(pod)
+	// Like NodeInfo.AddPod, ignore terms the apiserver let through unparsed.
+	info, _ := framework.NewPodInfo(pod)
+	ts := newConstraintTerms(pod, info)
 	p.mu.Lock()
-	if p.selectors == nil {
-		p.selectors = map[types.UID]cachedSelectors{}
+	if p.terms == nil {
+		p.terms = map[types.UID]cachedTerms{}
 	}
-	p.selectors[pod.UID] = cachedSelectors{pod.Namespace, pod.Name, s}
+	p.terms[pod.UID] = cachedTerms{pod.Namespace, pod.Name, ts}
 	p.mu.Unlock()
-	return s
+	return ts
 }
 
-// pruneSelectors forgets the selectors of pods that are no longer pending.
-func (p *Provision) pruneSelectors() {
+// pruneTerms forgets the terms of pods that are no longer pending.
+func (p *Provision) pruneTerms() {
 	p.mu.Lock()
-	entries := make(map[types.UID]cachedSelectors, len(p.selectors))
-	for uid, c := range p.selectors {
+	entries := make(map[types.UID]cachedTerms, len(p.terms))
+	for uid, c := range p.terms {
 		entries[uid] = c
 	}
 	p.mu.Unlock()
 	for uid, c := range entries {
 		if _, ok := p.unbound(c.namespace, c.name, uid); !ok {
 			p.mu.Lock()
-			delete(p.selectors, uid)
+			delete(p.terms, uid)
 			p.mu.Unlock()
 		}
 	}

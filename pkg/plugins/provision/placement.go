@@ -289,21 +289,11 @@ func (p *packer) install(_ context.Context, n *openNode, t *Template) {
 // acceptsAll checks every pod of n on n as installed, each with the others in place.
 func (p *packer) acceptsAll(ctx context.Context, n *openNode) bool {
 	for _, q := range n.pods {
-		if !p.checkInPlace(ctx, q, n.name).IsSuccess() {
+		if !p.sim.CheckPlaced(ctx, p.logger, q, n.name).IsSuccess() {
 			return false
 		}
 	}
 	return true
-}
-
-// checkInPlace takes pod off nodeName, checks it there, and puts it back.
-func (p *packer) checkInPlace(ctx context.Context, pod *v1.Pod, nodeName string) *fwk.Status {
-	if err := p.sim.snap.removePod(p.logger, pod, nodeName); err != nil {
-		return fwk.AsStatus(err)
-	}
-	st := p.sim.Check(ctx, pod, nodeName)
-	_ = p.sim.snap.addPod(pod, nodeName)
-	return st
 }
 
 func (p *packer) reserve(t *Template) { addTo(p.used[t.Provisioner.Name], t.InstanceType.Capacity) }

@@ -88,7 +88,7 @@ func (p *Provision) retryWhenGraceEnds(logger klog.Logger, claim string, end tim
 		if !ok {
 			return
 		}
-		if n := p.activate(klog.NewContext(context.Background(), logger), p.reservedRefs(claim, nc.Spec.Pods)); n > 0 {
+		if n := p.activatePods(logger, p.reservedOn(claim, p.pendingOf(nc.Spec.Pods))); n > 0 {
 			logger.V(2).Info("Reservation grace over; trying the nodeclaim's pending pods again", "nodeClaim", claim, "pods", n)
 		}
 	}
@@ -98,17 +98,6 @@ func (p *Provision) retryWhenGraceEnds(logger klog.Logger, claim string, end tim
 	} else {
 		time.AfterFunc(delay, fire)
 	}
-}
-
-// reservedRefs returns those of refs whose pods are still reserved on the claim named claim.
-func (p *Provision) reservedRefs(claim string, refs []v1alpha1.PodReference) []v1alpha1.PodReference {
-	var out []v1alpha1.PodReference
-	for _, ref := range refs {
-		if c, _, ok := p.ledger.Reservation(ref.UID); ok && c == claim {
-			out = append(out, ref)
-		}
-	}
-	return out
 }
 
 // registeredSince returns when the node of the NodeClaim named claim registered, if it has.

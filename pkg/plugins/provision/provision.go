@@ -59,8 +59,8 @@ type Provision struct {
 	activated map[string]bool
 	// unschedulableSince is when each unbound pod was first seen unschedulable.
 	unschedulableSince map[types.UID]time.Time
-	// selectors caches podSelectors by pod UID (see reservedConflict).
-	selectors map[types.UID]cachedSelectors
+	// terms caches constraintTerms by pod UID (see reservedConflict).
+	terms map[types.UID]cachedTerms
 	// graceTimers are the NodeClaims with a retryWhenGraceEnds pending.
 	graceTimers map[string]bool
 }

@@ -32,7 +32,7 @@ func (p *Provision) round(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	start := p.opts.Clock.Now()
 	defer func() { roundDuration.Observe(p.opts.Clock.Since(start).Seconds()) }()
-	p.pruneSelectors()
+	p.pruneTerms()
 	pods := p.pendingPods(logger)
 	if p.opts.Cloud == nil {
 		provisioningRounds.WithLabelValues(resultNoCloud).Inc()
@@ -136,14 +136,7 @@ func (p *Provision) withInFlight(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node,
 	for _, n := range nodes {
 		existing[n.Name] = true
 	}
-	for _, nc := range p.ledger.Claims() {
-		if p.ledger.isSettled(nc.Name) {
-			continue
-		}
-		pending := p.reservedOn(nc.Name, p.pendingOf(nc.Spec.Pods))
-		if len(pending) == 0 {
-			continue
-		}
+	for nc, pending := range p.inFlight() {
 		name := nc.Status.NodeName
 		if name == "" {
 			name = "nodeclaim-" + nc.Name

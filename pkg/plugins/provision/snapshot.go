@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/backend/cache"
@@ -41,9 +39,9 @@ type snapshot struct {
 	usedPVCs                       map[string]int
 	// pods caches what the snapshot derives from a pod, by pod.
 	pods map[*v1.Pod]*podEntry
-	// selectors counts, by selectorKey, the label selectors of the required inter-pod
-	// (anti-)affinity terms and topology spread constraints of the snapshot's pods: the
-	// pods whose labels one of them matches are the ones whose placement others depend on.
+	// selectors counts, by constraintTerm.key, the terms of the required inter-pod
+	// (anti-)affinity and topology spread constraints of the snapshot's pods: the pods one
+	// of them selects are the ones whose placement others depend on.
 	selectors map[string]*selectorEntry
 	// selectorsGen changes when a selector comes or goes.
 	selectorsGen uint64
@@ -54,23 +52,17 @@ type podEntry struct {
 	info *framework.PodInfo
 	// class is the pod's class, computed on first use (see snapshot.class).
 	class string
-	// selectors are the selectorKeys of the pod's constraints.
+	// selectors are the keys of the pod's constraintTerms.
 	selectors []string
 	// matched caches matchedBy for selectorsGen matchedGen.
 	matchedGen uint64
 	matched    selectorMatch
 }
 
-// selectorEntry is one selector of the snapshot's constraints and how many of its pods
+// selectorEntry is one term of the snapshot's pods' constraints and how many of its pods
 // carry it.
 type selectorEntry struct {
-	selector labels.Selector
-	// namespaces the selector applies in; nil for any namespace (a namespace selector,
-	// which the snapshot cannot evaluate, counts as any).
-	namespaces map[string]bool
-	// anti is true for a required anti-affinity term: a pod it matches can be turned away
-	// from a node by the pod that carries it.
-	anti bool
+	term constraintTerm
 	pods int
 }
 
@@ -261,65 +253,18 @@ func (s *snapshot) IsPVCUsedByPods(key string) bool {
 	return s.usedPVCs[key] > 0
 }
 
-// registerSelectors returns the selectorKeys of pod's required inter-pod (anti-)affinity
-// terms and topology spread constraints, adding each new one to s.selectors with no pods.
+// registerSelectors returns the keys of pod's constraintTerms, adding each new one to
+// s.selectors with no pods.
 func (s *snapshot) registerSelectors(pod *v1.Pod, info *framework.PodInfo) []string {
 	var keys []string
-	add := func(kind string, sel labels.Selector, namespaces map[string]bool, anti bool) {
-		key := selectorKey(kind, sel, namespaces)
+	for _, t := range newConstraintTerms(pod, info) {
+		key := t.key()
 		if _, ok := s.selectors[key]; !ok {
-			s.selectors[key] = &selectorEntry{selector: sel, namespaces: namespaces, anti: anti}
+			s.selectors[key] = &selectorEntry{term: t}
 		}
 		keys = append(keys, key)
 	}
-	if info != nil {
-		for _, t := range info.RequiredAffinityTerms {
-			add("affinity", t.Selector, termNamespaces(t), false)
-		}
-		for _, t := range info.RequiredAntiAffinityTerms {
-			add("anti", t.Selector, termNamespaces(t), true)
-		}
-	}
-	for _, c := range pod.Spec.TopologySpreadConstraints {
-		// matchLabelKeys only narrows the selector: leaving it out selects more pods, which
-		// errs on the safe side.
-		sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
-		if err != nil {
-			sel = labels.Everything()
-		}
-		add("spread", sel, map[string]bool{pod.Namespace: true}, false)
-	}
 	return keys
-}
-
-// termNamespaces returns the namespaces an affinity term applies in, nil for any.
-func termNamespaces(t fwk.AffinityTerm) map[string]bool {
-	if t.NamespaceSelector != nil {
-		if _, selectable := t.NamespaceSelector.Requirements(); selectable {
-			// It selects namespaces by label, or all of them: the snapshot has no
-			// namespaces, so any.
-			return nil
-		}
-	}
-	ns := map[string]bool{}
-	for n := range t.Namespaces {
-		ns[n] = true
-	}
-	return ns
-}
-
-// selectorKey identifies a selector of a kind of constraint in some namespaces.
-func selectorKey(kind string, sel labels.Selector, namespaces map[string]bool) string {
-	ns := "*"
-	if namespaces != nil {
-		names := make([]string, 0, len(namespaces))
-		for n := range namespaces {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		ns = strings.Join(names, ",")
-	}
-	return kind + "|" + ns + "|" + sel.String()
 }
 
 // countSelectors adds delta to the pod counts of pod's selectors, noting when one comes or
@@ -343,16 +288,12 @@ func (s *snapshot) matchedBy(pod *v1.Pod) selectorMatch {
 		return e.matched
 	}
 	var m selectorMatch
-	set := labels.Set(pod.Labels)
 	for _, sel := range s.selectors {
-		if sel.pods == 0 || (sel.namespaces != nil && !sel.namespaces[pod.Namespace]) {
-			continue
-		}
-		if (m.any && (m.anti || !sel.anti)) || !sel.selector.Matches(set) {
+		if sel.pods == 0 || (m.any && (m.anti || !sel.term.anti)) || !sel.term.selects(pod) {
 			continue
 		}
 		m.any = true
-		m.anti = m.anti || sel.anti
+		m.anti = m.anti || sel.term.anti
 	}
 	// +1 so that the zero value of a new entry is never current.
 	e.matched, e.matchedGen = m, s.selectorsGen+1

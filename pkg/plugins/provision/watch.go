@@ -209,12 +209,17 @@ func (p *Provision) activateOnce(ctx context.Context, nc *v1alpha1.NodeClaim) {
 // activate moves the pending pods among refs to the scheduler's active queue, and returns
 // how many there were.
 func (p *Provision) activate(ctx context.Context, refs []v1alpha1.PodReference) int {
+	return p.activatePods(klog.FromContext(ctx), p.pendingOf(refs))
+}
+
+// activatePods moves pods to the scheduler's active queue, and returns how many there were.
+func (p *Provision) activatePods(logger klog.Logger, pending []*v1.Pod) int {
 	pods := map[string]*v1.Pod{}
-	for _, pod := range p.pendingOf(refs) {
+	for _, pod := range pending {
 		pods[pod.Namespace+"/"+pod.Name] = pod
 	}
 	if len(pods) > 0 {
-		p.handle.Activate(klog.FromContext(ctx), pods)
+		p.handle.Activate(logger, pods)
 	}
 	return len(pods)
 }
