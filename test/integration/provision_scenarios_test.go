@@ -440,3 +440,45 @@ func TestProvisionRestartMidRound(t *testing.T) {
 	}
 	env.assertNoStrandedPods()
 }
+
+// TestProvisionIntoLaunchedNodesRoom: pods that arrive while a node is launched and not yet
+// joined go into the room it has left, as far as it goes, and only the rest get a new node.
+// One pod of 1 CPU gets a t3a.xlarge (3.9 CPUs allocatable); three more come while it joins:
+// two are reserved in its spare room, one gets a second NodeClaim.
+func TestProvisionIntoLaunchedNodesRoom(t *testing.T) {
+	spec := spotIn("us-east-1a")
+	spec.Requirements = append(spec.Requirements, requirement(corev1.LabelInstanceTypeStable, "t3a.xlarge"))
+	env := newProvisionEnv(t, spec, func(o *emulator.Options) { o.JoinDelay = 20 * time.Second })
+	env.createPods([]*corev1.Pod{env.pod("first", "1").Obj()})
+	var first v1alpha1.NodeClaim
+	framework.Eventually(env.ctx, t, 30*time.Second, "the first nodeclaim launched", func(context.Context) (bool, error) {
+		claims := env.claims()
+		if len(claims) == 0 || claims[0].Status.InstanceType == "" {
+			return false, nil
+		}
+		first = claims[0]
+		return true, nil
+	})
+	env.createPods([]*corev1.Pod{env.pod("more-0", "1").Obj(), env.pod("more-1", "1").Obj(), env.pod("more-2", "1").Obj()})
+	framework.Eventually(env.ctx, t, 30*time.Second, "pods reserved in the spare room", func(context.Context) (bool, error) {
+		return strings.Contains(env.log(), "Reserved 2 pod(s) in the spare room of nodeclaim "+first.Name), nil
+	})
+	if node, err := env.client.CoreV1().Nodes().Get(env.ctx, first.Status.NodeName, metav1.GetOptions{}); err == nil {
+		t.Fatalf("node %s registered (at %s) before the pods were reserved: the test did not test the room of a node still joining",
+			node.Name, node.CreationTimestamp)
+	}
+	env.waitForEvent("Reserved", "planned into its spare room")
+
+	pods := env.runningPods(4)
+	perNode := map[string]int{}
+	for _, p := range pods {
+		perNode[p.Spec.NodeName]++
+	}
+	if perNode[first.Status.NodeName] != 3 {
+		t.Errorf("pods per node %v, want 3 on %s, the first nodeclaim's", perNode, first.Status.NodeName)
+	}
+	if claims := env.claims(); len(claims) != 2 {
+		t.Errorf("%d nodeclaims, want 2: the first and one for the pod its room could not hold", len(claims))
+	}
+	env.assertNoStrandedPods()
+}

@@ -72,11 +72,7 @@ func (p *Provision) pendingReserved(claim string, uid types.UID) int {
 	if p.ledger.isSettled(claim) {
 		return 0
 	}
-	nc, ok := p.ledger.Claim(claim)
-	if !ok {
-		return 0
-	}
-	pending := p.pendingOf(nc.Spec.Pods)
+	pending := p.pendingOf(p.ledger.Pods(claim))
 	for _, pod := range pending {
 		if pod.UID == uid {
 			return 0

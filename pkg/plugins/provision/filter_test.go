@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -158,7 +159,9 @@ func TestPlanHonoursOutOfTreeFilters(t *testing.T) {
 }
 
 // TestWithInFlight: a round sees the pending pods of an earlier round's claim on a stand-in
-// of its node, with the zone the claim launches in, and nothing of a settled claim.
+// of its node, with the zone the claim launches in, and nothing of a settled claim; a
+// launched claim whose node has not registered stands in too, with its instance, for its
+// spare room, pods pending or not, but not once its node exists or it terminates.
 func TestWithInFlight(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -170,10 +173,23 @@ func TestWithInFlight(t *testing.T) {
 	p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger(), args: &Args{Region: "us-east-1"}}
 	c1 := claim("c1", "", "a")
 	c1.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{"us-east-1b"}}}
-	p.ledger.Rebuild([]*v1alpha1.NodeClaim{c1, claim("c2", "node-2", "gone")})
-	nodes, bound := p.withInFlight(nil, nil)
-	if len(nodes) != 1 || len(bound) != 1 {
-		t.Fatalf("withInFlight added %d nodes and %d pods, want 1 and 1", len(nodes), len(bound))
+	launched := func(nc *v1alpha1.NodeClaim) *v1alpha1.NodeClaim {
+		nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType = "m5.large", "us-east-1c", "spot"
+		return nc
+	}
+	c4 := launched(claim("c4", "node-4"))
+	c4.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionTerminating, Status: metav1.ConditionTrue}}
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{c1, claim("c2", "node-2", "gone"), launched(claim("c3", "node-3", "gone")), c4,
+		launched(claim("c5", "node-5"))})
+	existing := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-5"}}
+	nodes, bound, room := p.withInFlight([]*v1.Node{existing}, nil)
+	if len(nodes) != 3 || len(bound) != 1 {
+		t.Fatalf("withInFlight gave %d nodes and %d pods, want 3 (node-5, nodeclaim-c1, node-3) and 1", len(nodes), len(bound))
+	}
+	nodes = nodes[1:]
+	want := []InFlightNode{{Claim: "c3", Node: "node-3", Provisioner: "default", InstanceType: "m5.large", Zone: "us-east-1c", CapacityType: "spot"}}
+	if !reflect.DeepEqual(room, want) {
+		t.Errorf("in-flight nodes with room %+v, want %+v", room, want)
 	}
 	if n := nodes[0]; n.Name != "nodeclaim-c1" || n.Labels[v1.LabelTopologyZone] != "us-east-1b" || n.Labels[v1.LabelHostname] != "nodeclaim-c1" {
 		t.Errorf("stand-in node %s labels %v, want nodeclaim-c1 in us-east-1b", n.Name, n.Labels)

@@ -78,7 +78,9 @@ func createNodeClaim(ctx context.Context, client dynamic.Interface, nc *v1alpha1
 // Ledger is the plugin's memory of which pod is reserved on which in-flight NodeClaim, and
 // which node each claim became. NodeClaims are its source of truth: spec.pods never changes
 // (the spec is immutable), so the ledger is rebuilt from them after a restart (Rebuild) and
-// kept up to date from their events (Set, Delete). It is safe for concurrent use: PostFilter
+// kept up to date from their events (Set, Delete). Pods a later round put into the spare room
+// of a launched claim (Add) are kept in memory only: after a restart the next round finds
+// the same room and reserves them there again. It is safe for concurrent use: PostFilter
 // reads it on the scheduling goroutine while rounds and informers write it.
 type Ledger struct {
 	mu     sync.RWMutex
@@ -90,12 +92,14 @@ type Ledger struct {
 	settled map[string]bool
 	// byNode are the claims by the name of their node, known from the launch on.
 	byNode map[string]string
+	// added are, by claim, the pods reserved in its spare room after it was written (Add).
+	added map[string][]v1alpha1.PodReference
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
 	return &Ledger{byPod: map[types.UID]string{}, claims: map[string]*v1alpha1.NodeClaim{},
-		released: map[types.UID]bool{}, settled: map[string]bool{}, byNode: map[string]string{}}
+		released: map[types.UID]bool{}, settled: map[string]bool{}, byNode: map[string]string{}, added: map[string][]v1alpha1.PodReference{}}
 }
 
 // Rebuild replaces the ledger's content with the reservations of claims.
@@ -104,6 +108,7 @@ func (l *Ledger) Rebuild(claims []*v1alpha1.NodeClaim) {
 	defer l.mu.Unlock()
 	l.byPod, l.claims = map[types.UID]string{}, map[string]*v1alpha1.NodeClaim{}
 	l.released, l.settled, l.byNode = map[types.UID]bool{}, map[string]bool{}, map[string]string{}
+	l.added = map[string][]v1alpha1.PodReference{}
 	for _, nc := range claims {
 		l.setLocked(nc)
 	}
@@ -139,6 +144,45 @@ func (l *Ledger) Release(uid types.UID) {
 	defer l.mu.Unlock()
 	delete(l.byPod, uid)
 	l.released[uid] = true
+}
+
+// Add reserves pods on the NodeClaim named name, in the room its node has left beyond the
+// pods it was written for. It reports false, reserving nothing, if the ledger does not hold
+// the claim (deleted meanwhile).
+func (l *Ledger) Add(name string, pods []*v1.Pod) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.claims[name]; !ok {
+		return false
+	}
+	for _, pod := range pods {
+		l.added[name] = append(l.added[name], v1alpha1.PodReference{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID})
+		l.byPod[pod.UID] = name
+		delete(l.released, pod.UID)
+	}
+	// Pods pending again: the claim is no longer settled.
+	delete(l.settled, name)
+	return true
+}
+
+// Pods returns the pods the NodeClaim named name is for: those it was written for and those
+// added to its spare room since, released ones included (see Reservation).
+func (l *Ledger) Pods(name string) []v1alpha1.PodReference {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	nc, ok := l.claims[name]
+	if !ok {
+		return nil
+	}
+	return l.podsLocked(nc)
+}
+
+func (l *Ledger) podsLocked(nc *v1alpha1.NodeClaim) []v1alpha1.PodReference {
+	added := l.added[nc.Name]
+	if len(added) == 0 {
+		return nc.Spec.Pods
+	}
+	return append(append(make([]v1alpha1.PodReference, 0, len(nc.Spec.Pods)+len(added)), nc.Spec.Pods...), added...)
 }
 
 // Claims returns every NodeClaim the ledger holds.
@@ -177,8 +221,8 @@ func (l *Ledger) settle(name string) {
 	}
 }
 
-// Delete forgets the NodeClaim named name and releases its pods, to be planned again.
-// It returns the released pods.
+// Delete forgets the NodeClaim named name and releases its pods (added ones too), to be
+// planned again. It returns the released pods.
 func (l *Ledger) Delete(name string) []v1alpha1.PodReference {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -190,18 +234,20 @@ func (l *Ledger) deleteLocked(name string) []v1alpha1.PodReference {
 	if !ok {
 		return nil
 	}
+	pods := l.podsLocked(nc)
 	delete(l.claims, name)
 	delete(l.settled, name)
+	delete(l.added, name)
 	if l.byNode[nc.Status.NodeName] == name {
 		delete(l.byNode, nc.Status.NodeName)
 	}
-	for _, ref := range nc.Spec.Pods {
+	for _, ref := range pods {
 		if l.byPod[ref.UID] == name {
 			delete(l.byPod, ref.UID)
 		}
 		delete(l.released, ref.UID)
 	}
-	return nc.Spec.Pods
+	return pods
 }
 
 // Reservation returns the NodeClaim the pod with uid is reserved on and the name of its

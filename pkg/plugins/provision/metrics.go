@@ -56,7 +56,13 @@ var (
 	podsReserved = metrics.NewCounterVec(&metrics.CounterOpts{
 		Subsystem:      metricsSubsystem,
 		Name:           "pods_reserved_total",
-		Help:           "Pods reserved on a NodeClaim written by a provisioning round, by provisioner.",
+		Help:           "Pods a provisioning round reserved on a NodeClaim, written for them or launched earlier, by provisioner.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{labelProvisioner})
+	podsAddedToClaims = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "pods_reserved_in_spare_room_total",
+		Help:           "Pods a provisioning round reserved in the spare room of a NodeClaim launched earlier, by provisioner.",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{labelProvisioner})
 	podsUnplanned = metrics.NewCounter(&metrics.CounterOpts{
@@ -92,6 +98,6 @@ var registerOnce sync.Once
 // registerMetrics registers the plugin's metrics with the scheduler's registry, once.
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsUnplanned, podsStranded, podUnschedulableToBound, podsReleased)
+		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsAddedToClaims, podsUnplanned, podsStranded, podUnschedulableToBound, podsReleased)
 	})
 }

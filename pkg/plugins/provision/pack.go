@@ -34,6 +34,9 @@ type PlanInput struct {
 	// Used is, by Provisioner name, the capacity of its nodes and in-flight NodeClaims, which
 	// its limits count.
 	Used map[string]v1.ResourceList
+	// InFlight are nodes of NodeClaims launched by earlier rounds and not yet registered,
+	// among Nodes as stand-ins, whose spare room pods may be planned into.
+	InFlight []InFlightNode
 	// Region is the region label of the nodes.
 	Region string
 	// Framework builds the framework that judges placements; nil means
@@ -41,10 +44,30 @@ type PlanInput struct {
 	Framework FrameworkFactory
 }
 
+// InFlightNode is the node of a NodeClaim that has launched and not yet registered: the
+// instance it will be is known, and so is the room it will have.
+type InFlightNode struct {
+	// Claim is the NodeClaim's name, Node the name of its node in PlanInput.Nodes.
+	Claim, Node string
+	// Provisioner, InstanceType, Zone and CapacityType are the claim's and its instance's.
+	Provisioner, InstanceType, Zone, CapacityType string
+}
+
+// AddedPods are pods planned into the spare room of an in-flight node.
+type AddedPods struct {
+	// Claim is the NodeClaim of the node, Node its name in PlanInput.Nodes.
+	Claim, Node string
+	// Pods are the pods planned there.
+	Pods []*v1.Pod
+}
+
 // Packing is the nodes to launch for pending pods: Plan's result.
 type Packing struct {
 	// Nodes are the planned nodes, in the order they were opened.
 	Nodes []*PlannedNode
+	// Added are the pods planned into the spare room of in-flight nodes, which need no new
+	// node.
+	Added []*AddedPods
 	// Unplanned are the pods no new node was planned for, with the reasons.
 	Unplanned []*Unplanned
 	// Checks, PreFilters and CacheHits count the simulator's Filter runs, PreFilter runs
@@ -93,6 +116,9 @@ type openNode struct {
 	// stale is true when the snapshot holds the node as another candidate than
 	// candidates[0] (see packer.flushNode).
 	stale bool
+	// claim is, for an in-flight node (see PlanInput.InFlight), its NodeClaim: its one
+	// candidate is its instance type, and pods holds only the pods planned there now.
+	claim string
 }
 
 // packer is the state of one Plan call.
@@ -104,6 +130,7 @@ type packer struct {
 	templates map[string][]*Template // by Provisioner, cheapest first
 	used      map[string]v1.ResourceList
 	nodes     []*openNode
+	inFlight  []*openNode
 	unplanned []*Unplanned
 	phantoms  []string
 	// sigs, reqs and invariants cache podSignature, podRequests and invariantOnly by pod,
@@ -134,6 +161,7 @@ func Plan(ctx context.Context, in PlanInput) (*Packing, error) {
 		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{}}
 	p.buildTemplates()
 	p.addPhantoms()
+	p.openInFlight()
 	pods := append([]*v1.Pod(nil), in.Pods...)
 	sortLargestFirst(pods)
 	for _, pod := range pods {
@@ -144,6 +172,11 @@ func Plan(ctx context.Context, in PlanInput) (*Packing, error) {
 	}
 	p.confirm(ctx)
 	plan := &Packing{Unplanned: p.unplanned}
+	for _, n := range p.inFlight {
+		if len(n.pods) > 0 {
+			plan.Added = append(plan.Added, &AddedPods{Claim: n.claim, Node: n.name, Pods: n.pods})
+		}
+	}
 	for _, n := range p.nodes {
 		if len(n.pods) == 0 {
 			continue
@@ -242,6 +275,54 @@ func (p *packer) addPhantoms() {
 			p.phantoms = append(p.phantoms, name)
 		}
 	}
+}
+
+// openInFlight gives the stand-in of each in-flight node the room of its instance type: it
+// becomes its template, with the DaemonSet pods and the pods already reserved there, and is
+// tried before any new node. A node whose Provisioner or instance type the round does not
+// know keeps no room.
+func (p *packer) openInFlight() {
+	on := map[string][]*v1.Pod{}
+	for _, pod := range p.in.ScheduledPods {
+		on[pod.Spec.NodeName] = append(on[pod.Spec.NodeName], pod)
+	}
+	for _, f := range p.in.InFlight {
+		t := p.inFlightTemplate(f)
+		if t == nil || p.sim.snap.nodes[f.Node] == nil {
+			p.logger.V(4).Info("No room known for in-flight nodeclaim", "nodeClaim", f.Claim, "instanceType", f.InstanceType)
+			continue
+		}
+		r := t.renamed(f.Node)
+		n := &openNode{name: f.Node, claim: f.Claim, candidates: []*Template{r}, podReqs: v1.ResourceList{}}
+		for _, pod := range on[f.Node] {
+			addTo(n.podReqs, p.requests(pod))
+		}
+		p.sim.snap.removeNode(f.Node)
+		p.sim.snap.addNode(r.Node, append(append([]*v1.Pod(nil), r.DaemonPods...), on[f.Node]...)...)
+		p.inFlight = append(p.inFlight, n)
+	}
+}
+
+// inFlightTemplate returns the template of in-flight node f's instance, nil if its
+// Provisioner or instance type is not among the round's.
+func (p *packer) inFlightTemplate(f InFlightNode) *Template {
+	for _, prov := range p.provs {
+		if prov.Name != f.Provisioner {
+			continue
+		}
+		for _, it := range p.in.InstanceTypes[prov.Name] {
+			if it.Name != f.InstanceType {
+				continue
+			}
+			for _, o := range it.Offerings {
+				// Available or not: the instance exists.
+				if o.Zone == f.Zone && o.CapacityType == f.CapacityType {
+					return NewTemplate(p.logger, prov, it, o, p.in.Region, f.Node, p.in.DaemonSets)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // sortLargestFirst orders pods by CPU request, then memory request, largest first, then by

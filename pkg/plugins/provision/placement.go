@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -22,6 +23,12 @@ func (p *packer) place(ctx context.Context, pod *v1.Pod) {
 	if !p.sim.independent(pod) {
 		// Its fit can depend on every planned node: they must all stand as planned.
 		p.flush(ctx)
+	}
+	for _, n := range p.inFlight {
+		if p.tryAddInFlight(ctx, n, pod, sig, req) {
+			p.logger.V(5).Info("Planned pod into the spare room of an in-flight node", "pod", klog.KObj(pod), "node", n.name, "nodeClaim", n.claim)
+			return
+		}
 	}
 	for _, n := range p.nodes {
 		if p.tryAdd(ctx, n, pod, sig, req) {
@@ -175,6 +182,21 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, pod *v1.Pod, sig strin
 		p.install(ctx, n, n.candidates[0])
 	}
 	return false
+}
+
+// tryAddInFlight puts pod on in-flight node n if its Filter plugins accept it there, with
+// the pods reserved on it and those planned there now. Only movable pods go into such room:
+// a pod reserved on a claim skips the wait of pods that interact with pods still pending on
+// other claims (see Provision.reservedConflict), and the pods reserved earlier were planned
+// without it, so it must neither constrain nor be constrained by another pod.
+func (p *packer) tryAddInFlight(ctx context.Context, n *openNode, pod *v1.Pod, sig string, req v1.ResourceList) bool {
+	if !p.sim.movable(pod) || p.prescreen(n.candidates[0], pod, sig, req, n.podReqs) != "" || !p.sim.Check(ctx, pod, n.name).IsSuccess() {
+		return false
+	}
+	n.pods = append(n.pods, pod)
+	addTo(n.podReqs, req)
+	_ = p.sim.snap.addPod(pod, n.name)
+	return true
 }
 
 // sameOnEveryCandidate are the Filter plugins whose verdict on a node does not change when
@@ -358,7 +380,7 @@ func (p *packer) confirm(ctx context.Context) {
 	p.flush(ctx)
 	for changed := true; changed; {
 		changed = false
-		for _, n := range p.nodes {
+		for _, n := range slices.Concat(p.inFlight, p.nodes) {
 			var kept []*v1.Pod
 			for _, pod := range n.pods {
 				if st := p.sim.CheckPlaced(ctx, p.logger, pod, n.name); !st.IsSuccess() {

@@ -84,11 +84,7 @@ func (p *Provision) retryWhenGraceEnds(logger klog.Logger, claim string, end tim
 		p.mu.Lock()
 		delete(p.graceTimers, claim)
 		p.mu.Unlock()
-		nc, ok := p.ledger.Claim(claim)
-		if !ok {
-			return
-		}
-		if n := p.activatePods(logger, p.reservedOn(claim, p.pendingOf(nc.Spec.Pods))); n > 0 {
+		if n := p.activatePods(logger, p.reservedOn(claim, p.pendingOf(p.ledger.Pods(claim)))); n > 0 {
 			logger.V(2).Info("Reservation grace over; trying the nodeclaim's pending pods again", "nodeClaim", claim, "pods", n)
 		}
 	}

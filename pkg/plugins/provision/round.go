@@ -3,11 +3,13 @@ package provision
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -62,6 +64,7 @@ func (p *Provision) round(ctx context.Context) {
 	}
 	provisioningRounds.WithLabelValues(resultPlanned).Inc()
 	logPacking(logger, plan)
+	p.addToClaims(ctx, plan.Added)
 	p.writeClaims(ctx, plan)
 	p.recordUnplanned(plan.Unplanned)
 }
@@ -113,7 +116,7 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, 
 			in.ScheduledPods = append(in.ScheduledPods, pod)
 		}
 	}
-	in.Nodes, in.ScheduledPods = p.withInFlight(in.Nodes, in.ScheduledPods)
+	in.Nodes, in.ScheduledPods, in.InFlight = p.withInFlight(in.Nodes, in.ScheduledPods)
 	if in.DaemonSets, err = informers.Apps().V1().DaemonSets().Lister().List(labels.Everything()); err != nil {
 		return nil, fmt.Errorf("listing daemonsets: %w", err)
 	}
@@ -130,28 +133,46 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, 
 // the cluster does not show yet: each unsettled NodeClaim's pending pods, bound to its node,
 // which stands in with the topology labels it will have (zone, capacity type, hostname) and
 // no room. A round then plans topology spread and (anti-)affinity with the pods of the
-// rounds before it where they will run, not as if they did not exist.
-func (p *Provision) withInFlight(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node, []*v1.Pod) {
+// rounds before it where they will run, not as if they did not exist. The claims launched
+// and not yet registered, whose instance type is known, are returned as well: Plan gives
+// their stand-ins the room of that type and plans pods into what is left of it.
+func (p *Provision) withInFlight(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node, []*v1.Pod, []InFlightNode) {
 	existing := map[string]bool{}
 	for _, n := range nodes {
 		existing[n.Name] = true
 	}
-	for nc, pending := range p.inFlight() {
+	pending := map[string][]*v1.Pod{}
+	for nc, pods := range p.inFlight() {
+		pending[nc.Name] = pods
+	}
+	claims := p.ledger.Claims()
+	slices.SortFunc(claims, func(a, b *v1alpha1.NodeClaim) int { return strings.Compare(a.Name, b.Name) })
+	var room []InFlightNode
+	for _, nc := range claims {
 		name := nc.Status.NodeName
 		if name == "" {
 			name = "nodeclaim-" + nc.Name
+		}
+		launched := nc.Status.InstanceType != "" && nc.Status.NodeName != "" && !existing[name] &&
+			!meta.IsStatusConditionTrue(nc.Status.Conditions, v1alpha1.ConditionTerminating)
+		if len(pending[nc.Name]) == 0 && !launched {
+			continue
 		}
 		if !existing[name] {
 			nodes = append(nodes, inFlightNode(nc, name, p.args.Region))
 			existing[name] = true
 		}
-		for _, pod := range pending {
+		if launched {
+			room = append(room, InFlightNode{Claim: nc.Name, Node: name, Provisioner: nc.Spec.Provisioner,
+				InstanceType: nc.Status.InstanceType, Zone: nc.Status.Zone, CapacityType: nc.Status.CapacityType})
+		}
+		for _, pod := range pending[nc.Name] {
 			c := pod.DeepCopy()
 			c.Spec.NodeName = name
 			bound = append(bound, c)
 		}
 	}
-	return nodes, bound
+	return nodes, bound, room
 }
 
 // inFlightNode is the stand-in of nc's node, named name: its single-valued requirements as
@@ -279,6 +300,38 @@ func (p *Provision) writeClaim(ctx context.Context, n *PlannedNode) {
 	for _, pod := range n.Pods {
 		p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Reserved", "Provisioning",
 			"%s: waiting for the node of nodeclaim %s", Name, nc.Name)
+	}
+}
+
+// addToClaims reserves the pods the plan put into the spare room of launched NodeClaims on
+// those claims. A claim gone meanwhile leaves its pods to the next round.
+func (p *Provision) addToClaims(ctx context.Context, added []*AddedPods) {
+	logger := klog.FromContext(ctx)
+	for _, a := range added {
+		pods := p.stillPending(a.Pods)
+		if len(pods) == 0 {
+			continue
+		}
+		if !p.ledger.Add(a.Claim, pods) {
+			logger.V(2).Info("Nodeclaim gone before pods were reserved in its spare room; planning them again",
+				"nodeClaim", a.Claim, "pods", len(pods))
+			p.batcher.Trigger()
+			continue
+		}
+		nc, _ := p.ledger.Claim(a.Claim)
+		podsReserved.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(pods)))
+		podsAddedToClaims.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(pods)))
+		logger.Info(fmt.Sprintf("Reserved %d pod(s) in the spare room of nodeclaim %s", len(pods), a.Claim),
+			"nodeClaim", a.Claim, "node", nc.Status.NodeName, "instanceType", nc.Status.InstanceType, "zone", nc.Status.Zone)
+		for _, pod := range pods {
+			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Reserved", "Provisioning",
+				"%s: waiting for the node of nodeclaim %s (%s, launched; planned into its spare room)", Name, a.Claim, nc.Status.InstanceType)
+		}
+		if isRegistered(nc) {
+			// The node registered while the round planned: the claim's pods were activated
+			// before these joined them.
+			p.activatePods(logger, pods)
+		}
 	}
 }
 

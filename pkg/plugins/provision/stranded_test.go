@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -43,6 +44,36 @@ func randomPods(r *rand.Rand, c int) []*v1.Pod {
 	return pods
 }
 
+// rejection returns why the scheduler's PreFilter and Filter plugins, with a framework and a
+// scheduler cache snapshot of their own over nodes and pods (pod among them or not), reject
+// pod on the node named nodeName; "" if they accept it.
+func rejection(ctx context.Context, t *testing.T, pod *v1.Pod, nodeName string, nodes []*v1.Node, pods []*v1.Pod) string {
+	t.Helper()
+	var others []*v1.Pod
+	for _, q := range pods {
+		if q.UID != pod.UID {
+			others = append(others, q)
+		}
+	}
+	snap := cache.NewSnapshot(others, nodes)
+	fw, err := DefaultFrameworkFactory(nil, nil)(ctx, snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := framework.NewCycleState()
+	if _, s, _ := fw.RunPreFilterPlugins(ctx, state, pod); !s.IsSuccess() {
+		return "PreFilter: " + s.Message()
+	}
+	ni, err := snap.NodeInfos().Get(nodeName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := fw.RunFilterPlugins(ctx, state, pod, ni); !s.IsSuccess() {
+		return s.Message()
+	}
+	return ""
+}
+
 // TestNoStrandedPods plans random pods and then checks every planned pod, with a framework
 // and a scheduler cache snapshot of its own, on its planned node turned into a real node
 // with every other planned pod in place: the scheduler must accept each.
@@ -83,25 +114,8 @@ func TestNoStrandedPods(t *testing.T) {
 		for _, n := range plan.Nodes {
 			for _, p := range n.Pods {
 				planned++
-				var others []*v1.Pod
-				for _, q := range all {
-					if q.UID != p.UID {
-						others = append(others, q)
-					}
-				}
-				snap := cache.NewSnapshot(others, nodes)
-				fw, err := DefaultFrameworkFactory(nil, nil)(ctx, snap)
-				if err != nil {
-					t.Fatal(err)
-				}
-				state := framework.NewCycleState()
-				if _, s, _ := fw.RunPreFilterPlugins(ctx, state, p); !s.IsSuccess() {
-					t.Errorf("case %d: pod %s stranded on %s: PreFilter: %s", c, p.Name, n.Name, s.Message())
-					continue
-				}
-				ni, _ := snap.NodeInfos().Get(n.Name)
-				if s := fw.RunFilterPlugins(ctx, state, p, ni); !s.IsSuccess() {
-					t.Errorf("case %d: pod %s stranded on %s (%s): %s", c, p.Name, n.Name, n.Template.Key, s.Message())
+				if msg := rejection(ctx, t, p, n.Name, nodes, all); msg != "" {
+					t.Errorf("case %d: pod %s stranded on %s (%s): %s", c, p.Name, n.Name, n.Template.Key, msg)
 				}
 			}
 		}

@@ -201,7 +201,7 @@ func (p *Provision) activateOnce(ctx context.Context, nc *v1alpha1.NodeClaim) {
 	if done {
 		return
 	}
-	n := p.activate(ctx, nc.Spec.Pods)
+	n := p.activate(ctx, p.ledger.Pods(nc.Name))
 	klog.FromContext(ctx).V(2).Info("Node of nodeclaim registered; activating its pods", "nodeClaim", klog.KObj(nc),
 		"node", nc.Status.NodeName, "pods", n)
 }
