@@ -8,6 +8,7 @@ package main
 import (
 	"os"
 
+	"github.com/spf13/pflag"
 	"k8s.io/component-base/cli"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 
@@ -16,6 +17,20 @@ import (
 )
 
 func main() {
-	command := app.NewSchedulerCommand(app.WithPlugin(provision.Name, provision.NewWithOptions(provision.Options{NewCloud: aws.NewCloud})))
+	opts := provision.Options{NewCloud: aws.NewCloud, ConfigFile: configFile(os.Args[1:])}
+	command := app.NewSchedulerCommand(app.WithPlugin(provision.Name, provision.NewWithOptions(opts)))
 	os.Exit(cli.Run(command))
+}
+
+// configFile returns the value of --config among kube-scheduler's command-line args, ""
+// if there is none: the Provision plugin reads its profile's plugin args from it. The
+// scheduler itself parses and validates every flag.
+func configFile(args []string) string {
+	fs := pflag.NewFlagSet("config", pflag.ContinueOnError)
+	fs.ParseErrorsAllowlist.UnknownFlags = true
+	fs.Usage = func() {}
+	config := fs.String("config", "", "")
+	// Errors (a malformed flag) are the scheduler's to report.
+	_ = fs.Parse(args)
+	return *config
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	klogtesting "k8s.io/klog/v2/ktesting"
 	"k8s.io/kubernetes/test/utils/ktesting"
 	"k8s.io/utils/ptr"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/nodewright/nodewright/manifests"
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -536,5 +538,42 @@ func TestProvisionCPULimit(t *testing.T) {
 	}
 	if pending == 0 {
 		t.Errorf("every pod was placed, want some left waiting at the limit")
+	}
+}
+
+// TestProvisionUsesProfilePluginArgs: the simulation's plugins run with the args the
+// profile gives the scheduler's. The profile adds a required affinity to on-demand nodes to
+// every pod (NodeAffinity's addedAffinity): the Provisioner allows spot and on-demand, and
+// spot is cheaper, but only an on-demand node is one the scheduler will bind the pod to.
+func TestProvisionUsesProfilePluginArgs(t *testing.T) {
+	env := newProvisionEnv(t, v1alpha1.ProvisionerSpec{Requirements: []v1alpha1.NodeSelectorRequirement{
+		requirement(v1alpha1.LabelCapacityType, v1alpha1.CapacityTypeSpot, v1alpha1.CapacityTypeOnDemand)}})
+	data, err := os.ReadFile(env.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := sigsyaml.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	profile := cfg["profiles"].([]any)[0].(map[string]any)
+	profile["pluginConfig"] = append(profile["pluginConfig"].([]any), map[string]any{
+		"name": "NodeAffinity",
+		"args": map[string]any{"addedAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{
+			"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{
+				"key": v1alpha1.LabelCapacityType, "operator": "In", "values": []any{v1alpha1.CapacityTypeOnDemand}}}}},
+		}}},
+	})
+	if data, err = sigsyaml.Marshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(env.config, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env.restartScheduler()
+	env.inflate(1, nil)
+	nodes := env.nodesOf(env.runningPods(1))
+	if got := nodes[0].Labels[v1alpha1.LabelCapacityType]; got != v1alpha1.CapacityTypeOnDemand {
+		t.Errorf("the pod runs on a %s node, want on-demand", got)
 	}
 }

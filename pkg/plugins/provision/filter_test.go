@@ -144,7 +144,7 @@ func TestPlanHonoursOutOfTreeFilters(t *testing.T) {
 		planned  bool
 	}{{nil, true}, {outOfTree, false}} {
 		in := planInput([]*v1.Pod{pod}, provisioner("default"))
-		in.Framework = FrameworkFactoryWith(enabled, nil, tc.registry)
+		in.Framework = FrameworkFactoryWith(enabled, nil, tc.registry, nil)
 		plan, err := Plan(ctx, in)
 		if err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/apis/config"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	"k8s.io/utils/clock"
 
@@ -41,6 +42,10 @@ type Options struct {
 	// app.WithPlugin), so that the profile's own PreFilter and Filter plugins judge the
 	// templates too. An enabled plugin in neither registry is left out of the simulation.
 	OutOfTree frameworkruntime.Registry
+	// ConfigFile is the KubeSchedulerConfiguration the scheduler runs with (its --config):
+	// the simulation gives the plugins the args of the plugin's profile there. Empty means
+	// their defaults.
+	ConfigFile string
 }
 
 // Provision is the PostFilter plugin that plans nodes for pods no existing node can host:
@@ -63,6 +68,9 @@ type Provision struct {
 	terms map[types.UID]cachedTerms
 	// graceTimers are the NodeClaims with a retryWhenGraceEnds pending.
 	graceTimers map[string]bool
+	// pluginConfig are the plugin args of the profile (see Options.ConfigFile), nil for
+	// the defaults.
+	pluginConfig []config.PluginConfig
 }
 
 var _ fwk.PostFilterPlugin = &Provision{}
@@ -114,6 +122,11 @@ func NewWithOptions(opts Options) frameworkruntime.PluginFactory {
 		p.batcher = newBatcher(opts.Clock, args.BatchIdleDuration.Duration, args.BatchMaxDuration.Duration, p.round)
 		if h == nil {
 			return p, nil
+		}
+		if opts.ConfigFile != "" {
+			if p.pluginConfig, err = ProfilePluginConfig(opts.ConfigFile, h.ProfileName()); err != nil {
+				return nil, fmt.Errorf("reading the profile's plugin args for the simulation: %w", err)
+			}
 		}
 		if startLifecycle {
 			if err := p.startLifecycle(ctx, queue); err != nil {

@@ -125,7 +125,7 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, 
 	if fw, ok := p.handle.(framework.Framework); ok {
 		enabled = fw.ListPlugins()
 	}
-	in.Framework = FrameworkFactoryWith(enabled, informers, p.opts.OutOfTree)
+	in.Framework = FrameworkFactoryWith(enabled, informers, p.opts.OutOfTree, p.pluginConfig)
 	return in, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -37,13 +38,16 @@ type FrameworkFactory func(ctx context.Context, lister fwk.SharedLister) (framew
 // informerFactory feeds the plugins that read the cluster (volumes, CSI nodes); nil means an
 // empty cluster, as in tests.
 func DefaultFrameworkFactory(enabled *config.Plugins, informerFactory informers.SharedInformerFactory) FrameworkFactory {
-	return FrameworkFactoryWith(enabled, informerFactory, nil)
+	return FrameworkFactoryWith(enabled, informerFactory, nil, nil)
 }
 
 // FrameworkFactoryWith is DefaultFrameworkFactory with the out-of-tree plugins of
 // outOfTree too, so that a profile's own Filter plugins judge the templates as they will
-// judge the nodes. Provision itself, and any enabled plugin neither registry has, is left out.
-func FrameworkFactoryWith(enabled *config.Plugins, informerFactory informers.SharedInformerFactory, outOfTree frameworkruntime.Registry) FrameworkFactory {
+// judge the nodes, and with the args of pluginConfig, the profile's, when it is not nil
+// (see ProfilePluginConfig). Provision itself, and any enabled plugin neither registry has,
+// is left out.
+func FrameworkFactoryWith(enabled *config.Plugins, informerFactory informers.SharedInformerFactory, outOfTree frameworkruntime.Registry,
+	pluginConfig []config.PluginConfig) FrameworkFactory {
 	registry := plugins.NewInTreeRegistry()
 	if err := registry.Merge(outOfTree); err != nil {
 		return func(context.Context, fwk.SharedLister) (framework.Framework, error) {
@@ -74,6 +78,9 @@ func FrameworkFactoryWith(enabled *config.Plugins, informerFactory informers.Sha
 		profile := cfg.Profiles[0]
 		// The framework's plugin metrics are labelled with it, apart from the real profile's.
 		profile.SchedulerName = simulationProfileName
+		if pluginConfig != nil {
+			profile.PluginConfig = pluginConfig
+		}
 		if enabled != nil {
 			// Only what deciding feasibility needs, plus the queue sort and bind plugins the
 			// framework insists on (they never run here).
@@ -95,6 +102,32 @@ func FrameworkFactoryWith(enabled *config.Plugins, informerFactory informers.Sha
 			frameworkruntime.WithLogger(klog.FromContext(ctx)),
 		)
 	}
+}
+
+// ProfilePluginConfig returns the pluginConfig of the profile named profileName in the
+// KubeSchedulerConfiguration file, defaulted as kube-scheduler defaults it: the args the
+// profile's plugins run with. The simulation's plugins then filter as the scheduler's do:
+// NodeAffinity's addedAffinity, PodTopologySpread's default constraints, NodeResourcesFit's
+// ignored resources and the args of out-of-tree plugins all count.
+func ProfilePluginConfig(file, profileName string) ([]config.PluginConfig, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading the scheduler configuration: %w", err)
+	}
+	obj, _, err := scheme.Codecs.UniversalDecoder().Decode(data, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("decoding the scheduler configuration %s: %w", file, err)
+	}
+	cfg, ok := obj.(*config.KubeSchedulerConfiguration)
+	if !ok {
+		return nil, fmt.Errorf("decoding the scheduler configuration %s: got %T, want a KubeSchedulerConfiguration", file, obj)
+	}
+	for _, p := range cfg.Profiles {
+		if p.SchedulerName == profileName {
+			return p.PluginConfig, nil
+		}
+	}
+	return nil, fmt.Errorf("the scheduler configuration %s has no profile %q", file, profileName)
 }
 
 // simulationProfileName is the profile name of simulation frameworks.

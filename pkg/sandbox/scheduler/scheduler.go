@@ -21,9 +21,12 @@ import (
 	"github.com/nodewright/nodewright/pkg/plugins/provision"
 )
 
-// DefaultRegistry is the plugin registry of bin/nodewright-scheduler: the Provision plugin
-// on the EC2 cloud.
-var DefaultRegistry = []app.Option{app.WithPlugin(provision.Name, provision.NewWithOptions(provision.Options{NewCloud: aws.NewCloud}))}
+// Registry is the plugin registry of bin/nodewright-scheduler run with the configuration
+// file configFile: the Provision plugin on the EC2 cloud, simulating with the args of its
+// profile's plugins there.
+func Registry(configFile string) []app.Option {
+	return []app.Option{app.WithPlugin(provision.Name, provision.NewWithOptions(provision.Options{NewCloud: aws.NewCloud, ConfigFile: configFile}))}
+}
 
 // configzName is the configz entry app.Run registers.
 const configzName = "componentconfig"
@@ -36,7 +39,7 @@ type Options struct {
 	// schedulers may share a process) and --leader-elect=false unless they are given here;
 	// kube-scheduler calls os.Exit when a leader-elected run ends, which would end the caller.
 	Flags []string
-	// Registry is the out-of-tree plugin registry; nil means DefaultRegistry.
+	// Registry is the out-of-tree plugin registry; nil means Registry(ConfigFile).
 	Registry []app.Option
 }
 
@@ -67,7 +70,7 @@ func Start(ctx context.Context, opts Options) (*Scheduler, error) {
 	o.InformerName = informerName
 	registry := opts.Registry
 	if registry == nil {
-		registry = DefaultRegistry
+		registry = Registry(opts.ConfigFile)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	cc, sched, err := app.Setup(ctx, o, registry...)
