@@ -42,6 +42,10 @@ type PlanInput struct {
 	// Framework builds the framework that judges placements; nil means
 	// DefaultFrameworkFactory(nil, nil).
 	Framework FrameworkFactory
+	// HardDefaultSpread is true when Framework's PodTopologySpread gives pods default
+	// constraints that filter (see HardDefaultSpread): no pod is then taken to be
+	// independent of the others, whatever its spec.
+	HardDefaultSpread bool
 }
 
 // InFlightNode is the node of a NodeClaim that has launched and not yet registered: the
@@ -157,6 +161,7 @@ func Plan(ctx context.Context, in PlanInput) (*Packing, error) {
 	if err != nil {
 		return nil, err
 	}
+	sim.allConstrained = in.HardDefaultSpread
 	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
 		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{}}
 	p.buildTemplates()
@@ -247,13 +252,14 @@ func weight(p *v1alpha1.Provisioner) int32 {
 	return *p.Spec.Weight
 }
 
-// addPhantoms adds, when a pending pod spreads over a topology, an empty node per
+// addPhantoms adds, when a pending pod spreads over a topology (or the profile spreads every
+// pod: PlanInput.HardDefaultSpread), an empty node per
 // Provisioner, zone, capacity type and architecture it can launch, with no room. Topology
 // spread then sees every domain a plan could open, as the real scheduler will once the nodes
 // exist, and spreads the plan over them. Phantoms only make the spread stricter (an empty
 // domain lowers the minimum); Plan removes them before it confirms the plan.
 func (p *packer) addPhantoms() {
-	spread := false
+	spread := p.in.HardDefaultSpread
 	for _, pod := range p.in.Pods {
 		spread = spread || len(pod.Spec.TopologySpreadConstraints) > 0
 	}

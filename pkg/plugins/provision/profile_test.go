@@ -1,12 +1,17 @@
 package provision
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -88,5 +93,65 @@ func TestProfilePluginConfigErrors(t *testing.T) {
 				t.Errorf("error %v, want one saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// hardZoneSpreadConfig gives pods default zone spread constraints that filter.
+const hardZoneSpreadConfig = `apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: nodewright-scheduler
+  pluginConfig:
+  - name: PodTopologySpread
+    args:
+      defaultingType: List
+      defaultConstraints:
+      - maxSkew: 1
+        topologyKey: topology.kubernetes.io/zone
+        whenUnsatisfiable: DoNotSchedule
+`
+
+// TestPlanWithHardDefaultSpread: pods of a ReplicaSet, with no constraints of their own, get
+// the profile's default zone spread, which filters: three of them go to three zones. Were
+// they taken to be independent of each other, they would be packed onto one node, and two
+// would fail the final check.
+func TestPlanWithHardDefaultSpread(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pluginConfig, err := ProfilePluginConfig(writeConfig(t, hardZoneSpreadConfig), "nodewright-scheduler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !HardDefaultSpread(pluginConfig) {
+		t.Fatalf("HardDefaultSpread = false for a DoNotSchedule default constraint")
+	}
+	if HardDefaultSpread(nil) {
+		t.Errorf("HardDefaultSpread = true with the defaults (System defaulting: ScheduleAnyway)")
+	}
+	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "rs-web"},
+		Spec: appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
+	factory := informers.NewSharedInformerFactory(fake.NewClientset(rs), 0)
+	factory.Apps().V1().ReplicaSets().Lister()
+	factory.Core().V1().Services().Lister()
+	factory.Core().V1().ReplicationControllers().Lister()
+	factory.Apps().V1().StatefulSets().Lister()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	var pods []*v1.Pod
+	for i := range 3 {
+		pods = append(pods, pendingPod(fmt.Sprintf("web-%d", i), "1").Label("app", "web").OwnerReference("web", appsv1.SchemeGroupVersion.WithKind("ReplicaSet")).Obj())
+	}
+	in := planInput(pods, provisioner("default", spotOnly))
+	in.Framework = FrameworkFactoryWith(nil, factory, nil, pluginConfig)
+	in.HardDefaultSpread = true
+	plan, err := Plan(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zones := map[string]int{}
+	for _, n := range plan.Nodes {
+		zones[n.Template.Offering.Zone] += len(n.Pods)
+	}
+	if len(zones) != 3 || len(plan.Unplanned) != 0 {
+		t.Errorf("pods by zone %v and %d unplanned, want one in each of 3 zones and none unplanned", zones, len(plan.Unplanned))
 	}
 }

@@ -130,6 +130,24 @@ func ProfilePluginConfig(file, profileName string) ([]config.PluginConfig, error
 	return nil, fmt.Errorf("the scheduler configuration %s has no profile %q", file, profileName)
 }
 
+// HardDefaultSpread reports whether the PodTopologySpread args of pluginConfig give pods
+// without constraints of their own default constraints that filter (whenUnsatisfiable
+// DoNotSchedule): then any pod's fit may depend on other pods.
+func HardDefaultSpread(pluginConfig []config.PluginConfig) bool {
+	for _, pc := range pluginConfig {
+		args, ok := pc.Args.(*config.PodTopologySpreadArgs)
+		if pc.Name != names.PodTopologySpread || !ok || args.DefaultingType != config.ListDefaulting {
+			continue
+		}
+		for _, c := range args.DefaultConstraints {
+			if c.WhenUnsatisfiable == v1.DoNotSchedule {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // simulationProfileName is the profile name of simulation frameworks.
 const simulationProfileName = "nodewright-simulation"
 
@@ -162,6 +180,9 @@ type Simulator struct {
 	copies map[string]*Template
 	// Checks counts Filter runs, PreFilters the PreFilter runs, CacheHits the verdicts reused.
 	Checks, PreFilters, CacheHits int
+	// allConstrained is true when every pod may depend on others: see
+	// PlanInput.HardDefaultSpread.
+	allConstrained bool
 }
 
 // preFilterRun is the outcome of the PreFilter plugins for pod on the snapshot at gen.
@@ -373,13 +394,13 @@ const probeNodeName = "nodewright-probe"
 // resource claims of its own, or a required anti-affinity term of a pod in the snapshot
 // that selects it. Only independent pods' verdicts are cached.
 func (s *Simulator) independent(pod *v1.Pod) bool {
-	return !constrained(pod) && !s.snap.matchedBy(pod).anti
+	return !s.allConstrained && !constrained(pod) && !s.snap.matchedBy(pod).anti
 }
 
 // movable reports whether pod, which is independent, can move to another zone without
 // changing another pod's fit: no inter-pod constraint of a pod in the snapshot selects it.
 func (s *Simulator) movable(pod *v1.Pod) bool {
-	return !constrained(pod) && !s.snap.matchedBy(pod).any
+	return !s.allConstrained && !constrained(pod) && !s.snap.matchedBy(pod).any
 }
 
 // constrained reports whether pod's fit depends on other pods by its own spec: inter-pod
