@@ -76,11 +76,7 @@ func inFlightInput(pods, reserved []*v1.Pod, it string, daemonSets []*appsv1.Dae
 		{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"spot"}},
 	}
 	in.Nodes = []*v1.Node{inFlightNode(nc, "node-1", in.Region)}
-	for _, pod := range reserved {
-		b := pod.DeepCopy()
-		b.Spec.NodeName = "node-1"
-		in.ScheduledPods = append(in.ScheduledPods, b)
-	}
+	in.ScheduledPods = boundTo("node-1", reserved)
 	in.InFlight = []InFlightNode{{Claim: "c1", Node: "node-1", Provisioner: provs[0].Name, InstanceType: it, Zone: "us-east-1b", CapacityType: "spot"}}
 	return in
 }
@@ -192,14 +188,13 @@ func TestNoStrandedPodsInFlightRoom(t *testing.T) {
 		nc := NodeClaimFor(n0)
 		nc.Name = "c0"
 		const node = "inflight-0"
-		var reserved []*v1.Pod
+		var kept []*v1.Pod
 		for _, pod := range n0.Pods {
 			if r.IntN(4) > 0 {
-				b := pod.DeepCopy()
-				b.Spec.NodeName = node
-				reserved = append(reserved, b)
+				kept = append(kept, pod)
 			}
 		}
+		reserved := boundTo(node, kept)
 		second := planInput(renamedPods(randomPods(r, c), "b"), provs...)
 		second.DaemonSets = daemonSets
 		second.Nodes = []*v1.Node{inFlightNode(nc, node, second.Region)}
@@ -214,24 +209,11 @@ func TestNoStrandedPodsInFlightRoom(t *testing.T) {
 		real := launched.renamed(node)
 		onLaunched := append(slices.Clone(real.DaemonPods), reserved...)
 		for _, a := range plan2.Added {
-			for _, pod := range a.Pods {
-				added++
-				b := pod.DeepCopy()
-				b.Spec.NodeName = node
-				onLaunched = append(onLaunched, b)
-			}
+			added += len(a.Pods)
+			onLaunched = append(onLaunched, boundTo(node, a.Pods)...)
 		}
-		nodes, all := []*v1.Node{real.Node}, slices.Clone(onLaunched)
-		for _, n := range plan2.Nodes {
-			opt := n.Options[r.IntN(len(n.Options))].renamed(n.Name)
-			nodes = append(nodes, opt.Node)
-			all = append(all, opt.DaemonPods...)
-			for _, pod := range n.Pods {
-				b := pod.DeepCopy()
-				b.Spec.NodeName = n.Name
-				all = append(all, b)
-			}
-		}
+		newNodes, onNew := registered(r, plan2.Nodes)
+		nodes, all := append([]*v1.Node{real.Node}, newNodes...), append(slices.Clone(onLaunched), onNew...)
 		for _, pod := range all {
 			if pod.OwnerReferences != nil {
 				continue // a DaemonSet pod

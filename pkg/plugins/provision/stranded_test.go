@@ -44,6 +44,30 @@ func randomPods(r *rand.Rand, c int) []*v1.Pod {
 	return pods
 }
 
+// registered returns planned nodes as they register, each as one of its options (any may be
+// launched), and their DaemonSet pods and planned pods bound to them.
+func registered(r *rand.Rand, planned []*PlannedNode) ([]*v1.Node, []*v1.Pod) {
+	var nodes []*v1.Node
+	var pods []*v1.Pod
+	for _, n := range planned {
+		opt := n.Options[r.IntN(len(n.Options))].renamed(n.Name)
+		nodes = append(nodes, opt.Node)
+		pods = append(pods, opt.DaemonPods...)
+		pods = append(pods, boundTo(n.Name, n.Pods)...)
+	}
+	return nodes, pods
+}
+
+// boundTo returns copies of pods bound to the node named node.
+func boundTo(node string, pods []*v1.Pod) []*v1.Pod {
+	out := make([]*v1.Pod, len(pods))
+	for i, pod := range pods {
+		out[i] = pod.DeepCopy()
+		out[i].Spec.NodeName = node
+	}
+	return out
+}
+
 // rejection returns why the scheduler's PreFilter and Filter plugins, with a framework and a
 // scheduler cache snapshot of their own over nodes and pods (pod among them or not), reject
 // pod on the node named nodeName; "" if they accept it.
@@ -98,19 +122,7 @@ func TestNoStrandedPods(t *testing.T) {
 			t.Fatal(err)
 		}
 		unplanned += len(plan.Unplanned)
-		var nodes []*v1.Node
-		var all []*v1.Pod
-		for _, n := range plan.Nodes {
-			// The node as it registers: any of its options may be launched.
-			opt := n.Options[r.IntN(len(n.Options))].renamed(n.Name)
-			nodes = append(nodes, opt.Node)
-			all = append(all, opt.DaemonPods...)
-			for _, p := range n.Pods {
-				bound := p.DeepCopy()
-				bound.Spec.NodeName = n.Name
-				all = append(all, bound)
-			}
-		}
+		nodes, all := registered(r, plan.Nodes)
 		for _, n := range plan.Nodes {
 			for _, p := range n.Pods {
 				planned++
