@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -298,19 +299,18 @@ func (p *packer) openInFlight() {
 			p.logger.V(4).Info("No room known for in-flight nodeclaim", "nodeClaim", f.Claim, "instanceType", f.InstanceType)
 			continue
 		}
-		r := t.renamed(f.Node)
-		n := &openNode{name: f.Node, claim: f.Claim, candidates: []*Template{r}, podReqs: v1.ResourceList{}}
+		n := &openNode{name: f.Node, claim: f.Claim, candidates: []*Template{t}, podReqs: v1.ResourceList{}}
 		for _, pod := range on[f.Node] {
 			addTo(n.podReqs, p.requests(pod))
 		}
 		p.sim.snap.removeNode(f.Node)
-		p.sim.snap.addNode(r.Node, append(append([]*v1.Pod(nil), r.DaemonPods...), on[f.Node]...)...)
+		p.sim.snap.addNode(t.Node, append(slices.Clone(t.DaemonPods), on[f.Node]...)...)
 		p.inFlight = append(p.inFlight, n)
 	}
 }
 
-// inFlightTemplate returns the template of in-flight node f's instance, nil if its
-// Provisioner or instance type is not among the round's.
+// inFlightTemplate returns the template of in-flight node f's instance, named as f's node,
+// nil if its Provisioner or instance type is not among the round's.
 func (p *packer) inFlightTemplate(f InFlightNode) *Template {
 	for _, prov := range p.provs {
 		if prov.Name != f.Provisioner {
