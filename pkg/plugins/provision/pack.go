@@ -47,6 +47,10 @@ type PlanInput struct {
 	// constraints that filter (see HardDefaultSpread): no pod is then taken to be
 	// independent of the others, whatever its spec.
 	HardDefaultSpread bool
+	// IgnoredResources, when not nil, tells the extended resources Framework's
+	// NodeResourcesFit leaves out of its fit (see IgnoredResources): the prescreen leaves them
+	// out too.
+	IgnoredResources func(v1.ResourceName) bool
 }
 
 // InFlightNode is the node of a NodeClaim that has launched and not yet registered: the

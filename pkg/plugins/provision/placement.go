@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	v1 "k8s.io/api/core/v1"
@@ -292,9 +293,16 @@ func (p *packer) flush(ctx context.Context) {
 func (p *packer) signature(pod *v1.Pod) string { return perPod(p.sigs, pod, podSignature) }
 
 // requests returns podRequests(pod) and one pod, computed once per pod, so that prescreens
-// count pods against the node's maximum as well. Callers must not change it.
+// count pods against the node's maximum as well, without the resources the profile's
+// NodeResourcesFit ignores. Callers must not change it.
 func (p *packer) requests(pod *v1.Pod) v1.ResourceList {
-	return perPod(p.reqs, pod, func(pod *v1.Pod) v1.ResourceList { return sum(podRequests(pod), onePod) })
+	return perPod(p.reqs, pod, func(pod *v1.Pod) v1.ResourceList {
+		req := sum(podRequests(pod), onePod)
+		if ignored := p.in.IgnoredResources; ignored != nil {
+			maps.DeleteFunc(req, func(name v1.ResourceName, _ resource.Quantity) bool { return ignored(name) })
+		}
+		return req
+	})
 }
 
 // onePod is the pod count of one pod.

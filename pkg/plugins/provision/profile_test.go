@@ -12,13 +12,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/kubernetes/pkg/scheduler/apis/config"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/names"
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
 // zoneOnlyConfig is a scheduler configuration whose profile adds an affinity to us-east-1c
-// to every pod (NodeAffinity's addedAffinity).
+// to every pod (NodeAffinity's addedAffinity), and leaves a resource no node has out of
+// NodeResourcesFit's fit.
 const zoneOnlyConfig = `apiVersion: kubescheduler.config.k8s.io/v1
 kind: KubeSchedulerConfiguration
 profiles:
@@ -33,6 +36,9 @@ profiles:
             - key: topology.kubernetes.io/zone
               operator: In
               values: [us-east-1c]
+  - name: NodeResourcesFit
+    args:
+      ignoredResources: [example.com/licence]
 `
 
 func writeConfig(t *testing.T, text string) string {
@@ -45,7 +51,8 @@ func writeConfig(t *testing.T, text string) string {
 }
 
 // TestPlanWithProfilePluginConfig: the simulation's plugins take the profile's args, as the
-// scheduler's do. With defaults, the pod is planned in the cheapest zone, us-east-1a.
+// scheduler's do. With defaults, a pod is planned in the cheapest zone, us-east-1a, and a pod
+// that requests a resource no instance type has is not planned.
 func TestPlanWithProfilePluginConfig(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	pluginConfig, err := ProfilePluginConfig(writeConfig(t, zoneOnlyConfig), "nodewright-scheduler")
@@ -53,22 +60,24 @@ func TestPlanWithProfilePluginConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	pod := pendingPod("a", "1").Obj()
+	licensed := pendingPod("b", "1").Req(map[v1.ResourceName]string{"example.com/licence": "1"}).Obj()
 	prov := provisioner("default", spotOnly)
-	withDefaults, err := Plan(ctx, planInput([]*v1.Pod{pod}, prov))
+	withDefaults, err := Plan(ctx, planInput([]*v1.Pod{pod, licensed}, prov))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(withDefaults.Nodes) != 1 || withDefaults.Nodes[0].Template.Offering.Zone != "us-east-1a" {
-		t.Fatalf("with the default args, want one node in us-east-1a, the cheapest zone")
+	if len(withDefaults.Nodes) != 1 || withDefaults.Nodes[0].Template.Offering.Zone != "us-east-1a" || len(withDefaults.Unplanned) != 1 {
+		t.Fatalf("with the default args, want one node in us-east-1a, the cheapest zone, and the licensed pod unplanned")
 	}
-	in := planInput([]*v1.Pod{pod}, prov)
+	in := planInput([]*v1.Pod{pod, licensed}, prov)
 	in.Framework = FrameworkFactoryWith(nil, nil, nil, pluginConfig)
+	in.IgnoredResources = IgnoredResources(pluginConfig)
 	plan, err := Plan(ctx, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Nodes) != 1 || len(plan.Unplanned) != 0 {
-		t.Fatalf("planned %d nodes and %d unplanned pods, want 1 and 0", len(plan.Nodes), len(plan.Unplanned))
+	if len(plan.Nodes) != 1 || len(plan.Nodes[0].Pods) != 2 || len(plan.Unplanned) != 0 {
+		t.Fatalf("planned %d nodes and %d unplanned pods, want 1 for both pods and 0", len(plan.Nodes), len(plan.Unplanned))
 	}
 	if zone := plan.Nodes[0].Template.Offering.Zone; zone != "us-east-1c" {
 		t.Errorf("planned in %s, want us-east-1c (the profile's addedAffinity)", zone)
@@ -124,6 +133,9 @@ func TestPlanWithHardDefaultSpread(t *testing.T) {
 	if !HardDefaultSpread(pluginConfig) {
 		t.Fatalf("HardDefaultSpread = false for a DoNotSchedule default constraint")
 	}
+	if IgnoredResources(pluginConfig) != nil {
+		t.Errorf("IgnoredResources is not nil for a profile that ignores none")
+	}
 	if HardDefaultSpread(nil) {
 		t.Errorf("HardDefaultSpread = true with the defaults (System defaulting: ScheduleAnyway)")
 	}
@@ -153,5 +165,17 @@ func TestPlanWithHardDefaultSpread(t *testing.T) {
 	}
 	if len(zones) != 3 || len(plan.Unplanned) != 0 {
 		t.Errorf("pods by zone %v and %d unplanned, want one in each of 3 zones and none unplanned", zones, len(plan.Unplanned))
+	}
+}
+
+func TestIgnoredResources(t *testing.T) {
+	ignored := IgnoredResources([]config.PluginConfig{{Name: names.NodeResourcesFit, Args: &config.NodeResourcesFitArgs{
+		IgnoredResources: []string{"example.com/licence"}, IgnoredResourceGroups: []string{"vendor.io"}}}})
+	for name, want := range map[v1.ResourceName]bool{
+		"example.com/licence": true, "example.com/other": false, "vendor.io/fpga": true, v1.ResourceCPU: false,
+	} {
+		if got := ignored(name); got != want {
+			t.Errorf("ignored(%s) = %v, want %v", name, got, want)
+		}
 	}
 }

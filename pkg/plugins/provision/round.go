@@ -127,6 +127,7 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, 
 	}
 	in.Framework = FrameworkFactoryWith(enabled, informers, p.opts.OutOfTree, p.pluginConfig)
 	in.HardDefaultSpread = HardDefaultSpread(p.pluginConfig)
+	in.IgnoredResources = IgnoredResources(p.pluginConfig)
 	return in, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 	configv1 "k8s.io/kube-scheduler/config/v1"
 	fwk "k8s.io/kube-scheduler/framework"
+	v1helper "k8s.io/kubernetes/pkg/apis/core/v1/helper"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config/scheme"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
@@ -146,6 +148,24 @@ func HardDefaultSpread(pluginConfig []config.PluginConfig) bool {
 		}
 	}
 	return false
+}
+
+// IgnoredResources returns whether the NodeResourcesFit args of pluginConfig leave an
+// extended resource out of its fit (ignoredResources, ignoredResourceGroups), as the
+// plugin decides it; nil if they leave out none.
+func IgnoredResources(pluginConfig []config.PluginConfig) func(v1.ResourceName) bool {
+	for _, pc := range pluginConfig {
+		args, ok := pc.Args.(*config.NodeResourcesFitArgs)
+		if pc.Name != names.NodeResourcesFit || !ok || len(args.IgnoredResources)+len(args.IgnoredResourceGroups) == 0 {
+			continue
+		}
+		resources, groups := sets.New(args.IgnoredResources...), sets.New(args.IgnoredResourceGroups...)
+		return func(name v1.ResourceName) bool {
+			group, _, _ := strings.Cut(string(name), "/")
+			return v1helper.IsExtendedResourceName(name) && (resources.Has(string(name)) || groups.Has(group))
+		}
+	}
+	return nil
 }
 
 // simulationProfileName is the profile name of simulation frameworks.
