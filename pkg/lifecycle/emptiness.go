@@ -112,10 +112,10 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 // looked at again: those pods' deletion does not name the node.
 const reservedRecheck = 10 * time.Second
 
-// reservedPending returns the namespace/name of a pod nc was launched for that still exists
-// unbound and not deleting (the scheduler nominates it to nc's node), or "" if none does.
+// reservedPending returns the namespace/name of a pod reserved on nc (launched for, or added
+// to its spare room since) that still exists unbound and not deleting, or "" if none does.
 func (e *emptiness) reservedPending(ctx context.Context, nc *v1alpha1.NodeClaim) (string, error) {
-	for _, ref := range nc.Spec.Pods {
+	for _, ref := range nc.ReservedPods() {
 		pod, err := e.getPod(ctx, ref.Namespace, ref.Name)
 		if apierrors.IsNotFound(err) {
 			continue

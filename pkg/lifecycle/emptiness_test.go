@@ -1,6 +1,8 @@
 package lifecycle
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,8 +19,9 @@ func TestEmptiness(t *testing.T) {
 		provisioner *v1alpha1.Provisioner
 		pods        []*corev1.Pod
 		uninit      bool
-		// reserved are the pods the NodeClaim was launched for, by name (UID = name).
-		reserved []string
+		// reserved are the pods the NodeClaim was launched for, by name (UID = name), and
+		// added those added to its spare room since (its annotation).
+		reserved, added []string
 		// wantEmpty is whether the Empty condition is set after the first reconcile, and
 		// wantDeleted whether the Node is gone once the TTL has passed.
 		wantEmpty, wantDeleted bool
@@ -50,6 +53,12 @@ func TestEmptiness(t *testing.T) {
 		pods:        []*corev1.Pod{pod("web", "", withUID)},
 		reserved:    []string{"web"},
 	}, {
+		name:        "a pod added to the node's spare room, still pending: not empty",
+		provisioner: provisioner("default", ttlAfterEmpty(30)),
+		pods:        []*corev1.Pod{pod("web", "", withUID)},
+		reserved:    []string{"gone"},
+		added:       []string{"web"},
+	}, {
 		name:        "pods the node was launched for, bound elsewhere, gone or replaced: empty",
 		provisioner: provisioner("default", ttlAfterEmpty(30)),
 		pods:        []*corev1.Pod{pod("web", "node-b", withUID), pod("api", "", func(p *corev1.Pod) { p.UID = "other" })},
@@ -69,6 +78,13 @@ func TestEmptiness(t *testing.T) {
 			opts := []func(*v1alpha1.NodeClaim){launched("aws:///us-east-1a/i-00000000000000001"), func(nc *v1alpha1.NodeClaim) {
 				for _, name := range tc.reserved {
 					nc.Spec.Pods = append(nc.Spec.Pods, v1alpha1.PodReference{Namespace: "default", Name: name, UID: types.UID(name)})
+				}
+				var added []string
+				for _, name := range tc.added {
+					added = append(added, fmt.Sprintf(`{"namespace":"default","name":%q,"uid":%q}`, name, name))
+				}
+				if len(added) > 0 {
+					nc.Annotations = map[string]string{v1alpha1.AnnotationAddedPods: "[" + strings.Join(added, ",") + "]"}
 				}
 			}}
 			if !tc.uninit {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -444,7 +445,8 @@ func TestProvisionRestartMidRound(t *testing.T) {
 // TestProvisionIntoLaunchedNodesRoom: pods that arrive while a node is launched and not yet
 // joined go into the room it has left, as far as it goes, and only the rest get a new node.
 // One pod of 1 CPU gets a t3a.xlarge (3.9 CPUs allocatable); three more come while it joins:
-// two are reserved in its spare room, one gets a second NodeClaim.
+// two are reserved in its spare room, one gets a second NodeClaim. The scheduler restarts
+// before the node joins: the reservations, recorded on the NodeClaim, hold.
 func TestProvisionIntoLaunchedNodesRoom(t *testing.T) {
 	spec := spotIn("us-east-1a")
 	spec.Requirements = append(spec.Requirements, requirement(corev1.LabelInstanceTypeStable, "t3a.xlarge"))
@@ -468,6 +470,18 @@ func TestProvisionIntoLaunchedNodesRoom(t *testing.T) {
 			node.Name, node.CreationTimestamp)
 	}
 	env.waitForEvent("Reserved", "planned into its spare room")
+	var added []v1alpha1.PodReference
+	framework.Eventually(env.ctx, t, 10*time.Second, "the added pods recorded on the nodeclaim", func(context.Context) (bool, error) {
+		for _, nc := range env.claims() {
+			if nc.Name == first.Name {
+				var err error
+				added, err = nc.AddedPods()
+				return len(added) == 2, err
+			}
+		}
+		return false, nil
+	})
+	env.restartScheduler()
 
 	pods := env.runningPods(4)
 	perNode := map[string]int{}
@@ -477,8 +491,16 @@ func TestProvisionIntoLaunchedNodesRoom(t *testing.T) {
 	if perNode[first.Status.NodeName] != 3 {
 		t.Errorf("pods per node %v, want 3 on %s, the first nodeclaim's", perNode, first.Status.NodeName)
 	}
+	for _, p := range pods {
+		if slices.ContainsFunc(added, func(r v1alpha1.PodReference) bool { return r.UID == p.UID }) && p.Spec.NodeName != first.Status.NodeName {
+			t.Errorf("pod %s, added to nodeclaim %s, runs on %s, not its node %s", p.Name, first.Name, p.Spec.NodeName, first.Status.NodeName)
+		}
+	}
 	if claims := env.claims(); len(claims) != 2 {
 		t.Errorf("%d nodeclaims, want 2: the first and one for the pod its room could not hold", len(claims))
+	}
+	if n := strings.Count(env.log(), "in the spare room of nodeclaim"); n != 1 {
+		t.Errorf("pods reserved in spare room %d times, want once: the restarted scheduler should have found them reserved", n)
 	}
 	env.assertNoStrandedPods()
 }

@@ -49,6 +49,11 @@ const (
 // node the pod runs on for emptiness or expiry.
 const AnnotationDoNotEvict = GroupName + "/do-not-evict"
 
+// AnnotationAddedPods on a NodeClaim lists, as a JSON array of PodReferences, the pods a
+// later provisioning round reserved in the room its node has left beyond the pods it was
+// written for (spec.pods, which never changes). See NodeClaim.ReservedPods.
+const AnnotationAddedPods = GroupName + "/added-pods"
+
 // TerminationFinalizer is on every Node and NodeClaim nodewright launched: it is removed once
 // the node is drained and its instance terminated.
 const TerminationFinalizer = GroupName + "/termination"

@@ -1,6 +1,10 @@
 package v1alpha1
 
 import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -210,6 +214,30 @@ type NodeClaimStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// AddedPods returns the pods of the claim's AnnotationAddedPods, nil if it has none, and an
+// error naming the annotation if it is not a JSON array of PodReferences.
+func (nc *NodeClaim) AddedPods() ([]PodReference, error) {
+	value, ok := nc.Annotations[AnnotationAddedPods]
+	if !ok {
+		return nil, nil
+	}
+	var refs []PodReference
+	if err := json.Unmarshal([]byte(value), &refs); err != nil {
+		return nil, fmt.Errorf("nodeclaim %s: annotation %s: %w", nc.Name, AnnotationAddedPods, err)
+	}
+	return refs, nil
+}
+
+// ReservedPods returns the pods the claim's node is for: spec.pods, then the pods added to
+// its spare room since (AnnotationAddedPods; left out if malformed).
+func (nc *NodeClaim) ReservedPods() []PodReference {
+	added, err := nc.AddedPods()
+	if err != nil || len(added) == 0 {
+		return nc.Spec.Pods
+	}
+	return append(slices.Clone(nc.Spec.Pods), added...)
 }
 
 // NodeClaimList is a list of NodeClaims.

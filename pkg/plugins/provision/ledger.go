@@ -2,7 +2,9 @@ package provision
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
@@ -49,10 +51,34 @@ func NodeClaimFor(n *PlannedNode) *v1alpha1.NodeClaim {
 			StartupTaints: prov.Spec.StartupTaints,
 		},
 	}
-	for _, p := range n.Pods {
-		nc.Spec.Pods = append(nc.Spec.Pods, v1alpha1.PodReference{Namespace: p.Namespace, Name: p.Name, UID: p.UID})
-	}
+	nc.Spec.Pods = podRefs(n.Pods)
 	return nc
+}
+
+// podRefs returns references to pods.
+func podRefs(pods []*v1.Pod) []v1alpha1.PodReference {
+	var refs []v1alpha1.PodReference
+	for _, p := range pods {
+		refs = append(refs, v1alpha1.PodReference{Namespace: p.Namespace, Name: p.Name, UID: p.UID})
+	}
+	return refs
+}
+
+// recordAddedPods writes refs, all the pods added to the spare room of the NodeClaim named
+// name, into its annotation nodewright.dev/added-pods.
+func recordAddedPods(ctx context.Context, client dynamic.Interface, name string, refs []v1alpha1.PodReference) error {
+	value, err := json.Marshal(refs)
+	if err != nil {
+		return fmt.Errorf("encoding the pods added to nodeclaim %s: %w", name, err)
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{v1alpha1.AnnotationAddedPods: string(value)}}})
+	if err != nil {
+		return fmt.Errorf("encoding the pods added to nodeclaim %s: %w", name, err)
+	}
+	if _, err := client.Resource(nodeClaimGVR).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("recording the pods added to nodeclaim %s: %w", name, err)
+	}
+	return nil
 }
 
 // createNodeClaim writes nc and returns it as stored, with its generated name.
@@ -79,8 +105,8 @@ func createNodeClaim(ctx context.Context, client dynamic.Interface, nc *v1alpha1
 // which node each claim became. NodeClaims are its source of truth: spec.pods never changes
 // (the spec is immutable), so the ledger is rebuilt from them after a restart (Rebuild) and
 // kept up to date from their events (Set, Delete). Pods a later round put into the spare room
-// of a launched claim (Add) are kept in memory only: after a restart the next round finds
-// the same room and reserves them there again. It is safe for concurrent use: PostFilter
+// of a launched claim are recorded on it in annotation nodewright.dev/added-pods (written by
+// the round, then Add) and rebuilt from there too. It is safe for concurrent use: PostFilter
 // reads it on the scheduling goroutine while rounds and informers write it.
 type Ledger struct {
 	mu     sync.RWMutex
@@ -92,7 +118,8 @@ type Ledger struct {
 	settled map[string]bool
 	// byNode are the claims by the name of their node, known from the launch on.
 	byNode map[string]string
-	// added are, by claim, the pods reserved in its spare room after it was written (Add).
+	// added are, by claim, the pods reserved in its spare room after it was written: those
+	// of its annotation and of Add, which the informer may not have shown yet.
 	added map[string][]v1alpha1.PodReference
 }
 
@@ -130,9 +157,22 @@ func (l *Ledger) setLocked(nc *v1alpha1.NodeClaim) {
 	if nc.Status.NodeName != "" {
 		l.byNode[nc.Status.NodeName] = nc.Name
 	}
-	for _, ref := range nc.Spec.Pods {
+	// A malformed annotation (edited by hand) adds nothing: its pods are planned again.
+	if added, _ := nc.AddedPods(); len(added) > 0 {
+		l.addLocked(nc.Name, added)
+	}
+	for _, ref := range l.podsLocked(nc) {
 		if !l.released[ref.UID] {
 			l.byPod[ref.UID] = nc.Name
+		}
+	}
+}
+
+// addLocked adds refs, those it does not have yet, to the pods added to the claim named name.
+func (l *Ledger) addLocked(name string, refs []v1alpha1.PodReference) {
+	for _, ref := range refs {
+		if !slices.ContainsFunc(l.added[name], func(r v1alpha1.PodReference) bool { return r.UID == ref.UID }) {
+			l.added[name] = append(l.added[name], ref)
 		}
 	}
 }
@@ -146,23 +186,30 @@ func (l *Ledger) Release(uid types.UID) {
 	l.released[uid] = true
 }
 
-// Add reserves pods on the NodeClaim named name, in the room its node has left beyond the
-// pods it was written for. It reports false, reserving nothing, if the ledger does not hold
-// the claim (deleted meanwhile).
-func (l *Ledger) Add(name string, pods []*v1.Pod) bool {
+// Add reserves refs on the NodeClaim named name, in the room its node has left beyond the
+// pods it was written for, once they are recorded in its annotation. It reports false,
+// reserving nothing, if the ledger does not hold the claim (deleted meanwhile).
+func (l *Ledger) Add(name string, refs []v1alpha1.PodReference) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.claims[name]; !ok {
 		return false
 	}
-	for _, pod := range pods {
-		l.added[name] = append(l.added[name], v1alpha1.PodReference{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID})
-		l.byPod[pod.UID] = name
-		delete(l.released, pod.UID)
+	l.addLocked(name, refs)
+	for _, ref := range refs {
+		l.byPod[ref.UID] = name
+		delete(l.released, ref.UID)
 	}
 	// Pods pending again: the claim is no longer settled.
 	delete(l.settled, name)
 	return true
+}
+
+// Added returns the pods added to the spare room of the NodeClaim named name.
+func (l *Ledger) Added(name string) []v1alpha1.PodReference {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return slices.Clone(l.added[name])
 }
 
 // Pods returns the pods the NodeClaim named name is for: those it was written for and those

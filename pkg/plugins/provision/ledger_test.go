@@ -1,10 +1,12 @@
 package provision
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
@@ -58,5 +60,39 @@ func TestNodeClaimForSeedPlan(t *testing.T) {
 	}
 	if nc.GenerateName != "default-" {
 		t.Errorf("generateName = %q, want %q", nc.GenerateName, "default-")
+	}
+}
+
+// TestRecordAddedPods: the pods added to a claim's spare room are written into its
+// annotation, where the ledger and the lifecycle read them.
+func TestRecordAddedPods(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{nodeClaimGVR: "NodeClaimList"})
+	nc := claim("c1", "", "a")
+	nc.GenerateName = ""
+	if _, err := createNodeClaim(ctx, client, nc); err != nil {
+		t.Fatal(err)
+	}
+	refs := podRefs([]*v1.Pod{pendingPod("b", "1").Obj(), pendingPod("c", "1").Obj()})
+	if err := recordAddedPods(ctx, client, "c1", refs); err != nil {
+		t.Fatal(err)
+	}
+	u, err := client.Resource(nodeClaimGVR).Get(ctx, "c1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := toNodeClaim(u)
+	if !ok {
+		t.Fatalf("the stored nodeclaim does not convert")
+	}
+	if diff := cmp.Diff(append(nc.Spec.Pods, refs...), got.ReservedPods()); diff != "" {
+		t.Errorf("reserved pods of the stored nodeclaim (-want, +got):\n%s", diff)
+	}
+	if err := recordAddedPods(ctx, client, "gone", refs); err == nil || !strings.Contains(err.Error(), "nodeclaim gone") {
+		t.Errorf("recording on a missing nodeclaim: error %v, want one naming it", err)
 	}
 }

@@ -306,7 +306,9 @@ func (p *Provision) writeClaim(ctx context.Context, n *PlannedNode) {
 }
 
 // addToClaims reserves the pods the plan put into the spare room of launched NodeClaims on
-// those claims. A claim gone meanwhile leaves its pods to the next round.
+// those claims: recorded in the claim's annotation first, so that a restart keeps them. A
+// claim gone meanwhile, or a failed write, leaves its pods unreserved, to be planned again
+// when the scheduler tries them next.
 func (p *Provision) addToClaims(ctx context.Context, added []*AddedPods) {
 	logger := klog.FromContext(ctx)
 	for _, a := range added {
@@ -314,7 +316,16 @@ func (p *Provision) addToClaims(ctx context.Context, added []*AddedPods) {
 		if len(pods) == 0 {
 			continue
 		}
-		if !p.ledger.Add(a.Claim, pods) {
+		refs := podRefs(pods)
+		if err := recordAddedPods(ctx, p.opts.Dynamic, a.Claim, append(p.ledger.Added(a.Claim), refs...)); err != nil {
+			logger.Error(err, "Reserving pods in the spare room of a nodeclaim; planning them again", "nodeClaim", a.Claim, "pods", len(pods))
+			for _, pod := range pods {
+				p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
+					"%s: reserving the pod on nodeclaim %s: %v", Name, a.Claim, err)
+			}
+			continue
+		}
+		if !p.ledger.Add(a.Claim, refs) {
 			logger.V(2).Info("Nodeclaim gone before pods were reserved in its spare room; planning them again",
 				"nodeClaim", a.Claim, "pods", len(pods))
 			p.batcher.Trigger()
