@@ -39,8 +39,9 @@ import (
 const schedulerName = "nodewright-scheduler"
 
 // cluster is a fresh sandbox control plane with nodewright's CRDs, the EC2 emulator joined to
-// it with no launch latency and no join delay (so that timings measure nodewright, not EC2),
-// an EC2NodeClass and a Provisioner named "default" with no requirements.
+// it with no launch latency and, unless asked for one, no join delay (so that timings measure
+// nodewright, not EC2), an EC2NodeClass and a Provisioner named "default" with no
+// requirements.
 type cluster struct {
 	cp       *sandbox.ControlPlane
 	emulator *emulator.Emulator
@@ -48,8 +49,12 @@ type cluster struct {
 	dir      string
 }
 
-// startCluster starts the cluster in a new temporary directory; stop it with stop.
-func startCluster(ctx context.Context) (_ *cluster, err error) {
+// startCluster starts the cluster in a new temporary directory, its instances joining
+// joinDelay after they run (0: at once); stop it with stop.
+func startCluster(ctx context.Context, joinDelay time.Duration) (_ *cluster, err error) {
+	if joinDelay == 0 {
+		joinDelay = -1 // the emulator's "none"
+	}
 	dir, err := os.MkdirTemp("", "nodewright-bench-")
 	if err != nil {
 		return nil, err
@@ -73,7 +78,7 @@ func startCluster(ctx context.Context) (_ *cluster, err error) {
 	c.emulator = emulator.New(emulator.Options{
 		RESTConfig:       c.restConfig(),
 		LaunchLatency:    -1,
-		JoinDelay:        -1,
+		JoinDelay:        joinDelay,
 		JoinPollInterval: 20 * time.Millisecond,
 	})
 	if err := c.emulator.Start(); err != nil {

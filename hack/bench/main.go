@@ -62,6 +62,9 @@ func e2eCommand(ctx context.Context, args []string) error {
 	overheadPods := fs.Int("overhead-pods", 1000, "pods of each overhead run")
 	overheadRuns := fs.Int("overhead-runs", 5, "overhead runs of each kind, with and without Provision; 0 skips them")
 	rssNodes := fs.Int("rss-nodes", 1000, "nodes of the RSS run, and pods bound onto them; 0 skips it")
+	waves := fs.Int("waves", 1, "create the scale-up's pods in this many waves (1: at once)")
+	waveInterval := fs.Duration("wave-interval", 3*time.Second, "time between two waves of pods")
+	joinDelay := fs.Duration("join-delay", 0, "how long the scale-up's instances take to register their node once running (0: at once; EC2 takes ~30s)")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -70,7 +73,7 @@ func e2eCommand(ctx context.Context, args []string) error {
 	ctx = klog.NewContext(ctx, logger)
 	var result E2E
 	for i := range *runs {
-		r, err := runScaleUp(ctx, *pods, *timeout)
+		r, err := runScaleUp(ctx, scaleUpOptions{Pods: *pods, Waves: *waves, WaveInterval: *waveInterval, JoinDelay: *joinDelay, Timeout: *timeout})
 		if err != nil {
 			return fmt.Errorf("scale-up run %d: %w", i, err)
 		}

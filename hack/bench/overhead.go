@@ -37,7 +37,7 @@ type Overhead struct {
 // its pods first and then starts the scheduler; its throughput is (pods - 1) over the time
 // from the first binding to the last, so that start-up is not counted.
 func runOverhead(ctx context.Context, nodes, pods, runs int) (_ *Overhead, err error) {
-	c, err := startCluster(ctx)
+	c, err := startCluster(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ type RSS struct {
 // runRSS creates nodes small kwok nodes (4 CPUs, 16Gi), starts the scheduler with the
 // shipped configuration, has it bind pods generic pods onto them and reads its peak RSS.
 func runRSS(ctx context.Context, nodes, pods int) (_ *RSS, err error) {
-	c, err := startCluster(ctx)
+	c, err := startCluster(ctx, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -17,10 +17,16 @@ import (
 	"github.com/nodewright/nodewright/pkg/aws/emulator"
 )
 
-// ScaleUp is one end-to-end scale-up run: pods of the diverse mix created at once on an empty
-// sandbox, provisioned for by bin/nodewright-scheduler with the shipped configuration.
+// ScaleUp is one end-to-end scale-up run: pods of the diverse mix created at once (or in
+// waves) on an empty sandbox, provisioned for by bin/nodewright-scheduler with the shipped
+// configuration.
 type ScaleUp struct {
 	Pods int `json:"pods"`
+	// Waves, WaveIntervalSeconds and JoinDelaySeconds are the run's scaleUpOptions, when
+	// they are not the defaults (at once, no join delay).
+	Waves               int     `json:"waves,omitempty"`
+	WaveIntervalSeconds float64 `json:"waveIntervalSeconds,omitempty"`
+	JoinDelaySeconds    float64 `json:"joinDelaySeconds,omitempty"`
 	// NotRunning counts the pods that did not run within the timeout; when there are any,
 	// AllRunningSeconds is the timeout and the percentiles are over the pods that were bound.
 	NotRunning int `json:"notRunning,omitempty"`
@@ -51,11 +57,25 @@ type ScaleUp struct {
 	SchedulerCPUSeconds float64 `json:"schedulerCPUSeconds"`
 }
 
-// runScaleUp starts a cluster and the scheduler, creates n diverse pods at once and measures
-// until every pod runs or timeout passes.
-func runScaleUp(ctx context.Context, n int, timeout time.Duration) (res *ScaleUp, err error) {
+// scaleUpOptions are how a scale-up creates its pods and how fast its nodes join.
+type scaleUpOptions struct {
+	// Pods are created in Waves (1: at once), WaveInterval apart.
+	Pods         int
+	Waves        int
+	WaveInterval time.Duration
+	// JoinDelay is how long an instance takes to register its node once running.
+	JoinDelay time.Duration
+	// Timeout is how long the run may take before it fails.
+	Timeout time.Duration
+}
+
+// runScaleUp starts a cluster and the scheduler, creates the diverse pods of opts and
+// measures until every pod runs or opts.Timeout passes.
+func runScaleUp(ctx context.Context, opts scaleUpOptions) (res *ScaleUp, err error) {
 	logger := klog.FromContext(ctx)
-	c, err := startCluster(ctx)
+	n, timeout := opts.Pods, opts.Timeout
+	waves := max(opts.Waves, 1)
+	c, err := startCluster(ctx, opts.JoinDelay)
 	if err != nil {
 		return nil, err
 	}
@@ -83,9 +103,14 @@ func runScaleUp(ctx context.Context, n int, timeout time.Duration) (res *ScaleUp
 	}
 	defer w.close()
 	pods := workload.Pods(n, workload.Seed, workload.PodOptions{Namespace: ns, SchedulerName: schedulerName})
-	logger.Info("Creating pods", "pods", n, "dir", c.dir)
-	if err := c.createPods(ctx, pods); err != nil {
-		return nil, err
+	logger.Info("Creating pods", "pods", n, "waves", waves, "dir", c.dir)
+	for i := range waves {
+		if i > 0 {
+			time.Sleep(opts.WaveInterval)
+		}
+		if err := c.createPods(ctx, pods[i*n/waves:(i+1)*n/waves]); err != nil {
+			return nil, err
+		}
 	}
 	// A pod that never runs (a stranded pod is a bug) ends the wait at timeout: the run is
 	// then reported with the pods that did run, not dropped.
@@ -102,7 +127,10 @@ func runScaleUp(ctx context.Context, n int, timeout time.Duration) (res *ScaleUp
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	r := &ScaleUp{Pods: n}
+	r := &ScaleUp{Pods: n, JoinDelaySeconds: opts.JoinDelay.Seconds()}
+	if waves > 1 {
+		r.Waves, r.WaveIntervalSeconds = waves, opts.WaveInterval.Seconds()
+	}
 	if r.SchedulerPeakRSSMiB, r.SchedulerCPUSeconds, err = s.usage(); err != nil {
 		return nil, err
 	}
