@@ -331,7 +331,11 @@ func (p *Provision) addToClaims(ctx context.Context, added []*AddedPods) {
 			p.batcher.Trigger()
 			continue
 		}
-		nc, _ := p.ledger.Claim(a.Claim)
+		nc, ok := p.ledger.Claim(a.Claim)
+		if !ok {
+			// Deleted just now: its deletion released the pods again.
+			continue
+		}
 		podsReserved.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(pods)))
 		podsAddedToClaims.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(pods)))
 		logger.Info(fmt.Sprintf("Reserved %d pod(s) in the spare room of nodeclaim %s", len(pods), a.Claim),
