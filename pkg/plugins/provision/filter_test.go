@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
@@ -245,5 +247,37 @@ func TestPreFilterWaitsForReservedPodsItConstrains(t *testing.T) {
 	}
 	if _, status := p.PreFilter(ctx, nil, sibling, nil); !status.IsSuccess() {
 		t.Errorf("PreFilter(x) after the reserved pod bound = %v, want no wait", status)
+	}
+}
+
+// TestPreFilterWaitsForDefaultSpreadSiblings: under a profile whose default spread
+// constraints filter, an unreserved pod of the same controller as a pod still pending on its
+// NodeClaim, neither with constraints of its own, waits for it to bind; other pods do not,
+// and nothing waits under the default profile.
+func TestPreFilterWaitsForDefaultSpreadSiblings(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	owned := func(name, owner string) *v1.Pod {
+		pod := pendingPod(name, "1").OwnerReference(owner, appsv1.SchemeGroupVersion.WithKind("ReplicaSet")).Obj()
+		pod.OwnerReferences[0].UID = types.UID("rs-" + owner)
+		return pod
+	}
+	reserved, sibling, other, orphan := owned("a", "web"), owned("x", "web"), owned("y", "api"), pendingPod("z", "1").Obj()
+	factory := informers.NewSharedInformerFactory(fake.NewClientset(reserved, sibling, other, orphan), 0)
+	factory.Core().V1().Pods().Lister()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	for _, hard := range []bool{true, false} {
+		p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger(), hardDefaultSpread: hard}
+		p.ledger.Rebuild([]*v1alpha1.NodeClaim{claim("c1", "", "a")})
+		for _, tt := range []struct {
+			pod  *v1.Pod
+			wait bool
+		}{{sibling, hard}, {other, false}, {orphan, false}} {
+			_, status := p.PreFilter(ctx, nil, tt.pod, nil)
+			if waits := status.Code() == fwk.Unschedulable; waits != tt.wait {
+				t.Errorf("hard default spread %v: PreFilter(%s) = %v; want waiting %v", hard, tt.pod.Name, status, tt.wait)
+			}
+		}
 	}
 }

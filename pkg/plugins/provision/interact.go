@@ -22,7 +22,9 @@ import (
 // bound (or released), and the next round plans it meanwhile, with them where they will
 // run. The scheduler counts reserved pods nowhere until they bind: a pod a round left to the
 // next one, bound first into a zone the plan had not given it, left a reserved pod of its
-// spread over zones unable to fit on its own node until ReservationGrace ran out.
+// spread over zones unable to fit on its own node until ReservationGrace ran out. When the
+// profile gives pods default spread constraints that filter (HardDefaultSpread), pods of one
+// controller with no constraints of their own spread over each other too.
 func (p *Provision) reservedConflict(pod *v1.Pod) *v1.Pod {
 	var mine constraintTerms
 	computed := false
@@ -34,12 +36,24 @@ func (p *Provision) reservedConflict(pod *v1.Pod) *v1.Pod {
 			if !computed {
 				mine, computed = p.termsOf(pod), true
 			}
-			if mine.selects(r) || p.termsOf(r).selects(pod) {
+			if mine.selects(r) || p.termsOf(r).selects(pod) || p.defaultSpreadTogether(pod, r) {
 				return r
 			}
 		}
 	}
 	return nil
+}
+
+// defaultSpreadTogether reports whether the profile's default spread constraints filter and
+// apply to a and b alike: pods with no constraints of their own and the same controller,
+// whose selector those constraints use. (Pods a Service selects across controllers are not
+// counted.)
+func (p *Provision) defaultSpreadTogether(a, b *v1.Pod) bool {
+	if !p.hardDefaultSpread || len(a.Spec.TopologySpreadConstraints) > 0 || len(b.Spec.TopologySpreadConstraints) > 0 {
+		return false
+	}
+	ca, cb := metav1.GetControllerOfNoCopy(a), metav1.GetControllerOfNoCopy(b)
+	return ca != nil && cb != nil && ca.UID == cb.UID && a.Namespace == b.Namespace
 }
 
 // inFlight yields every unsettled NodeClaim with its pods that are still pending and

@@ -69,8 +69,9 @@ type Provision struct {
 	// graceTimers are the NodeClaims with a retryWhenGraceEnds pending.
 	graceTimers map[string]bool
 	// pluginConfig are the plugin args of the profile (see Options.ConfigFile), nil for
-	// the defaults.
-	pluginConfig []config.PluginConfig
+	// the defaults; hardDefaultSpread is HardDefaultSpread(pluginConfig).
+	pluginConfig      []config.PluginConfig
+	hardDefaultSpread bool
 }
 
 var _ fwk.PostFilterPlugin = &Provision{}
@@ -127,6 +128,7 @@ func NewWithOptions(opts Options) frameworkruntime.PluginFactory {
 			if p.pluginConfig, err = ProfilePluginConfig(opts.ConfigFile, h.ProfileName()); err != nil {
 				return nil, fmt.Errorf("reading the profile's plugin args for the simulation: %w", err)
 			}
+			p.hardDefaultSpread = HardDefaultSpread(p.pluginConfig)
 		}
 		if startLifecycle {
 			if err := p.startLifecycle(ctx, queue); err != nil {

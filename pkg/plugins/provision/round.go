@@ -126,7 +126,7 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, 
 		enabled = fw.ListPlugins()
 	}
 	in.Framework = FrameworkFactoryWith(enabled, informers, p.opts.OutOfTree, p.pluginConfig)
-	in.HardDefaultSpread = HardDefaultSpread(p.pluginConfig)
+	in.HardDefaultSpread = p.hardDefaultSpread
 	in.IgnoredResources = IgnoredResources(p.pluginConfig)
 	return in, nil
 }
