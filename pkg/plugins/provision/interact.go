@@ -64,7 +64,7 @@ func (p *Provision) inFlight() iter.Seq2[*v1alpha1.NodeClaim, []*v1.Pod] {
 			if p.ledger.isSettled(nc.Name) {
 				continue
 			}
-			if pending := p.reservedOn(nc.Name, p.pendingOf(p.ledger.Pods(nc.Name))); len(pending) > 0 && !yield(nc, pending) {
+			if pending := p.waitingOn(nc.Name); len(pending) > 0 && !yield(nc, pending) {
 				return
 			}
 		}

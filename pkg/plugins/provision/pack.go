@@ -10,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/scheduler/apis/config"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/cloud"
@@ -41,16 +42,14 @@ type PlanInput struct {
 	// Region is the region label of the nodes.
 	Region string
 	// Framework builds the framework that judges placements; nil means
-	// DefaultFrameworkFactory(nil, nil).
+	// FrameworkFactoryWith(nil, nil, nil, PluginConfig).
 	Framework FrameworkFactory
-	// HardDefaultSpread is true when Framework's PodTopologySpread gives pods default
-	// constraints that filter (see HardDefaultSpread): no pod is then taken to be
-	// independent of the others, whatever its spec.
-	HardDefaultSpread bool
-	// IgnoredResources, when not nil, tells the extended resources Framework's
-	// NodeResourcesFit leaves out of its fit (see IgnoredResources): the prescreen leaves them
-	// out too.
-	IgnoredResources func(v1.ResourceName) bool
+	// PluginConfig are the plugin args Framework's plugins run with (see
+	// ProfilePluginConfig); nil means their defaults. The packer follows them too: under a
+	// default spread that filters (HardDefaultSpread) no pod is independent of the others,
+	// whatever its spec, and the resources NodeResourcesFit ignores (IgnoredResources) are
+	// left out of the prescreen.
+	PluginConfig []config.PluginConfig
 }
 
 // InFlightNode is the node of a NodeClaim that has launched and not yet registered: the
@@ -148,6 +147,8 @@ type packer struct {
 	reqs       map[*v1.Pod]v1.ResourceList
 	invariants map[*v1.Pod]bool
 	labels     map[labelsKey]string
+	// ignored are the resources the profile's NodeResourcesFit ignores (nil: none).
+	ignored func(v1.ResourceName) bool
 }
 
 // Plan packs in.Pods, largest first, onto new nodes: each pod goes on the first planned
@@ -157,7 +158,7 @@ type packer struct {
 // plugins on the final plan, each pod checked with all the others in place.
 func Plan(ctx context.Context, in PlanInput) (*Packing, error) {
 	if in.Framework == nil {
-		in.Framework = DefaultFrameworkFactory(nil, nil)
+		in.Framework = FrameworkFactoryWith(nil, nil, nil, in.PluginConfig)
 	}
 	// The framework's background goroutines end with ctx.
 	ctx, cancel := context.WithCancel(ctx)
@@ -166,9 +167,10 @@ func Plan(ctx context.Context, in PlanInput) (*Packing, error) {
 	if err != nil {
 		return nil, err
 	}
-	sim.allConstrained = in.HardDefaultSpread
+	sim.allConstrained = HardDefaultSpread(in.PluginConfig)
 	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
-		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{}}
+		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{},
+		ignored: IgnoredResources(in.PluginConfig)}
 	p.buildTemplates()
 	p.addPhantoms()
 	p.openInFlight()
@@ -258,13 +260,13 @@ func weight(p *v1alpha1.Provisioner) int32 {
 }
 
 // addPhantoms adds, when a pending pod spreads over a topology (or the profile spreads every
-// pod: PlanInput.HardDefaultSpread), an empty node per
+// pod: HardDefaultSpread), an empty node per
 // Provisioner, zone, capacity type and architecture it can launch, with no room. Topology
 // spread then sees every domain a plan could open, as the real scheduler will once the nodes
 // exist, and spreads the plan over them. Phantoms only make the spread stricter (an empty
 // domain lowers the minimum); Plan removes them before it confirms the plan.
 func (p *packer) addPhantoms() {
-	spread := p.in.HardDefaultSpread
+	spread := p.sim.allConstrained
 	for _, pod := range p.in.Pods {
 		spread = spread || len(pod.Spec.TopologySpreadConstraints) > 0
 	}
@@ -293,6 +295,9 @@ func (p *packer) addPhantoms() {
 // tried before any new node. A node whose Provisioner or instance type the round does not
 // know keeps no room.
 func (p *packer) openInFlight() {
+	if len(p.in.InFlight) == 0 {
+		return
+	}
 	on := map[string][]*v1.Pod{}
 	for _, pod := range p.in.ScheduledPods {
 		on[pod.Spec.NodeName] = append(on[pod.Spec.NodeName], pod)

@@ -298,8 +298,8 @@ func (p *packer) signature(pod *v1.Pod) string { return perPod(p.sigs, pod, podS
 func (p *packer) requests(pod *v1.Pod) v1.ResourceList {
 	return perPod(p.reqs, pod, func(pod *v1.Pod) v1.ResourceList {
 		req := sum(podRequests(pod), onePod)
-		if ignored := p.in.IgnoredResources; ignored != nil {
-			maps.DeleteFunc(req, func(name v1.ResourceName, _ resource.Quantity) bool { return ignored(name) })
+		if p.ignored != nil {
+			maps.DeleteFunc(req, func(name v1.ResourceName, _ resource.Quantity) bool { return p.ignored(name) })
 		}
 		return req
 	})

@@ -84,7 +84,7 @@ func (p *Provision) retryWhenGraceEnds(logger klog.Logger, claim string, end tim
 		p.mu.Lock()
 		delete(p.graceTimers, claim)
 		p.mu.Unlock()
-		if n := p.activatePods(logger, p.reservedOn(claim, p.pendingOf(p.ledger.Pods(claim)))); n > 0 {
+		if n := p.activatePods(logger, p.waitingOn(claim)); n > 0 {
 			logger.V(2).Info("Reservation grace over; trying the nodeclaim's pending pods again", "nodeClaim", claim, "pods", n)
 		}
 	}

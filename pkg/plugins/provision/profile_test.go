@@ -70,8 +70,7 @@ func TestPlanWithProfilePluginConfig(t *testing.T) {
 		t.Fatalf("with the default args, want one node in us-east-1a, the cheapest zone, and the licensed pod unplanned")
 	}
 	in := planInput([]*v1.Pod{pod, licensed}, prov)
-	in.Framework = FrameworkFactoryWith(nil, nil, nil, pluginConfig)
-	in.IgnoredResources = IgnoredResources(pluginConfig)
+	in.PluginConfig = pluginConfig
 	plan, err := Plan(ctx, in)
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +153,7 @@ func TestPlanWithHardDefaultSpread(t *testing.T) {
 	}
 	in := planInput(pods, provisioner("default", spotOnly))
 	in.Framework = FrameworkFactoryWith(nil, factory, nil, pluginConfig)
-	in.HardDefaultSpread = true
+	in.PluginConfig = pluginConfig
 	plan, err := Plan(ctx, in)
 	if err != nil {
 		t.Fatal(err)

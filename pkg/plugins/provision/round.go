@@ -125,9 +125,8 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, 
 	if fw, ok := p.handle.(framework.Framework); ok {
 		enabled = fw.ListPlugins()
 	}
-	in.Framework = FrameworkFactoryWith(enabled, informers, p.opts.OutOfTree, p.pluginConfig)
-	in.HardDefaultSpread = p.hardDefaultSpread
-	in.IgnoredResources = IgnoredResources(p.pluginConfig)
+	in.PluginConfig = p.pluginConfig
+	in.Framework = FrameworkFactoryWith(enabled, informers, p.opts.OutOfTree, in.PluginConfig)
 	return in, nil
 }
 

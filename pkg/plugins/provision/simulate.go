@@ -200,8 +200,7 @@ type Simulator struct {
 	copies map[string]*Template
 	// Checks counts Filter runs, PreFilters the PreFilter runs, CacheHits the verdicts reused.
 	Checks, PreFilters, CacheHits int
-	// allConstrained is true when every pod may depend on others: see
-	// PlanInput.HardDefaultSpread.
+	// allConstrained is true when every pod may depend on others: see HardDefaultSpread.
 	allConstrained bool
 }
 

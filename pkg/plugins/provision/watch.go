@@ -245,6 +245,11 @@ func (p *Provision) unbound(namespace, name string, uid types.UID) (*v1.Pod, boo
 	return pod, true
 }
 
+// waitingOn returns the pods still pending and reserved on the NodeClaim named claim.
+func (p *Provision) waitingOn(claim string) []*v1.Pod {
+	return p.reservedOn(claim, p.pendingOf(p.ledger.Pods(claim)))
+}
+
 // reservedOn returns those of pods still reserved on the NodeClaim named claim (not
 // released from it).
 func (p *Provision) reservedOn(claim string, pods []*v1.Pod) []*v1.Pod {
