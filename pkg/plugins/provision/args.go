@@ -74,6 +74,11 @@ type Args struct {
 	// BatchMaxDuration bounds a round's wait however fast pods keep arriving. Defaults to 10s;
 	// must not be shorter than BatchIdleDuration.
 	BatchMaxDuration *metav1.Duration `json:"batchMaxDuration,omitempty"`
+	// ReservationGrace is how long a pod reserved on a NodeClaim may wait to fit on the
+	// claim's node once it has registered before it is released as stranded (see
+	// PostFilter). Pods with topology spread wait there for their siblings on other new
+	// nodes, so it is not short. Defaults to 2m.
+	ReservationGrace *metav1.Duration `json:"reservationGrace,omitempty"`
 }
 
 // argsPath is where the args live in a KubeSchedulerConfiguration, for error messages.
@@ -133,6 +138,9 @@ func (a *Args) SetDefaults() {
 	if a.BatchMaxDuration == nil {
 		a.BatchMaxDuration = &metav1.Duration{Duration: DefaultBatchMaxDuration}
 	}
+	if a.ReservationGrace == nil {
+		a.ReservationGrace = &metav1.Duration{Duration: ReservationGrace}
+	}
 }
 
 // Validate checks defaulted args and returns every problem, each with its field path.
@@ -170,6 +178,9 @@ func (a *Args) Validate() field.ErrorList {
 	} else if maxWait < idle {
 		errs = append(errs, field.Invalid(argsPath.Child("batchMaxDuration"), maxWait.String(),
 			fmt.Sprintf("must not be shorter than batchIdleDuration (%s)", idle)))
+	}
+	if grace := a.ReservationGrace.Duration; grace <= 0 {
+		errs = append(errs, field.Invalid(argsPath.Child("reservationGrace"), grace.String(), "must be positive"))
 	}
 	return errs
 }

@@ -22,6 +22,9 @@ func TestQueueingHints(t *testing.T) {
 	node := st.MakeNode().Name("node-1").Obj()
 	labelled := st.MakeNode().Name("node-1").Label(v1alpha1.LabelNodeClaim, "c1").Obj()
 	bound := func(name string) *v1.Pod { return pendingPod(name, "1").Node("node-1").Obj() }
+	// web requires a node with a pod of app db.
+	web := pendingPod("web", "1").PodAffinityIn("app", v1.LabelHostname, []string{"db"}, st.PodAffinityWithRequiredReq).Obj()
+	db := pendingPod("db", "1").Label("app", "db").Node("node-1").Obj()
 
 	tests := []struct {
 		name     string
@@ -37,6 +40,7 @@ func TestQueueingHints(t *testing.T) {
 		{"node's other labels changed", p.hintNodeChange, free, labelled, st.MakeNode().Name("node-1").Label(v1alpha1.LabelNodeClaim, "c1").Label("team", "a").Obj(), fwk.QueueSkip},
 		{"reserved pod bound", p.hintReservedPodGone, free, nil, bound("a"), fwk.Queue},
 		{"unreserved pod bound", p.hintReservedPodGone, free, nil, bound("y"), fwk.QueueSkip},
+		{"unreserved pod the pod's affinity selects bound", p.hintReservedPodGone, web, nil, db, fwk.Queue},
 		{"pending pod deleted", p.hintReservedPodGone, free, pendingPod("a", "1").Obj(), nil, fwk.Queue},
 		{"bound pod deleted", p.hintReservedPodGone, free, bound("y"), nil, fwk.QueueSkip},
 	}

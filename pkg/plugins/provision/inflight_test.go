@@ -186,6 +186,8 @@ func TestPlanIntoInFlightRoom(t *testing.T) {
 func TestNoStrandedPodsInFlightRoom(t *testing.T) {
 	const cases = 300
 	r := rand.New(rand.NewPCG(11, 2026))
+	// No volume cluster: a ReadWriteOncePod pod is left unplanned (its claim is not found).
+	newFramework := DefaultFrameworkFactory(nil, nil)
 	added, planned := 0, 0
 	for c := range cases {
 		_, ctx := ktesting.NewTestContext(t)
@@ -195,7 +197,7 @@ func TestNoStrandedPodsInFlightRoom(t *testing.T) {
 			daemonSets = append(daemonSets, daemonSet("agent", fmt.Sprintf("%dm", 100+r.IntN(900))))
 		}
 		first := planInput(randomPods(r, c), provs...)
-		first.DaemonSets = daemonSets
+		first.DaemonSets, first.Framework = daemonSets, newFramework
 		plan1, err := Plan(ctx, first)
 		if err != nil {
 			t.Fatal(err)
@@ -208,15 +210,20 @@ func TestNoStrandedPodsInFlightRoom(t *testing.T) {
 		nc := NodeClaimFor(n0)
 		nc.Name = "c0"
 		const node = "inflight-0"
+		// Some of the node's pods bound elsewhere or went away meanwhile; not those the
+		// others require (pod affinity), whose leaving would strand them on any node.
 		var kept []*v1.Pod
+		affine := slices.ContainsFunc(n0.Pods, func(pod *v1.Pod) bool {
+			return pod.Spec.Affinity != nil && pod.Spec.Affinity.PodAffinity != nil
+		})
 		for _, pod := range n0.Pods {
-			if r.IntN(4) > 0 {
+			if affine || r.IntN(4) > 0 {
 				kept = append(kept, pod)
 			}
 		}
 		reserved := boundTo(node, kept)
 		second := planInput(renamedPods(randomPods(r, c), "b"), provs...)
-		second.DaemonSets = daemonSets
+		second.DaemonSets, second.Framework = daemonSets, newFramework
 		second.Nodes = []*v1.Node{inFlightNode(nc, node, second.Region)}
 		second.ScheduledPods = reserved
 		second.InFlight = []InFlightNode{{Claim: "c0", Node: node, Provisioner: launched.Provisioner.Name,
@@ -241,9 +248,9 @@ func TestNoStrandedPodsInFlightRoom(t *testing.T) {
 			planned++
 			msg := ""
 			if slices.Contains(reserved, pod) {
-				msg = rejection(ctx, t, pod, node, nodes[:1], onLaunched)
+				msg = rejection(ctx, t, newFramework, pod, node, nodes[:1], onLaunched)
 			} else {
-				msg = rejection(ctx, t, pod, pod.Spec.NodeName, nodes, all)
+				msg = rejection(ctx, t, newFramework, pod, pod.Spec.NodeName, nodes, all)
 			}
 			if msg != "" {
 				t.Errorf("case %d: pod %s stranded on %s (launched as %s): %s", c, pod.Name, pod.Spec.NodeName, launched.Key, msg)

@@ -15,6 +15,8 @@ const (
 	labelInstanceType = "instance_type"
 	labelResult       = "result"
 	labelReserved     = "reserved"
+	// labelPlugin is the scheduler plugin that rejected a pod: the profile's few.
+	labelPlugin = "plugin"
 )
 
 // Values of the result label of provisioningRounds.
@@ -85,12 +87,19 @@ var (
 		Help:           "Pods released from their NodeClaim because they did not fit on its node in time after it registered.",
 		StabilityLevel: metrics.ALPHA,
 	})
-	podsStranded = metrics.NewGauge(&metrics.GaugeOpts{
+	podsUnplannedLast = metrics.NewGauge(&metrics.GaugeOpts{
 		Subsystem:      metricsSubsystem,
 		Name:           "pods_unplanned",
 		Help:           "Pods the last provisioning round could plan no node for.",
 		StabilityLevel: metrics.ALPHA,
 	})
+	podsStranded = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem,
+		Name:      "pods_stranded_total",
+		Help: "Pods the node launched for them rejected until their reservation's grace ran out (a broken plan), " +
+			"by provisioner and by the scheduler plugin that rejected them.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{labelProvisioner, labelPlugin})
 )
 
 var registerOnce sync.Once
@@ -98,6 +107,6 @@ var registerOnce sync.Once
 // registerMetrics registers the plugin's metrics with the scheduler's registry, once.
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsAddedToClaims, podsUnplanned, podsStranded, podUnschedulableToBound, podsReleased)
+		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsAddedToClaims, podsUnplanned, podsUnplannedLast, podsStranded, podUnschedulableToBound, podsReleased)
 	})
 }

@@ -8,6 +8,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config"
@@ -44,6 +46,9 @@ type PlanInput struct {
 	// Framework builds the framework that judges placements; nil means
 	// FrameworkFactoryWith(nil, nil, nil, PluginConfig).
 	Framework FrameworkFactory
+	// Avoid are, by pod UID, the keys (Template.Key) of templates a pod must not be planned
+	// onto: the shapes of nodes launched for it that rejected it (see Provision.strandRelease).
+	Avoid map[types.UID]sets.Set[string]
 	// PluginConfig are the plugin args Framework's plugins run with (see
 	// ProfilePluginConfig); nil means their defaults. The packer follows them too: under a
 	// default spread that filters (HardDefaultSpread) no pod is independent of the others,
@@ -163,11 +168,10 @@ func Plan(ctx context.Context, in PlanInput) (*Packing, error) {
 	// The framework's background goroutines end with ctx.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sim, err := NewSimulator(ctx, in.Framework, in.Nodes, in.ScheduledPods)
+	sim, err := NewSimulator(ctx, in.Framework, in.Nodes, in.ScheduledPods, HardDefaultSpread(in.PluginConfig))
 	if err != nil {
 		return nil, err
 	}
-	sim.allConstrained = HardDefaultSpread(in.PluginConfig)
 	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
 		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{},
 		ignored: IgnoredResources(in.PluginConfig)}
@@ -176,7 +180,7 @@ func Plan(ctx context.Context, in PlanInput) (*Packing, error) {
 	p.openInFlight()
 	pods := append([]*v1.Pod(nil), in.Pods...)
 	sortLargestFirst(pods)
-	for _, pod := range pods {
+	for _, pod := range affinityTargetsFirst(pods) {
 		p.place(ctx, pod)
 	}
 	for _, name := range p.phantoms {

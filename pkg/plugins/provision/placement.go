@@ -61,8 +61,12 @@ func labelsReject(t *Template, pod *v1.Pod, req v1.ResourceList) string {
 	return defaultsReject(t, pod, req)
 }
 
-// prescreen is prescreen with labelsReject cached by pod signature and template.
+// prescreen is prescreen with labelsReject cached by pod signature and template, and the
+// shapes the pod must avoid (PlanInput.Avoid) left out.
 func (p *packer) prescreen(t *Template, pod *v1.Pod, sig string, req, podReqs v1.ResourceList) string {
+	if p.in.Avoid[pod.UID].Has(t.Key) {
+		return avoidedShape
+	}
 	key := labelsKey{sig, t}
 	reason, ok := p.labels[key]
 	if !ok {
@@ -74,6 +78,9 @@ func (p *packer) prescreen(t *Template, pod *v1.Pod, sig string, req, podReqs v1
 	}
 	return fitsResources(req, sum(podReqs, t.DaemonRequests), t.Node.Status.Allocatable)
 }
+
+// avoidedShape is prescreen's reason for a template of PlanInput.Avoid.
+const avoidedShape = "a node of this shape launched for the pod rejected it"
 
 // labelsKey keys the cache of labelsReject.
 type labelsKey struct {
@@ -443,7 +450,7 @@ func (p *packer) holdsAll(ctx context.Context, t *Template, pods []*v1.Pod, tota
 		return false
 	}
 	for _, pod := range pods {
-		if !matchesNodeSelection(pod, t.Node) || defaultsReject(t, pod, p.requests(pod)) != "" ||
+		if p.in.Avoid[pod.UID].Has(t.Key) || !matchesNodeSelection(pod, t.Node) || defaultsReject(t, pod, p.requests(pod)) != "" ||
 			!p.sim.CheckEmpty(ctx, pod, p.signature(pod), t).IsSuccess() {
 			return false
 		}

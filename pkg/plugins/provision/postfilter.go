@@ -14,19 +14,29 @@ import (
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
-// ReservationGrace is how long a pod reserved on a NodeClaim waits to fit on the claim's
-// node once it has registered; then the pod is released to be planned again. Pods with
-// topology spread wait there for their siblings on other new nodes, so it is not short.
+// ReservationGrace is the default of Args.ReservationGrace: how long a pod reserved on a
+// NodeClaim waits to fit on the claim's node once it has registered; then the pod is
+// released to be planned again.
 const ReservationGrace = 2 * time.Minute
+
+// reservationGrace returns the args' ReservationGrace, or the default without args.
+func (p *Provision) reservationGrace() time.Duration {
+	if p.args == nil || p.args.ReservationGrace == nil {
+		return ReservationGrace
+	}
+	return p.args.ReservationGrace.Duration
+}
 
 // PostFilter is called when pod fits no node it may go on. It makes no cloud or API call:
 // it answers from the ledger and hands the rest to a provisioning round.
 //
 //   - A pod reserved on a NodeClaim waits for the claim's node: to register, and then to
 //     accept it (PreFilter keeps it to that node, Filter keeps the node's room for it). A pod
-//     still not placed there ReservationGrace after the node registered is released and
+//     still not placed there Args.ReservationGrace after the node registered is released and
 //     planned again: the plan and the node disagree, which the scheduler's filters prevent
-//     but a change in the cluster (a new DaemonSet, a taint) can bring about.
+//     but a change in the cluster (a new DaemonSet, a taint) can bring about. Such a pod is
+//     stranded (see strandRelease): reported, backed off and planned onto no node of the
+//     shape that rejected it, and not planned at all once stranded MaxStrands times.
 //   - A pod the last round could not serve for reasons waiting cannot lift is
 //     UnschedulableAndUnresolvable, with the reasons.
 //   - Any other pod triggers a round and waits.
@@ -35,7 +45,7 @@ const ReservationGrace = 2 * time.Minute
 // nominated pods only when it filters that node, so pods spreading over zones, nominated to
 // new nodes in each zone, each see their own zone fuller than the others and none fits.
 // Reserved room is kept by Filter instead.
-func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, _ fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
+func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, statuses fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
 	logger := klog.FromContext(ctx)
 	if claim, nodeName, ok := p.ledger.Reservation(pod.UID); ok {
 		since, registered := p.registeredSince(claim)
@@ -43,19 +53,24 @@ func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Po
 			logger.V(4).Info("Pod waits for the node of its nodeclaim", "pod", klog.KObj(pod), "nodeClaim", claim)
 			return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for node of nodeclaim %s", Name, claim))
 		}
-		if waited := p.opts.Clock.Since(since); waited > ReservationGrace {
+		if waited := p.opts.Clock.Since(since); waited > p.reservationGrace() {
+			p.strandRelease(logger, pod, claim, nodeName, statuses)
 			p.ledger.Release(pod.UID)
 			podsReleased.Inc()
 			logger.Info("Pod did not fit on the node of its nodeclaim; planning it again", "pod", klog.KObj(pod),
 				"nodeClaim", claim, "node", nodeName, "waited", waited.Round(time.Second))
-			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "ReservationReleased", "Provisioning",
-				"%s: did not fit on node %s of nodeclaim %s within %s of its registration; planning it again", Name, nodeName, claim, ReservationGrace)
+			if why, held := p.strandHold(pod, nil); held {
+				return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: released from nodeclaim %s: %s", Name, claim, why))
+			}
 			p.batcher.Trigger()
 			return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: released from nodeclaim %s; a node is being planned", Name, claim))
 		}
 		logger.V(4).Info("Pod waits to fit on the node of its nodeclaim", "pod", klog.KObj(pod), "nodeClaim", claim, "node", nodeName)
-		p.retryWhenGraceEnds(logger, claim, since.Add(ReservationGrace))
+		p.retryWhenGraceEnds(logger, claim, since.Add(p.reservationGrace()))
 		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting to fit on node %s of nodeclaim %s", Name, nodeName, claim))
+	}
+	if why, held := p.strandHold(pod, nil); held {
+		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %s", Name, why))
 	}
 	if u, ok := p.unplanned(pod); ok && !u.Resolvable {
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %s", Name, u.Message()))

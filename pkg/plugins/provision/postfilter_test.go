@@ -64,12 +64,12 @@ func TestPostFilter(t *testing.T) {
 			wantMessage: "Provision: waiting for node of nodeclaim default-x7k2p",
 		},
 		{
-			name:          "reserved, node registered longer than the grace: released, a round is triggered",
-			pod:           pendingPod("e", "1").Obj(),
-			wantCode:      fwk.Unschedulable,
-			wantMessage:   "Provision: released from nodeclaim default-old; a node is being planned",
-			wantTriggered: true,
-			wantReleased:  true,
+			name:     "reserved, node registered longer than the grace: released as stranded, backing off",
+			pod:      pendingPod("e", "1").Obj(),
+			wantCode: fwk.UnschedulableAndUnresolvable,
+			wantMessage: "Provision: released from nodeclaim default-old: stranded on a node launched for it " +
+				"(unknown: the scheduler gave no reason); planning it again in 1m0s",
+			wantReleased: true,
 		},
 		{
 			name:          "not reserved: a round is triggered",

@@ -68,6 +68,8 @@ type Provision struct {
 	terms map[types.UID]cachedTerms
 	// graceTimers are the NodeClaims with a retryWhenGraceEnds pending.
 	graceTimers map[string]bool
+	// strands are the pods stranded on nodes launched for them (see strandRelease).
+	strands map[types.UID]*strand
 	// pluginConfig are the plugin args of the profile (see Options.ConfigFile), nil for
 	// the defaults; hardDefaultSpread is HardDefaultSpread(pluginConfig).
 	pluginConfig      []config.PluginConfig

@@ -35,6 +35,7 @@ func (p *Provision) round(ctx context.Context) {
 	start := p.opts.Clock.Now()
 	defer func() { roundDuration.Observe(p.opts.Clock.Since(start).Seconds()) }()
 	p.pruneTerms()
+	p.pruneStrands()
 	pods := p.pendingPods(logger)
 	if p.opts.Cloud == nil {
 		provisioningRounds.WithLabelValues(resultNoCloud).Inc()
@@ -55,18 +56,28 @@ func (p *Provision) round(ctx context.Context) {
 		logger.Error(err, "Preparing a provisioning round")
 		return
 	}
-	podsPerRound.Observe(float64(len(pods)))
+	// Pods stranded on nodes launched for them wait out their backoff, and are planned onto
+	// no node of the shape that rejected them.
+	var held []*Unplanned
+	in.Pods, held = p.holdStranded(in.Pods, in.Provisioners)
+	in.Avoid = p.avoidedShapes()
+	if len(in.Pods) == 0 {
+		provisioningRounds.WithLabelValues(resultNoPods).Inc()
+		p.recordUnplanned(held)
+		return
+	}
+	podsPerRound.Observe(float64(len(in.Pods)))
 	plan, err := Plan(ctx, *in)
 	if err != nil {
 		provisioningRounds.WithLabelValues(resultError).Inc()
-		logger.Error(err, "Planning nodes", "pods", len(pods))
+		logger.Error(err, "Planning nodes", "pods", len(in.Pods))
 		return
 	}
 	provisioningRounds.WithLabelValues(resultPlanned).Inc()
 	logPacking(logger, plan)
 	p.addToClaims(ctx, plan.Added)
 	p.writeClaims(ctx, plan)
-	p.recordUnplanned(plan.Unplanned)
+	p.recordUnplanned(append(plan.Unplanned, held...))
 }
 
 // planInput gathers what Plan needs: the Provisioners with the instance types of their node
@@ -366,7 +377,7 @@ func (p *Provision) stillPending(pods []*v1.Pod) []*v1.Pod {
 // pod in an event.
 func (p *Provision) recordUnplanned(unplanned []*Unplanned) {
 	podsUnplanned.Add(float64(len(unplanned)))
-	podsStranded.Set(float64(len(unplanned)))
+	podsUnplannedLast.Set(float64(len(unplanned)))
 	sort.Slice(unplanned, func(i, j int) bool { return unplanned[i].Pod.UID < unplanned[j].Pod.UID })
 	last := make(map[types.UID]*Unplanned, len(unplanned))
 	for _, u := range unplanned {

@@ -200,7 +200,9 @@ type Simulator struct {
 	copies map[string]*Template
 	// Checks counts Filter runs, PreFilters the PreFilter runs, CacheHits the verdicts reused.
 	Checks, PreFilters, CacheHits int
-	// allConstrained is true when every pod may depend on others: see HardDefaultSpread.
+	// allConstrained is true when every pod may depend on others: under a hard default
+	// spread (HardDefaultSpread), or a Filter plugin whose interactions are not audited (see
+	// filterInteractions).
 	allConstrained bool
 }
 
@@ -223,8 +225,10 @@ var stateFreePreFilters = sets.New(names.NodeName, names.NodeUnschedulable, name
 	names.NodeVolumeLimits, names.VolumeBinding, names.VolumeZone, names.PodTopologySpread,
 	names.InterPodAffinity, names.NodeDeclaredFeatures)
 
-// NewSimulator returns a simulator over the cluster's nodes and pods.
-func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v1.Node, pods []*v1.Pod) (*Simulator, error) {
+// NewSimulator returns a simulator over the cluster's nodes and pods. allConstrained says
+// that every pod may depend on the others whatever its spec (see HardDefaultSpread); it is
+// so as well when the framework has a Filter plugin filterInteractions does not list.
+func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v1.Node, pods []*v1.Pod, allConstrained bool) (*Simulator, error) {
 	snap := newSnapshot(nodes, pods)
 	fw, err := newFramework(ctx, snap)
 	if err != nil {
@@ -235,8 +239,15 @@ func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v
 		for _, p := range pl.PreFilter.Enabled {
 			known = known && stateFreePreFilters.Has(p.Name)
 		}
+		var filters []string
+		for _, p := range pl.Filter.Enabled {
+			filters = append(filters, p.Name)
+		}
+		if !auditedFilters(filters) {
+			allConstrained = true
+		}
 	}
-	return &Simulator{fw: fw, snap: snap, verdicts: map[string]*fwk.Status{}, knownPreFilters: known,
+	return &Simulator{fw: fw, snap: snap, verdicts: map[string]*fwk.Status{}, knownPreFilters: known, allConstrained: allConstrained,
 		independentPre: map[string]*preFilterRun{}, placedPre: map[string]*preFilterRun{}, probes: map[string]*framework.NodeInfo{},
 		copies: map[string]*Template{}}, nil
 }
@@ -337,6 +348,7 @@ func (s *Simulator) CheckPlaced(ctx context.Context, logger klog.Logger, pod *v1
 	if err := ni.RemovePod(logger, pod); err != nil {
 		return fwk.AsStatus(err)
 	}
+	restorePorts(ni, pod)
 	st := s.filter(ctx, &preFilterRun{pod: pod, state: state, result: run.result, status: run.status}, pod, ni)
 	ni.AddPodInfo(info)
 	return st
@@ -408,10 +420,11 @@ func (s *Simulator) renamed(t *Template, name string) *Template {
 // probeNodeName names the template being probed in the snapshot.
 const probeNodeName = "nodewright-probe"
 
-// independent reports whether whether pod fits a node can depend on pods other than the
-// DaemonSet pods of a template: inter-pod (anti-)affinity, topology spread, volumes and
-// resource claims of its own, or a required anti-affinity term of a pod in the snapshot
-// that selects it. Only independent pods' verdicts are cached.
+// independent reports whether whether pod fits a node cannot depend on pods other than the
+// DaemonSet pods of a template: it is not constrained (inter-pod constraints, host ports,
+// volumes or resource claims of its own: see constrained and filterInteractions) and no
+// required anti-affinity term of a pod in the snapshot selects it. Only independent pods'
+// verdicts are cached, and only they are packed by arithmetic alone.
 func (s *Simulator) independent(pod *v1.Pod) bool {
 	return !s.allConstrained && !constrained(pod) && !s.snap.matchedBy(pod).anti
 }
@@ -420,23 +433,6 @@ func (s *Simulator) independent(pod *v1.Pod) bool {
 // changing another pod's fit: no inter-pod constraint of a pod in the snapshot selects it.
 func (s *Simulator) movable(pod *v1.Pod) bool {
 	return !s.allConstrained && !constrained(pod) && !s.snap.matchedBy(pod).any
-}
-
-// constrained reports whether pod's fit depends on other pods by its own spec: inter-pod
-// (anti-)affinity, topology spread, volumes or resource claims.
-func constrained(pod *v1.Pod) bool {
-	if a := pod.Spec.Affinity; a != nil && (a.PodAffinity != nil || a.PodAntiAffinity != nil) {
-		return true
-	}
-	if len(pod.Spec.TopologySpreadConstraints) > 0 || len(pod.Spec.ResourceClaims) > 0 {
-		return true
-	}
-	for _, v := range pod.Spec.Volumes {
-		if v.PersistentVolumeClaim != nil || v.Ephemeral != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // filterVolumes returns the pod's volumes that a Filter plugin can look at: all but the

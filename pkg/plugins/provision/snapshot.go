@@ -179,6 +179,7 @@ func (s *snapshot) removePod(logger klog.Logger, pod *v1.Pod, nodeName string) e
 	if err := ni.RemovePod(logger, pod); err != nil {
 		return err
 	}
+	restorePorts(ni, pod)
 	s.countSelectors(pod, -1)
 	s.gen++
 	return nil

@@ -7,6 +7,11 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/kubernetes/pkg/scheduler/backend/cache"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
@@ -16,7 +21,9 @@ import (
 )
 
 // randomPods returns 1-8 pods with random requests, zone or arch selectors, tolerations of
-// the provisioner's taint, zone or hostname topology spread and hostname anti-affinity.
+// the provisioner's taint, zone or hostname topology spread, hostname anti-affinity,
+// hostname or zone affinity to pods of an app (pending ones among them), host ports and
+// ReadWriteOncePod claims (rwopClaims, see volumeCluster).
 func randomPods(r *rand.Rand, c int) []*v1.Pod {
 	var pods []*v1.Pod
 	for i := range 1 + r.IntN(8) {
@@ -38,6 +45,15 @@ func randomPods(r *rand.Rand, c int) []*v1.Pod {
 			w = w.SpreadConstraint(1+r.IntN(2), v1.LabelHostname, v1.DoNotSchedule, st.MakeLabelSelector().In("app", []string{app}).Obj(), nil, nil, nil, nil)
 		case 2:
 			w = w.PodAntiAffinityIn("app", v1.LabelHostname, []string{app}, st.PodAntiAffinityWithRequiredReq)
+		case 3:
+			key := []string{v1.LabelHostname, v1.LabelTopologyZone}[r.IntN(2)]
+			w = w.PodAffinityIn("app", key, []string{fmt.Sprintf("app-%d", r.IntN(3))}, st.PodAffinityWithRequiredReq)
+		}
+		if r.IntN(4) == 0 {
+			w = hostPortPod(w, []int32{80, 8080}[r.IntN(2)])
+		}
+		if r.IntN(6) == 0 {
+			w = w.PVC(rwopClaims[r.IntN(len(rwopClaims))])
 		}
 		pods = append(pods, w.Obj())
 	}
@@ -68,10 +84,10 @@ func boundTo(node string, pods []*v1.Pod) []*v1.Pod {
 	return out
 }
 
-// rejection returns why the scheduler's PreFilter and Filter plugins, with a framework and a
-// scheduler cache snapshot of their own over nodes and pods (pod among them or not), reject
-// pod on the node named nodeName; "" if they accept it.
-func rejection(ctx context.Context, t *testing.T, pod *v1.Pod, nodeName string, nodes []*v1.Node, pods []*v1.Pod) string {
+// rejection returns why the scheduler's PreFilter and Filter plugins, with a framework of
+// newFramework and a scheduler cache snapshot of their own over nodes and pods (pod among
+// them or not), reject pod on the node named nodeName; "" if they accept it.
+func rejection(ctx context.Context, t *testing.T, newFramework FrameworkFactory, pod *v1.Pod, nodeName string, nodes []*v1.Node, pods []*v1.Pod) string {
 	t.Helper()
 	var others []*v1.Pod
 	for _, q := range pods {
@@ -80,7 +96,7 @@ func rejection(ctx context.Context, t *testing.T, pod *v1.Pod, nodeName string, 
 		}
 	}
 	snap := cache.NewSnapshot(others, nodes)
-	fw, err := DefaultFrameworkFactory(nil, nil)(ctx, snap)
+	fw, err := newFramework(ctx, snap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,6 +120,7 @@ func rejection(ctx context.Context, t *testing.T, pod *v1.Pod, nodeName string, 
 func TestNoStrandedPods(t *testing.T) {
 	const cases = 300
 	r := rand.New(rand.NewPCG(6, 2026))
+	newFramework := DefaultFrameworkFactory(nil, volumeCluster(t))
 	planned, unplanned := 0, 0
 	for c := range cases {
 		_, ctx := ktesting.NewTestContext(t)
@@ -114,6 +131,7 @@ func TestNoStrandedPods(t *testing.T) {
 			}))
 		}
 		in := planInput(randomPods(r, c), provs...)
+		in.Framework = newFramework
 		if r.IntN(3) == 0 {
 			in.DaemonSets = append(in.DaemonSets, daemonSet("agent", fmt.Sprintf("%dm", 100+r.IntN(900))))
 		}
@@ -126,7 +144,7 @@ func TestNoStrandedPods(t *testing.T) {
 		for _, n := range plan.Nodes {
 			for _, p := range n.Pods {
 				planned++
-				if msg := rejection(ctx, t, p, n.Name, nodes, all); msg != "" {
+				if msg := rejection(ctx, t, newFramework, p, n.Name, nodes, all); msg != "" {
 					t.Errorf("case %d: pod %s stranded on %s (%s): %s", c, p.Name, n.Name, n.Template.Key, msg)
 				}
 			}
@@ -136,4 +154,38 @@ func TestNoStrandedPods(t *testing.T) {
 	if planned < cases {
 		t.Errorf("only %d pods planned over %d cases: the test proves little", planned, cases)
 	}
+}
+
+// rwopClaims are the ReadWriteOncePod claims of volumeCluster, in namespace default: one pod
+// at a time may use each.
+var rwopClaims = []string{"rwop-0", "rwop-1"}
+
+// volumeCluster returns started informers over a cluster with the claims of rwopClaims, each
+// bound to a CSI volume of its own that any node can attach.
+func volumeCluster(t *testing.T) informers.SharedInformerFactory {
+	t.Helper()
+	_, ctx := ktesting.NewTestContext(t)
+	var objs []runtime.Object
+	for _, name := range rwopClaims {
+		modes := []v1.PersistentVolumeAccessMode{v1.ReadWriteOncePod}
+		size := v1.ResourceList{v1.ResourceStorage: resource.MustParse("1Gi")}
+		objs = append(objs,
+			&v1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+				Spec:   v1.PersistentVolumeClaimSpec{AccessModes: modes, VolumeName: "pv-" + name, Resources: v1.VolumeResourceRequirements{Requests: size}},
+				Status: v1.PersistentVolumeClaimStatus{Phase: v1.ClaimBound, AccessModes: modes, Capacity: size}},
+			&v1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv-" + name},
+				Spec: v1.PersistentVolumeSpec{AccessModes: modes, Capacity: size,
+					ClaimRef:               &v1.ObjectReference{Namespace: "default", Name: name},
+					PersistentVolumeSource: v1.PersistentVolumeSource{CSI: &v1.CSIPersistentVolumeSource{Driver: "ebs.csi.aws.com", VolumeHandle: "vol-" + name}}},
+				Status: v1.PersistentVolumeStatus{Phase: v1.VolumeBound}})
+	}
+	factory := informers.NewSharedInformerFactory(fake.NewClientset(objs...), 0)
+	// Building a framework registers the informers its plugins read; they start after.
+	if _, err := DefaultFrameworkFactory(nil, factory)(ctx, newSnapshot(nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	t.Cleanup(factory.Shutdown)
+	factory.WaitForCacheSync(ctx.Done())
+	return factory
 }

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -54,7 +55,8 @@ func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 	t.DaemonRequests = v1.ResourceList{v1.ResourcePods: *resource.NewQuantity(int64(len(t.DaemonPods)), resource.DecimalSI)}
 	for _, dp := range t.DaemonPods {
 		addTo(t.DaemonRequests, podRequests(dp))
-		t.daemonAffinity = t.daemonAffinity || constrained(dp)
+		// Its host ports are the same for every pod of a signature, which names its ports.
+		t.daemonAffinity = t.daemonAffinity || selectsPods(dp) || len(dp.Spec.ResourceClaims) > 0 || slices.ContainsFunc(dp.Spec.Volumes, nodeVolume)
 	}
 	return t
 }

@@ -1,0 +1,194 @@
+package provision
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/utils/clock"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+// A pod is stranded when the node launched for it rejects it: its reservation's grace ran out
+// with the scheduler's filters still turning it away from its claim's node (PostFilter). That
+// breaks nodewright's promise, and planning the pod again the same way would launch the same
+// mismatch again (a label the plan counted on and the node never got, a taint a DaemonSet's
+// operator adds): so nodewright reports it, and holds the pod back.
+const (
+	// MaxStrands is how many times a pod may be stranded before nodewright stops planning
+	// nodes for it: one launch, and at most one more of another shape.
+	MaxStrands = 2
+	// StrandBackoff is how long a stranded pod waits before it is planned again.
+	StrandBackoff = time.Minute
+	// StrandMemory is how long a strand counts. Past it, or once the Provisioner the pod was
+	// stranded on changes (its generation), the pod is planned as if it never was: what
+	// turned it away may have been fixed.
+	StrandMemory = 30 * time.Minute
+)
+
+// strand is what nodewright remembers of the strands of one pod.
+type strand struct {
+	count int
+	last  time.Time
+	// shapes are the keys (see Template.Key) of the nodes that rejected the pod: it is not
+	// planned onto them again.
+	shapes sets.Set[string]
+	// namespace and name are the pod's, for pruneStrands.
+	namespace, name string
+	// provisioner is the Provisioner of the last strand, and generation its UID and
+	// generation as the first round after the strand saw it ("" until then).
+	provisioner, generation string
+	// reason is the last rejection, as `NodeAffinity: node(s) didn't match ...`.
+	reason string
+}
+
+// strandRelease records that pod, reserved on claim, was rejected by claim's node nodeName
+// for as long as its reservation's grace (Args.ReservationGrace): it logs the mismatch at error level with the filter that
+// failed, tells the pod in a Stranded event, counts it, and schedules the pod's next try for
+// when its backoff ends.
+func (p *Provision) strandRelease(logger klog.Logger, pod *v1.Pod, claim, nodeName string, statuses fwk.NodeToStatusReader) {
+	plugin, reason := "unknown", "the scheduler gave no reason"
+	if statuses != nil {
+		if st := statuses.Get(nodeName); st != nil && !st.IsSuccess() {
+			plugin, reason = st.Plugin(), strings.Join(st.Reasons(), ", ")
+			if plugin == "" {
+				plugin = "unknown"
+			}
+		}
+	}
+	var shape, provisioner string
+	if nc, ok := p.ledger.Claim(claim); ok {
+		shape = fmt.Sprintf("%s/%s/%s/%s", nc.Spec.Provisioner, nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType)
+		provisioner = nc.Spec.Provisioner
+	}
+	now := p.opts.Clock.Now()
+	p.mu.Lock()
+	if p.strands == nil {
+		p.strands = map[types.UID]*strand{}
+	}
+	s := p.strands[pod.UID]
+	if s == nil || now.Sub(s.last) > StrandMemory {
+		s = &strand{shapes: sets.New[string](), namespace: pod.Namespace, name: pod.Name}
+		p.strands[pod.UID] = s
+	}
+	s.count++
+	s.last = now
+	s.shapes.Insert(shape)
+	if s.provisioner != provisioner {
+		s.provisioner, s.generation = provisioner, ""
+	}
+	s.reason = plugin + ": " + reason
+	count := s.count
+	p.mu.Unlock()
+
+	podsStranded.WithLabelValues(provisioner, plugin).Inc()
+	logger.Error(nil, "Pod stranded: the node launched for it rejects it", "pod", klog.KObj(pod), "nodeClaim", claim,
+		"node", nodeName, "shape", shape, "plugin", plugin, "reason", reason, "strands", count)
+	next := fmt.Sprintf("planning it again in %s, not onto %s", StrandBackoff, shape)
+	if count >= MaxStrands {
+		next = fmt.Sprintf("stranded %d times: no node is planned for it until provisioner %s changes or %s pass", count, provisioner, StrandMemory)
+	}
+	p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "Stranded", "Provisioning",
+		"%s: node %s of nodeclaim %s, launched for this pod, rejects it (%s: %s) %s after it registered; %s",
+		Name, nodeName, claim, plugin, reason, p.reservationGrace(), next)
+	if count < MaxStrands {
+		p.afterFunc(StrandBackoff+time.Second, func() { p.activatePods(logger, []*v1.Pod{pod}) })
+	}
+}
+
+// strandHold returns why pod is not planned now, if it is held back by its strands: within
+// StrandBackoff of its last, or stranded MaxStrands times (within StrandMemory, on a
+// Provisioner that has not changed since). generations are the Provisioners' UIDs and
+// generations, by name, when a round asks; PostFilter passes nil and judges by time alone.
+func (p *Provision) strandHold(pod *v1.Pod, generations map[string]string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.strands[pod.UID]
+	if !ok {
+		return "", false
+	}
+	if generations != nil {
+		if s.generation == "" {
+			s.generation = generations[s.provisioner]
+		}
+		if generations[s.provisioner] != s.generation {
+			delete(p.strands, pod.UID)
+			return "", false
+		}
+	}
+	since := p.opts.Clock.Since(s.last)
+	switch {
+	case since > StrandMemory:
+		delete(p.strands, pod.UID)
+		return "", false
+	case s.count >= MaxStrands:
+		return fmt.Sprintf("stranded %d times on nodes launched for it (last: %s); no node is planned for it until provisioner %s changes or %s pass",
+			s.count, s.reason, s.provisioner, StrandMemory), true
+	case since < StrandBackoff:
+		return fmt.Sprintf("stranded on a node launched for it (%s); planning it again in %s", s.reason, (StrandBackoff - since).Round(time.Second)), true
+	}
+	return "", false
+}
+
+// avoidedShapes returns, by pod UID, the shapes each stranded pod must not be planned onto.
+func (p *Provision) avoidedShapes() map[types.UID]sets.Set[string] {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[types.UID]sets.Set[string]{}
+	for uid, s := range p.strands {
+		out[uid] = s.shapes.Clone()
+	}
+	return out
+}
+
+// holdStranded splits pods into those to plan and those their strands hold back, with why;
+// provs are the round's Provisioners.
+func (p *Provision) holdStranded(pods []*v1.Pod, provs []*v1alpha1.Provisioner) ([]*v1.Pod, []*Unplanned) {
+	generations := map[string]string{}
+	for _, prov := range provs {
+		generations[prov.Name] = fmt.Sprintf("%s/%d", prov.UID, prov.Generation)
+	}
+	var plan []*v1.Pod
+	var held []*Unplanned
+	for _, pod := range pods {
+		if why, ok := p.strandHold(pod, generations); ok {
+			// Resolvable: PostFilter holds it while the hold lasts, and plans it after.
+			held = append(held, &Unplanned{Pod: pod, Reasons: []string{why}, Resolvable: true})
+			continue
+		}
+		plan = append(plan, pod)
+	}
+	return plan, held
+}
+
+// pruneStrands forgets the strands of pods that are no longer pending.
+func (p *Provision) pruneStrands() {
+	p.mu.Lock()
+	strands := make(map[types.UID]strand, len(p.strands))
+	for uid, s := range p.strands {
+		strands[uid] = *s
+	}
+	p.mu.Unlock()
+	for uid, s := range strands {
+		if _, ok := p.unbound(s.namespace, s.name, uid); !ok {
+			p.mu.Lock()
+			delete(p.strands, uid)
+			p.mu.Unlock()
+		}
+	}
+}
+
+// afterFunc runs f after d on the plugin's clock.
+func (p *Provision) afterFunc(d time.Duration, f func()) {
+	if c, ok := p.opts.Clock.(clock.WithDelayedExecution); ok {
+		c.AfterFunc(d, f)
+		return
+	}
+	time.AfterFunc(d, f)
+}
