@@ -46,6 +46,7 @@ func TestNewArgs(t *testing.T) {
 				KubernetesVersion: "1.37",
 				BatchIdleDuration: &metav1.Duration{Duration: time.Second},
 				BatchMaxDuration:  &metav1.Duration{Duration: 10 * time.Second},
+				ReservationGrace:  &metav1.Duration{Duration: ReservationGrace},
 			},
 		},
 		{
@@ -65,6 +66,7 @@ func TestNewArgs(t *testing.T) {
 				InterruptionQueue: "prod-interruptions",
 				BatchIdleDuration: &metav1.Duration{Duration: 500 * time.Millisecond},
 				BatchMaxDuration:  &metav1.Duration{Duration: 2 * time.Second},
+				ReservationGrace:  &metav1.Duration{Duration: ReservationGrace},
 			},
 		},
 		{
@@ -80,6 +82,7 @@ func TestNewArgs(t *testing.T) {
 				KubernetesVersion: "1.37",
 				BatchIdleDuration: &metav1.Duration{Duration: time.Second},
 				BatchMaxDuration:  &metav1.Duration{Duration: 10 * time.Second},
+				ReservationGrace:  &metav1.Duration{Duration: ReservationGrace},
 			},
 		},
 		{
