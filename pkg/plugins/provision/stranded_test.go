@@ -49,7 +49,7 @@ func randomPods(r *rand.Rand, c int) []*v1.Pod {
 			key := []string{v1.LabelHostname, v1.LabelTopologyZone}[r.IntN(2)]
 			w = w.PodAffinityIn("app", key, []string{fmt.Sprintf("app-%d", r.IntN(3))}, st.PodAffinityWithRequiredReq)
 		}
-		if r.IntN(4) == 0 {
+		if r.IntN(3) == 0 {
 			w = hostPortPod(w, []int32{80, 8080}[r.IntN(2)])
 		}
 		if r.IntN(6) == 0 {
