@@ -46,8 +46,10 @@ type provisionEnv struct {
 	class    *v1alpha1.EC2NodeClass
 	// prov is the env's Provisioner, named after the namespace.
 	prov *v1alpha1.Provisioner
-	// config is the scheduler's configuration file, sched the scheduler running on it.
+	// config is the scheduler's configuration file, written with the Provision plugin's
+	// args, and sched the scheduler running on it.
 	config string
+	args   map[string]any
 	sched  *scheduler.Scheduler
 }
 
@@ -85,7 +87,7 @@ func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec, opts ...envOpt
 	if err := scheduler.WriteConfig(manifests.SchedulerConfig, path, framework.ControlPlane.Kubeconfig(), args); err != nil {
 		t.Fatal(err)
 	}
-	env := &provisionEnv{t: t, ctx: ctx, logger: logger, client: client, ns: ns, emulator: e, class: class, prov: prov, config: path}
+	env := &provisionEnv{t: t, ctx: ctx, logger: logger, client: client, ns: ns, emulator: e, class: class, prov: prov, config: path, args: args}
 	env.startScheduler()
 	t.Cleanup(func() {
 		if err := env.sched.Stop(); err != nil {
@@ -114,6 +116,16 @@ func (env *provisionEnv) restartScheduler() {
 		env.t.Fatalf("the scheduler stopped by itself: %v", err)
 	}
 	env.startScheduler()
+}
+
+// setArg sets the Provision plugin's arg key to value and restarts the scheduler with it.
+func (env *provisionEnv) setArg(key string, value any) {
+	env.t.Helper()
+	env.args[key] = value
+	if err := scheduler.WriteConfig(manifests.SchedulerConfig, env.config, framework.ControlPlane.Kubeconfig(), env.args); err != nil {
+		env.t.Fatal(err)
+	}
+	env.restartScheduler()
 }
 
 // provisioner creates another Provisioner of spec on the env's node class, named
@@ -182,9 +194,15 @@ func (env *provisionEnv) dump(ctx context.Context) {
 // after edit (may be nil), then scales it to replicas.
 func (env *provisionEnv) inflate(replicas int32, edit func(*corev1.PodSpec)) {
 	env.t.Helper()
-	labels := map[string]string{"app": "inflate"}
+	env.deployment("inflate", replicas, edit)
+}
+
+// deployment creates a Deployment like inflate's, named and labelled app=name.
+func (env *provisionEnv) deployment(name string, replicas int32, edit func(*corev1.PodSpec)) {
+	env.t.Helper()
+	labels := map[string]string{"app": name}
 	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "inflate", Namespace: env.ns},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: env.ns},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](0),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -194,7 +212,7 @@ func (env *provisionEnv) inflate(replicas int32, edit func(*corev1.PodSpec)) {
 					SchedulerName:                 schedulerName,
 					TerminationGracePeriodSeconds: ptr.To[int64](0),
 					Containers: []corev1.Container{{
-						Name: "inflate", Image: "registry.k8s.io/pause:3.10",
+						Name: name, Image: "registry.k8s.io/pause:3.10",
 						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}},
 					}},
 				},
@@ -207,8 +225,8 @@ func (env *provisionEnv) inflate(replicas int32, edit func(*corev1.PodSpec)) {
 	if _, err := env.client.AppsV1().Deployments(env.ns).Create(env.ctx, d, metav1.CreateOptions{}); err != nil {
 		env.t.Fatal(err)
 	}
-	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: "inflate", Namespace: env.ns}, Spec: autoscalingv1.ScaleSpec{Replicas: replicas}}
-	if _, err := env.client.AppsV1().Deployments(env.ns).UpdateScale(env.ctx, "inflate", scale, metav1.UpdateOptions{}); err != nil {
+	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: env.ns}, Spec: autoscalingv1.ScaleSpec{Replicas: replicas}}
+	if _, err := env.client.AppsV1().Deployments(env.ns).UpdateScale(env.ctx, name, scale, metav1.UpdateOptions{}); err != nil {
 		env.t.Fatal(err)
 	}
 }

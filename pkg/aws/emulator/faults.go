@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // Call is one API request the emulator received.
@@ -40,6 +43,8 @@ type faults struct {
 	latency       map[string]time.Duration
 	neverJoinNext int
 	spotPrices    map[[2]string]spotOverride
+	// joinTaints are added to every Node that registers (see JoinWithTaints).
+	joinTaints []corev1.Taint
 }
 
 func newFaults() faults {
@@ -158,6 +163,15 @@ func (e *Emulator) NeverJoinNext(n int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.state.faults.neverJoinNext = max(0, n)
+}
+
+// JoinWithTaints makes every Node that registers from now on carry taints besides those of
+// its user data, as an image whose bootstrap adds its own --register-with-taints would: a
+// node that differs from what was planned for it. No taints turns it off.
+func (e *Emulator) JoinWithTaints(taints ...corev1.Taint) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.state.faults.joinTaints = slices.Clone(taints)
 }
 
 // Calls returns every API call received so far, in order.

@@ -71,6 +71,7 @@ func (e *Emulator) joinDue(ctx context.Context) {
 			log.V(2).Info("Instance cannot join", "instance", inst.ID, "err", err)
 			continue
 		}
+		node.Spec.Taints = append(node.Spec.Taints, e.state.faults.joinTaints...)
 		due = append(due, pendingJoin{instanceID: inst.ID, node: node})
 	}
 	e.mu.Unlock()
