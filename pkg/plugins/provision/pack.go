@@ -154,6 +154,8 @@ type packer struct {
 	labels     map[labelsKey]string
 	// ignored are the resources the profile's NodeResourcesFit ignores (nil: none).
 	ignored func(v1.ResourceName) bool
+	// prefs caches prefers by pod.
+	prefs map[*v1.Pod]bool
 }
 
 // Plan packs in.Pods, largest first, onto new nodes: each pod goes on the first planned

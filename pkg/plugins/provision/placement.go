@@ -345,29 +345,22 @@ func (p *packer) release(t *Template) {
 }
 
 // open plans a new node for pod: the cheapest template of the heaviest Provisioner that
-// accepts it alone, within limits. The node's candidates are that template's zone and
-// capacity type's templates that may hold pod too.
+// accepts it alone, within limits, unless pod's preferences choose another (see preferred).
+// The node's candidates are that template's zone and capacity type's templates that may
+// hold pod too.
 func (p *packer) open(ctx context.Context, pod *v1.Pod, sig string, req v1.ResourceList) *openNode {
 	independent := p.sim.independent(pod)
-	name := fmt.Sprintf("nodewright-planned-%d", len(p.nodes))
+	n := &openNode{name: fmt.Sprintf("nodewright-planned-%d", len(p.nodes)), podReqs: v1.ResourceList{}, independent: true}
 	for _, prov := range p.provs {
 		for _, t := range p.templates[prov.Name] {
-			if p.prescreen(t, pod, sig, req, nil) != "" || !p.withinLimits(t, nil) {
+			if !p.accepts(ctx, n, t, pod, sig, req, independent) {
 				continue
 			}
-			if independent {
-				if !p.sim.CheckEmpty(ctx, pod, sig, t).IsSuccess() {
-					continue
-				}
-			}
-			n := &openNode{name: name, podReqs: v1.ResourceList{}, independent: true}
-			p.install(ctx, n, t)
-			if !independent && !p.sim.Check(ctx, pod, name).IsSuccess() {
-				p.sim.snap.removeNode(name)
-				continue
+			if p.prefers(pod) {
+				t = p.preferred(ctx, n, t, pod, sig, req, independent)
 			}
 			n.candidates = []*Template{t}
-			for _, o := range p.templates[prov.Name] {
+			for _, o := range p.templates[t.Provisioner.Name] {
 				if o == t || o.Offering.Zone != t.Offering.Zone || o.Offering.CapacityType != t.Offering.CapacityType {
 					continue
 				}
@@ -379,13 +372,30 @@ func (p *packer) open(ctx context.Context, pod *v1.Pod, sig string, req v1.Resou
 			n.podReqs = sum(req)
 			n.independent = independent
 			n.invariant = p.invariant(pod)
-			_ = p.sim.snap.addPod(pod, name)
+			_ = p.sim.snap.addPod(pod, n.name)
 			p.reserve(t)
 			p.nodes = append(p.nodes, n)
 			return n
 		}
 	}
 	return nil
+}
+
+// accepts reports whether new node n as t, within limits, takes pod alone; if it does, n is
+// installed as t. A pod that depends on others is checked on n installed in the snapshot.
+func (p *packer) accepts(ctx context.Context, n *openNode, t *Template, pod *v1.Pod, sig string, req v1.ResourceList, independent bool) bool {
+	if p.prescreen(t, pod, sig, req, nil) != "" || !p.withinLimits(t, nil) {
+		return false
+	}
+	if independent && !p.sim.CheckEmpty(ctx, pod, sig, t).IsSuccess() {
+		return false
+	}
+	p.install(ctx, n, t)
+	if !independent && !p.sim.Check(ctx, pod, n.name).IsSuccess() {
+		p.sim.snap.removeNode(n.name)
+		return false
+	}
+	return true
 }
 
 // confirm checks every planned pod on its node with every other planned pod in place, and
@@ -426,6 +436,9 @@ func (p *packer) rehome(ctx context.Context, n *openNode) {
 		}
 		if !p.holdsAll(ctx, t, n.pods, n.podReqs) || !p.withinLimits(t, current.InstanceType.Capacity) {
 			continue
+		}
+		if t = p.preferredHome(ctx, n, t); t.Offering.Price >= current.Offering.Price {
+			return
 		}
 		candidates := []*Template{t}
 		for _, o := range p.templates[t.Provisioner.Name] {

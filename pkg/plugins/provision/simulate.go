@@ -30,13 +30,15 @@ import (
 )
 
 // FrameworkFactory builds the scheduler framework a round simulates with, reading the
-// cluster from lister. Only its PreFilter and Filter plugins are used.
+// cluster from lister. Only its PreFilter and Filter plugins are used, and its PreScore and
+// Score plugins for pods with preferences (see Simulator.Score).
 type FrameworkFactory func(ctx context.Context, lister fwk.SharedLister) (framework.Framework, error)
 
 // DefaultFrameworkFactory returns a factory of frameworks with the in-tree plugins and their
 // default args: the PreFilter and Filter plugins of enabled when it is not nil (a running
 // scheduler's profile, see framework.Framework.ListPlugins), else kube-scheduler's default
-// profile. Only PreFilter and Filter ever run.
+// profile. Only PreFilter and Filter ever run, and the Score plugins of preferences
+// (preferencePlugins).
 // informerFactory feeds the plugins that read the cluster (volumes, CSI nodes); nil means an
 // empty cluster, as in tests.
 func DefaultFrameworkFactory(enabled *config.Plugins, informerFactory informers.SharedInformerFactory) FrameworkFactory {
@@ -84,14 +86,17 @@ func FrameworkFactoryWith(enabled *config.Plugins, informerFactory informers.Sha
 			profile.PluginConfig = pluginConfig
 		}
 		if enabled != nil {
-			// Only what deciding feasibility needs, plus the queue sort and bind plugins the
-			// framework insists on (they never run here).
+			// Only what deciding feasibility and scoring preferences need, plus the queue sort
+			// and bind plugins the framework insists on (they never run here).
 			profile.Plugins = &config.Plugins{PreFilter: keep(enabled.PreFilter), Filter: keep(enabled.Filter),
+				PreScore: preferenceScoring(enabled.PreScore), Score: preferenceScoring(enabled.Score),
 				QueueSort: enabled.QueueSort, Bind: enabled.Bind}
 		} else {
 			profile.Plugins.MultiPoint = keep(profile.Plugins.MultiPoint)
 			profile.Plugins.PreFilter = keep(profile.Plugins.PreFilter)
 			profile.Plugins.Filter = keep(profile.Plugins.Filter)
+			profile.Plugins.PreScore = preferenceScoring(profile.Plugins.MultiPoint)
+			profile.Plugins.Score = preferenceScoring(profile.Plugins.MultiPoint)
 		}
 		client := clientsetfake.NewClientset()
 		if informerFactory == nil {
@@ -198,6 +203,8 @@ type Simulator struct {
 	// copies caches Template.renamed by name and template key: the snapshot derives what
 	// it needs from a pod once per pod object.
 	copies map[string]*Template
+	// scored are the NodeInfos of empty templates that Score scores, by template key.
+	scored map[string]*framework.NodeInfo
 	// Checks counts Filter runs, PreFilters the PreFilter runs, CacheHits the verdicts reused.
 	Checks, PreFilters, CacheHits int
 	// allConstrained is true when every pod may depend on others: under a hard default
@@ -395,13 +402,19 @@ func (s *Simulator) CheckEmpty(ctx context.Context, pod *v1.Pod, sig string, t *
 func (s *Simulator) probe(t *Template) *framework.NodeInfo {
 	ni, ok := s.probes[t.Key]
 	if !ok {
-		c := s.renamed(t, probeNodeName)
-		ni = framework.NewNodeInfo()
-		ni.SetNode(c.Node)
-		for _, dp := range c.DaemonPods {
-			ni.AddPodInfo(s.snap.entry(dp).info)
-		}
+		ni = s.emptyNode(t, probeNodeName)
 		s.probes[t.Key] = ni
+	}
+	return ni
+}
+
+// emptyNode returns a NodeInfo of t named name, with its DaemonSet pods only.
+func (s *Simulator) emptyNode(t *Template, name string) *framework.NodeInfo {
+	c := s.renamed(t, name)
+	ni := framework.NewNodeInfo()
+	ni.SetNode(c.Node)
+	for _, dp := range c.DaemonPods {
+		ni.AddPodInfo(s.snap.entry(dp).info)
 	}
 	return ni
 }
