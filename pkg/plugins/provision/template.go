@@ -2,6 +2,7 @@ package provision
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -59,24 +60,12 @@ func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 	return t
 }
 
-// templateNode returns the Node a node of it in o for p would register as.
+// templateNode returns the Node a node of it in o for p would register as: the labels of
+// its instance type and offering, and p's (ProvisionerSpec.NodeLabels), which are never
+// well-known ones.
 func templateNode(p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offering, region, name string) *v1.Node {
-	labels := map[string]string{}
-	for k, v := range it.Labels {
-		labels[k] = v
-	}
-	// The Provisioner's labels come before the well-known ones so that a well-known label
-	// is always the instance's truth.
-	for k, v := range p.Spec.Labels {
-		labels[k] = string(v)
-	}
-	// Requirements with one In value that are not well-known labels become node labels
-	// (see cloud.Provider.Create).
-	for _, r := range p.Spec.Requirements {
-		if r.Operator == v1.NodeSelectorOpIn && len(r.Values) == 1 && !v1alpha1.WellKnownLabels.Has(r.Key) {
-			labels[r.Key] = r.Values[0]
-		}
-	}
+	labels := p.Spec.NodeLabels()
+	maps.Copy(labels, it.Labels)
 	labels[v1.LabelHostname] = name
 	labels[v1.LabelInstanceTypeStable] = it.Name
 	labels[v1.LabelTopologyZone] = o.Zone
