@@ -26,9 +26,9 @@ func allows(reqs []v1alpha1.NodeSelectorRequirement, labels map[string]string) b
 
 // nodeLabels are the labels the kubelet registers a NodeClaim's node with: the labels of the
 // user's its requirements give it (v1alpha1.RequirementLabels: the Provisioner's labels and
-// the pods' selections), the Provisioner's name and the capacity type. Labels the kubelet may
-// not set itself (kubernetes.io and k8s.io labels other than its own) are left out: the
-// lifecycle puts them on the Node when it registers. The
+// the values the plan chose for its other requirements), the Provisioner's name and the
+// capacity type. Labels the kubelet may not set itself (kubernetes.io and k8s.io labels other
+// than its own) are left out: the lifecycle puts them on the Node when it registers. The
 // NodeClaim's name is not among them, so that launch templates can be shared; the node is
 // matched to its claim by providerID.
 func nodeLabels(nodeClaim *v1alpha1.NodeClaim, capacityType string) map[string]string {

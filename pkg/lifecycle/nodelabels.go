@@ -15,7 +15,7 @@ import (
 
 // plannedLabels returns the labels the Provision plugin planned nc's Node to carry: the
 // labels of the claim's requirements (v1alpha1.RequirementLabels: the Provisioner's labels
-// among them),
+// and the values the plan chose for its other requirements on keys of the user's, among them),
 // the well-known labels of its instance type as the cloud describes it, and the instance
 // type, zone and capacity type it was launched with. The kubelet's user data sets only some
 // of them, and a pod planned onto the node selects on any of them.

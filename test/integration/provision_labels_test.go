@@ -180,7 +180,7 @@ func TestProvisionLabels(t *testing.T) {
 				}
 			}
 			for _, nc := range env.claims() {
-				if _, has := labelOf(nc, testKey); !has {
+				if _, has := v1alpha1.RequirementLabels(nc.Spec.Requirements, nil)[testKey]; !has {
 					t.Errorf("nodeclaim %s has no requirement %s In [<one value>]: %v", nc.Name, testKey, nc.Spec.Requirements)
 				}
 			}
@@ -200,14 +200,4 @@ func TestProvisionLabels(t *testing.T) {
 			env.assertNoStrandedPods()
 		})
 	}
-}
-
-// labelOf returns the label key the NodeClaim's requirements give its node.
-func labelOf(nc v1alpha1.NodeClaim, key string) (string, bool) {
-	for _, r := range nc.Spec.Requirements {
-		if r.Key == key && r.Operator == corev1.NodeSelectorOpIn && len(r.Values) == 1 {
-			return r.Values[0], true
-		}
-	}
-	return "", false
 }

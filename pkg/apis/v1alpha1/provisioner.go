@@ -125,7 +125,8 @@ type ProvisionerSpec struct {
 // NodeLabels returns the labels every node launched for the Provisioner carries besides
 // those of its instance type: its labels, and the labels its requirements fix (see
 // RequirementLabels), which take precedence, on keys of the user's (IsUserLabel). A label on
-// a well-known key is left out: the instance decides it.
+// a well-known key is left out: the instance decides it. The Provisioner's other requirements
+// on keys of the user's leave the label open, for the plan to choose a value per node.
 func (s *ProvisionerSpec) NodeLabels() map[string]string {
 	labels := map[string]string{}
 	for key, value := range s.Labels {

@@ -22,8 +22,9 @@ type NodeSelectorRequirement struct {
 	// Key is the label the requirement applies to: one of the well-known labels
 	// (node.kubernetes.io/instance-type, topology.kubernetes.io/zone, kubernetes.io/arch,
 	// nodewright.dev/capacity-type, nodewright.dev/instance-family, ...) to choose instance
-	// types and offerings, or a label of the user's that nodes get when the requirement
-	// allows exactly one value.
+	// types and offerings, or a label of the user's, which the nodes get: the one value an
+	// In requirement allows, else a value the plan chooses for each node's pods, or none
+	// where the requirement allows that (NotIn, DoesNotExist).
 	//
 	// +required
 	// +kubebuilder:validation:MinLength=1
