@@ -14,7 +14,8 @@ import (
 )
 
 // plannedLabels returns the labels the Provision plugin planned nc's Node to carry: the
-// values of the claim's single-valued In requirements (the Provisioner's labels among them),
+// labels of the claim's requirements (v1alpha1.RequirementLabels: the Provisioner's labels
+// and the values the plan chose for its other requirements on keys of the user's, among them),
 // the well-known labels of its instance type as the cloud describes it, and the instance
 // type, zone and capacity type it was launched with. The kubelet's user data sets only some
 // of them, and a pod planned onto the node selects on any of them.
@@ -23,12 +24,7 @@ import (
 // claim's Provisioner or EC2NodeClass is gone or no longer resolves, or the cloud no longer
 // lists the type: the launch's own values are still set.
 func (r *registrar) plannedLabels(ctx context.Context, nc *v1alpha1.NodeClaim) (map[string]string, error) {
-	labels := map[string]string{}
-	for _, req := range nc.Spec.Requirements {
-		if req.Operator == corev1.NodeSelectorOpIn && len(req.Values) == 1 && !v1alpha1.RestrictedLabels.Has(req.Key) {
-			labels[req.Key] = req.Values[0]
-		}
-	}
+	labels := v1alpha1.RequirementLabels(nc.Spec.Requirements, func(key string) bool { return !v1alpha1.RestrictedLabels.Has(key) })
 	it, err := r.instanceType(ctx, nc)
 	if err != nil {
 		return nil, err

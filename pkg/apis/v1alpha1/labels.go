@@ -93,6 +93,14 @@ var RestrictedLabels = sets.New(
 	LabelNodeClaim,
 )
 
+// IsUserLabel reports whether key is a label of the user's: neither one of WellKnownLabels,
+// whose values a node's instance type and offering decide, nor one of RestrictedLabels. Only
+// such keys of a Provisioner's labels and requirements become labels of its nodes (see
+// ProvisionerSpec.NodeLabels).
+func IsUserLabel(key string) bool {
+	return !WellKnownLabels.Has(key) && !RestrictedLabels.Has(key)
+}
+
 // ValidateLabelKey returns an error saying why key may not be used in labels or requirements,
 // or nil if it may. It is the Go twin of the CEL rules on the CRDs (see labelKeyRules in
 // requirements.go), for callers such as `nodewright migrate` that check keys before the

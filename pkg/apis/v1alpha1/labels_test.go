@@ -59,3 +59,20 @@ func TestCore(t *testing.T) {
 		t.Errorf("Taint.Core() (-want, +got):\n%s", diff)
 	}
 }
+
+func TestProvisionerNodeLabels(t *testing.T) {
+	spec := ProvisionerSpec{
+		Labels: map[string]LabelValue{"team": "a", "pool": "x", corev1.LabelArchStable: "arm64"},
+		Requirements: []NodeSelectorRequirement{
+			// A single-valued requirement fixes the label, over the Provisioner's label.
+			{Key: "pool", Operator: corev1.NodeSelectorOpIn, Values: []string{"y"}},
+			{Key: "tier", Operator: corev1.NodeSelectorOpIn, Values: []string{"1", "2"}},
+			{Key: corev1.LabelTopologyZone, Operator: corev1.NodeSelectorOpIn, Values: []string{"us-east-1a"}},
+		},
+	}
+	// The architecture and the zone are the instance's; tier is left open.
+	want := map[string]string{"team": "a", "pool": "y"}
+	if diff := cmp.Diff(want, spec.NodeLabels()); diff != "" {
+		t.Errorf("NodeLabels (-want, +got):\n%s", diff)
+	}
+}

@@ -59,9 +59,12 @@ type NodeClaimSpec struct {
 	// +required
 	NodeClassRef NodeClassReference `json:"nodeClassRef"`
 
-	// Requirements are what the node must satisfy: the Provisioner's requirements narrowed by
-	// the pods' node selectors and affinities, and node.kubernetes.io/instance-type In the
-	// candidate instance types, cheapest first, any of which holds the pods.
+	// Requirements are what the node must satisfy: the Provisioner's requirements, with the
+	// zone, the capacity type and the labels of the user's the node is planned with (the
+	// Provisioner's labels, and the values chosen for the pods where its requirements allow
+	// several) narrowed to one value each, In, which the node's labels get; and
+	// node.kubernetes.io/instance-type In the candidate instance types, cheapest first, any of
+	// which holds the pods.
 	//
 	// +required
 	// +listType=atomic

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"maps"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -118,6 +120,22 @@ type ProvisionerSpec struct {
 	//
 	// +optional
 	Kubelet *KubeletConfiguration `json:"kubelet,omitempty"`
+}
+
+// NodeLabels returns the labels every node launched for the Provisioner carries besides
+// those of its instance type: its labels, and the labels its requirements fix (see
+// RequirementLabels), which take precedence, on keys of the user's (IsUserLabel). A label on
+// a well-known key is left out: the instance decides it. The Provisioner's other requirements
+// on keys of the user's leave the label open, for the plan to choose a value per node.
+func (s *ProvisionerSpec) NodeLabels() map[string]string {
+	labels := map[string]string{}
+	for key, value := range s.Labels {
+		if IsUserLabel(key) {
+			labels[key] = string(value)
+		}
+	}
+	maps.Copy(labels, RequirementLabels(s.Requirements, IsUserLabel))
+	return labels
 }
 
 // NodeClassReference names the node class that holds a Provisioner's cloud settings.

@@ -1,6 +1,11 @@
 package v1alpha1
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -17,8 +22,9 @@ type NodeSelectorRequirement struct {
 	// Key is the label the requirement applies to: one of the well-known labels
 	// (node.kubernetes.io/instance-type, topology.kubernetes.io/zone, kubernetes.io/arch,
 	// nodewright.dev/capacity-type, nodewright.dev/instance-family, ...) to choose instance
-	// types and offerings, or a label of the user's that nodes get when the requirement
-	// allows exactly one value.
+	// types and offerings, or a label of the user's, which the nodes get: the one value an
+	// In requirement allows, else a value the plan chooses for each node's pods, or none
+	// where the requirement allows that (NotIn, DoesNotExist).
 	//
 	// +required
 	// +kubebuilder:validation:MinLength=1
@@ -53,6 +59,79 @@ type NodeSelectorRequirement struct {
 // the scheduler's node selector helpers.
 func (r NodeSelectorRequirement) Core() corev1.NodeSelectorRequirement {
 	return corev1.NodeSelectorRequirement{Key: r.Key, Operator: r.Operator, Values: append([]string(nil), r.Values...)}
+}
+
+// String returns the requirement as `key In [a b]`, `key Exists`, for messages.
+func (r NodeSelectorRequirement) String() string {
+	if len(r.Values) == 0 {
+		return fmt.Sprintf("%s %s", r.Key, r.Operator)
+	}
+	return fmt.Sprintf("%s %s %v", r.Key, r.Operator, r.Values)
+}
+
+// Matches reports whether a node whose label Key has value (has: the node has the label at
+// all) satisfies the requirement, as node affinity decides it: NotIn and DoesNotExist hold
+// for a node without the label, Gt and Lt compare integers.
+func (r NodeSelectorRequirement) Matches(value string, has bool) bool {
+	switch r.Operator {
+	case corev1.NodeSelectorOpIn:
+		return has && slices.Contains(r.Values, value)
+	case corev1.NodeSelectorOpNotIn:
+		return !has || !slices.Contains(r.Values, value)
+	case corev1.NodeSelectorOpExists:
+		return has
+	case corev1.NodeSelectorOpDoesNotExist:
+		return !has
+	case corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt:
+		if !has || len(r.Values) != 1 {
+			return false
+		}
+		v, err1 := strconv.ParseInt(value, 10, 64)
+		bound, err2 := strconv.ParseInt(r.Values[0], 10, 64)
+		if err1 != nil || err2 != nil {
+			return false
+		}
+		if r.Operator == corev1.NodeSelectorOpGt {
+			return v > bound
+		}
+		return v < bound
+	}
+	return false
+}
+
+// Label returns the node label the requirement amounts to: the one value of an In
+// requirement with a single value. Any other requirement leaves a node's label open (several
+// values, or none, satisfy it) and ok is false.
+func (r NodeSelectorRequirement) Label() (value string, ok bool) {
+	if r.Operator != corev1.NodeSelectorOpIn || len(r.Values) != 1 {
+		return "", false
+	}
+	return r.Values[0], true
+}
+
+// RequirementLabels returns the labels reqs give a node: the value of each requirement that
+// amounts to a label (see Label) whose key keep accepts; nil keep accepts every key. It is how
+// a Provisioner's requirements fix labels of its nodes, and how a NodeClaim carries the
+// labels its node was planned with (see LabelRequirements): the plugin, the launch's
+// --node-labels and the registration read them here, each with its own key filter.
+func RequirementLabels(reqs []NodeSelectorRequirement, keep func(key string) bool) map[string]string {
+	labels := map[string]string{}
+	for _, r := range reqs {
+		if value, ok := r.Label(); ok && (keep == nil || keep(r.Key)) {
+			labels[r.Key] = value
+		}
+	}
+	return labels
+}
+
+// LabelRequirements returns the requirements that give a node labels, sorted by key: one In
+// requirement with the one value per label, which RequirementLabels reads back.
+func LabelRequirements(labels map[string]string) []NodeSelectorRequirement {
+	var reqs []NodeSelectorRequirement
+	for _, key := range slices.Sorted(maps.Keys(labels)) {
+		reqs = append(reqs, NodeSelectorRequirement{Key: key, Operator: corev1.NodeSelectorOpIn, Values: []string{labels[key]}})
+	}
+	return reqs
 }
 
 // Taint is a taint nodewright puts on the nodes it launches. It is core/v1's Taint without

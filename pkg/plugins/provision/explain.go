@@ -32,8 +32,8 @@ func (u *Unplanned) Message() string {
 }
 
 // explain finds, per Provisioner, the first reason its nodes cannot host pod: an untolerated
-// taint, no instance type matching the pod's node selection, no instance type large enough,
-// the limits, or the Filter plugins.
+// taint, a label of its nodes the pod's node selection excludes, no instance type matching
+// it, no instance type large enough, the limits, or the Filter plugins.
 func (p *packer) explain(ctx context.Context, pod *v1.Pod, sig string, req v1.ResourceList) *Unplanned {
 	u := &Unplanned{Pod: pod}
 	if len(p.provs) == 0 {
@@ -62,17 +62,19 @@ func (p *packer) explainProvisioner(ctx context.Context, pod *v1.Pod, sig string
 			return fmt.Sprintf("provisioner %q: taint %s not tolerated", name, taint.ToString()), true
 		}
 	}
-	templates := p.templates[name]
-	if len(templates) == 0 {
+	if len(p.templates[name]) == 0 {
 		return fmt.Sprintf("provisioner %q: no instance type offering is available", name), false
 	}
 	var matching []*Template
-	for _, t := range templates {
+	for _, t := range p.templatesFor(prov, pod, sig) {
 		if matchesNodeSelection(pod, t.Node) {
 			matching = append(matching, t)
 		}
 	}
 	if len(matching) == 0 {
+		if conflict := labelConflict(prov, pod); conflict != "" {
+			return fmt.Sprintf("provisioner %q: %s conflicts with the pod's node selector or affinity", name, conflict), true
+		}
 		return fmt.Sprintf("no instance type in provisioner %q matches the pod's node selector and affinity", name), true
 	}
 	var allowed []*Template

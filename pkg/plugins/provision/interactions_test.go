@@ -118,7 +118,7 @@ func TestPlanHostPorts(t *testing.T) {
 // ports as a set: taking the pod out to check it freed the port for both before.
 func TestCheckPlacedSharedHostPort(t *testing.T) {
 	logger, ctx := ktesting.NewTestContext(t)
-	t1 := NewTemplate(logger, provisioner("default"), catalog()[0], catalog()[0].Offerings[0], "us-east-1", "node-a", nil)
+	t1 := NewTemplate(logger, provisioner("default"), catalog()[0], catalog()[0].Offerings[0], "us-east-1", "node-a", nil, nil)
 	pods := hostPortPods(map[int32]int{80: 2})
 	sim, err := NewSimulator(ctx, DefaultFrameworkFactory(nil, nil), []*v1.Node{t1.Node}, boundTo("node-a", pods), false)
 	if err != nil {

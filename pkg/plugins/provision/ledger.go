@@ -22,14 +22,19 @@ var nodeClaimGVR = v1alpha1.SchemeGroupVersion.WithResource("nodeclaims")
 
 // NodeClaimFor returns the NodeClaim of planned node n: the Provisioner's requirements, the
 // instance types of n's options, the zone and capacity type the plan chose (the pods may
-// depend on them), the requests, the taints and the pods. Its name is generated from the
-// Provisioner's.
+// depend on them), the labels of the user's its template carries (the Provisioner's labels
+// and the values chosen for its open ones, each as a single-valued In requirement: see
+// v1alpha1.RequirementLabels), the requests, the taints and the pods. The Provisioner's
+// requirements on those keys are narrowed to the plan's values. Its name is generated from
+// the Provisioner's.
 func NodeClaimFor(n *PlannedNode) *v1alpha1.NodeClaim {
 	prov := n.Template.Provisioner
+	labels := n.Template.userLabels()
 	var reqs []v1alpha1.NodeSelectorRequirement
 	for _, r := range prov.Spec.Requirements {
-		switch r.Key {
-		case v1.LabelInstanceTypeStable, v1.LabelTopologyZone, v1alpha1.LabelCapacityType:
+		_, labelled := labels[r.Key]
+		switch {
+		case labelled, r.Key == v1.LabelInstanceTypeStable, r.Key == v1.LabelTopologyZone, r.Key == v1alpha1.LabelCapacityType:
 			// Narrowed below to what the plan chose.
 		default:
 			reqs = append(reqs, r)
@@ -40,6 +45,7 @@ func NodeClaimFor(n *PlannedNode) *v1alpha1.NodeClaim {
 		v1alpha1.NodeSelectorRequirement{Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{n.Template.Offering.Zone}},
 		v1alpha1.NodeSelectorRequirement{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{n.Template.Offering.CapacityType}},
 	)
+	reqs = append(reqs, v1alpha1.LabelRequirements(labels)...)
 	nc := &v1alpha1.NodeClaim{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: prov.Name + "-", Labels: map[string]string{v1alpha1.LabelProvisionerName: prov.Name}},
 		Spec: v1alpha1.NodeClaimSpec{

@@ -19,7 +19,8 @@ func affineTo(name, app, target, topologyKey, cpu string) *v1.Pod {
 	return w.Obj()
 }
 
-func podNames(pods []*v1.Pod) []string {
+// inOrder returns the names of pods, in order.
+func inOrder(pods []*v1.Pod) []string {
 	var out []string
 	for _, p := range pods {
 		out = append(out, p.Name)
@@ -61,7 +62,7 @@ func TestAffinityTargetsFirst(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, podNames(affinityTargetsFirst(tc.pods))); diff != "" {
+			if diff := cmp.Diff(tc.want, inOrder(affinityTargetsFirst(tc.pods))); diff != "" {
 				t.Errorf("order (-want, +got):\n%s", diff)
 			}
 		})

@@ -64,6 +64,9 @@ type InFlightNode struct {
 	Claim, Node string
 	// Provisioner, InstanceType, Zone and CapacityType are the claim's and its instance's.
 	Provisioner, InstanceType, Zone, CapacityType string
+	// Labels are the labels of the user's the claim's requirements give its node (see
+	// NodeClaimFor), nil if none.
+	Labels map[string]string
 }
 
 // AddedPods are pods planned into the spare room of an in-flight node.
@@ -136,16 +139,22 @@ type openNode struct {
 
 // packer is the state of one Plan call.
 type packer struct {
-	in        PlanInput
-	logger    klog.Logger
-	sim       *Simulator
-	provs     []*v1alpha1.Provisioner
-	templates map[string][]*Template // by Provisioner, cheapest first
-	used      map[string]v1.ResourceList
-	nodes     []*openNode
-	inFlight  []*openNode
-	unplanned []*Unplanned
-	phantoms  []string
+	in     PlanInput
+	logger klog.Logger
+	sim    *Simulator
+	provs  []*v1alpha1.Provisioner
+	// templates are, cheapest first, by Provisioner name, each Provisioner's templates, and
+	// by group (see groupOf) those with labels chosen for the keys it leaves open.
+	templates map[string][]*Template
+	// openLabels are the open keys of each Provisioner that has some (see openKeys), and
+	// forPod the result of templatesFor by Provisioner and pod signature.
+	openLabels map[string]map[string][]v1alpha1.NodeSelectorRequirement
+	forPod     map[string][]*Template
+	used       map[string]v1.ResourceList
+	nodes      []*openNode
+	inFlight   []*openNode
+	unplanned  []*Unplanned
+	phantoms   []string
 	// sigs, reqs and invariants cache podSignature, podRequests and invariantOnly by pod,
 	// labels labelsReject by signature and template.
 	sigs       map[*v1.Pod]string
@@ -175,6 +184,7 @@ func Plan(ctx context.Context, in PlanInput) (*Packing, error) {
 		return nil, err
 	}
 	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
+		openLabels: map[string]map[string][]v1alpha1.NodeSelectorRequirement{}, forPod: map[string][]*Template{},
 		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{},
 		ignored: IgnoredResources(in.PluginConfig)}
 	p.buildTemplates()
@@ -225,25 +235,37 @@ func (p *packer) buildTemplates() {
 				if !o.Available {
 					continue
 				}
-				t := NewTemplate(p.logger, prov, it, o, p.in.Region, "nodewright-template", p.in.DaemonSets)
+				t := NewTemplate(p.logger, prov, it, o, p.in.Region, templateNodeName, nil, p.in.DaemonSets)
 				if reqs != nil && !reqs.Match(t.Node) {
 					continue
 				}
 				ts = append(ts, t)
 			}
 		}
-		sort.SliceStable(ts, func(i, j int) bool {
-			if ts[i].Offering.Price != ts[j].Offering.Price {
-				return ts[i].Offering.Price < ts[j].Offering.Price
-			}
-			return ts[i].Key < ts[j].Key
-		})
+		sortCheapestFirst(ts)
 		p.templates[prov.Name] = ts
+		if open := openKeys(prov); open != nil {
+			p.openLabels[prov.Name] = open
+		}
 	}
 }
 
+// templateNodeName is the name of templates' nodes: planned nodes are copies renamed.
+const templateNodeName = "nodewright-template"
+
+// sortCheapestFirst orders templates by price, then by key.
+func sortCheapestFirst(ts []*Template) {
+	sort.SliceStable(ts, func(i, j int) bool {
+		if ts[i].Offering.Price != ts[j].Offering.Price {
+			return ts[i].Offering.Price < ts[j].Offering.Price
+		}
+		return ts[i].Key < ts[j].Key
+	})
+}
+
 // requirementsSelector returns the Provisioner's requirements on well-known labels as a
-// node selector, nil if there are none: the other keys are labels of the user's that templates do not model.
+// node selector, nil if there are none: they choose the instance types and offerings. Those
+// on keys of the user's are met by the labels templates carry (see openKeys).
 func requirementsSelector(prov *v1alpha1.Provisioner) *nodeaffinity.NodeSelector {
 	var exprs []v1.NodeSelectorRequirement
 	for _, r := range prov.Spec.Requirements {
@@ -266,11 +288,11 @@ func weight(p *v1alpha1.Provisioner) int32 {
 }
 
 // addPhantoms adds, when a pending pod spreads over a topology (or the profile spreads every
-// pod: HardDefaultSpread), an empty node per
-// Provisioner, zone, capacity type and architecture it can launch, with no room. Topology
-// spread then sees every domain a plan could open, as the real scheduler will once the nodes
-// exist, and spreads the plan over them. Phantoms only make the spread stricter (an empty
-// domain lowers the minimum); Plan removes them before it confirms the plan.
+// pod: HardDefaultSpread), an empty node per Provisioner, labels chosen for the pending pods
+// (see templateGroups), zone, capacity type and architecture it can launch, with no room.
+// Topology spread then sees every domain a plan could open, as the real scheduler will once
+// the nodes exist, and spreads the plan over them. Phantoms only make the spread stricter (an
+// empty domain lowers the minimum); Plan removes them before it confirms the plan.
 func (p *packer) addPhantoms() {
 	spread := p.sim.allConstrained
 	for _, pod := range p.in.Pods {
@@ -281,17 +303,19 @@ func (p *packer) addPhantoms() {
 	}
 	seen := map[string]bool{}
 	for _, prov := range p.provs {
-		for _, t := range p.templates[prov.Name] {
-			key := fmt.Sprintf("%s/%s/%s/%s", prov.Name, t.Offering.Zone, t.Offering.CapacityType, t.Node.Labels[v1.LabelArchStable])
-			if seen[key] {
-				continue
+		for _, ts := range p.templateGroups(prov) {
+			for _, t := range ts {
+				key := fmt.Sprintf("%s/%s/%s/%s", t.group, t.Offering.Zone, t.Offering.CapacityType, t.Node.Labels[v1.LabelArchStable])
+				if seen[key] {
+					continue
+				}
+				seen[key] = true
+				name := fmt.Sprintf("nodewright-phantom-%d", len(p.phantoms))
+				node := t.renamed(name).Node
+				node.Status.Allocatable = v1.ResourceList{}
+				p.sim.snap.addNode(node)
+				p.phantoms = append(p.phantoms, name)
 			}
-			seen[key] = true
-			name := fmt.Sprintf("nodewright-phantom-%d", len(p.phantoms))
-			node := t.renamed(name).Node
-			node.Status.Allocatable = v1.ResourceList{}
-			p.sim.snap.addNode(node)
-			p.phantoms = append(p.phantoms, name)
 		}
 	}
 }
@@ -325,7 +349,8 @@ func (p *packer) openInFlight() {
 }
 
 // inFlightTemplate returns the template of in-flight node f's instance, named as f's node,
-// nil if its Provisioner or instance type is not among the round's.
+// with the labels its claim was planned with, nil if its Provisioner or instance type is not
+// among the round's.
 func (p *packer) inFlightTemplate(f InFlightNode) *Template {
 	for _, prov := range p.provs {
 		if prov.Name != f.Provisioner {
@@ -338,7 +363,7 @@ func (p *packer) inFlightTemplate(f InFlightNode) *Template {
 			for _, o := range it.Offerings {
 				// Available or not: the instance exists.
 				if o.Zone == f.Zone && o.CapacityType == f.CapacityType {
-					return NewTemplate(p.logger, prov, it, o, p.in.Region, f.Node, p.in.DaemonSets)
+					return NewTemplate(p.logger, prov, it, o, p.in.Region, f.Node, f.Labels, p.in.DaemonSets)
 				}
 			}
 		}

@@ -345,14 +345,14 @@ func (p *packer) release(t *Template) {
 }
 
 // open plans a new node for pod: the cheapest template of the heaviest Provisioner that
-// accepts it alone, within limits, unless pod's preferences choose another (see preferred).
-// The node's candidates are that template's zone and capacity type's templates that may
-// hold pod too.
+// accepts it alone, within limits, with the labels chosen for it (see templatesFor), unless
+// pod's preferences choose another (see preferred). The node's candidates are the templates
+// of that template's zone, capacity type and chosen labels that may hold pod too.
 func (p *packer) open(ctx context.Context, pod *v1.Pod, sig string, req v1.ResourceList) *openNode {
 	independent := p.sim.independent(pod)
 	n := &openNode{name: fmt.Sprintf("nodewright-planned-%d", len(p.nodes)), podReqs: v1.ResourceList{}, independent: true}
 	for _, prov := range p.provs {
-		for _, t := range p.templates[prov.Name] {
+		for _, t := range p.templatesFor(prov, pod, sig) {
 			if !p.accepts(ctx, n, t, pod, sig, req, independent) {
 				continue
 			}
@@ -360,7 +360,7 @@ func (p *packer) open(ctx context.Context, pod *v1.Pod, sig string, req v1.Resou
 				t = p.preferred(ctx, n, t, pod, sig, req, independent)
 			}
 			n.candidates = []*Template{t}
-			for _, o := range p.templates[t.Provisioner.Name] {
+			for _, o := range p.templates[t.group] {
 				if o == t || o.Offering.Zone != t.Offering.Zone || o.Offering.CapacityType != t.Offering.CapacityType {
 					continue
 				}
@@ -425,12 +425,13 @@ func (p *packer) confirm(ctx context.Context) {
 }
 
 // rehome moves n, whose pods are movable (no pod's placement depends on where they go, and
-// theirs on no other pod), to the cheapest template of its Provisioner, in any zone and capacity type,
-// that holds all its pods: the node grew within the zone and capacity type of its first
-// pod's cheapest template, which need not be the cheapest place for all of them.
+// theirs on no other pod), to the cheapest template of its Provisioner and chosen labels, in
+// any zone and capacity type, that holds all its pods: the node grew within the zone and
+// capacity type of its first pod's cheapest template, which need not be the cheapest place
+// for all of them.
 func (p *packer) rehome(ctx context.Context, n *openNode) {
 	current := n.candidates[0]
-	for _, t := range p.templates[current.Provisioner.Name] {
+	for _, t := range p.templates[current.group] {
 		if t.Offering.Price >= current.Offering.Price {
 			return
 		}
@@ -441,7 +442,7 @@ func (p *packer) rehome(ctx context.Context, n *openNode) {
 			return
 		}
 		candidates := []*Template{t}
-		for _, o := range p.templates[t.Provisioner.Name] {
+		for _, o := range p.templates[t.group] {
 			if o != t && o.Offering.Zone == t.Offering.Zone && o.Offering.CapacityType == t.Offering.CapacityType && o.Offering.Price >= t.Offering.Price &&
 				p.holdsAll(ctx, o, n.pods, n.podReqs) {
 				candidates = append(candidates, o)

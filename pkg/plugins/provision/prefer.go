@@ -139,7 +139,7 @@ func (p *packer) preferred(ctx context.Context, n *openNode, t *Template, pod *v
 		if weight(prov) != weight(t.Provisioner) {
 			continue
 		}
-		for _, o := range p.templates[prov.Name] {
+		for _, o := range p.templatesFor(prov, pod, sig) {
 			if o.Offering.Price > limit {
 				break
 			}
@@ -166,7 +166,7 @@ func (p *packer) preferredHome(ctx context.Context, n *openNode, t *Template) *T
 	current := n.candidates[0]
 	limit := t.Offering.Price * (1 + PreferenceTolerance)
 	fits := []*Template{t}
-	templates := p.templates[t.Provisioner.Name]
+	templates := p.templates[t.group]
 	for _, o := range templates[slices.Index(templates, t)+1:] {
 		if o.Offering.Price > limit {
 			break

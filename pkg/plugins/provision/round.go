@@ -175,8 +175,12 @@ func (p *Provision) withInFlight(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node,
 			existing[name] = true
 		}
 		if launched {
-			room = append(room, InFlightNode{Claim: nc.Name, Node: name, Provisioner: nc.Spec.Provisioner,
-				InstanceType: nc.Status.InstanceType, Zone: nc.Status.Zone, CapacityType: nc.Status.CapacityType})
+			f := InFlightNode{Claim: nc.Name, Node: name, Provisioner: nc.Spec.Provisioner,
+				InstanceType: nc.Status.InstanceType, Zone: nc.Status.Zone, CapacityType: nc.Status.CapacityType}
+			if labels := v1alpha1.RequirementLabels(nc.Spec.Requirements, v1alpha1.IsUserLabel); len(labels) > 0 {
+				f.Labels = labels
+			}
+			room = append(room, f)
 		}
 		for _, pod := range pending[nc.Name] {
 			c := pod.DeepCopy()
@@ -187,18 +191,15 @@ func (p *Provision) withInFlight(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node,
 	return nodes, bound, room
 }
 
-// inFlightNode is the stand-in of nc's node, named name: its single-valued requirements as
-// labels (zone, capacity type and the Provisioner's), its hostname and region, its taints,
-// and no allocatable, so that nothing is planned onto it.
+// inFlightNode is the stand-in of nc's node, named name: the labels of its requirements
+// (zone, capacity type and those of the user's, see NodeClaimFor), its hostname and region,
+// its taints, and no allocatable, so that nothing is planned onto it.
 func inFlightNode(nc *v1alpha1.NodeClaim, name, region string) *v1.Node {
-	labels := map[string]string{v1.LabelHostname: name, v1alpha1.LabelProvisionerName: nc.Spec.Provisioner}
+	labels := v1alpha1.RequirementLabels(nc.Spec.Requirements, nil)
+	labels[v1.LabelHostname] = name
+	labels[v1alpha1.LabelProvisionerName] = nc.Spec.Provisioner
 	if region != "" {
 		labels[v1.LabelTopologyRegion] = region
-	}
-	for _, r := range nc.Spec.Requirements {
-		if r.Operator == v1.NodeSelectorOpIn && len(r.Values) == 1 {
-			labels[r.Key] = r.Values[0]
-		}
 	}
 	var taints []v1.Taint
 	for _, t := range nc.Spec.Taints {

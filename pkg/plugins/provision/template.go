@@ -2,6 +2,7 @@ package provision
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 
@@ -9,6 +10,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/controller/daemon"
@@ -33,24 +35,41 @@ type Template struct {
 	// DaemonRequests the sum of their requests, and their number as pods.
 	DaemonPods     []*v1.Pod
 	DaemonRequests v1.ResourceList
-	// Key identifies the template within a round: provisioner/type/zone/capacityType.
+	// Chosen are the labels of the user's the node has beyond its Provisioner's: the values
+	// the plan chose for those its requirements leave open (see openKeys), or, for a
+	// launched claim's node, every label the claim was planned with; nil if none. Node
+	// carries them.
+	Chosen map[string]string
+	// Key identifies the template within a round: provisioner/type/zone/capacityType, and
+	// the chosen labels, k=v,..., if any.
 	Key string
+	// group names the templates of its Provisioner with the same chosen labels: the
+	// Provisioner's name, and the chosen labels if any (see packer.templates).
+	group string
 	// daemonAffinity is true if a DaemonSet pod has inter-pod constraints (or volumes): then
 	// whether a pod fits the empty template can depend on its labels.
 	daemonAffinity bool
 }
 
 // NewTemplate builds the template of instance type it in offering o for provisioner p, in
-// region, named nodeName, with the pods of those of daemonSets that would run on it.
-// Startup taints are left off: pods need not tolerate them (see ProvisionerSpec).
-func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offering, region, nodeName string, daemonSets []*appsv1.DaemonSet) *Template {
+// region, named nodeName, with the chosen labels (may be nil, see Template.Chosen), and the
+// pods of those of daemonSets that would run on it. Startup taints are left off: pods need
+// not tolerate them (see ProvisionerSpec).
+func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offering, region, nodeName string,
+	chosen map[string]string, daemonSets []*appsv1.DaemonSet) *Template {
 	t := &Template{
 		Provisioner:  p,
 		InstanceType: it,
 		Offering:     o,
 		Key:          fmt.Sprintf("%s/%s/%s/%s", p.Name, it.Name, o.Zone, o.CapacityType),
+		group:        p.Name,
 	}
-	t.Node = templateNode(p, it, o, region, nodeName)
+	if len(chosen) > 0 {
+		t.Chosen = chosen
+		t.Key += "/" + labels.FormatLabels(chosen)
+		t.group += "/" + labels.FormatLabels(chosen)
+	}
+	t.Node = templateNode(p, it, o, region, nodeName, chosen)
 	t.DaemonPods = daemonPods(logger, t.Node, daemonSets)
 	t.DaemonRequests = v1.ResourceList{v1.ResourcePods: *resource.NewQuantity(int64(len(t.DaemonPods)), resource.DecimalSI)}
 	for _, dp := range t.DaemonPods {
@@ -61,24 +80,14 @@ func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 	return t
 }
 
-// templateNode returns the Node a node of it in o for p would register as.
-func templateNode(p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offering, region, name string) *v1.Node {
-	labels := map[string]string{}
-	for k, v := range it.Labels {
-		labels[k] = v
-	}
-	// The Provisioner's labels come before the well-known ones so that a well-known label
-	// is always the instance's truth.
-	for k, v := range p.Spec.Labels {
-		labels[k] = string(v)
-	}
-	// Requirements with one In value that are not well-known labels become node labels
-	// (see cloud.Provider.Create).
-	for _, r := range p.Spec.Requirements {
-		if r.Operator == v1.NodeSelectorOpIn && len(r.Values) == 1 && !v1alpha1.WellKnownLabels.Has(r.Key) {
-			labels[r.Key] = r.Values[0]
-		}
-	}
+// templateNode returns the Node a node of it in o for p, with the chosen labels, would
+// register as: the labels of its instance type and offering, and those of the user's, p's and
+// the chosen ones (its NodeClaim carries them, see NodeClaimFor), which are never
+// well-known ones.
+func templateNode(p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offering, region, name string, chosen map[string]string) *v1.Node {
+	labels := p.Spec.NodeLabels()
+	maps.Copy(labels, chosen)
+	maps.Copy(labels, it.Labels)
 	labels[v1.LabelHostname] = name
 	labels[v1.LabelInstanceTypeStable] = it.Name
 	labels[v1.LabelTopologyZone] = o.Zone
@@ -104,6 +113,14 @@ func templateNode(p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offer
 			Conditions:  []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}},
 		},
 	}
+}
+
+// userLabels returns the labels of t's node that are the user's (v1alpha1.IsUserLabel): its
+// Provisioner's (ProvisionerSpec.NodeLabels) and the Chosen ones.
+func (t *Template) userLabels() map[string]string {
+	labels := maps.Clone(t.Node.Labels)
+	maps.DeleteFunc(labels, func(key, _ string) bool { return !v1alpha1.IsUserLabel(key) })
+	return labels
 }
 
 // daemonPods returns, sorted by name, a pod for every DaemonSet the DaemonSet controller

@@ -1,0 +1,103 @@
+package v1alpha1
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestRequirementLabels(t *testing.T) {
+	in := func(key string, values ...string) NodeSelectorRequirement {
+		return NodeSelectorRequirement{Key: key, Operator: corev1.NodeSelectorOpIn, Values: values}
+	}
+	tests := []struct {
+		name string
+		reqs []NodeSelectorRequirement
+		keep func(string) bool
+		want map[string]string
+	}{
+		{name: "none", want: map[string]string{}},
+		{
+			name: "one value In is a label, every key kept",
+			reqs: []NodeSelectorRequirement{in("team", "a"), in(corev1.LabelTopologyZone, "us-east-1a")},
+			want: map[string]string{"team": "a", corev1.LabelTopologyZone: "us-east-1a"},
+		},
+		{
+			name: "several values, other operators: no label",
+			reqs: []NodeSelectorRequirement{
+				in("team", "a", "b"),
+				{Key: "pool", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"x"}},
+				{Key: "gpu", Operator: corev1.NodeSelectorOpExists},
+				{Key: "rank", Operator: corev1.NodeSelectorOpGt, Values: []string{"3"}},
+			},
+			want: map[string]string{},
+		},
+		{
+			name: "the key filter: keys of the user's",
+			reqs: []NodeSelectorRequirement{in("team", "a"), in(corev1.LabelTopologyZone, "us-east-1a"), in(LabelCapacityType, "spot")},
+			keep: IsUserLabel,
+			want: map[string]string{"team": "a"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := RequirementLabels(tc.reqs, tc.keep)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("RequirementLabels (-want, +got):\n%s", diff)
+			}
+			// Every label comes back from its requirements.
+			if diff := cmp.Diff(got, RequirementLabels(LabelRequirements(got), nil)); diff != "" {
+				t.Errorf("RequirementLabels(LabelRequirements) (-want, +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLabelRequirements(t *testing.T) {
+	got := LabelRequirements(map[string]string{"team": "a", "example.com/pool": "x"})
+	want := []NodeSelectorRequirement{
+		{Key: "example.com/pool", Operator: corev1.NodeSelectorOpIn, Values: []string{"x"}},
+		{Key: "team", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("LabelRequirements (-want, +got):\n%s", diff)
+	}
+	if got := LabelRequirements(nil); got != nil {
+		t.Errorf("LabelRequirements(nil) = %v, want nil", got)
+	}
+}
+
+func TestMatches(t *testing.T) {
+	req := func(op corev1.NodeSelectorOperator, values ...string) NodeSelectorRequirement {
+		return NodeSelectorRequirement{Key: "k", Operator: op, Values: values}
+	}
+	tests := []struct {
+		req   NodeSelectorRequirement
+		value string
+		has   bool
+		want  bool
+	}{
+		{req: req(corev1.NodeSelectorOpIn, "a", "b"), value: "b", has: true, want: true},
+		{req: req(corev1.NodeSelectorOpIn, "a", "b"), value: "c", has: true},
+		{req: req(corev1.NodeSelectorOpIn, "a")},
+		{req: req(corev1.NodeSelectorOpNotIn, "a"), value: "b", has: true, want: true},
+		{req: req(corev1.NodeSelectorOpNotIn, "a"), value: "a", has: true},
+		// Node affinity: NotIn holds for a node without the label.
+		{req: req(corev1.NodeSelectorOpNotIn, "a"), want: true},
+		{req: req(corev1.NodeSelectorOpExists), value: "", has: true, want: true},
+		{req: req(corev1.NodeSelectorOpExists)},
+		{req: req(corev1.NodeSelectorOpDoesNotExist), want: true},
+		{req: req(corev1.NodeSelectorOpDoesNotExist), value: "a", has: true},
+		{req: req(corev1.NodeSelectorOpGt, "4"), value: "5", has: true, want: true},
+		{req: req(corev1.NodeSelectorOpGt, "4"), value: "4", has: true},
+		{req: req(corev1.NodeSelectorOpGt, "4"), value: "five", has: true},
+		{req: req(corev1.NodeSelectorOpLt, "4"), value: "-1", has: true, want: true},
+		{req: req(corev1.NodeSelectorOpLt, "4")},
+	}
+	for _, tc := range tests {
+		if got := tc.req.Matches(tc.value, tc.has); got != tc.want {
+			t.Errorf("%v.Matches(%q, %v) = %v, want %v", tc.req, tc.value, tc.has, got, tc.want)
+		}
+	}
+}
