@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -46,7 +47,11 @@ func (l *launcher) reconcile(ctx context.Context, name string) (time.Duration, e
 
 	// The finalizer goes on before the cloud call: from then on, deleting the NodeClaim
 	// terminates whatever was launched for it.
-	if nc, err = l.ensureFinalizer(ctx, nc); err != nil {
+	nc, err = l.ensureFinalizer(ctx, nc)
+	switch {
+	case apierrors.IsNotFound(err):
+		return 0, nil // deleted meanwhile
+	case err != nil:
 		return 0, err
 	}
 
@@ -69,21 +74,32 @@ func (l *launcher) reconcile(ctx context.Context, name string) (time.Duration, e
 		return 0, l.launchFailed(ctx, nc, reasonLaunchFailed, err)
 	}
 
-	nc.Status.ProviderID = instance.ProviderID
-	nc.Status.InstanceID = instance.ID
-	nc.Status.NodeName = instance.NodeName
-	nc.Status.InstanceType = instance.InstanceType
-	nc.Status.Zone = instance.Zone
-	nc.Status.CapacityType = instance.CapacityType
-	nc.Status.ImageID = instance.ImageID
 	launchTime := instance.LaunchTime
 	if launchTime.IsZero() {
 		launchTime = l.clock.Now()
 	}
-	nc.Status.LaunchTime = &metav1.Time{Time: launchTime}
-	l.setCondition(nc, v1alpha1.ConditionLaunched, metav1.ConditionTrue, reasonLaunched, "")
-	if _, err := l.objects.updateNodeClaimStatus(ctx, nc); err != nil {
+	recorded := false
+	if _, err := l.objects.updateNodeClaimStatus(ctx, nc, func(nc *v1alpha1.NodeClaim) bool {
+		// An earlier reconcile, from a claim read before this one, may have recorded the
+		// same instance (Create is idempotent): it also logged and counted it.
+		if recorded = !isTrue(nc, v1alpha1.ConditionLaunched); !recorded {
+			return false
+		}
+		nc.Status.ProviderID = instance.ProviderID
+		nc.Status.InstanceID = instance.ID
+		nc.Status.NodeName = instance.NodeName
+		nc.Status.InstanceType = instance.InstanceType
+		nc.Status.Zone = instance.Zone
+		nc.Status.CapacityType = instance.CapacityType
+		nc.Status.ImageID = instance.ImageID
+		nc.Status.LaunchTime = &metav1.Time{Time: launchTime}
+		l.setCondition(nc, v1alpha1.ConditionLaunched, metav1.ConditionTrue, reasonLaunched, "")
+		return true
+	}); err != nil {
 		return 0, err
+	}
+	if !recorded {
+		return 0, nil
 	}
 	logger.Info(fmt.Sprintf("Launched instance: %s, hostname: %s, type: %s, zone: %s, capacityType: %s",
 		instance.ID, instance.NodeName, instance.InstanceType, instance.Zone, instance.CapacityType))
@@ -121,11 +137,17 @@ func (l *launcher) launchFailed(ctx context.Context, nc *v1alpha1.NodeClaim, rea
 		// record, and the next leader launches again.
 		return fmt.Errorf("launching nodeclaim %s: %w", nc.Name, cause)
 	}
-	if l.setCondition(nc, v1alpha1.ConditionLaunched, metav1.ConditionFalse, reason, cause.Error()) {
+	changed := false
+	if _, err := l.objects.updateNodeClaimStatus(ctx, nc, func(nc *v1alpha1.NodeClaim) bool {
+		// A launch recorded meanwhile (the claim read here was stale) stands.
+		changed = !isTrue(nc, v1alpha1.ConditionLaunched) &&
+			l.setCondition(nc, v1alpha1.ConditionLaunched, metav1.ConditionFalse, reason, cause.Error())
+		return changed
+	}); err != nil {
+		klog.FromContext(ctx).Error(err, "Recording launch failure", "nodeClaim", klog.KObj(nc))
+	}
+	if changed {
 		l.recorder.Eventf(nc, nil, corev1.EventTypeWarning, eventLaunchFailed, actionLaunch, "%v", cause)
-		if _, err := l.objects.updateNodeClaimStatus(ctx, nc); err != nil {
-			klog.FromContext(ctx).Error(err, "Recording launch failure", "nodeClaim", klog.KObj(nc))
-		}
 	}
 	return fmt.Errorf("launching nodeclaim %s: %w", nc.Name, cause)
 }
@@ -137,7 +159,10 @@ func (l *launcher) ensureFinalizer(ctx context.Context, nc *v1alpha1.NodeClaim) 
 			return nc, nil
 		}
 	}
-	nc = nc.DeepCopy()
-	nc.Finalizers = append(nc.Finalizers, v1alpha1.TerminationFinalizer)
-	return l.objects.updateNodeClaim(ctx, nc)
+	finalizers := append(slices.Clone(nc.Finalizers), v1alpha1.TerminationFinalizer)
+	written, err := l.objects.patchNodeClaimFinalizers(ctx, nc, finalizers)
+	if err != nil {
+		return nc, err
+	}
+	return written, nil
 }
