@@ -15,6 +15,7 @@ const (
 	eventLaunched             = "Launched"
 	eventLaunchFailed         = "LaunchFailed"
 	eventInsufficientCapacity = "InsufficientCapacity"
+	eventLaunchTimeout        = "LaunchTimeout"
 	eventRegistered           = "Registered"
 	eventInitialized          = "Initialized"
 	eventRegistrationTimeout  = "RegistrationTimeout"

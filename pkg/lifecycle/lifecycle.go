@@ -19,8 +19,11 @@ import (
 // Defaults of Options.
 const (
 	DefaultRegistrationTimeout = 15 * time.Minute
-	DefaultGCGracePeriod       = 2 * time.Minute
-	DefaultGCInterval          = time.Minute
+	// DefaultLaunchTimeout: long enough to ride out throttling and a node class being fixed,
+	// short enough that pods do not wait long on a claim that will never launch.
+	DefaultLaunchTimeout = 5 * time.Minute
+	DefaultGCGracePeriod = 2 * time.Minute
+	DefaultGCInterval    = time.Minute
 	// DefaultWorkers: a launch waits on the API and EC2 more than it computes; with 4, the
 	// 200 NodeClaims of a round of 1,000 pods took 30 s to launch.
 	DefaultWorkers        = 16
@@ -48,6 +51,10 @@ type Options struct {
 	// Client, started by Run.
 	Recorder events.EventRecorder
 
+	// LaunchTimeout is how long a NodeClaim's launch may keep failing, counted from its first
+	// failed attempt, before the claim is deleted and its pods are planned again. Attempts
+	// are retried with backoff in between.
+	LaunchTimeout time.Duration
 	// RegistrationTimeout is how long after launch an instance's Node may take to join
 	// before the instance is terminated.
 	RegistrationTimeout time.Duration
@@ -85,6 +92,7 @@ func (o Options) withDefaults() Options {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	o.LaunchTimeout = orDefault(o.LaunchTimeout, DefaultLaunchTimeout)
 	o.RegistrationTimeout = orDefault(o.RegistrationTimeout, DefaultRegistrationTimeout)
 	o.GCGracePeriod = orDefault(o.GCGracePeriod, DefaultGCGracePeriod)
 	o.GCInterval = orDefault(o.GCInterval, DefaultGCInterval)
@@ -121,6 +129,7 @@ func (o Options) validate() error {
 		errs = append(errs, field.Required(field.NewPath("cloud"), "a cloud provider is needed"))
 	}
 	for name, d := range map[string]time.Duration{
+		"launchTimeout":       o.LaunchTimeout,
 		"registrationTimeout": o.RegistrationTimeout,
 		"gcGracePeriod":       o.GCGracePeriod,
 		"gcInterval":          o.GCInterval,
@@ -196,7 +205,7 @@ func New(opts Options) (*Manager, error) {
 		clock:    opts.Clock,
 		recorder: recorder,
 	}
-	m.launcher = &launcher{deps: m.deps}
+	m.launcher = newLauncher(m.deps, opts.LaunchTimeout)
 	m.registrar = &registrar{deps: m.deps, timeout: opts.RegistrationTimeout}
 	m.emptiness = &emptiness{deps: m.deps}
 	m.terminator = &terminator{deps: m.deps}

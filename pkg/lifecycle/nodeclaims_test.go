@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -28,7 +29,7 @@ func TestStatusConflictIsRetried(t *testing.T) {
 		return true, nil, apierrors.NewConflict(schema.GroupResource{Group: v1alpha1.GroupName, Resource: "nodeclaims"}, "a",
 			errors.New("the object has been modified; please apply your changes to the latest version and try again"))
 	})
-	if _, err := (&launcher{deps: e.deps}).reconcile(e.ctx, "a"); err != nil {
+	if _, err := newLauncher(e.deps, time.Minute).reconcile(e.ctx, "a"); err != nil {
 		t.Fatalf("reconcile: %v", err)
 	}
 	if conflicts != 1 {
@@ -46,7 +47,7 @@ func TestLaunchFromStaleReadReportsOnce(t *testing.T) {
 	e := newEnv(t)
 	nc := claim("a")
 	e.add(t, nc, provisioner("default"), nodeClass("default"))
-	l := &launcher{deps: e.deps}
+	l := newLauncher(e.deps, time.Minute)
 	if _, err := l.reconcile(e.ctx, "a"); err != nil {
 		t.Fatal(err)
 	}

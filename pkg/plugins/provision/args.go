@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/nodewright/nodewright/pkg/lifecycle"
 )
 
 // Defaults for Args. The batch window trades launch latency for packing: pods created
@@ -74,6 +76,10 @@ type Args struct {
 	// BatchMaxDuration bounds a round's wait however fast pods keep arriving. Defaults to 10s;
 	// must not be shorter than BatchIdleDuration.
 	BatchMaxDuration *metav1.Duration `json:"batchMaxDuration,omitempty"`
+	// LaunchTimeout is how long the launch of a NodeClaim may keep failing, counted from its
+	// first failed attempt, before the claim is deleted and its pods are planned again;
+	// attempts are retried with backoff in between. Defaults to 5m.
+	LaunchTimeout *metav1.Duration `json:"launchTimeout,omitempty"`
 }
 
 // argsPath is where the args live in a KubeSchedulerConfiguration, for error messages.
@@ -133,6 +139,9 @@ func (a *Args) SetDefaults() {
 	if a.BatchMaxDuration == nil {
 		a.BatchMaxDuration = &metav1.Duration{Duration: DefaultBatchMaxDuration}
 	}
+	if a.LaunchTimeout == nil {
+		a.LaunchTimeout = &metav1.Duration{Duration: lifecycle.DefaultLaunchTimeout}
+	}
 }
 
 // Validate checks defaulted args and returns every problem, each with its field path.
@@ -170,6 +179,9 @@ func (a *Args) Validate() field.ErrorList {
 	} else if maxWait < idle {
 		errs = append(errs, field.Invalid(argsPath.Child("batchMaxDuration"), maxWait.String(),
 			fmt.Sprintf("must not be shorter than batchIdleDuration (%s)", idle)))
+	}
+	if d := a.LaunchTimeout.Duration; d <= 0 {
+		errs = append(errs, field.Invalid(argsPath.Child("launchTimeout"), d.String(), "must be positive"))
 	}
 	return errs
 }

@@ -46,6 +46,7 @@ func TestNewArgs(t *testing.T) {
 				KubernetesVersion: "1.37",
 				BatchIdleDuration: &metav1.Duration{Duration: time.Second},
 				BatchMaxDuration:  &metav1.Duration{Duration: 10 * time.Second},
+				LaunchTimeout:     &metav1.Duration{Duration: 5 * time.Minute},
 			},
 		},
 		{
@@ -53,7 +54,7 @@ func TestNewArgs(t *testing.T) {
 			obj: unknown(`{"clusterName":"prod_2","region":"us-gov-west-1","endpoint":"http://127.0.0.1:4566",
 				"clusterEndpoint":"https://10.0.0.1:6443","clusterCA":"` + testCA + `","clusterCIDR":"fd00::/108",
 				"kubernetesVersion":"1.36","interruptionQueue":"prod-interruptions",
-				"batchIdleDuration":"500ms","batchMaxDuration":"2s"}`),
+				"batchIdleDuration":"500ms","batchMaxDuration":"2s","launchTimeout":"30s"}`),
 			want: &Args{
 				ClusterName:       "prod_2",
 				Region:            "us-gov-west-1",
@@ -65,6 +66,7 @@ func TestNewArgs(t *testing.T) {
 				InterruptionQueue: "prod-interruptions",
 				BatchIdleDuration: &metav1.Duration{Duration: 500 * time.Millisecond},
 				BatchMaxDuration:  &metav1.Duration{Duration: 2 * time.Second},
+				LaunchTimeout:     &metav1.Duration{Duration: 30 * time.Second},
 			},
 		},
 		{
@@ -80,6 +82,7 @@ func TestNewArgs(t *testing.T) {
 				KubernetesVersion: "1.37",
 				BatchIdleDuration: &metav1.Duration{Duration: time.Second},
 				BatchMaxDuration:  &metav1.Duration{Duration: 10 * time.Second},
+				LaunchTimeout:     &metav1.Duration{Duration: 5 * time.Minute},
 			},
 		},
 		{
@@ -124,6 +127,11 @@ func TestNewArgs(t *testing.T) {
 			name:     "negative max duration",
 			obj:      withCluster(`{"clusterName":"prod","region":"us-east-1","batchMaxDuration":"-1s"}`),
 			wantErrs: []string{"pluginConfig[Provision].args.batchMaxDuration: Invalid value: \"-1s\": must be positive"},
+		},
+		{
+			name:     "zero launch timeout",
+			obj:      withCluster(`{"clusterName":"prod","region":"us-east-1","launchTimeout":"0s"}`),
+			wantErrs: []string{"pluginConfig[Provision].args.launchTimeout: Invalid value: \"0s\": must be positive"},
 		},
 		{
 			name:     "plain http cluster endpoint",

@@ -28,6 +28,9 @@ func (p *Provision) startLifecycle(ctx context.Context, queue cloud.Interruption
 		Cloud:   p.opts.Cloud,
 		Queue:   queue,
 		Clock:   p.opts.Clock,
+		// Launches that keep failing end with the claim deleted: onNodeClaimDeleted then
+		// releases its pods to the next round.
+		LaunchTimeout: p.args.LaunchTimeout.Duration,
 	})
 	if err != nil {
 		return fmt.Errorf("building the lifecycle manager: %w", err)
