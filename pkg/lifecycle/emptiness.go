@@ -47,7 +47,8 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 		return 0, fmt.Errorf("getting provisioner %s: %w", nc.Spec.Provisioner, err)
 	}
 	if provisioner == nil || provisioner.Spec.TTLSecondsAfterEmpty == nil {
-		// Empty nodes of this Provisioner are kept: no timestamp to keep either.
+		// Empty nodes of this Provisioner are kept: no timestamp to keep either. A node
+		// whose Provisioner is gone is deleted with its claim (orphans), empty or not.
 		return 0, e.clearEmpty(ctx, nc)
 	}
 	pods, err := e.cachedPodsOnNode(ctx, node.Name)

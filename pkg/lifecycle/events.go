@@ -28,6 +28,7 @@ const (
 	eventTerminated           = "Terminated"
 	eventInstanceGone         = "InstanceGone"
 	eventInterrupted          = "Interrupted"
+	eventProvisionerDeleted   = "ProvisionerDeleted"
 	eventRebalance            = "RebalanceRecommended"
 
 	actionLaunch    = "Launch"

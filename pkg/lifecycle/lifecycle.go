@@ -170,13 +170,14 @@ type Manager struct {
 	deps        *deps
 	broadcaster events.EventBroadcaster // nil when Options.Recorder was given
 
-	launch, register, empty, nodeTermination, claimTermination, expire *controller
+	launch, register, empty, nodeTermination, claimTermination, expire, orphan *controller
 
 	launcher    *launcher
 	registrar   *registrar
 	emptiness   *emptiness
 	terminator  *terminator
 	expiry      *expiry
+	orphans     *orphans
 	collector   *collector
 	interrupter *interrupter
 }
@@ -210,6 +211,7 @@ func New(opts Options) (*Manager, error) {
 	m.emptiness = &emptiness{deps: m.deps}
 	m.terminator = &terminator{deps: m.deps}
 	m.expiry = &expiry{deps: m.deps}
+	m.orphans = &orphans{deps: m.deps}
 	m.collector = &collector{deps: m.deps, grace: opts.GCGracePeriod}
 	if opts.Queue != nil {
 		m.interrupter = &interrupter{deps: m.deps, queue: opts.Queue}
@@ -220,6 +222,7 @@ func New(opts Options) (*Manager, error) {
 	m.nodeTermination = newController("node-termination", opts.Clock, m.terminator.reconcileNode)
 	m.claimTermination = newController("nodeclaim-termination", opts.Clock, m.terminator.reconcileClaim)
 	m.expire = newController("expiry", opts.Clock, m.expiry.reconcile)
+	m.orphan = newController("provisioner-deletion", opts.Clock, m.orphans.reconcile)
 	return m, nil
 }
 

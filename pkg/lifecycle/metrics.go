@@ -32,6 +32,7 @@ const (
 	reasonInterrupted         = "interrupted"
 	reasonInsufficientCap     = "insufficient_capacity"
 	reasonLaunchTimeout       = "launch_timeout"
+	reasonProvisionerDeleted  = "provisioner_deleted"
 )
 
 var claimLabels = []string{labelProvisioner, labelInstanceType, labelZone, labelCapacityType}
