@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/workqueue"
@@ -86,6 +87,11 @@ func (c *controller) processNext(ctx context.Context) bool {
 		// Stopping (the Lease lost or the process ending): the failure is the cancellation's,
 		// not worth an error log or a retry; the next leader starts afresh.
 		c.queue.Forget(key)
+	case apierrors.IsConflict(err):
+		// A write based on a stale read: expected while several controllers write the same
+		// objects and the caches catch up with them. Tried again, without an error log.
+		klog.FromContext(ctx).V(4).Info("Conflict, will retry", "controller", c.name, "key", key, "err", err)
+		c.queue.AddRateLimited(key)
 	case err != nil:
 		utilruntime.HandleErrorWithContext(ctx, err, "Reconcile failed, will retry", "controller", c.name, "key", key)
 		c.queue.AddRateLimited(key)

@@ -47,7 +47,8 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 		return 0, fmt.Errorf("getting provisioner %s: %w", nc.Spec.Provisioner, err)
 	}
 	if provisioner == nil || provisioner.Spec.TTLSecondsAfterEmpty == nil {
-		// Empty nodes of this Provisioner are kept: no timestamp to keep either.
+		// Empty nodes of this Provisioner are kept: no timestamp to keep either. A node
+		// whose Provisioner is gone is deleted with its claim (orphans), empty or not.
 		return 0, e.clearEmpty(ctx, nc)
 	}
 	pods, err := e.cachedPodsOnNode(ctx, node.Name)
@@ -77,14 +78,26 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 		if since.Before(now) {
 			since = since.Add(time.Second)
 		}
-		e.setCondition(nc, v1alpha1.ConditionEmpty, metav1.ConditionTrue, reasonNoPods, "")
-		meta.FindStatusCondition(nc.Status.Conditions, v1alpha1.ConditionEmpty).LastTransitionTime = metav1.NewTime(since)
-		if _, err := e.objects.updateNodeClaimStatus(ctx, nc); err != nil {
+		added := false
+		if _, err := e.objects.updateNodeClaimStatus(ctx, nc, func(nc *v1alpha1.NodeClaim) bool {
+			if added = !meta.IsStatusConditionTrue(nc.Status.Conditions, v1alpha1.ConditionEmpty); !added {
+				return false
+			}
+			meta.SetStatusCondition(&nc.Status.Conditions, metav1.Condition{
+				Type: v1alpha1.ConditionEmpty, Status: metav1.ConditionTrue, Reason: reasonNoPods,
+				ObservedGeneration: nc.Generation, LastTransitionTime: metav1.NewTime(since),
+			})
+			return true
+		}); err != nil {
 			return 0, err
 		}
-		logger.Info("Added TTL to empty node", "ttl", ttl)
-		e.recorder.Eventf(node, nc, corev1.EventTypeNormal, eventEmpty, actionObserve, "Node is empty; deleting it in %s unless a pod arrives", ttl)
-		return ttl + since.Sub(now), nil
+		if added {
+			logger.Info("Added TTL to empty node", "ttl", ttl)
+			e.recorder.Eventf(node, nc, corev1.EventTypeNormal, eventEmpty, actionObserve, "Node is empty; deleting it in %s unless a pod arrives", ttl)
+			return ttl + since.Sub(now), nil
+		}
+		// An earlier reconcile, of a claim read before this one, started the TTL.
+		cond = meta.FindStatusCondition(nc.Status.Conditions, v1alpha1.ConditionEmpty)
 	}
 	if remaining := ttl - e.clock.Since(cond.LastTransitionTime.Time); remaining > 0 {
 		return remaining, nil
@@ -132,10 +145,9 @@ func (e *emptiness) reservedPending(ctx context.Context, nc *v1alpha1.NodeClaim)
 
 // clearEmpty removes nc's Empty condition, if it has one, so a later emptiness starts a new TTL.
 func (e *emptiness) clearEmpty(ctx context.Context, nc *v1alpha1.NodeClaim) error {
-	if !meta.RemoveStatusCondition(&nc.Status.Conditions, v1alpha1.ConditionEmpty) {
-		return nil
-	}
-	_, err := e.objects.updateNodeClaimStatus(ctx, nc)
+	_, err := e.objects.updateNodeClaimStatus(ctx, nc, func(nc *v1alpha1.NodeClaim) bool {
+		return meta.RemoveStatusCondition(&nc.Status.Conditions, v1alpha1.ConditionEmpty)
+	})
 	return err
 }
 

@@ -15,6 +15,7 @@ const (
 	eventLaunched             = "Launched"
 	eventLaunchFailed         = "LaunchFailed"
 	eventInsufficientCapacity = "InsufficientCapacity"
+	eventLaunchTimeout        = "LaunchTimeout"
 	eventRegistered           = "Registered"
 	eventInitialized          = "Initialized"
 	eventRegistrationTimeout  = "RegistrationTimeout"
@@ -27,6 +28,7 @@ const (
 	eventTerminated           = "Terminated"
 	eventInstanceGone         = "InstanceGone"
 	eventInterrupted          = "Interrupted"
+	eventProvisionerDeleted   = "ProvisionerDeleted"
 	eventRebalance            = "RebalanceRecommended"
 
 	actionLaunch    = "Launch"

@@ -65,10 +65,10 @@ func (e *expiry) reconcile(ctx context.Context, name string) (time.Duration, err
 			continue
 		}
 		expired = append(expired, nc)
-		if e.setCondition(nc, v1alpha1.ConditionExpired, metav1.ConditionTrue, reasonTTLExpired, "") {
-			if _, err := e.objects.updateNodeClaimStatus(ctx, nc); err != nil {
-				return 0, err
-			}
+		if _, err := e.objects.updateNodeClaimStatus(ctx, nc, func(nc *v1alpha1.NodeClaim) bool {
+			return e.setCondition(nc, v1alpha1.ConditionExpired, metav1.ConditionTrue, reasonTTLExpired, "")
+		}); err != nil {
+			return 0, err
 		}
 	}
 	if len(expired) == 0 || disrupting {

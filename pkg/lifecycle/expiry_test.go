@@ -47,8 +47,9 @@ func TestExpiry(t *testing.T) {
 
 	// While one is being drained, no other goes.
 	mid := e.getClaim(t, "mid")
-	e.deps.setCondition(mid, v1alpha1.ConditionTerminating, "True", reasonDraining, "")
-	if _, err := e.deps.objects.updateNodeClaimStatus(e.ctx, mid); err != nil {
+	if _, err := e.deps.objects.updateNodeClaimStatus(e.ctx, mid, func(nc *v1alpha1.NodeClaim) bool {
+		return e.deps.setCondition(nc, v1alpha1.ConditionTerminating, "True", reasonDraining, "")
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ex.reconcile(e.ctx, "default"); err != nil {

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -80,6 +82,17 @@ func (e *env) addOurs(o runtime.Object, kind string, gvr schema.GroupVersionReso
 		return err
 	}
 	return e.dyn.Tracker().Create(gvr, u, "")
+}
+
+func toUnstructured(obj runtime.Object, kind string) (*unstructured.Unstructured, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return nil, fmt.Errorf("converting %s: %w", kind, err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetAPIVersion(v1alpha1.SchemeGroupVersion.String())
+	u.SetKind(kind)
+	return u, nil
 }
 
 var testTypes = []*cloud.InstanceType{
@@ -266,3 +279,17 @@ var (
 	deleteNow        = metav1.DeleteOptions{}
 	metav1GetOptions = metav1.GetOptions{}
 )
+
+// drainEvents returns the events recorded so far.
+func drainEvents(e *env) []string {
+	var out []string
+	ch := e.deps.recorder.(*events.FakeRecorder).Events
+	for {
+		select {
+		case ev := <-ch:
+			out = append(out, ev)
+		default:
+			return out
+		}
+	}
+}

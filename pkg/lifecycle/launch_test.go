@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,8 +34,9 @@ func TestLaunch(t *testing.T) {
 		noClass   bool
 		createErr error
 		// reconciles is how many times the claim is reconciled; a second one must not launch again.
-		reconciles  int
-		wantErr     bool
+		reconciles int
+		// wantRetry is when a failed launch is to be tried again.
+		wantRetry   time.Duration
 		wantDeleted bool
 		wantStatus  *v1alpha1.NodeClaimStatus
 		wantCreates int
@@ -62,9 +64,9 @@ func TestLaunch(t *testing.T) {
 		claim:      claim("a"),
 		noClass:    true,
 		reconciles: 1,
-		wantErr:    true,
+		wantRetry:  launchRetryBase,
 		wantStatus: &v1alpha1.NodeClaimStatus{Conditions: []metav1.Condition{{
-			Type: v1alpha1.ConditionLaunched, Status: metav1.ConditionFalse, Reason: reasonNodeClassNotFound,
+			Type: v1alpha1.ConditionLaunched, Status: metav1.ConditionFalse, Reason: failNodeClassNotFound.condition,
 			Message: "ec2nodeclass default not found", LastTransitionTime: metav1.NewTime(t0),
 		}}},
 	}, {
@@ -72,9 +74,9 @@ func TestLaunch(t *testing.T) {
 		claim:      claim("a"),
 		createErr:  errors.New("RequestLimitExceeded"),
 		reconciles: 1,
-		wantErr:    true,
+		wantRetry:  launchRetryBase,
 		wantStatus: &v1alpha1.NodeClaimStatus{Conditions: []metav1.Condition{{
-			Type: v1alpha1.ConditionLaunched, Status: metav1.ConditionFalse, Reason: reasonLaunchFailed,
+			Type: v1alpha1.ConditionLaunched, Status: metav1.ConditionFalse, Reason: failLaunch.condition,
 			Message: "RequestLimitExceeded", LastTransitionTime: metav1.NewTime(t0),
 		}}},
 	}, {
@@ -92,13 +94,16 @@ func TestLaunch(t *testing.T) {
 				e.add(t, nodeClass("default"))
 			}
 			e.cloud.CreateErr = tc.createErr
-			l := &launcher{deps: e.deps}
+			l := newLauncher(e.deps, DefaultLaunchTimeout)
+			var retry time.Duration
 			var err error
 			for range tc.reconciles {
-				_, err = l.reconcile(e.ctx, tc.claim.Name)
+				if retry, err = l.reconcile(e.ctx, tc.claim.Name); err != nil {
+					t.Fatalf("reconcile: %v", err)
+				}
 			}
-			if gotErr := err != nil; gotErr != tc.wantErr {
-				t.Fatalf("reconcile error = %v, want error %v", err, tc.wantErr)
+			if retry != tc.wantRetry {
+				t.Errorf("retry after %v, want %v", retry, tc.wantRetry)
 			}
 			if got := e.cloud.Creates(); got != tc.wantCreates {
 				t.Errorf("instances launched = %d, want %d", got, tc.wantCreates)
@@ -135,7 +140,7 @@ func TestLaunchAfterLostStatusWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&launcher{deps: e.deps}).reconcile(e.ctx, "a"); err != nil {
+	if _, err := newLauncher(e.deps, DefaultLaunchTimeout).reconcile(e.ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.getClaim(t, "a").Status.ProviderID; got != first.ProviderID {
@@ -155,7 +160,7 @@ func TestLaunchCutShortByStop(t *testing.T) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	cancel()
 	e.cloud.CreateErr = fmt.Errorf("creating fleet: %w", context.Canceled)
-	if _, err := (&launcher{deps: e.deps}).reconcile(ctx, "a"); !errors.Is(err, context.Canceled) {
+	if _, err := newLauncher(e.deps, DefaultLaunchTimeout).reconcile(ctx, "a"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("reconcile = %v, want the cancellation", err)
 	}
 	if c := condition(e.getClaim(t, "a"), v1alpha1.ConditionLaunched); c != nil {
@@ -168,7 +173,7 @@ func TestLaunchInsufficientCapacityError(t *testing.T) {
 	e := newEnv(t)
 	e.add(t, claim("a"), provisioner("default"), nodeClass("default"))
 	e.cloud.CreateErr = &cloud.InsufficientCapacityError{Offerings: []string{"m5.large/us-east-1a/spot"}}
-	if _, err := (&launcher{deps: e.deps}).reconcile(e.ctx, "a"); err != nil {
+	if _, err := newLauncher(e.deps, DefaultLaunchTimeout).reconcile(e.ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
 	if e.getClaim(t, "a") != nil {

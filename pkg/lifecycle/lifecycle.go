@@ -19,8 +19,11 @@ import (
 // Defaults of Options.
 const (
 	DefaultRegistrationTimeout = 15 * time.Minute
-	DefaultGCGracePeriod       = 2 * time.Minute
-	DefaultGCInterval          = time.Minute
+	// DefaultLaunchTimeout: long enough to ride out throttling and a node class being fixed,
+	// short enough that pods do not wait long on a claim that will never launch.
+	DefaultLaunchTimeout = 5 * time.Minute
+	DefaultGCGracePeriod = 2 * time.Minute
+	DefaultGCInterval    = time.Minute
 	// DefaultWorkers: a launch waits on the API and EC2 more than it computes; with 4, the
 	// 200 NodeClaims of a round of 1,000 pods took 30 s to launch.
 	DefaultWorkers        = 16
@@ -48,6 +51,10 @@ type Options struct {
 	// Client, started by Run.
 	Recorder events.EventRecorder
 
+	// LaunchTimeout is how long a NodeClaim's launch may keep failing, counted from its first
+	// failed attempt, before the claim is deleted and its pods are planned again. Attempts
+	// are retried with backoff in between.
+	LaunchTimeout time.Duration
 	// RegistrationTimeout is how long after launch an instance's Node may take to join
 	// before the instance is terminated.
 	RegistrationTimeout time.Duration
@@ -85,6 +92,7 @@ func (o Options) withDefaults() Options {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	o.LaunchTimeout = orDefault(o.LaunchTimeout, DefaultLaunchTimeout)
 	o.RegistrationTimeout = orDefault(o.RegistrationTimeout, DefaultRegistrationTimeout)
 	o.GCGracePeriod = orDefault(o.GCGracePeriod, DefaultGCGracePeriod)
 	o.GCInterval = orDefault(o.GCInterval, DefaultGCInterval)
@@ -121,6 +129,7 @@ func (o Options) validate() error {
 		errs = append(errs, field.Required(field.NewPath("cloud"), "a cloud provider is needed"))
 	}
 	for name, d := range map[string]time.Duration{
+		"launchTimeout":       o.LaunchTimeout,
 		"registrationTimeout": o.RegistrationTimeout,
 		"gcGracePeriod":       o.GCGracePeriod,
 		"gcInterval":          o.GCInterval,
@@ -161,13 +170,14 @@ type Manager struct {
 	deps        *deps
 	broadcaster events.EventBroadcaster // nil when Options.Recorder was given
 
-	launch, register, empty, nodeTermination, claimTermination, expire *controller
+	launch, register, empty, nodeTermination, claimTermination, expire, orphan *controller
 
 	launcher    *launcher
 	registrar   *registrar
 	emptiness   *emptiness
 	terminator  *terminator
 	expiry      *expiry
+	orphans     *orphans
 	collector   *collector
 	interrupter *interrupter
 }
@@ -196,11 +206,12 @@ func New(opts Options) (*Manager, error) {
 		clock:    opts.Clock,
 		recorder: recorder,
 	}
-	m.launcher = &launcher{deps: m.deps}
+	m.launcher = newLauncher(m.deps, opts.LaunchTimeout)
 	m.registrar = &registrar{deps: m.deps, timeout: opts.RegistrationTimeout}
 	m.emptiness = &emptiness{deps: m.deps}
 	m.terminator = &terminator{deps: m.deps}
 	m.expiry = &expiry{deps: m.deps}
+	m.orphans = &orphans{deps: m.deps}
 	m.collector = &collector{deps: m.deps, grace: opts.GCGracePeriod}
 	if opts.Queue != nil {
 		m.interrupter = &interrupter{deps: m.deps, queue: opts.Queue}
@@ -211,6 +222,7 @@ func New(opts Options) (*Manager, error) {
 	m.nodeTermination = newController("node-termination", opts.Clock, m.terminator.reconcileNode)
 	m.claimTermination = newController("nodeclaim-termination", opts.Clock, m.terminator.reconcileClaim)
 	m.expire = newController("expiry", opts.Clock, m.expiry.reconcile)
+	m.orphan = newController("provisioner-deletion", opts.Clock, m.orphans.reconcile)
 	return m, nil
 }
 

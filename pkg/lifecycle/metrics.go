@@ -31,6 +31,8 @@ const (
 	reasonInstanceGone        = "instance_gone"
 	reasonInterrupted         = "interrupted"
 	reasonInsufficientCap     = "insufficient_capacity"
+	reasonLaunchTimeout       = "launch_timeout"
+	reasonProvisionerDeleted  = "provisioner_deleted"
 )
 
 var claimLabels = []string{labelProvisioner, labelInstanceType, labelZone, labelCapacityType}
@@ -54,6 +56,12 @@ var (
 		Help:           "NodeClaims nodewright decided to remove, by provisioner, instance type, zone, capacity type and reason; removals by users are not counted.",
 		StabilityLevel: metrics.ALPHA,
 	}, append(append([]string{}, claimLabels...), labelReason))
+	launchFailures = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "nodeclaim_launch_failures_total",
+		Help:           "Failed launch attempts of NodeClaims, by provisioner and reason: provisioner_not_found, nodeclass_not_found, nodeclass_not_ready, insufficient_capacity, launch_failed.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{labelProvisioner, labelReason})
 	launchToReadySeconds = metrics.NewHistogramVec(&metrics.HistogramOpts{
 		Subsystem:      metricsSubsystem,
 		Name:           "nodeclaim_launch_to_ready_seconds",
@@ -87,7 +95,7 @@ var registerMetricsOnce sync.Once
 func registerMetrics() {
 	registerMetricsOnce.Do(func() {
 		legacyregistry.MustRegister(nodeClaimsLaunched, nodeClaimsRegistered, nodeClaimsTerminated,
-			launchToReadySeconds, evictions, interruptionMessages, instancesGarbageCollected)
+			launchFailures, launchToReadySeconds, evictions, interruptionMessages, instancesGarbageCollected)
 	})
 }
 

@@ -2,16 +2,20 @@ package lifecycle
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
@@ -91,29 +95,90 @@ func (o objects) listNodeClaims(ctx context.Context) ([]*v1alpha1.NodeClaim, err
 	return out, nil
 }
 
-// updateNodeClaim writes nodeClaim's metadata and spec; the resourceVersion guards against
-// overwriting a concurrent change.
-func (o objects) updateNodeClaim(ctx context.Context, nodeClaim *v1alpha1.NodeClaim) (*v1alpha1.NodeClaim, error) {
-	u, err := toUnstructured(nodeClaim, "NodeClaim")
+// patchNodeClaimFinalizers sets the finalizers of nodeClaim to finalizers and returns the
+// claim as written. It sends a JSON
+// merge patch of the metadata alone, guarded by nodeClaim's resourceVersion (a stale read is
+// a conflict): the spec the API holds is never sent back re-encoded, so the claim's immutable
+// spec cannot seem changed by how a Go struct encodes it.
+func (o objects) patchNodeClaimFinalizers(ctx context.Context, nodeClaim *v1alpha1.NodeClaim, finalizers []string) (*v1alpha1.NodeClaim, error) {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": nodeClaim.ResourceVersion,
+		"finalizers":      finalizers,
+	}})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encoding the finalizers of nodeclaim %s: %w", nodeClaim.Name, err)
 	}
-	u, err = o.client.Resource(nodeClaimGVR).Update(ctx, u, metav1.UpdateOptions{})
+	u, err := o.client.Resource(nodeClaimGVR).Patch(ctx, nodeClaim.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("updating nodeclaim %s: %w", nodeClaim.Name, err)
+		return nil, fmt.Errorf("setting the finalizers of nodeclaim %s: %w", nodeClaim.Name, err)
 	}
 	return fromUnstructured[v1alpha1.NodeClaim](u)
 }
 
-// updateNodeClaimStatus writes nodeClaim's status subresource.
-func (o objects) updateNodeClaimStatus(ctx context.Context, nodeClaim *v1alpha1.NodeClaim) (*v1alpha1.NodeClaim, error) {
-	u, err := toUnstructured(nodeClaim, "NodeClaim")
-	if err != nil {
-		return nil, err
-	}
-	u, err = o.client.Resource(nodeClaimGVR).UpdateStatus(ctx, u, metav1.UpdateOptions{})
+// updateNodeClaimStatus applies change to nodeClaim and writes the status it changed; change
+// reports whether it changed anything, and nothing is written if not. Only the status
+// subresource is written, with a JSON merge patch of what change did to the status, guarded
+// by the resourceVersion read. On a conflict (another controller wrote the claim since, or
+// the cache had not caught up yet), the claim is read again from the API and change applied
+// to that: the conflicts of a busy cluster are retried here, not reported. It returns the
+// claim as written, or nodeClaim as changed if nothing was to be written.
+func (o objects) updateNodeClaimStatus(ctx context.Context, nodeClaim *v1alpha1.NodeClaim, change func(*v1alpha1.NodeClaim) bool) (*v1alpha1.NodeClaim, error) {
+	current := nodeClaim
+	var written *v1alpha1.NodeClaim
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if current == nil {
+			u, err := o.client.Resource(nodeClaimGVR).Get(ctx, nodeClaim.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if current, err = fromUnstructured[v1alpha1.NodeClaim](u); err != nil {
+				return err
+			}
+		}
+		before := current.Status.DeepCopy()
+		if !change(current) {
+			written = current
+			return nil
+		}
+		var err error
+		written, err = o.patchNodeClaimStatus(ctx, current, before)
+		current = nil // read afresh if this was a conflict
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("updating status of nodeclaim %s: %w", nodeClaim.Name, err)
+	}
+	if written != nodeClaim {
+		*nodeClaim = *written
+	}
+	return nodeClaim, nil
+}
+
+// patchNodeClaimStatus writes the difference between nodeClaim's status and before to the
+// status subresource, as a JSON merge patch guarded by nodeClaim's resourceVersion.
+func (o objects) patchNodeClaimStatus(ctx context.Context, nodeClaim *v1alpha1.NodeClaim, before *v1alpha1.NodeClaimStatus) (*v1alpha1.NodeClaim, error) {
+	oldJSON, err := json.Marshal(before)
+	if err != nil {
+		return nil, fmt.Errorf("encoding status: %w", err)
+	}
+	newJSON, err := json.Marshal(&nodeClaim.Status)
+	if err != nil {
+		return nil, fmt.Errorf("encoding status: %w", err)
+	}
+	statusPatch, err := jsonpatch.CreateMergePatch(oldJSON, newJSON)
+	if err != nil {
+		return nil, fmt.Errorf("computing the status patch: %w", err)
+	}
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": nodeClaim.ResourceVersion},
+		"status":   json.RawMessage(statusPatch),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding the status patch: %w", err)
+	}
+	u, err := o.client.Resource(nodeClaimGVR).Patch(ctx, nodeClaim.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+	if err != nil {
+		return nil, err
 	}
 	return fromUnstructured[v1alpha1.NodeClaim](u)
 }
@@ -193,15 +258,4 @@ func fromUnstructured[T any](u *unstructured.Unstructured) (*T, error) {
 		return nil, fmt.Errorf("converting %s %s: %w", u.GetKind(), u.GetName(), err)
 	}
 	return out, nil
-}
-
-func toUnstructured(obj runtime.Object, kind string) (*unstructured.Unstructured, error) {
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err != nil {
-		return nil, fmt.Errorf("converting %s: %w", kind, err)
-	}
-	u := &unstructured.Unstructured{Object: m}
-	u.SetAPIVersion(v1alpha1.SchemeGroupVersion.String())
-	u.SetKind(kind)
-	return u, nil
 }

@@ -64,27 +64,33 @@ func (r *registrar) reconcile(ctx context.Context, name string) (time.Duration, 
 		return 0, err
 	}
 
-	changed := false
-	if !isTrue(nc, v1alpha1.ConditionRegistered) {
-		changed = r.setCondition(nc, v1alpha1.ConditionRegistered, metav1.ConditionTrue, reasonNodeJoined, "")
+	ready := nodeutil.IsNodeReady(node) && !hasStartupTaint(node, nc.Spec.StartupTaints)
+	// What this reconcile records, as the claim written says: a reconcile that read the claim
+	// before an earlier one's write reports nothing twice.
+	var registered, initialized bool
+	if _, err := r.objects.updateNodeClaimStatus(ctx, nc, func(nc *v1alpha1.NodeClaim) bool {
+		registered = r.setCondition(nc, v1alpha1.ConditionRegistered, metav1.ConditionTrue, reasonNodeJoined, "")
+		initialized = ready && r.setCondition(nc, v1alpha1.ConditionInitialized, metav1.ConditionTrue, reasonNodeInitialized, "")
+		if registered || initialized {
+			nc.Status.NodeName = node.Name
+		}
+		return registered || initialized
+	}); err != nil {
+		return 0, err
+	}
+	if registered || initialized {
+		klog.FromContext(ctx).V(2).Info("Node joined", "nodeClaim", klog.KObj(nc), "node", klog.KObj(node), "initialized", ready)
+	}
+	if registered {
 		nodeClaimsRegistered.WithLabelValues(claimLabelValues(nc)...).Inc()
 		r.recorder.Eventf(nc, node, corev1.EventTypeNormal, eventRegistered, actionRegister, "Node %s joined", node.Name)
 	}
-	nc.Status.NodeName = node.Name
-	initialized := nodeutil.IsNodeReady(node) && !hasStartupTaint(node, nc.Spec.StartupTaints)
 	if initialized {
-		changed = r.setCondition(nc, v1alpha1.ConditionInitialized, metav1.ConditionTrue, reasonNodeInitialized, "") || changed
 		if nc.Status.LaunchTime != nil {
 			launchToReadySeconds.WithLabelValues(nc.Spec.Provisioner, nc.Status.InstanceType, nc.Status.CapacityType).
 				Observe(r.clock.Since(nc.Status.LaunchTime.Time).Seconds())
 		}
 		r.recorder.Eventf(nc, node, corev1.EventTypeNormal, eventInitialized, actionRegister, "Node %s is ready", node.Name)
-	}
-	if changed {
-		if _, err := r.objects.updateNodeClaimStatus(ctx, nc); err != nil {
-			return 0, err
-		}
-		klog.FromContext(ctx).V(2).Info("Node joined", "nodeClaim", klog.KObj(nc), "node", klog.KObj(node), "initialized", initialized)
 	}
 	// Node events bring us back when it turns Ready or loses a startup taint.
 	return 0, nil

@@ -148,7 +148,7 @@ func (m *Manager) runControllers(ctx context.Context) {
 		}()
 	}
 	workers := m.opts.Workers
-	for _, c := range []*controller{m.launch, m.register, m.empty, m.nodeTermination, m.claimTermination} {
+	for _, c := range []*controller{m.launch, m.register, m.empty, m.nodeTermination, m.claimTermination, m.orphan} {
 		start(func(ctx context.Context) { c.run(ctx, workers) })
 	}
 	// One expiry worker: it is what keeps disruption to one node per Provisioner at a time.
@@ -189,6 +189,7 @@ func (h handlers) onNodeClaim(obj any) {
 	h.m.claimTermination.enqueue(u.GetName())
 	provisioner, _, _ := unstructured.NestedString(u.Object, "spec", "provisioner")
 	h.m.expire.enqueue(provisioner)
+	h.m.orphan.enqueue(provisioner)
 	nodeName, _, _ := unstructured.NestedString(u.Object, "status", "nodeName")
 	h.m.empty.enqueue(nodeName)
 }
@@ -196,6 +197,7 @@ func (h handlers) onNodeClaim(obj any) {
 func (h handlers) onProvisioner(obj any) {
 	if u, ok := unwrap[*unstructured.Unstructured](obj); ok {
 		h.m.expire.enqueue(u.GetName())
+		h.m.orphan.enqueue(u.GetName())
 	}
 }
 

@@ -123,9 +123,8 @@ func (t *terminator) reconcileClaim(ctx context.Context, name string) (time.Dura
 			return 0, fmt.Errorf("terminating instance %s: %w", nc.Status.ProviderID, err)
 		}
 	}
-	nc = nc.DeepCopy()
-	nc.Finalizers, _ = removeString(nc.Finalizers, v1alpha1.TerminationFinalizer)
-	if _, err := t.objects.updateNodeClaim(ctx, nc); err != nil && !apierrors.IsNotFound(err) {
+	finalizers, _ := removeString(nc.Finalizers, v1alpha1.TerminationFinalizer)
+	if _, err := t.objects.patchNodeClaimFinalizers(ctx, nc, finalizers); err != nil && !apierrors.IsNotFound(err) {
 		return 0, err
 	}
 	klog.FromContext(ctx).V(2).Info("Removed nodeclaim", "nodeClaim", klog.KObj(nc), "providerID", nc.Status.ProviderID)
@@ -143,8 +142,9 @@ func (t *terminator) cordon(ctx context.Context, node *corev1.Node, nc *v1alpha1
 		t.recorder.Eventf(node, nil, corev1.EventTypeNormal, eventCordoned, actionCordon, "Cordoned for termination")
 	}
 	if nc != nil && !isTrue(nc, v1alpha1.ConditionTerminating) {
-		t.setCondition(nc, v1alpha1.ConditionTerminating, metav1.ConditionTrue, reasonDraining, "")
-		if _, err := t.objects.updateNodeClaimStatus(ctx, nc); err != nil && !apierrors.IsNotFound(err) {
+		if _, err := t.objects.updateNodeClaimStatus(ctx, nc, func(nc *v1alpha1.NodeClaim) bool {
+			return t.setCondition(nc, v1alpha1.ConditionTerminating, metav1.ConditionTrue, reasonDraining, "")
+		}); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
 	}

@@ -420,7 +420,7 @@ func TestProvisionNoStrandedPods(t *testing.T) {
 // node registers, more pods arrive while it is down, and a new scheduler starts: it plans
 // only the new pods (the ledger is rebuilt from the NodeClaims), and every pod lands.
 func TestProvisionRestartMidRound(t *testing.T) {
-	env := newProvisionEnv(t, spotIn(), func(o *emulator.Options) { o.LaunchLatency = 4 * time.Second })
+	env := newProvisionEnv(t, spotIn(), func(o *envOptions) { o.emulator.LaunchLatency = 4 * time.Second })
 	var first, second []*corev1.Pod
 	for i := range 3 {
 		first = append(first, env.pod(fmt.Sprintf("first-%d", i), "1").Obj())
@@ -450,7 +450,7 @@ func TestProvisionRestartMidRound(t *testing.T) {
 func TestProvisionIntoLaunchedNodesRoom(t *testing.T) {
 	spec := spotIn("us-east-1a")
 	spec.Requirements = append(spec.Requirements, requirement(corev1.LabelInstanceTypeStable, "t3a.xlarge"))
-	env := newProvisionEnv(t, spec, func(o *emulator.Options) { o.JoinDelay = 20 * time.Second })
+	env := newProvisionEnv(t, spec, func(o *envOptions) { o.emulator.JoinDelay = 20 * time.Second })
 	env.createPods([]*corev1.Pod{env.pod("first", "1").Obj()})
 	var first v1alpha1.NodeClaim
 	framework.Eventually(env.ctx, t, 30*time.Second, "the first nodeclaim launched", func(context.Context) (bool, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -53,8 +54,14 @@ type provisionEnv struct {
 	sched  *scheduler.Scheduler
 }
 
-// envOption changes how newProvisionEnv starts the emulator.
-type envOption func(*emulator.Options)
+// envOption changes how newProvisionEnv starts the emulator or the scheduler.
+type envOption func(*envOptions)
+
+// envOptions are the emulator's options and Provision plugin args added to the env's.
+type envOptions struct {
+	emulator emulator.Options
+	args     map[string]any
+}
 
 // newProvisionEnv starts everything; spec's nodeClassRef is set to the test's node class.
 // When the test ends, the Provisioner and the pods go first (so that no round plans again),
@@ -67,11 +74,11 @@ func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec, opts ...envOpt
 	ctx = klog.NewContext(ctx, logger)
 	client := framework.Client(t)
 	ns := framework.Namespace(ctx, t, client)
-	var eopts emulator.Options
+	var eopts envOptions
 	for _, o := range opts {
 		o(&eopts)
 	}
-	e := framework.Emulator(t, eopts)
+	e := framework.Emulator(t, eopts.emulator)
 	framework.ForceDeleteNodesOf(t, e)
 	class := framework.EC2NodeClass(ctx, t, ns)
 	spec.NodeClassRef = v1alpha1.NodeClassReference{Name: class.Name}
@@ -84,6 +91,7 @@ func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec, opts ...envOpt
 		"clusterEndpoint": cfg.Host, "clusterCA": base64.StdEncoding.EncodeToString(cfg.CAData),
 		"clusterCIDR": framework.ControlPlane.ServiceCIDR(),
 	}
+	maps.Copy(args, eopts.args)
 	if err := scheduler.WriteConfig(manifests.SchedulerConfig, path, framework.ControlPlane.Kubeconfig(), args); err != nil {
 		t.Fatal(err)
 	}

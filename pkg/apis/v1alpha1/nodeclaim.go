@@ -111,6 +111,14 @@ type ResourceRequirements struct {
 	Requests corev1.ResourceList `json:"requests,omitempty"`
 }
 
+// IsZero reports whether r requests nothing. An empty list of requests is then encoded as
+// no list at all (resources is left out, as for nil requests): otherwise a claim planned
+// for pods that request nothing is written with "resources: {}", reads back with nil
+// requests, and encodes differently from what the API holds.
+func (r ResourceRequirements) IsZero() bool {
+	return len(r.Requests) == 0
+}
+
 // PodReference names a pod a NodeClaim's node is planned for.
 type PodReference struct {
 	// Namespace is the pod's namespace.

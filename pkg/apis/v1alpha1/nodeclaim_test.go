@@ -1,11 +1,15 @@
 package v1alpha1
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 func TestNodeClaimReservedPods(t *testing.T) {
@@ -27,5 +31,61 @@ func TestNodeClaimReservedPods(t *testing.T) {
 	}
 	if diff := cmp.Diff(nc.Spec.Pods, nc.ReservedPods()); diff != "" {
 		t.Errorf("reserved pods with a malformed annotation (-want, +got):\n%s", diff)
+	}
+}
+
+// TestNodeClaimSpecRoundTrip checks that a spec encodes, as the dynamic clients send it, to
+// what it decodes from: the API compares a claim's spec with the one it holds (the spec is
+// immutable), so an update that re-encodes the spec must not change it.
+func TestNodeClaimSpecRoundTrip(t *testing.T) {
+	base := NodeClaimSpec{
+		Provisioner:  "default",
+		NodeClassRef: NodeClassReference{Group: GroupName, Kind: "EC2NodeClass", Name: "default"},
+		Requirements: []NodeSelectorRequirement{{Key: "kubernetes.io/arch", Operator: corev1.NodeSelectorOpExists}},
+	}
+	tests := []struct {
+		name     string
+		requests corev1.ResourceList
+		// wantResources is whether the encoded spec has a resources field.
+		wantResources bool
+	}{
+		// Pods that request nothing, and no DaemonSet: the plan's sum is an empty list.
+		{name: "empty requests", requests: corev1.ResourceList{}},
+		{name: "nil requests", requests: nil},
+		{name: "requests", requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1500m"), corev1.ResourcePods: resource.MustParse("3")}, wantResources: true},
+		{name: "zero requests", requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("0")}, wantResources: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := base
+			spec.Resources.Requests = tc.requests
+			written, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&NodeClaim{Spec: spec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, got := written["spec"].(map[string]any)["resources"]; got != tc.wantResources {
+				t.Errorf("encoded spec has resources: %v, want %v (%v)", got, tc.wantResources, written["spec"])
+			}
+			// What the API holds is what was written, read back through JSON.
+			data, err := json.Marshal(written)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var held map[string]any
+			if err := json.Unmarshal(data, &held); err != nil {
+				t.Fatal(err)
+			}
+			var read NodeClaim
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(held, &read); err != nil {
+				t.Fatal(err)
+			}
+			again, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&read)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(held["spec"], again["spec"]); diff != "" {
+				t.Errorf("spec re-encoded after reading (-held, +sent):\n%s", diff)
+			}
+		})
 	}
 }

@@ -70,6 +70,18 @@ func (e *Emulator) registerControl(mux *http.ServeMux) {
 		e.Throttle(req.Operation, req.Count)
 		return nil
 	}))
+	mux.HandleFunc("POST "+p+"faults/fail", control(func(r *http.Request) error {
+		var req struct {
+			Operation string `json:"operation"`
+			Code      string `json:"code"`
+			Count     int    `json:"count"`
+		}
+		if err := decodeControl(r, &req); err != nil {
+			return err
+		}
+		e.Fail(req.Operation, req.Code, req.Count)
+		return nil
+	}))
 	mux.HandleFunc("POST "+p+"faults/latency", control(func(r *http.Request) error {
 		var req struct {
 			Operation string `json:"operation"`

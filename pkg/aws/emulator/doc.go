@@ -98,7 +98,8 @@
 // # Faults
 //
 // InsufficientCapacity (per type, zone, capacity type), Throttle (the next n calls of an
-// operation), SetLatency, InterruptSpot (an "EC2 Spot Instance Interruption Warning" event on
+// operation), Fail (the next n calls of an operation, with an error code not retried),
+// SetLatency, InterruptSpot (an "EC2 Spot Instance Interruption Warning" event on
 // the queue now, the instance terminated after Options.SpotInterruptionNotice),
 // RebalanceRecommendation, ScheduledChange (an AWS Health scheduledChange event),
 // SendStateChangeNotification, NeverJoin and NeverJoinNext. The same are served over HTTP

@@ -40,6 +40,7 @@ type spotOverride struct {
 type faults struct {
 	insufficient  map[poolKey]bool
 	throttle      map[string]int
+	fail          map[string]failRule
 	latency       map[string]time.Duration
 	neverJoinNext int
 	spotPrices    map[[2]string]spotOverride
@@ -51,6 +52,7 @@ func newFaults() faults {
 	return faults{
 		insufficient: map[poolKey]bool{},
 		throttle:     map[string]int{},
+		fail:         map[string]failRule{},
 		latency:      map[string]time.Duration{},
 		spotPrices:   map[[2]string]spotOverride{},
 	}
@@ -95,6 +97,26 @@ func (e *Emulator) Throttle(operation string, n int) {
 		return
 	}
 	e.state.faults.throttle[operation] = n
+}
+
+// failRule makes the next n calls of an operation fail with code.
+type failRule struct {
+	code string
+	n    int
+}
+
+// Fail makes the next n calls of operation (e.g. "CreateFleet") fail with the error code
+// code and HTTP 400, as AWS refuses a request it will refuse again (UnauthorizedOperation, a
+// missing permission; InvalidParameterValue): the SDK's retryer does not retry them. n <= 0
+// clears.
+func (e *Emulator) Fail(operation, code string, n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n <= 0 {
+		delete(e.state.faults.fail, operation)
+		return
+	}
+	e.state.faults.fail[operation] = failRule{code: code, n: n}
 }
 
 // SetLatency delays every answer to operation by d, by the emulator's clock; operation ""
@@ -236,6 +258,11 @@ func (e *Emulator) admit(ctx context.Context, service, op string, p map[string]s
 	case e.state.faults.throttle[op] > 0:
 		e.state.faults.throttle[op]--
 		apiErr = throttleError(service)
+	case e.state.faults.fail[op].n > 0:
+		rule := e.state.faults.fail[op]
+		rule.n--
+		e.state.faults.fail[op] = rule
+		apiErr = errCode(rule.code, "The emulator was told to fail %s.", op)
 	case !implemented:
 		apiErr = unknownOperation(service, op)
 	}

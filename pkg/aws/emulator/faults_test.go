@@ -63,6 +63,30 @@ func TestThrottlingIsRetried(t *testing.T) {
 	}
 }
 
+// TestFailIsNotRetried checks that an injected failure fails the call at once (the retryer
+// does not retry its code) for as many calls as asked, and no more.
+func TestFailIsNotRetried(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	v := newEnv(t, Options{})
+	v.e.Fail("DescribeAvailabilityZones", "UnauthorizedOperation", 2)
+	var errs []string
+	for range 3 {
+		_, err := v.ec2.DescribeAvailabilityZones(ctx, &ec2.DescribeAvailabilityZonesInput{})
+		errs = append(errs, errorCode(err))
+	}
+	if diff := cmp.Diff([]string{"UnauthorizedOperation", "UnauthorizedOperation", ""}, errs); diff != "" {
+		t.Errorf("calls' errors (-want, +got):\n%s", diff)
+	}
+	if n := len(v.e.CallsOf("DescribeAvailabilityZones")); n != 3 {
+		t.Errorf("%d calls reached the emulator, want 3 (no retry)", n)
+	}
+	v.e.Fail("DescribeAvailabilityZones", "UnauthorizedOperation", 5)
+	v.e.Fail("DescribeAvailabilityZones", "", 0)
+	if _, err := v.ec2.DescribeAvailabilityZones(ctx, &ec2.DescribeAvailabilityZonesInput{}); err != nil {
+		t.Errorf("after clearing: %v", err)
+	}
+}
+
 func TestUnimplementedOperations(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	v := newEnv(t, Options{})
@@ -228,6 +252,7 @@ func TestControlAPI(t *testing.T) {
 	}{
 		{"faults/insufficient-capacity", `{"instanceType":"c5.large","zone":"us-east-1a","capacityType":"spot"}`, http.StatusNoContent},
 		{"faults/throttle", `{"operation":"DescribeSubnets","count":1}`, http.StatusNoContent},
+		{"faults/fail", `{"operation":"DescribeSecurityGroups","code":"UnauthorizedOperation","count":1}`, http.StatusNoContent},
 		{"faults/latency", `{"operation":"DescribeImages","latency":"soon"}`, http.StatusBadRequest},
 		{"faults/never-join", `{"next":2}`, http.StatusNoContent},
 		{"spot-prices", `{"instanceType":"c5.large","zone":"us-east-1b","price":0.001}`, http.StatusNoContent},
@@ -249,6 +274,9 @@ func TestControlAPI(t *testing.T) {
 	}
 	if _, err := v.ec2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{}); err != nil {
 		t.Errorf("one throttled call is retried: %v", err)
+	}
+	if _, err := v.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{}); errorCode(err) != "UnauthorizedOperation" {
+		t.Errorf("a call told to fail: %v, want UnauthorizedOperation", err)
 	}
 	if got := v.e.QueueMessages(DefaultQueueName); len(got) != 2 || got[1] != `{"hello":"world"}` {
 		t.Errorf("queue %v", got)

@@ -33,6 +33,7 @@ type Provider struct {
 	instances map[string]*cloud.Instance // by provider ID
 	byClaim   map[types.UID]string       // NodeClaim UID -> provider ID, for idempotency
 	creates   int
+	calls     int // of Create, failed ones included
 }
 
 // InstanceTypes returns p.Types.
@@ -45,6 +46,7 @@ func (p *Provider) InstanceTypes(context.Context, *v1alpha1.EC2NodeClass, *v1alp
 func (p *Provider) Create(_ context.Context, nodeClaim *v1alpha1.NodeClaim, _ *v1alpha1.EC2NodeClass, _ *v1alpha1.KubeletConfiguration) (*cloud.Instance, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.calls++
 	if p.CreateErr != nil {
 		return nil, p.CreateErr
 	}
@@ -114,6 +116,13 @@ func (p *Provider) Delete(_ context.Context, providerID string) error {
 	}
 	delete(p.instances, providerID)
 	return nil
+}
+
+// CreateCalls returns how many times Create was called, failed calls included.
+func (p *Provider) CreateCalls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
 }
 
 // Creates returns how many instances Create has launched.

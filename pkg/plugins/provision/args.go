@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsjson "sigs.k8s.io/json"
 	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/nodewright/nodewright/pkg/lifecycle"
 )
 
 // Defaults for Args. The batch window trades launch latency for packing: pods created
@@ -79,6 +81,10 @@ type Args struct {
 	// PostFilter). Pods with topology spread wait there for their siblings on other new
 	// nodes, so it is not short. Defaults to 2m.
 	ReservationGrace *metav1.Duration `json:"reservationGrace,omitempty"`
+	// LaunchTimeout is how long the launch of a NodeClaim may keep failing, counted from its
+	// first failed attempt, before the claim is deleted and its pods are planned again;
+	// attempts are retried with backoff in between. Defaults to 5m.
+	LaunchTimeout *metav1.Duration `json:"launchTimeout,omitempty"`
 }
 
 // argsPath is where the args live in a KubeSchedulerConfiguration, for error messages.
@@ -141,6 +147,9 @@ func (a *Args) SetDefaults() {
 	if a.ReservationGrace == nil {
 		a.ReservationGrace = &metav1.Duration{Duration: ReservationGrace}
 	}
+	if a.LaunchTimeout == nil {
+		a.LaunchTimeout = &metav1.Duration{Duration: lifecycle.DefaultLaunchTimeout}
+	}
 }
 
 // Validate checks defaulted args and returns every problem, each with its field path.
@@ -181,6 +190,9 @@ func (a *Args) Validate() field.ErrorList {
 	}
 	if grace := a.ReservationGrace.Duration; grace <= 0 {
 		errs = append(errs, field.Invalid(argsPath.Child("reservationGrace"), grace.String(), "must be positive"))
+	}
+	if d := a.LaunchTimeout.Duration; d <= 0 {
+		errs = append(errs, field.Invalid(argsPath.Child("launchTimeout"), d.String(), "must be positive"))
 	}
 	return errs
 }

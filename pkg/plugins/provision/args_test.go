@@ -47,6 +47,7 @@ func TestNewArgs(t *testing.T) {
 				BatchIdleDuration: &metav1.Duration{Duration: time.Second},
 				BatchMaxDuration:  &metav1.Duration{Duration: 10 * time.Second},
 				ReservationGrace:  &metav1.Duration{Duration: ReservationGrace},
+				LaunchTimeout:     &metav1.Duration{Duration: 5 * time.Minute},
 			},
 		},
 		{
@@ -54,7 +55,7 @@ func TestNewArgs(t *testing.T) {
 			obj: unknown(`{"clusterName":"prod_2","region":"us-gov-west-1","endpoint":"http://127.0.0.1:4566",
 				"clusterEndpoint":"https://10.0.0.1:6443","clusterCA":"` + testCA + `","clusterCIDR":"fd00::/108",
 				"kubernetesVersion":"1.36","interruptionQueue":"prod-interruptions",
-				"batchIdleDuration":"500ms","batchMaxDuration":"2s"}`),
+				"batchIdleDuration":"500ms","batchMaxDuration":"2s","launchTimeout":"30s"}`),
 			want: &Args{
 				ClusterName:       "prod_2",
 				Region:            "us-gov-west-1",
@@ -67,6 +68,7 @@ func TestNewArgs(t *testing.T) {
 				BatchIdleDuration: &metav1.Duration{Duration: 500 * time.Millisecond},
 				BatchMaxDuration:  &metav1.Duration{Duration: 2 * time.Second},
 				ReservationGrace:  &metav1.Duration{Duration: ReservationGrace},
+				LaunchTimeout:     &metav1.Duration{Duration: 30 * time.Second},
 			},
 		},
 		{
@@ -83,6 +85,7 @@ func TestNewArgs(t *testing.T) {
 				BatchIdleDuration: &metav1.Duration{Duration: time.Second},
 				BatchMaxDuration:  &metav1.Duration{Duration: 10 * time.Second},
 				ReservationGrace:  &metav1.Duration{Duration: ReservationGrace},
+				LaunchTimeout:     &metav1.Duration{Duration: 5 * time.Minute},
 			},
 		},
 		{
@@ -127,6 +130,11 @@ func TestNewArgs(t *testing.T) {
 			name:     "negative max duration",
 			obj:      withCluster(`{"clusterName":"prod","region":"us-east-1","batchMaxDuration":"-1s"}`),
 			wantErrs: []string{"pluginConfig[Provision].args.batchMaxDuration: Invalid value: \"-1s\": must be positive"},
+		},
+		{
+			name:     "zero launch timeout",
+			obj:      withCluster(`{"clusterName":"prod","region":"us-east-1","launchTimeout":"0s"}`),
+			wantErrs: []string{"pluginConfig[Provision].args.launchTimeout: Invalid value: \"0s\": must be positive"},
 		},
 		{
 			name:     "plain http cluster endpoint",

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
@@ -242,6 +243,18 @@ func (h *activatingHandle) Activate(_ klog.Logger, pods map[string]*v1.Pod) {
 	}
 }
 
+// activatingPlugin returns a plugin on a fake clock whose handle records the pods it
+// activates and whose informers hold pods, until ctx ends.
+func activatingPlugin(ctx context.Context, pods ...runtime.Object) (*Provision, *activatingHandle, *clocktesting.FakeClock) {
+	factory := informers.NewSharedInformerFactory(fake.NewClientset(pods...), 0)
+	factory.Core().V1().Pods().Informer()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	clk := clocktesting.NewFakeClock(time.Now())
+	h := &activatingHandle{informerHandle: informerHandle{factory: factory}}
+	return &Provision{handle: h, opts: Options{Clock: clk}, ledger: NewLedger()}, h, clk
+}
+
 // TestPostFilterRetriesWhenGraceEnds: a reserved pod waiting to fit on its registered node
 // is tried again as its ReservationGrace ends (PostFilter then releases it), even if no
 // cluster event would retry it.
@@ -250,14 +263,8 @@ func TestPostFilterRetriesWhenGraceEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pod := pendingPod("a", "1").Obj()
-	factory := informers.NewSharedInformerFactory(fake.NewClientset(pod), 0)
-	factory.Core().V1().Pods().Informer()
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
-	now := time.Now()
-	clk := clocktesting.NewFakeClock(now)
-	h := &activatingHandle{informerHandle: informerHandle{factory: factory}}
-	p := &Provision{handle: h, opts: Options{Clock: clk}, ledger: NewLedger()}
+	p, h, clk := activatingPlugin(ctx, pod)
+	now := clk.Now()
 	p.ledger.Rebuild([]*v1alpha1.NodeClaim{registeredAt(claim("c1", "node-1", "a"), now.Add(-time.Minute))})
 
 	for range 2 { // a second wait sets no second timer

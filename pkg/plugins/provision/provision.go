@@ -119,6 +119,7 @@ func NewWithOptions(opts Options) frameworkruntime.PluginFactory {
 		logger.V(2).Info("Provision plugin configured",
 			"clusterName", args.ClusterName, "region", args.Region, "endpoint", args.Endpoint,
 			"batchIdleDuration", args.BatchIdleDuration.Duration, "batchMaxDuration", args.BatchMaxDuration.Duration,
+			"launchTimeout", args.LaunchTimeout.Duration,
 			"cloud", opts.Cloud != nil)
 		p := &Provision{args: args, handle: h, opts: opts, ledger: NewLedger(), lastUnplanned: map[types.UID]*Unplanned{}, activated: map[string]bool{},
 			unschedulableSince: map[types.UID]time.Time{}}

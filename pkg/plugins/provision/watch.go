@@ -28,6 +28,9 @@ func (p *Provision) startLifecycle(ctx context.Context, queue cloud.Interruption
 		Cloud:   p.opts.Cloud,
 		Queue:   queue,
 		Clock:   p.opts.Clock,
+		// Launches that keep failing end with the claim deleted: onNodeClaimDeleted then
+		// releases its pods to the next round.
+		LaunchTimeout: p.args.LaunchTimeout.Duration,
 	})
 	if err != nil {
 		return fmt.Errorf("building the lifecycle manager: %w", err)
@@ -96,10 +99,17 @@ func (p *Provision) start(ctx context.Context) error {
 }
 
 // onNodeClaim records a new or updated NodeClaim, and activates its pods once its node has
-// registered, so that PostFilter nominates them onto it at once.
+// registered, so that PostFilter nominates them onto it at once. A claim being deleted
+// (one that will never launch, say) releases its pods as soon as it is marked: the ledger
+// forgets it then, so its final deletion, once the lifecycle removes its finalizer, finds
+// nothing left to release.
 func (p *Provision) onNodeClaim(ctx context.Context, obj any) {
 	nc, ok := toNodeClaim(obj)
 	if !ok {
+		return
+	}
+	if nc.DeletionTimestamp != nil {
+		p.release(ctx, nc)
 		return
 	}
 	p.ledger.Set(nc)
@@ -113,10 +123,15 @@ func (p *Provision) onNodeClaimDeleted(ctx context.Context, obj any) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	nc, ok := toNodeClaim(obj)
-	if !ok {
-		return
+	if nc, ok := toNodeClaim(obj); ok {
+		p.release(ctx, nc)
 	}
+}
+
+// release forgets nc, deleted or being deleted, and has its pods still pending planned again:
+// they go back to the scheduler's active queue, and a round is triggered for them (without
+// nodes in the cluster, the scheduler never calls PostFilter).
+func (p *Provision) release(ctx context.Context, nc *v1alpha1.NodeClaim) {
 	p.mu.Lock()
 	delete(p.activated, nc.Name)
 	p.mu.Unlock()
