@@ -2,6 +2,7 @@ package provision
 
 import (
 	"iter"
+	"maps"
 	"slices"
 	"strings"
 
@@ -166,16 +167,20 @@ func (p *Provision) termsOf(pod *v1.Pod) constraintTerms {
 
 // pruneTerms forgets the terms of pods that are no longer pending.
 func (p *Provision) pruneTerms() {
+	pruneNotPending(p, func() map[types.UID]cachedTerms { return p.terms }, func(c cachedTerms) (string, string) { return c.namespace, c.name })
+}
+
+// pruneNotPending deletes from the map m returns, one of p's that p.mu guards (m is called
+// with it held), the entries of pods that are no longer pending; podOf names an entry's pod.
+func pruneNotPending[V any](p *Provision, m func() map[types.UID]V, podOf func(V) (namespace, name string)) {
 	p.mu.Lock()
-	entries := make(map[types.UID]cachedTerms, len(p.terms))
-	for uid, c := range p.terms {
-		entries[uid] = c
-	}
+	entries := maps.Clone(m())
 	p.mu.Unlock()
-	for uid, c := range entries {
-		if _, ok := p.unbound(c.namespace, c.name, uid); !ok {
+	for uid, v := range entries {
+		namespace, name := podOf(v)
+		if _, ok := p.unbound(namespace, name, uid); !ok {
 			p.mu.Lock()
-			delete(p.terms, uid)
+			delete(m(), uid)
 			p.mu.Unlock()
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
-	"k8s.io/utils/clock"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
@@ -103,12 +102,7 @@ func (p *Provision) retryWhenGraceEnds(logger klog.Logger, claim string, end tim
 			logger.V(2).Info("Reservation grace over; trying the nodeclaim's pending pods again", "nodeClaim", claim, "pods", n)
 		}
 	}
-	delay := end.Sub(p.opts.Clock.Now()) + time.Second
-	if c, ok := p.opts.Clock.(clock.WithDelayedExecution); ok {
-		c.AfterFunc(delay, fire)
-	} else {
-		time.AfterFunc(delay, fire)
-	}
+	p.afterFunc(end.Sub(p.opts.Clock.Now())+time.Second, fire)
 }
 
 // registeredSince returns when the node of the NodeClaim named claim registered, if it has.

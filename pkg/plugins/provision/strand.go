@@ -169,19 +169,7 @@ func (p *Provision) holdStranded(pods []*v1.Pod, provs []*v1alpha1.Provisioner) 
 
 // pruneStrands forgets the strands of pods that are no longer pending.
 func (p *Provision) pruneStrands() {
-	p.mu.Lock()
-	strands := make(map[types.UID]strand, len(p.strands))
-	for uid, s := range p.strands {
-		strands[uid] = *s
-	}
-	p.mu.Unlock()
-	for uid, s := range strands {
-		if _, ok := p.unbound(s.namespace, s.name, uid); !ok {
-			p.mu.Lock()
-			delete(p.strands, uid)
-			p.mu.Unlock()
-		}
-	}
+	pruneNotPending(p, func() map[types.UID]*strand { return p.strands }, func(s *strand) (string, string) { return s.namespace, s.name })
 }
 
 // afterFunc runs f after d on the plugin's clock.
