@@ -34,12 +34,7 @@ func (p *Provision) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithH
 // registered yet: only the plugin's activation (or the claim's deletion) moves it.
 func (p *Provision) waitsForActivation(pod *v1.Pod) bool {
 	claim, _, ok := p.ledger.Reservation(pod.UID)
-	if !ok {
-		return false
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return !p.activated[claim]
+	return ok && !p.isActivated(claim)
 }
 
 // hintNodeChange queues pod for a new node, or a node whose nodeclaim or provisioner label

@@ -118,8 +118,9 @@ type Ledger struct {
 	mu     sync.RWMutex
 	byPod  map[types.UID]string
 	claims map[string]*v1alpha1.NodeClaim
-	// released are pods let go of their claim (Release) though the claim still lists them.
-	released map[types.UID]bool
+	// released are pods let go of their claim (Release) though the claim still lists them,
+	// with the claim's name: a claim written for such a pod later reserves it again.
+	released map[types.UID]string
 	// settled are the claims none of whose pods is pending any more (see Provision.heldRoom).
 	settled map[string]bool
 	// byNode are the claims by the name of their node, known from the launch on.
@@ -132,7 +133,7 @@ type Ledger struct {
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
 	return &Ledger{byPod: map[types.UID]string{}, claims: map[string]*v1alpha1.NodeClaim{},
-		released: map[types.UID]bool{}, settled: map[string]bool{}, byNode: map[string]string{}, added: map[string][]v1alpha1.PodReference{}}
+		released: map[types.UID]string{}, settled: map[string]bool{}, byNode: map[string]string{}, added: map[string][]v1alpha1.PodReference{}}
 }
 
 // Rebuild replaces the ledger's content with the reservations of claims.
@@ -140,7 +141,7 @@ func (l *Ledger) Rebuild(claims []*v1alpha1.NodeClaim) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.byPod, l.claims = map[types.UID]string{}, map[string]*v1alpha1.NodeClaim{}
-	l.released, l.settled, l.byNode = map[types.UID]bool{}, map[string]bool{}, map[string]string{}
+	l.released, l.settled, l.byNode = map[types.UID]string{}, map[string]bool{}, map[string]string{}
 	l.added = map[string][]v1alpha1.PodReference{}
 	for _, nc := range claims {
 		l.setLocked(nc)
@@ -168,7 +169,7 @@ func (l *Ledger) setLocked(nc *v1alpha1.NodeClaim) {
 		l.addLocked(nc.Name, added)
 	}
 	for _, ref := range l.podsLocked(nc) {
-		if !l.released[ref.UID] {
+		if l.released[ref.UID] != nc.Name {
 			l.byPod[ref.UID] = nc.Name
 		}
 	}
@@ -188,8 +189,10 @@ func (l *Ledger) addLocked(name string, refs []v1alpha1.PodReference) {
 func (l *Ledger) Release(uid types.UID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if claim, ok := l.byPod[uid]; ok {
+		l.released[uid] = claim
+	}
 	delete(l.byPod, uid)
-	l.released[uid] = true
 }
 
 // Add reserves refs on the NodeClaim named name, in the room its node has left beyond the
@@ -298,7 +301,9 @@ func (l *Ledger) deleteLocked(name string) []v1alpha1.PodReference {
 		if l.byPod[ref.UID] == name {
 			delete(l.byPod, ref.UID)
 		}
-		delete(l.released, ref.UID)
+		if l.released[ref.UID] == name {
+			delete(l.released, ref.UID)
+		}
 	}
 	return pods
 }

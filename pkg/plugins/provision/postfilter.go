@@ -49,6 +49,11 @@ func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Po
 	if claim, nodeName, ok := p.ledger.Reservation(pod.UID); ok {
 		since, registered := p.registeredSince(claim)
 		if !registered {
+			if p.isActivated(claim) {
+				// Its node is there and turned the pod away, but the claim's registration is
+				// not recorded yet: no event may retry the pod once it is.
+				p.retryWhenGraceEnds(logger, claim, p.opts.Clock.Now().Add(p.reservationGrace()))
+			}
 			logger.V(4).Info("Pod waits for the node of its nodeclaim", "pod", klog.KObj(pod), "nodeClaim", claim)
 			return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for node of nodeclaim %s", Name, claim))
 		}
@@ -103,6 +108,14 @@ func (p *Provision) retryWhenGraceEnds(logger klog.Logger, claim string, end tim
 		}
 	}
 	p.afterFunc(end.Sub(p.opts.Clock.Now())+time.Second, fire)
+}
+
+// isActivated reports whether the pods of the NodeClaim named claim were activated: its node
+// has shown up.
+func (p *Provision) isActivated(claim string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.activated[claim]
 }
 
 // registeredSince returns when the node of the NodeClaim named claim registered, if it has.

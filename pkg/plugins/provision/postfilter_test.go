@@ -142,6 +142,21 @@ func TestLedgerRebuildAndRelease(t *testing.T) {
 	if nc, ok := l.ClaimForNode(node); !ok || nc.Name != "default-2" {
 		t.Errorf("ClaimForNode(node-2) = %v, %v; want default-2", nc, ok)
 	}
+	// A pod released from its claim stays released while that claim is updated, and a claim
+	// written for it later reserves it.
+	l.Release("c")
+	l.Set(claim("default-2", "node-2", "c"))
+	if _, _, ok := l.Reservation("c"); ok {
+		t.Error("pod c reserved again on the claim it was released from")
+	}
+	l.Set(claim("default-3", "", "c"))
+	if c, _, ok := l.Reservation("c"); !ok || c != "default-3" {
+		t.Errorf("pod c planned onto default-3 is reserved on %q (%v), want default-3", c, ok)
+	}
+	l.Delete("default-2")
+	if c, _, ok := l.Reservation("c"); !ok || c != "default-3" {
+		t.Errorf("after its old claim went, pod c is reserved on %q (%v), want default-3", c, ok)
+	}
 }
 
 func TestBatcherWaitsForIdleThenMax(t *testing.T) {
