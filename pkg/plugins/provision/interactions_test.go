@@ -38,8 +38,7 @@ func hostPortPods(deployments map[int32]int) []*v1.Pod {
 	var out []*v1.Pod
 	for port, replicas := range deployments {
 		for i := range replicas {
-			out = append(out, pendingPod(fmt.Sprintf("%d-%d", port, i), "100m").Label("app", fmt.Sprint(port)).
-				ContainerPort([]v1.ContainerPort{{ContainerPort: port, HostPort: port, Protocol: v1.ProtocolTCP}}).Obj())
+			out = append(out, hostPortPod(pendingPod(fmt.Sprintf("%d-%d", port, i), "100m").Label("app", fmt.Sprint(port)), port).Obj())
 		}
 	}
 	return out

@@ -46,8 +46,8 @@ type PlanInput struct {
 	// Framework builds the framework that judges placements; nil means
 	// FrameworkFactoryWith(nil, nil, nil, PluginConfig).
 	Framework FrameworkFactory
-	// Avoid are, by pod UID, the keys (Template.Key) of templates a pod must not be planned
-	// onto: the shapes of nodes launched for it that rejected it (see Provision.strandRelease).
+	// Avoid are, by pod UID, the shapes (Template.Shape) of templates a pod must not be
+	// planned onto, whatever labels they were chosen: the shapes of nodes launched for it that rejected it (see Provision.strandRelease).
 	Avoid map[types.UID]sets.Set[string]
 	// PluginConfig are the plugin args Framework's plugins run with (see
 	// ProfilePluginConfig); nil means their defaults. The packer follows them too: under a

@@ -64,7 +64,7 @@ func labelsReject(t *Template, pod *v1.Pod, req v1.ResourceList) string {
 // prescreen is prescreen with labelsReject cached by pod signature and template, and the
 // shapes the pod must avoid (PlanInput.Avoid) left out.
 func (p *packer) prescreen(t *Template, pod *v1.Pod, sig string, req, podReqs v1.ResourceList) string {
-	if p.in.Avoid[pod.UID].Has(t.Key) {
+	if p.in.Avoid[pod.UID].Has(t.Shape) {
 		return avoidedShape
 	}
 	key := labelsKey{sig, t}
@@ -464,7 +464,7 @@ func (p *packer) holdsAll(ctx context.Context, t *Template, pods []*v1.Pod, tota
 		return false
 	}
 	for _, pod := range pods {
-		if p.in.Avoid[pod.UID].Has(t.Key) || !matchesNodeSelection(pod, t.Node) || defaultsReject(t, pod, p.requests(pod)) != "" ||
+		if p.in.Avoid[pod.UID].Has(t.Shape) || !matchesNodeSelection(pod, t.Node) || defaultsReject(t, pod, p.requests(pod)) != "" ||
 			!p.sim.CheckEmpty(ctx, pod, p.signature(pod), t).IsSuccess() {
 			return false
 		}

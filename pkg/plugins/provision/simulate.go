@@ -439,13 +439,13 @@ const probeNodeName = "nodewright-probe"
 // required anti-affinity term of a pod in the snapshot selects it. Only independent pods'
 // verdicts are cached, and only they are packed by arithmetic alone.
 func (s *Simulator) independent(pod *v1.Pod) bool {
-	return !s.allConstrained && !constrained(pod) && !s.snap.matchedBy(pod).anti
+	return !s.allConstrained && !s.snap.entry(pod).constrained && !s.snap.matchedBy(pod).anti
 }
 
 // movable reports whether pod, which is independent, can move to another zone without
 // changing another pod's fit: no inter-pod constraint of a pod in the snapshot selects it.
 func (s *Simulator) movable(pod *v1.Pod) bool {
-	return !s.allConstrained && !constrained(pod) && !s.snap.matchedBy(pod).any
+	return !s.allConstrained && !s.snap.entry(pod).constrained && !s.snap.matchedBy(pod).any
 }
 
 // filterVolumes returns the pod's volumes that a Filter plugin can look at: all but the

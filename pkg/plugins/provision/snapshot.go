@@ -50,6 +50,8 @@ type snapshot struct {
 // podEntry is what the snapshot derives from a pod once.
 type podEntry struct {
 	info *framework.PodInfo
+	// constrained is constrained(pod).
+	constrained bool
 	// class is the pod's class, computed on first use (see snapshot.class).
 	class string
 	// selectors are the keys of the pod's constraintTerms.
@@ -99,7 +101,7 @@ func (s *snapshot) entry(pod *v1.Pod) *podEntry {
 	if !ok {
 		// Like NodeInfo.AddPod, ignore terms the apiserver let through unparsed.
 		info, _ := framework.NewPodInfo(pod)
-		e = &podEntry{info: info}
+		e = &podEntry{info: info, constrained: constrained(pod)}
 		e.selectors = s.registerSelectors(pod, info)
 		s.pods[pod] = e
 	}

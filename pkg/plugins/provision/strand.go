@@ -36,7 +36,7 @@ const (
 type strand struct {
 	count int
 	last  time.Time
-	// shapes are the keys (see Template.Key) of the nodes that rejected the pod: it is not
+	// shapes are the shapes (see Template.Shape) of the nodes that rejected the pod: it is not
 	// planned onto them again.
 	shapes sets.Set[string]
 	// namespace and name are the pod's, for pruneStrands.
@@ -64,7 +64,7 @@ func (p *Provision) strandRelease(logger klog.Logger, pod *v1.Pod, claim, nodeNa
 	}
 	var shape, provisioner string
 	if nc, ok := p.ledger.Claim(claim); ok {
-		shape = fmt.Sprintf("%s/%s/%s/%s", nc.Spec.Provisioner, nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType)
+		shape = ShapeKey(nc.Spec.Provisioner, nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType)
 		provisioner = nc.Spec.Provisioner
 	}
 	now := p.opts.Clock.Now()

@@ -1,7 +1,6 @@
 package provision
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"sort"
@@ -40,9 +39,12 @@ type Template struct {
 	// launched claim's node, every label the claim was planned with; nil if none. Node
 	// carries them.
 	Chosen map[string]string
-	// Key identifies the template within a round: provisioner/type/zone/capacityType, and
-	// the chosen labels, k=v,..., if any.
+	// Key identifies the template within a round: its Shape, and the chosen labels,
+	// k=v,..., if any.
 	Key string
+	// Shape is the offering it buys for its Provisioner: provisioner/type/zone/capacityType
+	// (see ShapeKey), what a stranded pod avoids (PlanInput.Avoid).
+	Shape string
 	// group names the templates of its Provisioner with the same chosen labels: the
 	// Provisioner's name, and the chosen labels if any (see packer.templates).
 	group string
@@ -61,9 +63,10 @@ func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 		Provisioner:  p,
 		InstanceType: it,
 		Offering:     o,
-		Key:          fmt.Sprintf("%s/%s/%s/%s", p.Name, it.Name, o.Zone, o.CapacityType),
+		Shape:        ShapeKey(p.Name, it.Name, o.Zone, o.CapacityType),
 		group:        p.Name,
 	}
+	t.Key = t.Shape
 	if len(chosen) > 0 {
 		t.Chosen = chosen
 		t.Key += "/" + labels.FormatLabels(chosen)
@@ -78,6 +81,12 @@ func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 		t.daemonAffinity = t.daemonAffinity || selectsPods(dp) || len(dp.Spec.ResourceClaims) > 0 || slices.ContainsFunc(dp.Spec.Volumes, nodeVolume)
 	}
 	return t
+}
+
+// ShapeKey names the offering a node is bought in for a Provisioner:
+// provisioner/instanceType/zone/capacityType.
+func ShapeKey(provisioner, instanceType, zone, capacityType string) string {
+	return provisioner + "/" + instanceType + "/" + zone + "/" + capacityType
 }
 
 // templateNode returns the Node a node of it in o for p, with the chosen labels, would
