@@ -133,7 +133,7 @@ BENCH_DOCS ?= docs
 endif
 BENCH_NOTE ?=
 BENCH_NOTES ?=
-BENCH_PLAN_CMD = $(GO) test -run '^$$' -bench '$(BENCH_PLAN)' -benchtime 1x -count $(BENCH_COUNT) -timeout 0 ./pkg/plugins/provision/
+BENCH_PLAN_CMD = $(GO) test -run '^$$' -bench '$(BENCH_PLAN)' -benchtime 1x -count $(BENCH_COUNT) -timeout 0 ./pkg/plan/
 BENCH_E2E_CMD = $(GO) run ./hack/bench e2e $(BENCH_E2E_FLAGS)
 
 .PHONY: bench

@@ -4,7 +4,7 @@
 //	bench e2e -out e2e.json        scale-up, scheduler overhead and scheduler RSS runs
 //	bench report -plan plan.txt -e2e e2e.json -docs docs
 //	                               docs/benchmarks.{json,md,png} from those and from the
-//	                               output of the Plan benchmarks of pkg/plugins/provision
+//	                               output of the Plan benchmarks of pkg/plan
 //
 // Each e2e measurement starts its own sandbox (bin/ from `make build tools`), so that no run
 // sees another's nodes.

@@ -37,7 +37,7 @@ func markdown(r *Report) string {
 	p("")
 	p("## Provisioning throughput and fleet cost (Plan)")
 	p("")
-	p("`provision.Plan`, the code a provisioning round runs, in memory, for one Provisioner with no")
+	p("`plan.Plan`, the code a provisioning round runs, in memory, for one Provisioner with no")
 	p("requirements. Command: `%s`", r.Commands["plan"])
 	p("")
 	p("- **diverse**: Karpenter's scheduling-benchmark mix, five equal classes (plain; zone spread and")

@@ -24,7 +24,7 @@ import (
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/aws/emulator"
 	"github.com/nodewright/nodewright/pkg/cloud"
-	"github.com/nodewright/nodewright/pkg/plugins/provision"
+	"github.com/nodewright/nodewright/pkg/plan"
 	"github.com/nodewright/nodewright/test/integration/framework"
 )
 
@@ -324,15 +324,15 @@ func TestProvisionBurstIsOneRound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := provision.Plan(env.ctx, provision.PlanInput{
+	result, err := plan.Plan(env.ctx, plan.Input{
 		Pods: pending, Provisioners: []*v1alpha1.Provisioner{prov},
 		InstanceTypes: map[string][]*cloud.InstanceType{prov.Name: its}, Region: emulator.Region,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Nodes) != len(claims) {
-		t.Errorf("%d nodeclaims, want %d: the plan of one round for the 100 pods", len(claims), len(plan.Nodes))
+	if len(result.Nodes) != len(claims) {
+		t.Errorf("%d nodeclaims, want %d: the plan of one round for the 100 pods", len(claims), len(result.Nodes))
 	}
 	if n := strings.Count(env.log(), "Computed packing of"); n == 0 {
 		t.Error("no packing was logged")

@@ -29,7 +29,7 @@ import (
 	"github.com/nodewright/nodewright/manifests"
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/aws/emulator"
-	"github.com/nodewright/nodewright/pkg/plugins/provision"
+	"github.com/nodewright/nodewright/pkg/plan"
 	"github.com/nodewright/nodewright/pkg/sandbox/scheduler"
 	"github.com/nodewright/nodewright/test/integration/framework"
 )
@@ -315,7 +315,7 @@ func (env *provisionEnv) cheapest(capacityType string, cpu resource.Quantity, in
 	lowest, got = math.Inf(1), math.NaN()
 	for _, it := range its {
 		// The pods select no architecture and request no GPU: nodewright's defaults.
-		if it.Labels[corev1.LabelArchStable] != provision.DefaultArchitecture || it.Labels[v1alpha1.LabelInstanceGPUName] != "" {
+		if it.Labels[corev1.LabelArchStable] != plan.DefaultArchitecture || it.Labels[v1alpha1.LabelInstanceGPUName] != "" {
 			continue
 		}
 		alloc := it.Allocatable()

@@ -1,7 +1,7 @@
 // Package workload holds what nodewright's benchmarks share: the "diverse" pod mix of
 // Karpenter's scheduling benchmark, the synthetic catalog that benchmark runs on, and the
 // lower bound that fleet costs are compared with. It is used by the Plan benchmarks in
-// pkg/plugins/provision and by the end-to-end runs of hack/bench; it imports no cloud SDK.
+// pkg/plan and by the end-to-end runs of hack/bench; it imports no cloud SDK.
 package workload
 
 import (

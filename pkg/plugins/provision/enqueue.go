@@ -73,7 +73,7 @@ func (p *Provision) hintReservedPodGone(logger klog.Logger, pod *v1.Pod, oldObj,
 		if _, _, reserved := p.ledger.Reservation(bound.UID); reserved {
 			return fwk.Queue, nil
 		}
-		if p.termsOf(pod).selects(bound) {
+		if p.termsOf(pod).Selects(bound) {
 			logger.V(5).Info("A pod the pod's constraints select bound; retrying pod", "pod", klog.KObj(pod), "boundPod", klog.KObj(bound))
 			return fwk.Queue, nil
 		}

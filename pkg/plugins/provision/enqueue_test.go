@@ -9,6 +9,7 @@ import (
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
 // TestQueueingHints: a pod waiting for its claim's node is retried by no event (activation
@@ -17,14 +18,14 @@ import (
 func TestQueueingHints(t *testing.T) {
 	logger, _ := ktesting.NewTestContext(t)
 	p := &Provision{ledger: NewLedger(), activated: map[string]bool{"c1": true}}
-	p.ledger.Rebuild([]*v1alpha1.NodeClaim{claim("c1", "node-1", "a"), claim("c2", "", "w")})
-	waiting, free := pendingPod("w", "1").Obj(), pendingPod("x", "1").Obj()
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{plantest.Claim("c1", "node-1", "a"), plantest.Claim("c2", "", "w")})
+	waiting, free := plantest.PendingPod("w", "1").Obj(), plantest.PendingPod("x", "1").Obj()
 	node := st.MakeNode().Name("node-1").Obj()
 	labelled := st.MakeNode().Name("node-1").Label(v1alpha1.LabelNodeClaim, "c1").Obj()
-	bound := func(name string) *v1.Pod { return pendingPod(name, "1").Node("node-1").Obj() }
+	bound := func(name string) *v1.Pod { return plantest.PendingPod(name, "1").Node("node-1").Obj() }
 	// web requires a node with a pod of app db.
-	web := pendingPod("web", "1").PodAffinityIn("app", v1.LabelHostname, []string{"db"}, st.PodAffinityWithRequiredReq).Obj()
-	db := pendingPod("db", "1").Label("app", "db").Node("node-1").Obj()
+	web := plantest.PendingPod("web", "1").PodAffinityIn("app", v1.LabelHostname, []string{"db"}, st.PodAffinityWithRequiredReq).Obj()
+	db := plantest.PendingPod("db", "1").Label("app", "db").Node("node-1").Obj()
 
 	tests := []struct {
 		name     string
@@ -41,7 +42,7 @@ func TestQueueingHints(t *testing.T) {
 		{"reserved pod bound", p.hintReservedPodGone, free, nil, bound("a"), fwk.Queue},
 		{"unreserved pod bound", p.hintReservedPodGone, free, nil, bound("y"), fwk.QueueSkip},
 		{"unreserved pod the pod's affinity selects bound", p.hintReservedPodGone, web, nil, db, fwk.Queue},
-		{"pending pod deleted", p.hintReservedPodGone, free, pendingPod("a", "1").Obj(), nil, fwk.Queue},
+		{"pending pod deleted", p.hintReservedPodGone, free, plantest.PendingPod("a", "1").Obj(), nil, fwk.Queue},
 		{"bound pod deleted", p.hintReservedPodGone, free, bound("y"), nil, fwk.QueueSkip},
 	}
 	for _, tt := range tests {

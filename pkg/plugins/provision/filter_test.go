@@ -24,6 +24,8 @@ import (
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
 // informerHandle is a framework handle with informers.
@@ -39,7 +41,7 @@ func (h informerHandle) SharedInformerFactory() informers.SharedInformerFactory 
 func TestPreFilterAndFilterKeepReservedRoom(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, b := pendingPod("a", "2").Obj(), pendingPod("b", "1").Obj()
+	a, b := plantest.PendingPod("a", "2").Obj(), plantest.PendingPod("b", "1").Obj()
 	client := fake.NewClientset(a, b)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	lister := factory.Core().V1().Pods().Lister()
@@ -47,7 +49,7 @@ func TestPreFilterAndFilterKeepReservedRoom(t *testing.T) {
 	factory.WaitForCacheSync(ctx.Done())
 
 	p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger()}
-	p.ledger.Rebuild([]*v1alpha1.NodeClaim{registeredAt(claim("c1", "node-1", "a", "b"), time.Now()), claim("c2", "node-2", "z"), claim("c3", "", "w")})
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{registeredAt(plantest.Claim("c1", "node-1", "a", "b"), time.Now()), plantest.Claim("c2", "node-2", "z"), plantest.Claim("c3", "", "w")})
 	node := st.MakeNode().Name("node-1").Label(v1alpha1.LabelNodeClaim, "c1").
 		Capacity(map[v1.ResourceName]string{v1.ResourceCPU: "4", v1.ResourceMemory: "8Gi", v1.ResourcePods: "110"}).Obj()
 	nodeInfo := framework.NewNodeInfo()
@@ -56,19 +58,19 @@ func TestPreFilterAndFilterKeepReservedRoom(t *testing.T) {
 	if res, _ := p.PreFilter(ctx, nil, a, nil); res.AllNodes() || !res.NodeNames.Equal(sets.New("node-1")) {
 		t.Errorf("PreFilter(reserved pod a) = %v, want node-1 only", res)
 	}
-	if res, _ := p.PreFilter(ctx, nil, pendingPod("z", "1").Obj(), nil); res.AllNodes() || !res.NodeNames.Equal(sets.New("node-2")) {
+	if res, _ := p.PreFilter(ctx, nil, plantest.PendingPod("z", "1").Obj(), nil); res.AllNodes() || !res.NodeNames.Equal(sets.New("node-2")) {
 		t.Errorf("PreFilter(z, reserved on c2, not registered yet) = %v, want node-2 only", res)
 	}
-	if res, st := p.PreFilter(ctx, nil, pendingPod("w", "1").Obj(), nil); res != nil || st.Code() != fwk.Unschedulable {
+	if res, st := p.PreFilter(ctx, nil, plantest.PendingPod("w", "1").Obj(), nil); res != nil || st.Code() != fwk.Unschedulable {
 		t.Errorf("PreFilter(w, reserved on c3, not launched) = %v, %v; want unschedulable, waiting", res, st)
 	}
-	if res, _ := p.PreFilter(ctx, nil, pendingPod("x", "2").Obj(), nil); !res.AllNodes() {
+	if res, _ := p.PreFilter(ctx, nil, plantest.PendingPod("x", "2").Obj(), nil); !res.AllNodes() {
 		t.Errorf("PreFilter(x, unreserved) = %v, want every node", res)
 	}
 
 	filter := func(pod *v1.Pod) *fwk.Status { return p.Filter(ctx, nil, pod, nodeInfo) }
 	// Held for a and b: no other pod, however small, reserved elsewhere or not; a itself fits.
-	for _, pod := range []*v1.Pod{pendingPod("x", "2").Obj(), pendingPod("y", "100m").Obj(), pendingPod("z", "100m").Obj()} {
+	for _, pod := range []*v1.Pod{plantest.PendingPod("x", "2").Obj(), plantest.PendingPod("y", "100m").Obj(), plantest.PendingPod("z", "100m").Obj()} {
 		if st := filter(pod); st.IsSuccess() || !strings.Contains(st.Message(), "node held for 2 pending pod(s) of nodeclaim c1") {
 			t.Errorf("Filter(%s) = %v, want rejected: the node is held", pod.Name, st)
 		}
@@ -97,18 +99,18 @@ func TestPreFilterAndFilterKeepReservedRoom(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if st := filter(pendingPod("x", "2").Obj()); !st.IsSuccess() {
+	if st := filter(plantest.PendingPod("x", "2").Obj()); !st.IsSuccess() {
 		t.Errorf("Filter(x, 2 cpu) after the reserved pods bound = %v, want accepted", st)
 	}
 	// A node of nodewright's that no claim is known for yet is held too; any other is free.
 	unmatched := framework.NewNodeInfo()
 	unmatched.SetNode(st.MakeNode().Name("node-9").Label(v1alpha1.LabelProvisionerName, "default").Obj())
-	if st := p.Filter(ctx, nil, pendingPod("x", "2").Obj(), unmatched); st.IsSuccess() {
+	if st := p.Filter(ctx, nil, plantest.PendingPod("x", "2").Obj(), unmatched); st.IsSuccess() {
 		t.Error("Filter(x) on a nodewright node matched to no claim yet: accepted, want held")
 	}
 	other := framework.NewNodeInfo()
 	other.SetNode(st.MakeNode().Name("node-0").Obj())
-	if st := p.Filter(ctx, nil, pendingPod("x", "2").Obj(), other); !st.IsSuccess() {
+	if st := p.Filter(ctx, nil, plantest.PendingPod("x", "2").Obj(), other); !st.IsSuccess() {
 		t.Errorf("Filter(x) on a node not of nodewright = %v, want accepted", st)
 	}
 	if !p.ledger.isSettled("c1") {
@@ -140,22 +142,23 @@ func TestPlanHonoursOutOfTreeFilters(t *testing.T) {
 		Bind: config.PluginSet{Enabled: []config.Plugin{{Name: names.DefaultBinder}}},
 	}
 	outOfTree := frameworkruntime.Registry{"NoZoneB": func(context.Context, runtime.Object, fwk.Handle) (fwk.Plugin, error) { return noZoneB{}, nil }}
-	pod := pendingPod("a", "1").NodeSelector(map[string]string{v1.LabelTopologyZone: "us-east-1b"}).Obj()
+	pod := plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1.LabelTopologyZone: "us-east-1b"}).Obj()
 	for _, tc := range []struct {
 		registry frameworkruntime.Registry
 		planned  bool
 	}{{nil, true}, {outOfTree, false}} {
-		in := planInput([]*v1.Pod{pod}, provisioner("default"))
-		in.Framework = FrameworkFactoryWith(enabled, nil, tc.registry, nil)
-		plan, err := Plan(ctx, in)
+		prov := plantest.Provisioner("default")
+		in := plan.Input{Pods: []*v1.Pod{pod}, Provisioners: []*v1alpha1.Provisioner{prov}, InstanceTypes: plantest.Catalogs(prov), Region: "us-east-1"}
+		in.Framework = plan.FrameworkFactoryWith(enabled, nil, tc.registry, nil)
+		result, err := plan.Plan(ctx, in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := len(plan.Nodes) == 1; got != tc.planned {
-			t.Errorf("with out-of-tree plugins %v: planned = %v, want %v (unplanned: %v)", tc.registry != nil, got, tc.planned, plan.Unplanned)
+		if got := len(result.Nodes) == 1; got != tc.planned {
+			t.Errorf("with out-of-tree plugins %v: planned = %v, want %v (unplanned: %v)", tc.registry != nil, got, tc.planned, result.Unplanned)
 		}
-		if !tc.planned && (len(plan.Unplanned) != 1 || !strings.Contains(plan.Unplanned[0].Message(), "no nodes in us-east-1b")) {
-			t.Errorf("unplanned = %v, want the plugin's reason", plan.Unplanned)
+		if !tc.planned && (len(result.Unplanned) != 1 || !strings.Contains(result.Unplanned[0].Message(), "no nodes in us-east-1b")) {
+			t.Errorf("unplanned = %v, want the plugin's reason", result.Unplanned)
 		}
 	}
 }
@@ -167,29 +170,29 @@ func TestPlanHonoursOutOfTreeFilters(t *testing.T) {
 func TestWithInFlight(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a := pendingPod("a", "1").Label("app", "web").Obj()
+	a := plantest.PendingPod("a", "1").Label("app", "web").Obj()
 	factory := informers.NewSharedInformerFactory(fake.NewClientset(a), 0)
 	factory.Core().V1().Pods().Lister()
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
 	p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger(), args: &Args{Region: "us-east-1"}}
-	c1 := claim("c1", "", "a")
+	c1 := plantest.Claim("c1", "", "a")
 	c1.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{"us-east-1b"}}}
 	launched := func(nc *v1alpha1.NodeClaim) *v1alpha1.NodeClaim {
 		nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType = "m5.large", "us-east-1c", "spot"
 		return nc
 	}
-	c4 := launched(claim("c4", "node-4"))
+	c4 := launched(plantest.Claim("c4", "node-4"))
 	c4.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionTerminating, Status: metav1.ConditionTrue}}
-	p.ledger.Rebuild([]*v1alpha1.NodeClaim{c1, claim("c2", "node-2", "gone"), launched(claim("c3", "node-3", "gone")), c4,
-		launched(claim("c5", "node-5"))})
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{c1, plantest.Claim("c2", "node-2", "gone"), launched(plantest.Claim("c3", "node-3", "gone")), c4,
+		launched(plantest.Claim("c5", "node-5"))})
 	existing := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-5"}}
-	nodes, bound, room := p.withInFlight([]*v1.Node{existing}, nil)
+	nodes, bound, room := p.withClaims([]*v1.Node{existing}, nil)
 	if len(nodes) != 3 || len(bound) != 1 {
-		t.Fatalf("withInFlight gave %d nodes and %d pods, want 3 (node-5, nodeclaim-c1, node-3) and 1", len(nodes), len(bound))
+		t.Fatalf("withClaims gave %d nodes and %d pods, want 3 (node-5, nodeclaim-c1, node-3) and 1", len(nodes), len(bound))
 	}
 	nodes = nodes[1:]
-	want := []InFlightNode{{Claim: "c3", Node: "node-3", Provisioner: "default", InstanceType: "m5.large", Zone: "us-east-1c", CapacityType: "spot"}}
+	want := []plan.LaunchedNode{{Claim: "c3", Node: "node-3", Provisioner: "default", InstanceType: "m5.large", Zone: "us-east-1c", CapacityType: "spot"}}
 	if !reflect.DeepEqual(room, want) {
 		t.Errorf("in-flight nodes with room %+v, want %+v", room, want)
 	}
@@ -211,10 +214,10 @@ func TestPreFilterWaitsForReservedPodsItConstrains(t *testing.T) {
 		return w.Label("app", "web").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
 			st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil)
 	}
-	reserved := spread(pendingPod("a", "1")).Obj()
-	sibling := spread(pendingPod("x", "1")).Obj()
-	selected := pendingPod("y", "1").Label("app", "web").Obj()
-	unrelated := pendingPod("z", "1").Label("app", "db").Obj()
+	reserved := spread(plantest.PendingPod("a", "1")).Obj()
+	sibling := spread(plantest.PendingPod("x", "1")).Obj()
+	selected := plantest.PendingPod("y", "1").Label("app", "web").Obj()
+	unrelated := plantest.PendingPod("z", "1").Label("app", "db").Obj()
 	client := fake.NewClientset(reserved, sibling, selected, unrelated)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	lister := factory.Core().V1().Pods().Lister()
@@ -222,7 +225,7 @@ func TestPreFilterWaitsForReservedPodsItConstrains(t *testing.T) {
 	factory.WaitForCacheSync(ctx.Done())
 
 	p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger()}
-	p.ledger.Rebuild([]*v1alpha1.NodeClaim{claim("c1", "", "a")})
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{plantest.Claim("c1", "", "a")})
 	for _, tt := range []struct {
 		pod  *v1.Pod
 		wait bool
@@ -258,18 +261,18 @@ func TestPreFilterWaitsForDefaultSpreadSiblings(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	owned := func(name, owner string) *v1.Pod {
-		pod := pendingPod(name, "1").OwnerReference(owner, appsv1.SchemeGroupVersion.WithKind("ReplicaSet")).Obj()
+		pod := plantest.PendingPod(name, "1").OwnerReference(owner, appsv1.SchemeGroupVersion.WithKind("ReplicaSet")).Obj()
 		pod.OwnerReferences[0].UID = types.UID("rs-" + owner)
 		return pod
 	}
-	reserved, sibling, other, orphan := owned("a", "web"), owned("x", "web"), owned("y", "api"), pendingPod("z", "1").Obj()
+	reserved, sibling, other, orphan := owned("a", "web"), owned("x", "web"), owned("y", "api"), plantest.PendingPod("z", "1").Obj()
 	factory := informers.NewSharedInformerFactory(fake.NewClientset(reserved, sibling, other, orphan), 0)
 	factory.Core().V1().Pods().Lister()
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
 	for _, hard := range []bool{true, false} {
 		p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger(), hardDefaultSpread: hard}
-		p.ledger.Rebuild([]*v1alpha1.NodeClaim{claim("c1", "", "a")})
+		p.ledger.Rebuild([]*v1alpha1.NodeClaim{plantest.Claim("c1", "", "a")})
 		for _, tt := range []struct {
 			pod  *v1.Pod
 			wait bool

@@ -1,35 +1,29 @@
 package provision
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/kubernetes/pkg/scheduler/framework"
-	st "k8s.io/kubernetes/pkg/scheduler/testing"
-	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
 // TestLedgerAdd: pods added to a claim's spare room are reserved on it, are among its pods,
 // are released with it, and are found again in the claim's annotation by a rebuilt ledger.
 func TestLedgerAdd(t *testing.T) {
 	l := NewLedger()
-	l.Rebuild([]*v1alpha1.NodeClaim{claim("c1", "node-1", "a")})
-	if l.Add("gone", podRefs([]*v1.Pod{pendingPod("x", "1").Obj()})) {
+	l.Rebuild([]*v1alpha1.NodeClaim{plantest.Claim("c1", "node-1", "a")})
+	if l.Add("gone", v1alpha1.PodReferencesTo([]*v1.Pod{plantest.PendingPod("x", "1").Obj()})) {
 		t.Errorf("Add to a claim the ledger does not hold reported true")
 	}
 	if _, _, ok := l.Reservation("x"); ok {
 		t.Errorf("pod x reserved on a claim the ledger does not hold")
 	}
 	l.settle("c1")
-	if !l.Add("c1", podRefs([]*v1.Pod{pendingPod("b", "1").Obj()})) {
+	if !l.Add("c1", v1alpha1.PodReferencesTo([]*v1.Pod{plantest.PendingPod("b", "1").Obj()})) {
 		t.Fatalf("Add to c1 reported false")
 	}
 	if claim, node, ok := l.Reservation("b"); !ok || claim != "c1" || node != "node-1" {
@@ -49,7 +43,7 @@ func TestLedgerAdd(t *testing.T) {
 		t.Errorf("pods of c1 %v, want [a b]", got)
 	}
 	// An update of the claim the informer shows before the annotation keeps the added pod.
-	l.Set(registeredAt(claim("c1", "node-1", "a"), time.Now()))
+	l.Set(registeredAt(plantest.Claim("c1", "node-1", "a"), time.Now()))
 	if _, _, ok := l.Reservation("b"); !ok {
 		t.Errorf("pod b no longer reserved after an update of c1")
 	}
@@ -61,7 +55,7 @@ func TestLedgerAdd(t *testing.T) {
 	}
 
 	// After a restart: the annotation the round wrote.
-	c2 := claim("c2", "node-2", "a")
+	c2 := plantest.Claim("c2", "node-2", "a")
 	c2.Annotations = map[string]string{v1alpha1.AnnotationAddedPods: `[{"namespace":"default","name":"b","uid":"b"},{"namespace":"default","name":"c","uid":"c"}]`}
 	l.Rebuild([]*v1alpha1.NodeClaim{c2})
 	if got := names(l.Pods("c2")); !slices.Equal(got, []string{"a", "b", "c"}) {
@@ -71,220 +65,15 @@ func TestLedgerAdd(t *testing.T) {
 		t.Errorf("pod c reserved on %q (%v) after the rebuild, want c2", claim, ok)
 	}
 	// One it was told of twice is there once.
-	l.Add("c2", podRefs([]*v1.Pod{pendingPod("c", "1").Obj()}))
+	l.Add("c2", v1alpha1.PodReferencesTo([]*v1.Pod{plantest.PendingPod("c", "1").Obj()}))
 	if got := names(l.Added("c2")); !slices.Equal(got, []string{"b", "c"}) {
 		t.Errorf("pods added to c2 %v, want [b c]", got)
 	}
 	// A malformed annotation adds nothing.
-	c3 := claim("c3", "node-3", "a")
+	c3 := plantest.Claim("c3", "node-3", "a")
 	c3.Annotations = map[string]string{v1alpha1.AnnotationAddedPods: `{`}
 	l.Rebuild([]*v1alpha1.NodeClaim{c3})
 	if got := names(l.Pods("c3")); !slices.Equal(got, []string{"a"}) {
 		t.Errorf("pods of c3, whose annotation is malformed, %v, want [a]", got)
 	}
-}
-
-// inFlightInput returns the input of a round that follows a launched claim "c1", of
-// instance type it in us-east-1b spot, whose node "node-1" has not registered, reserved for
-// reserved.
-func inFlightInput(pods, reserved []*v1.Pod, it string, daemonSets []*appsv1.DaemonSet, provs ...*v1alpha1.Provisioner) PlanInput {
-	in := planInput(pods, provs...)
-	in.DaemonSets = daemonSets
-	nc := claim("c1", "node-1")
-	nc.Spec.Provisioner = provs[0].Name
-	nc.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{
-		{Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{"us-east-1b"}},
-		{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"spot"}},
-	}
-	in.Nodes = []*v1.Node{inFlightNode(nc, "node-1", in.Region)}
-	in.ScheduledPods = boundTo("node-1", reserved)
-	in.InFlight = []InFlightNode{{Claim: "c1", Node: "node-1", Provisioner: provs[0].Name, InstanceType: it, Zone: "us-east-1b", CapacityType: "spot"}}
-	return in
-}
-
-// addedNames returns the names of the pods a plan added to in-flight claims, by claim.
-func addedNames(plan *Packing) map[string][]string {
-	out := map[string][]string{}
-	for _, a := range plan.Added {
-		for _, pod := range a.Pods {
-			out[a.Claim] = append(out[a.Claim], pod.Name)
-		}
-	}
-	return out
-}
-
-func TestPlanIntoInFlightRoom(t *testing.T) {
-	web := func(name string) *v1.Pod { return pendingPod(name, "1").Label("app", "web").Obj() }
-	proxy := []*appsv1.DaemonSet{daemonSet("kube-proxy", "500m")}
-	tests := []struct {
-		name     string
-		pods     []*v1.Pod
-		reserved []*v1.Pod
-		it       string
-		// wantAdded are the pods added to c1; wantNodes the number of new nodes.
-		wantAdded []string
-		wantNodes int
-	}{
-		{
-			// t3a.xlarge: 3.9 cpu; 0.5 DaemonSet + 1 reserved + 2 added = 3.5, a third is 4.5.
-			name: "pods fill the room of a launched node; the rest get a new one",
-			pods: []*v1.Pod{web("a"), web("b"), web("c")}, reserved: []*v1.Pod{web("r")}, it: "t3a.xlarge",
-			wantAdded: []string{"a", "b"}, wantNodes: 1,
-		},
-		{
-			name:     "a pod with anti-affinity to the reserved pod gets a new node",
-			pods:     []*v1.Pod{pendingPod("anti", "1").PodAntiAffinityIn("app", v1.LabelHostname, []string{"web"}, st.PodAntiAffinityWithRequiredReq).Obj()},
-			reserved: []*v1.Pod{web("r")}, it: "t3a.xlarge", wantNodes: 1,
-		},
-		{
-			name: "a pod the reserved pod's spread selects gets a new node",
-			pods: []*v1.Pod{web("a")},
-			reserved: []*v1.Pod{pendingPod("r", "1").Label("app", "web").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
-				st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil).Obj()},
-			it: "t3a.xlarge", wantNodes: 1,
-		},
-		{
-			name:     "a pod for another architecture gets a new node",
-			pods:     []*v1.Pod{pendingPod("arm", "1").NodeSelector(map[string]string{v1.LabelArchStable: "arm64"}).Obj()},
-			reserved: []*v1.Pod{web("r")}, it: "t3a.xlarge", wantNodes: 1,
-		},
-		{
-			name: "a launched node all of whose pods are gone takes new pods",
-			pods: []*v1.Pod{web("a"), web("b"), web("c")}, it: "t3a.xlarge",
-			wantAdded: []string{"a", "b", "c"},
-		},
-		{
-			name: "an instance type the round does not know has no room",
-			pods: []*v1.Pod{web("a")}, reserved: []*v1.Pod{web("r")}, it: "x9.unknown", wantNodes: 1,
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, ctx := ktesting.NewTestContext(t)
-			in := inFlightInput(tc.pods, tc.reserved, tc.it, proxy, provisioner("default", spotOnly))
-			plan, err := Plan(ctx, in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := addedNames(plan)["c1"]; !slices.Equal(got, tc.wantAdded) {
-				t.Errorf("added to c1 %v, want %v", got, tc.wantAdded)
-			}
-			if len(plan.Nodes) != tc.wantNodes || len(plan.Unplanned) != 0 {
-				t.Errorf("planned %d new nodes and %d unplanned pods, want %d and 0", len(plan.Nodes), len(plan.Unplanned), tc.wantNodes)
-			}
-		})
-	}
-}
-
-// TestNoStrandedPodsInFlightRoom plans random pods in two rounds. The first round's first
-// node has launched, as one of its options, and some of its pods are gone (the others are
-// dropped), when the second round plans more random pods, some into the launched node's
-// spare room. Once the nodes registered (each as one of its options), every pod of the
-// second round must be accepted by the scheduler's filters where it was planned, with
-// everything in place, and every pod of the first round on the launched node with the pods
-// added there beside it (the second round's pods on new nodes that interact with it wait
-// for it to bind: see Provision.reservedConflict).
-func TestNoStrandedPodsInFlightRoom(t *testing.T) {
-	// Pods go into a launched node's room only if movable, one random pod in eight or so:
-	// enough cases that some 60 do.
-	const cases, minAdded = 600, 60
-	r := rand.New(rand.NewPCG(11, 2026))
-	newFramework := DefaultFrameworkFactory(nil, volumeCluster(t))
-	added, planned := 0, 0
-	for c := range cases {
-		_, ctx := ktesting.NewTestContext(t)
-		provs := []*v1alpha1.Provisioner{provisioner("default")}
-		var daemonSets []*appsv1.DaemonSet
-		if r.IntN(3) == 0 {
-			daemonSets = append(daemonSets, daemonSet("agent", fmt.Sprintf("%dm", 100+r.IntN(900))))
-		}
-		first := planInput(randomPods(r, c), provs...)
-		first.DaemonSets, first.Framework = daemonSets, newFramework
-		plan1, err := Plan(ctx, first)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(plan1.Nodes) == 0 {
-			continue
-		}
-		n0 := plan1.Nodes[0]
-		launched := n0.Options[r.IntN(len(n0.Options))]
-		nc := NodeClaimFor(n0)
-		nc.Name = "c0"
-		const node = "inflight-0"
-		// Some of the node's pods bound elsewhere or went away meanwhile, and the other
-		// planned nodes are gone: pods of pod affinity, whose partners may have gone with
-		// them and would strand them anywhere, are among those gone.
-		var kept []*v1.Pod
-		for _, pod := range n0.Pods {
-			if !inPodAffinity(pod, first.Pods) && r.IntN(4) > 0 {
-				kept = append(kept, pod)
-			}
-		}
-		reserved := boundTo(node, kept)
-		second := planInput(renamedPods(randomPods(r, c), "b"), provs...)
-		second.DaemonSets, second.Framework = daemonSets, newFramework
-		second.Nodes = []*v1.Node{inFlightNode(nc, node, second.Region)}
-		second.ScheduledPods = reserved
-		second.InFlight = []InFlightNode{{Claim: "c0", Node: node, Provisioner: launched.Provisioner.Name,
-			InstanceType: launched.InstanceType.Name, Zone: launched.Offering.Zone, CapacityType: launched.Offering.CapacityType}}
-		plan2, err := Plan(ctx, second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The cluster once the nodes registered.
-		real := launched.renamed(node)
-		onLaunched := append(slices.Clone(real.DaemonPods), reserved...)
-		for _, a := range plan2.Added {
-			added += len(a.Pods)
-			onLaunched = append(onLaunched, boundTo(node, a.Pods)...)
-		}
-		newNodes, onNew := registered(r, plan2.Nodes)
-		nodes, all := append([]*v1.Node{real.Node}, newNodes...), append(slices.Clone(onLaunched), onNew...)
-		for _, pod := range all {
-			if pod.OwnerReferences != nil {
-				continue // a DaemonSet pod
-			}
-			planned++
-			msg := ""
-			if slices.Contains(reserved, pod) {
-				msg = rejection(ctx, t, newFramework, pod, node, nodes[:1], onLaunched)
-			} else {
-				msg = rejection(ctx, t, newFramework, pod, pod.Spec.NodeName, nodes, all)
-			}
-			if msg != "" {
-				t.Errorf("case %d: pod %s stranded on %s (launched as %s): %s", c, pod.Name, pod.Spec.NodeName, launched.Key, msg)
-			}
-		}
-	}
-	t.Logf("%d cases: %d pods checked, %d of them added to a launched node's room", cases, planned, added)
-	if added < minAdded {
-		t.Errorf("only %d pods added to launched nodes over %d cases: the test proves little", added, cases)
-	}
-}
-
-// renamedPods gives pods names and UIDs prefixed with prefix, apart from another round's.
-func renamedPods(pods []*v1.Pod, prefix string) []*v1.Pod {
-	for _, pod := range pods {
-		pod.Name = prefix + "-" + pod.Name
-		pod.UID = types.UID(pod.Name)
-	}
-	return pods
-}
-
-// inPodAffinity reports whether pod requires pod affinity or a pod of pods requires pod's
-// company.
-func inPodAffinity(pod *v1.Pod, pods []*v1.Pod) bool {
-	if a := pod.Spec.Affinity; a != nil && a.PodAffinity != nil {
-		return true
-	}
-	for _, other := range pods {
-		info, _ := framework.NewPodInfo(other)
-		for _, term := range info.RequiredAffinityTerms {
-			if (constraintTerm{AffinityTerm: term}).selects(pod) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -3,18 +3,13 @@ package provision
 import (
 	"iter"
 	"maps"
-	"slices"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/sets"
-	fwk "k8s.io/kube-scheduler/framework"
-	"k8s.io/kubernetes/pkg/scheduler/framework"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan"
 )
 
 // reservedConflict returns a pod reserved on a NodeClaim, still pending, whose placement
@@ -27,9 +22,9 @@ import (
 // profile gives pods default spread constraints that filter (HardDefaultSpread), pods of one
 // controller with no constraints of their own spread over each other too.
 func (p *Provision) reservedConflict(pod *v1.Pod) *v1.Pod {
-	var mine constraintTerms
+	var mine plan.Terms
 	computed := false
-	for _, pending := range p.inFlight() {
+	for _, pending := range p.awaitedClaims() {
 		for _, r := range pending {
 			if r.UID == pod.UID {
 				continue
@@ -37,7 +32,7 @@ func (p *Provision) reservedConflict(pod *v1.Pod) *v1.Pod {
 			if !computed {
 				mine, computed = p.termsOf(pod), true
 			}
-			if mine.selects(r) || p.termsOf(r).selects(pod) || p.defaultSpreadTogether(pod, r) {
+			if mine.Selects(r) || p.termsOf(r).Selects(pod) || p.defaultSpreadTogether(pod, r) {
 				return r
 			}
 		}
@@ -57,9 +52,9 @@ func (p *Provision) defaultSpreadTogether(a, b *v1.Pod) bool {
 	return ca != nil && cb != nil && ca.UID == cb.UID && a.Namespace == b.Namespace
 }
 
-// inFlight yields every unsettled NodeClaim with its pods that are still pending and
+// awaitedClaims yields every unsettled NodeClaim with its pods that are still pending and
 // reserved on it, for those that have any.
-func (p *Provision) inFlight() iter.Seq2[*v1alpha1.NodeClaim, []*v1.Pod] {
+func (p *Provision) awaitedClaims() iter.Seq2[*v1alpha1.NodeClaim, []*v1.Pod] {
 	return func(yield func(*v1alpha1.NodeClaim, []*v1.Pod) bool) {
 		for _, nc := range p.ledger.Claims() {
 			if p.ledger.isSettled(nc.Name) {
@@ -72,90 +67,21 @@ func (p *Provision) inFlight() iter.Seq2[*v1alpha1.NodeClaim, []*v1.Pod] {
 	}
 }
 
-// constraintTerm is a term of a pod's required inter-pod (anti-)affinity or topology spread
-// constraints, as a selector of other pods; anti marks the required anti-affinity terms.
-type constraintTerm struct {
-	fwk.AffinityTerm
-	anti bool
-}
-
-// constraintTerms are the terms of one pod.
-type constraintTerms []constraintTerm
-
-// newConstraintTerms returns the terms of pod, whose required (anti-)affinity terms info
-// holds parsed (nil: none). A spread constraint's matchLabelKeys only narrows its selector:
-// leaving them out selects more pods, which errs on the safe side.
-func newConstraintTerms(pod *v1.Pod, info *framework.PodInfo) constraintTerms {
-	var out constraintTerms
-	if info != nil {
-		for _, t := range info.RequiredAffinityTerms {
-			out = append(out, constraintTerm{AffinityTerm: t})
-		}
-		for _, t := range info.RequiredAntiAffinityTerms {
-			out = append(out, constraintTerm{AffinityTerm: t, anti: true})
-		}
-	}
-	for _, c := range pod.Spec.TopologySpreadConstraints {
-		sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
-		if err != nil {
-			sel = labels.Everything()
-		}
-		out = append(out, constraintTerm{AffinityTerm: fwk.AffinityTerm{Namespaces: sets.New(pod.Namespace), Selector: sel,
-			TopologyKey: c.TopologyKey, NamespaceSelector: labels.Nothing()}})
-	}
-	return out
-}
-
-// anyNamespace reports whether t selects namespaces by label, or all of them: with no
-// namespaces at hand, that counts as any namespace.
-func (t constraintTerm) anyNamespace() bool {
-	if t.NamespaceSelector == nil {
-		return false
-	}
-	_, selectable := t.NamespaceSelector.Requirements()
-	return selectable
-}
-
-// selects reports whether t selects other, by namespace and labels.
-func (t constraintTerm) selects(other *v1.Pod) bool {
-	return (t.anyNamespace() || t.Namespaces.Has(other.Namespace)) && t.Selector != nil && t.Selector.Matches(labels.Set(other.Labels))
-}
-
-// key identifies what t selects, and whether it is an anti-affinity term.
-func (t constraintTerm) key() string {
-	ns := "*"
-	if !t.anyNamespace() {
-		ns = strings.Join(sets.List(t.Namespaces), ",")
-	}
-	kind := "with"
-	if t.anti {
-		kind = "anti"
-	}
-	return kind + "|" + ns + "|" + t.Selector.String()
-}
-
-// selects reports whether one of the terms selects other.
-func (ts constraintTerms) selects(other *v1.Pod) bool {
-	return slices.ContainsFunc(ts, func(t constraintTerm) bool { return t.selects(other) })
-}
-
-// cachedTerms are a pod's constraintTerms, with its name for pruneTerms.
+// cachedTerms are a pod's plan.Terms, with its name for pruneTerms.
 type cachedTerms struct {
 	namespace, name string
-	terms           constraintTerms
+	terms           plan.Terms
 }
 
-// termsOf returns pod's constraintTerms, computed once per pod UID (see pruneTerms).
-func (p *Provision) termsOf(pod *v1.Pod) constraintTerms {
+// termsOf returns pod's plan.Terms, computed once per pod UID (see pruneTerms).
+func (p *Provision) termsOf(pod *v1.Pod) plan.Terms {
 	p.mu.Lock()
 	c, ok := p.terms[pod.UID]
 	p.mu.Unlock()
 	if ok {
 		return c.terms
 	}
-	// Like NodeInfo.AddPod, ignore terms the apiserver let through unparsed.
-	info, _ := framework.NewPodInfo(pod)
-	ts := newConstraintTerms(pod, info)
+	ts := plan.TermsOf(pod)
 	p.mu.Lock()
 	if p.terms == nil {
 		p.terms = map[types.UID]cachedTerms{}

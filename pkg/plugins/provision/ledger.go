@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	quota "k8s.io/apiserver/pkg/quota/v1"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -19,56 +20,6 @@ import (
 
 // nodeClaimGVR is the resource of NodeClaims, written through the dynamic client.
 var nodeClaimGVR = v1alpha1.SchemeGroupVersion.WithResource("nodeclaims")
-
-// NodeClaimFor returns the NodeClaim of planned node n: the Provisioner's requirements, the
-// instance types of n's options, the zone and capacity type the plan chose (the pods may
-// depend on them), the labels of the user's its template carries (the Provisioner's labels
-// and the values chosen for its open ones, each as a single-valued In requirement: see
-// v1alpha1.RequirementLabels), the requests, the taints and the pods. The Provisioner's
-// requirements on those keys are narrowed to the plan's values. Its name is generated from
-// the Provisioner's.
-func NodeClaimFor(n *PlannedNode) *v1alpha1.NodeClaim {
-	prov := n.Template.Provisioner
-	labels := n.Template.userLabels()
-	var reqs []v1alpha1.NodeSelectorRequirement
-	for _, r := range prov.Spec.Requirements {
-		_, labelled := labels[r.Key]
-		switch {
-		case labelled, r.Key == v1.LabelInstanceTypeStable, r.Key == v1.LabelTopologyZone, r.Key == v1alpha1.LabelCapacityType:
-			// Narrowed below to what the plan chose.
-		default:
-			reqs = append(reqs, r)
-		}
-	}
-	reqs = append(reqs,
-		v1alpha1.NodeSelectorRequirement{Key: v1.LabelInstanceTypeStable, Operator: v1.NodeSelectorOpIn, Values: n.InstanceTypeNames()},
-		v1alpha1.NodeSelectorRequirement{Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{n.Template.Offering.Zone}},
-		v1alpha1.NodeSelectorRequirement{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{n.Template.Offering.CapacityType}},
-	)
-	reqs = append(reqs, v1alpha1.LabelRequirements(labels)...)
-	nc := &v1alpha1.NodeClaim{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: prov.Name + "-", Labels: map[string]string{v1alpha1.LabelProvisionerName: prov.Name}},
-		Spec: v1alpha1.NodeClaimSpec{
-			Provisioner:   prov.Name,
-			NodeClassRef:  prov.Spec.NodeClassRef,
-			Requirements:  reqs,
-			Resources:     v1alpha1.ResourceRequirements{Requests: n.Requests},
-			Taints:        prov.Spec.Taints,
-			StartupTaints: prov.Spec.StartupTaints,
-		},
-	}
-	nc.Spec.Pods = podRefs(n.Pods)
-	return nc
-}
-
-// podRefs returns references to pods.
-func podRefs(pods []*v1.Pod) []v1alpha1.PodReference {
-	var refs []v1alpha1.PodReference
-	for _, p := range pods {
-		refs = append(refs, v1alpha1.PodReference{Namespace: p.Namespace, Name: p.Name, UID: p.UID})
-	}
-	return refs
-}
 
 // recordAddedPods writes refs, all the pods added to the spare room of the NodeClaim named
 // name, into its annotation nodewright.dev/added-pods.
@@ -107,7 +58,7 @@ func createNodeClaim(ctx context.Context, client dynamic.Interface, nc *v1alpha1
 	return out, nil
 }
 
-// Ledger is the plugin's memory of which pod is reserved on which in-flight NodeClaim, and
+// Ledger is the plugin's memory of which pod is reserved on which NodeClaim, and
 // which node each claim became. NodeClaims are its source of truth: spec.pods never changes
 // (the spec is immutable), so the ledger is rebuilt from them after a restart (Rebuild) and
 // kept up to date from their events (Set, Delete). Pods a later round put into the spare room
@@ -354,8 +305,8 @@ func (l *Ledger) ClaimNameForNode(node *v1.Node) string {
 	return l.byNode[node.Name]
 }
 
-// Used returns, by Provisioner, the capacity the in-flight claims count against its limits:
-// the requests planned for those not launched yet, the capacity of the others.
+// Used returns, by Provisioner, the capacity its NodeClaims count against its limits: the
+// requests planned for those not launched yet, the capacity of the others.
 func (l *Ledger) Used() map[string]v1.ResourceList {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -365,9 +316,9 @@ func (l *Ledger) Used() map[string]v1.ResourceList {
 			out[nc.Spec.Provisioner] = v1.ResourceList{}
 		}
 		if nc.Status.Capacity != nil {
-			addTo(out[nc.Spec.Provisioner], nc.Status.Capacity)
+			out[nc.Spec.Provisioner] = quota.Add(out[nc.Spec.Provisioner], nc.Status.Capacity)
 		} else {
-			addTo(out[nc.Spec.Provisioner], nc.Spec.Resources.Requests)
+			out[nc.Spec.Provisioner] = quota.Add(out[nc.Spec.Provisioner], nc.Spec.Resources.Requests)
 		}
 	}
 	return out

@@ -13,31 +13,33 @@ import (
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
 func TestNodeClaimForSeedPlan(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	var pods []*v1.Pod
 	for _, name := range []string{"a", "b"} {
-		pods = append(pods, pendingPod(name, "1").Obj())
+		pods = append(pods, plantest.PendingPod(name, "1").Obj())
 	}
-	prov := provisioner("default", func(p *v1alpha1.Provisioner) {
+	prov := plantest.Provisioner("default", func(p *v1alpha1.Provisioner) {
 		p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"spot", "on-demand"}}}
 		p.Spec.StartupTaints = []v1alpha1.Taint{{Key: "cni", Effect: v1.TaintEffectNoSchedule}}
 	})
-	plan, err := Plan(ctx, planInput(pods, prov))
+	result, err := plan.Plan(ctx, plan.Input{Pods: pods, Provisioners: []*v1alpha1.Provisioner{prov}, InstanceTypes: plantest.Catalogs(prov), Region: "us-east-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(plan.Nodes) != 1 {
-		t.Fatalf("planned %d nodes, want 1", len(plan.Nodes))
+	if len(result.Nodes) != 1 {
+		t.Fatalf("planned %d nodes, want 1", len(result.Nodes))
 	}
 	scheme := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{nodeClaimGVR: "NodeClaimList"})
-	nc, err := createNodeClaim(ctx, client, NodeClaimFor(plan.Nodes[0]))
+	nc, err := createNodeClaim(ctx, client, plan.NodeClaimFor(result.Nodes[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +53,7 @@ func TestNodeClaimForSeedPlan(t *testing.T) {
 			{Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{"us-east-1a"}},
 			{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"spot"}},
 		},
-		Resources:     v1alpha1.ResourceRequirements{Requests: plan.Nodes[0].Requests},
+		Resources:     v1alpha1.ResourceRequirements{Requests: result.Nodes[0].Requests},
 		StartupTaints: []v1alpha1.Taint{{Key: "cni", Effect: v1.TaintEffectNoSchedule}},
 		Pods:          []v1alpha1.PodReference{{Namespace: "default", Name: "a", UID: "a"}, {Namespace: "default", Name: "b", UID: "b"}},
 	}
@@ -72,12 +74,12 @@ func TestRecordAddedPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{nodeClaimGVR: "NodeClaimList"})
-	nc := claim("c1", "", "a")
+	nc := plantest.Claim("c1", "", "a")
 	nc.GenerateName = ""
 	if _, err := createNodeClaim(ctx, client, nc); err != nil {
 		t.Fatal(err)
 	}
-	refs := podRefs([]*v1.Pod{pendingPod("b", "1").Obj(), pendingPod("c", "1").Obj()})
+	refs := v1alpha1.PodReferencesTo([]*v1.Pod{plantest.PendingPod("b", "1").Obj(), plantest.PendingPod("c", "1").Obj()})
 	if err := recordAddedPods(ctx, client, "c1", refs); err != nil {
 		t.Fatal(err)
 	}

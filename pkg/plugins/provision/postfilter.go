@@ -11,6 +11,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan"
 )
 
 // ReservationGrace is the default of Args.ReservationGrace: how long a pod reserved on a
@@ -133,11 +134,11 @@ func (p *Provision) registeredSince(claim string) (time.Time, bool) {
 
 // unplanned returns what the last round said about pod, if it could not plan it and the pod
 // has not changed since.
-func (p *Provision) unplanned(pod *v1.Pod) (*Unplanned, bool) {
+func (p *Provision) unplanned(pod *v1.Pod) (*plan.Unplanned, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	u, ok := p.lastUnplanned[pod.UID]
-	if !ok || podSignature(u.Pod) != podSignature(pod) {
+	if !ok || plan.PodSignature(u.Pod) != plan.PodSignature(pod) {
 		return nil, false
 	}
 	return u, true

@@ -24,16 +24,9 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
-
-func claim(name, nodeName string, pods ...string) *v1alpha1.NodeClaim {
-	nc := &v1alpha1.NodeClaim{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.NodeClaimSpec{Provisioner: "default"}}
-	nc.Status.NodeName = nodeName
-	for _, p := range pods {
-		nc.Spec.Pods = append(nc.Spec.Pods, v1alpha1.PodReference{Namespace: "default", Name: p, UID: types.UID(p)})
-	}
-	return nc
-}
 
 // registeredAt marks nc's node registered at t.
 func registeredAt(nc *v1alpha1.NodeClaim, t time.Time) *v1alpha1.NodeClaim {
@@ -42,7 +35,7 @@ func registeredAt(nc *v1alpha1.NodeClaim, t time.Time) *v1alpha1.NodeClaim {
 }
 
 func TestPostFilter(t *testing.T) {
-	tooBig := pendingPod("big", "200").Obj()
+	tooBig := plantest.PendingPod("big", "200").Obj()
 	now := time.Now()
 	tests := []struct {
 		name          string
@@ -54,19 +47,19 @@ func TestPostFilter(t *testing.T) {
 	}{
 		{
 			name:        "reserved, node registered: waits to fit there",
-			pod:         pendingPod("a", "1").Obj(),
+			pod:         plantest.PendingPod("a", "1").Obj(),
 			wantCode:    fwk.Unschedulable,
 			wantMessage: "Provision: waiting to fit on node ip-10-0-0-1 of nodeclaim default-abcde",
 		},
 		{
 			name:        "reserved, node not registered: waits",
-			pod:         pendingPod("b", "1").Obj(),
+			pod:         plantest.PendingPod("b", "1").Obj(),
 			wantCode:    fwk.Unschedulable,
 			wantMessage: "Provision: waiting for node of nodeclaim default-x7k2p",
 		},
 		{
 			name:     "reserved, node registered longer than the grace: released as stranded, backing off",
-			pod:      pendingPod("e", "1").Obj(),
+			pod:      plantest.PendingPod("e", "1").Obj(),
 			wantCode: fwk.UnschedulableAndUnresolvable,
 			wantMessage: "Provision: released from nodeclaim default-old: stranded on a node launched for it " +
 				"(unknown: the scheduler gave no reason); planning it again in 1m0s",
@@ -74,7 +67,7 @@ func TestPostFilter(t *testing.T) {
 		},
 		{
 			name:          "not reserved: a round is triggered",
-			pod:           pendingPod("c", "1").Obj(),
+			pod:           plantest.PendingPod("c", "1").Obj(),
 			wantCode:      fwk.Unschedulable,
 			wantMessage:   "Provision: a node is being planned",
 			wantTriggered: true,
@@ -90,14 +83,14 @@ func TestPostFilter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
 			clk := clocktesting.NewFakeClock(now)
-			p := &Provision{handle: recorderHandle{}, opts: Options{Clock: clk}, ledger: NewLedger(), lastUnplanned: map[types.UID]*Unplanned{
+			p := &Provision{handle: recorderHandle{}, opts: Options{Clock: clk}, ledger: NewLedger(), lastUnplanned: map[types.UID]*plan.Unplanned{
 				tooBig.UID: {Pod: tooBig, Reasons: []string{"too big"}},
 			}}
 			p.batcher = newBatcher(clk, time.Second, 10*time.Second, nil)
 			p.ledger.Rebuild([]*v1alpha1.NodeClaim{
-				registeredAt(claim("default-abcde", "ip-10-0-0-1", "a"), now.Add(-time.Minute)),
-				claim("default-x7k2p", "ip-10-0-0-2", "b"),
-				registeredAt(claim("default-old", "ip-10-0-0-3", "e"), now.Add(-ReservationGrace-time.Second)),
+				registeredAt(plantest.Claim("default-abcde", "ip-10-0-0-1", "a"), now.Add(-time.Minute)),
+				plantest.Claim("default-x7k2p", "ip-10-0-0-2", "b"),
+				registeredAt(plantest.Claim("default-old", "ip-10-0-0-3", "e"), now.Add(-ReservationGrace-time.Second)),
 			})
 			res, status := p.PostFilter(ctx, nil, tt.pod, nil)
 			if res != nil {
@@ -119,7 +112,7 @@ func TestPostFilter(t *testing.T) {
 func TestLedgerRebuildAndRelease(t *testing.T) {
 	l := NewLedger()
 	// After a restart the ledger is rebuilt from the NodeClaims alone.
-	l.Rebuild([]*v1alpha1.NodeClaim{claim("default-1", "", "a", "b"), claim("default-2", "node-2", "c")})
+	l.Rebuild([]*v1alpha1.NodeClaim{plantest.Claim("default-1", "", "a", "b"), plantest.Claim("default-2", "node-2", "c")})
 	got := map[string]string{}
 	for _, uid := range []types.UID{"a", "b", "c", "d"} {
 		if c, node, ok := l.Reservation(uid); ok {
@@ -145,11 +138,11 @@ func TestLedgerRebuildAndRelease(t *testing.T) {
 	// A pod released from its claim stays released while that claim is updated, and a claim
 	// written for it later reserves it.
 	l.Release("c")
-	l.Set(claim("default-2", "node-2", "c"))
+	l.Set(plantest.Claim("default-2", "node-2", "c"))
 	if _, _, ok := l.Reservation("c"); ok {
 		t.Error("pod c reserved again on the claim it was released from")
 	}
-	l.Set(claim("default-3", "", "c"))
+	l.Set(plantest.Claim("default-3", "", "c"))
 	if c, _, ok := l.Reservation("c"); !ok || c != "default-3" {
 		t.Errorf("pod c planned onto default-3 is reserved on %q (%v), want default-3", c, ok)
 	}
@@ -214,13 +207,13 @@ func TestUnschedulableToBound(t *testing.T) {
 	for _, reserved := range []bool{false, true} {
 		clk := clocktesting.NewFakeClock(time.Now())
 		p := &Provision{handle: profileHandle{}, opts: Options{Clock: clk}, ledger: NewLedger(),
-			lastUnplanned: map[types.UID]*Unplanned{}, unschedulableSince: map[types.UID]time.Time{}}
+			lastUnplanned: map[types.UID]*plan.Unplanned{}, unschedulableSince: map[types.UID]time.Time{}}
 		p.batcher = newBatcher(clk, time.Second, 10*time.Second, nil)
 		name := fmt.Sprintf("web-%v", reserved)
 		if reserved {
-			p.ledger.Set(claim("default-abcde", "", name))
+			p.ledger.Set(plantest.Claim("default-abcde", "", name))
 		}
-		pending := pendingPod(name, "1").Condition(v1.PodScheduled, v1.ConditionFalse, v1.PodReasonUnschedulable).Obj()
+		pending := plantest.PendingPod(name, "1").Condition(v1.PodScheduled, v1.ConditionFalse, v1.PodReasonUnschedulable).Obj()
 		hist := podUnschedulableToBound.WithLabelValues(fmt.Sprint(reserved))
 		before, _ := testutil.GetHistogramMetricCount(hist)
 		sumBefore, _ := testutil.GetHistogramMetricValue(hist)
@@ -277,10 +270,10 @@ func TestPostFilterRetriesWhenGraceEnds(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pod := pendingPod("a", "1").Obj()
+	pod := plantest.PendingPod("a", "1").Obj()
 	p, h, clk := activatingPlugin(ctx, pod)
 	now := clk.Now()
-	p.ledger.Rebuild([]*v1alpha1.NodeClaim{registeredAt(claim("c1", "node-1", "a"), now.Add(-time.Minute))})
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{registeredAt(plantest.Claim("c1", "node-1", "a"), now.Add(-time.Minute))})
 
 	for range 2 { // a second wait sets no second timer
 		if _, status := p.PostFilter(ctx, nil, pod, nil); status.Code() != fwk.Unschedulable {

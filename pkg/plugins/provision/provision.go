@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/plan"
 )
 
 // Name is the plugin's name in the scheduler's registry and in KubeSchedulerConfiguration.
@@ -59,7 +60,7 @@ type Provision struct {
 	batcher *batcher
 
 	mu            sync.Mutex
-	lastUnplanned map[types.UID]*Unplanned
+	lastUnplanned map[types.UID]*plan.Unplanned
 	// activated are the NodeClaims whose pods were activated when their node registered.
 	activated map[string]bool
 	// unschedulableSince is when each unbound pod was first seen unschedulable.
@@ -121,17 +122,17 @@ func NewWithOptions(opts Options) frameworkruntime.PluginFactory {
 			"batchIdleDuration", args.BatchIdleDuration.Duration, "batchMaxDuration", args.BatchMaxDuration.Duration,
 			"launchTimeout", args.LaunchTimeout.Duration,
 			"cloud", opts.Cloud != nil)
-		p := &Provision{args: args, handle: h, opts: opts, ledger: NewLedger(), lastUnplanned: map[types.UID]*Unplanned{}, activated: map[string]bool{},
+		p := &Provision{args: args, handle: h, opts: opts, ledger: NewLedger(), lastUnplanned: map[types.UID]*plan.Unplanned{}, activated: map[string]bool{},
 			unschedulableSince: map[types.UID]time.Time{}}
 		p.batcher = newBatcher(opts.Clock, args.BatchIdleDuration.Duration, args.BatchMaxDuration.Duration, p.round)
 		if h == nil {
 			return p, nil
 		}
 		if opts.ConfigFile != "" {
-			if p.pluginConfig, err = ProfilePluginConfig(opts.ConfigFile, h.ProfileName()); err != nil {
+			if p.pluginConfig, err = plan.ProfilePluginConfig(opts.ConfigFile, h.ProfileName()); err != nil {
 				return nil, fmt.Errorf("reading the profile's plugin args for the simulation: %w", err)
 			}
-			p.hardDefaultSpread = HardDefaultSpread(p.pluginConfig)
+			p.hardDefaultSpread = plan.HardDefaultSpread(p.pluginConfig)
 		}
 		if startLifecycle {
 			if err := p.startLifecycle(ctx, queue); err != nil {

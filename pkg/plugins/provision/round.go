@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/plan"
 )
 
 var (
@@ -58,7 +60,7 @@ func (p *Provision) round(ctx context.Context) {
 	}
 	// Pods stranded on nodes launched for them wait out their backoff, and are planned onto
 	// no node of the shape that rejected them.
-	var held []*Unplanned
+	var held []*plan.Unplanned
 	in.Pods, held = p.holdStranded(in.Pods, in.Provisioners)
 	in.Avoid = p.avoidedShapes()
 	if len(in.Pods) == 0 {
@@ -67,22 +69,22 @@ func (p *Provision) round(ctx context.Context) {
 		return
 	}
 	podsPerRound.Observe(float64(len(in.Pods)))
-	plan, err := Plan(ctx, *in)
+	result, err := plan.Plan(ctx, *in)
 	if err != nil {
 		provisioningRounds.WithLabelValues(resultError).Inc()
 		logger.Error(err, "Planning nodes", "pods", len(in.Pods))
 		return
 	}
 	provisioningRounds.WithLabelValues(resultPlanned).Inc()
-	logPacking(logger, plan)
-	p.addToClaims(ctx, plan.Added)
-	p.writeClaims(ctx, plan)
-	p.recordUnplanned(append(plan.Unplanned, held...))
+	logPacking(logger, result)
+	p.addToClaims(ctx, result.Added)
+	p.writeClaims(ctx, result)
+	p.recordUnplanned(append(result.Unplanned, held...))
 }
 
 // planInput gathers what Plan needs: the Provisioners with the instance types of their node
-// classes, the cluster's nodes, bound pods and DaemonSets, and the in-flight claims' usage.
-func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, error) {
+// classes, the cluster's nodes, bound pods and DaemonSets, and the claims' usage.
+func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*plan.Input, error) {
 	provs, err := listTyped[v1alpha1.Provisioner](ctx, p, provisionerGVR)
 	if err != nil {
 		return nil, fmt.Errorf("listing provisioners: %w", err)
@@ -95,7 +97,7 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, 
 	for _, c := range classes {
 		byName[c.Name] = c
 	}
-	in := &PlanInput{Pods: pods, InstanceTypes: map[string][]*cloud.InstanceType{}, Used: p.ledger.Used(), Region: p.args.Region}
+	in := &plan.Input{Pods: pods, InstanceTypes: map[string][]*cloud.InstanceType{}, Used: p.ledger.Used(), Region: p.args.Region}
 	logger := klog.FromContext(ctx)
 	for _, prov := range provs {
 		if prov.DeletionTimestamp != nil {
@@ -127,7 +129,7 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, 
 			in.ScheduledPods = append(in.ScheduledPods, pod)
 		}
 	}
-	in.Nodes, in.ScheduledPods, in.InFlight = p.withInFlight(in.Nodes, in.ScheduledPods)
+	in.Nodes, in.ScheduledPods, in.Launched = p.withClaims(in.Nodes, in.ScheduledPods)
 	if in.DaemonSets, err = informers.Apps().V1().DaemonSets().Lister().List(labels.Everything()); err != nil {
 		return nil, fmt.Errorf("listing daemonsets: %w", err)
 	}
@@ -137,29 +139,32 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, 
 		enabled = fw.ListPlugins()
 	}
 	in.PluginConfig = p.pluginConfig
-	in.Framework = FrameworkFactoryWith(enabled, informers, p.opts.OutOfTree, in.PluginConfig)
+	// Provision itself is left out of the simulation: a plan does not wait for its own rounds.
+	outOfTree := maps.Clone(p.opts.OutOfTree)
+	delete(outOfTree, Name)
+	in.Framework = plan.FrameworkFactoryWith(enabled, informers, outOfTree, in.PluginConfig)
 	return in, nil
 }
 
-// withInFlight adds to the cluster's nodes and bound pods what earlier rounds planned and
+// withClaims adds to the cluster's nodes and bound pods what earlier rounds planned and
 // the cluster does not show yet: each unsettled NodeClaim's pending pods, bound to its node,
 // which stands in with the topology labels it will have (zone, capacity type, hostname) and
 // no room. A round then plans topology spread and (anti-)affinity with the pods of the
 // rounds before it where they will run, not as if they did not exist. The claims launched
 // and not yet registered, whose instance type is known, are returned as well: Plan gives
 // their stand-ins the room of that type and plans pods into what is left of it.
-func (p *Provision) withInFlight(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node, []*v1.Pod, []InFlightNode) {
+func (p *Provision) withClaims(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node, []*v1.Pod, []plan.LaunchedNode) {
 	existing := map[string]bool{}
 	for _, n := range nodes {
 		existing[n.Name] = true
 	}
 	pending := map[string][]*v1.Pod{}
-	for nc, pods := range p.inFlight() {
+	for nc, pods := range p.awaitedClaims() {
 		pending[nc.Name] = pods
 	}
 	claims := p.ledger.Claims()
 	slices.SortFunc(claims, func(a, b *v1alpha1.NodeClaim) int { return strings.Compare(a.Name, b.Name) })
-	var room []InFlightNode
+	var room []plan.LaunchedNode
 	for _, nc := range claims {
 		name := nc.Status.NodeName
 		if name == "" {
@@ -171,11 +176,11 @@ func (p *Provision) withInFlight(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node,
 			continue
 		}
 		if !existing[name] {
-			nodes = append(nodes, inFlightNode(nc, name, p.args.Region))
+			nodes = append(nodes, plan.StandIn(nc, name, p.args.Region))
 			existing[name] = true
 		}
 		if launched {
-			f := InFlightNode{Claim: nc.Name, Node: name, Provisioner: nc.Spec.Provisioner,
+			f := plan.LaunchedNode{Claim: nc.Name, Node: name, Provisioner: nc.Spec.Provisioner,
 				InstanceType: nc.Status.InstanceType, Zone: nc.Status.Zone, CapacityType: nc.Status.CapacityType}
 			if labels := v1alpha1.RequirementLabels(nc.Spec.Requirements, v1alpha1.IsUserLabel); len(labels) > 0 {
 				f.Labels = labels
@@ -189,30 +194,6 @@ func (p *Provision) withInFlight(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node,
 		}
 	}
 	return nodes, bound, room
-}
-
-// inFlightNode is the stand-in of nc's node, named name: the labels of its requirements
-// (zone, capacity type and those of the user's, see NodeClaimFor), its hostname and region,
-// its taints, and no allocatable, so that nothing is planned onto it.
-func inFlightNode(nc *v1alpha1.NodeClaim, name, region string) *v1.Node {
-	labels := v1alpha1.RequirementLabels(nc.Spec.Requirements, nil)
-	labels[v1.LabelHostname] = name
-	labels[v1alpha1.LabelProvisionerName] = nc.Spec.Provisioner
-	if region != "" {
-		labels[v1.LabelTopologyRegion] = region
-	}
-	var taints []v1.Taint
-	for _, t := range nc.Spec.Taints {
-		taints = append(taints, t.Core())
-	}
-	return &v1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, UID: types.UID("nodeclaim-" + nc.Name)},
-		Spec:       v1.NodeSpec{Taints: taints},
-		Status: v1.NodeStatus{
-			Allocatable: v1.ResourceList{},
-			Conditions:  []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}},
-		},
-	}
 }
 
 // listTyped lists the cluster-scoped resource gvr through the dynamic client as T.
@@ -232,13 +213,13 @@ func listTyped[T any](ctx context.Context, p *Provision, gvr schema.GroupVersion
 	return out, nil
 }
 
-// logPacking logs the operator-facing summary of plan: one line per set of nodes with the
+// logPacking logs the operator-facing summary of result: one line per set of nodes with the
 // same instance type options.
-func logPacking(logger klog.Logger, plan *Packing) {
+func logPacking(logger klog.Logger, result *plan.Result) {
 	type group struct{ nodes, pods int }
 	groups := map[string]*group{}
 	var order []string
-	for _, n := range plan.Nodes {
+	for _, n := range result.Nodes {
 		key := strings.Join(n.InstanceTypeNames(), " ")
 		g, ok := groups[key]
 		if !ok {
@@ -253,8 +234,8 @@ func logPacking(logger klog.Logger, plan *Packing) {
 		g := groups[key]
 		logger.Info(fmt.Sprintf("Computed packing of %d node(s) for %d pod(s) with instance type option(s) [%s]", g.nodes, g.pods, key))
 	}
-	logger.V(2).Info("Provisioning round planned", "nodes", len(plan.Nodes), "unplanned", len(plan.Unplanned),
-		"checks", plan.Checks, "preFilters", plan.PreFilters, "cacheHits", plan.CacheHits)
+	logger.V(2).Info("Provisioning round planned", "nodes", len(result.Nodes), "unplanned", len(result.Unplanned),
+		"checks", result.Checks, "preFilters", result.PreFilters, "cacheHits", result.CacheHits)
 }
 
 // claimWriters is how many NodeClaims a round creates at once: one at a time, the 200 of a
@@ -263,17 +244,17 @@ const claimWriters = 8
 
 // writeClaims creates one NodeClaim per planned node, claimWriters at a time, and records the
 // reservations at once, so that PostFilter sees them before the informer does.
-func (p *Provision) writeClaims(ctx context.Context, plan *Packing) {
-	work := make(chan *PlannedNode)
+func (p *Provision) writeClaims(ctx context.Context, result *plan.Result) {
+	work := make(chan *plan.PlannedNode)
 	var wg sync.WaitGroup
-	for range min(claimWriters, len(plan.Nodes)) {
+	for range min(claimWriters, len(result.Nodes)) {
 		wg.Go(func() {
 			for n := range work {
 				p.writeClaim(ctx, n)
 			}
 		})
 	}
-	for _, n := range plan.Nodes {
+	for _, n := range result.Nodes {
 		work <- n
 	}
 	close(work)
@@ -281,7 +262,7 @@ func (p *Provision) writeClaims(ctx context.Context, plan *Packing) {
 }
 
 // writeClaim creates the NodeClaim of n and reserves its pods on it.
-func (p *Provision) writeClaim(ctx context.Context, n *PlannedNode) {
+func (p *Provision) writeClaim(ctx context.Context, n *plan.PlannedNode) {
 	logger := klog.FromContext(ctx)
 	// The scheduler kept placing pods while the round planned: a pod bound since to room
 	// that appeared needs no new node, and a node none of whose pods still wait is not
@@ -293,7 +274,7 @@ func (p *Provision) writeClaim(ctx context.Context, n *PlannedNode) {
 		}
 		n.Pods = still
 	}
-	nc, err := createNodeClaim(ctx, p.opts.Dynamic, NodeClaimFor(n))
+	nc, err := createNodeClaim(ctx, p.opts.Dynamic, plan.NodeClaimFor(n))
 	if err != nil {
 		// Its pods stay unreserved: the next round plans them again.
 		logger.Error(err, "Writing the nodeclaim of a planned node", "provisioner", n.Template.Provisioner.Name,
@@ -320,14 +301,14 @@ func (p *Provision) writeClaim(ctx context.Context, n *PlannedNode) {
 // those claims: recorded in the claim's annotation first, so that a restart keeps them. A
 // claim gone meanwhile, or a failed write, leaves its pods unreserved, to be planned again
 // when the scheduler tries them next.
-func (p *Provision) addToClaims(ctx context.Context, added []*AddedPods) {
+func (p *Provision) addToClaims(ctx context.Context, added []*plan.AddedPods) {
 	logger := klog.FromContext(ctx)
 	for _, a := range added {
 		pods := p.stillPending(a.Pods)
 		if len(pods) == 0 {
 			continue
 		}
-		refs := podRefs(pods)
+		refs := v1alpha1.PodReferencesTo(pods)
 		if err := recordAddedPods(ctx, p.opts.Dynamic, a.Claim, append(p.ledger.Added(a.Claim), refs...)); err != nil {
 			logger.Error(err, "Reserving pods in the spare room of a nodeclaim; planning them again", "nodeClaim", a.Claim, "pods", len(pods))
 			for _, pod := range pods {
@@ -376,11 +357,11 @@ func (p *Provision) stillPending(pods []*v1.Pod) []*v1.Pod {
 
 // recordUnplanned remembers why pods could not be planned, for PostFilter, and tells each
 // pod in an event.
-func (p *Provision) recordUnplanned(unplanned []*Unplanned) {
+func (p *Provision) recordUnplanned(unplanned []*plan.Unplanned) {
 	podsUnplanned.Add(float64(len(unplanned)))
 	podsUnplannedLast.Set(float64(len(unplanned)))
 	sort.Slice(unplanned, func(i, j int) bool { return unplanned[i].Pod.UID < unplanned[j].Pod.UID })
-	last := make(map[types.UID]*Unplanned, len(unplanned))
+	last := make(map[types.UID]*plan.Unplanned, len(unplanned))
 	for _, u := range unplanned {
 		last[u.Pod.UID] = u
 		p.handle.EventRecorder().Eventf(u.Pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",

@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan"
 )
 
 // A pod is stranded when the node launched for it rejects it: its reservation's grace ran out
@@ -64,7 +65,7 @@ func (p *Provision) strandRelease(logger klog.Logger, pod *v1.Pod, claim, nodeNa
 	}
 	var shape, provisioner string
 	if nc, ok := p.ledger.Claim(claim); ok {
-		shape = ShapeKey(nc.Spec.Provisioner, nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType)
+		shape = plan.ShapeKey(nc.Spec.Provisioner, nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType)
 		provisioner = nc.Spec.Provisioner
 	}
 	now := p.opts.Clock.Now()
@@ -149,22 +150,22 @@ func (p *Provision) avoidedShapes() map[types.UID]sets.Set[string] {
 
 // holdStranded splits pods into those to plan and those their strands hold back, with why;
 // provs are the round's Provisioners.
-func (p *Provision) holdStranded(pods []*v1.Pod, provs []*v1alpha1.Provisioner) ([]*v1.Pod, []*Unplanned) {
+func (p *Provision) holdStranded(pods []*v1.Pod, provs []*v1alpha1.Provisioner) ([]*v1.Pod, []*plan.Unplanned) {
 	generations := map[string]string{}
 	for _, prov := range provs {
 		generations[prov.Name] = fmt.Sprintf("%s/%d", prov.UID, prov.Generation)
 	}
-	var plan []*v1.Pod
-	var held []*Unplanned
+	var toPlan []*v1.Pod
+	var held []*plan.Unplanned
 	for _, pod := range pods {
 		if why, ok := p.strandHold(pod, generations); ok {
 			// Resolvable: PostFilter holds it while the hold lasts, and plans it after.
-			held = append(held, &Unplanned{Pod: pod, Reasons: []string{why}, Resolvable: true})
+			held = append(held, &plan.Unplanned{Pod: pod, Reasons: []string{why}, Resolvable: true})
 			continue
 		}
-		plan = append(plan, pod)
+		toPlan = append(toPlan, pod)
 	}
-	return plan, held
+	return toPlan, held
 }
 
 // pruneStrands forgets the strands of pods that are no longer pending.

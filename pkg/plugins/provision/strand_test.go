@@ -20,6 +20,8 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
 // eventsHandle is a framework handle whose events are kept, and whose pods are activated
@@ -36,7 +38,7 @@ func (h eventsHandle) Activate(_ klog.Logger, _ map[string]*v1.Pod) {}
 // launchedClaim is claim name, of the default Provisioner, launched as a t3a.micro spot in
 // us-east-1a onto node, registered at t, for pod.
 func launchedClaim(name, node, pod string, t time.Time) *v1alpha1.NodeClaim {
-	nc := registeredAt(claim(name, node, pod), t)
+	nc := registeredAt(plantest.Claim(name, node, pod), t)
 	nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType = "t3a.micro", "us-east-1a", "spot"
 	return nc
 }
@@ -50,9 +52,9 @@ func TestStrands(t *testing.T) {
 	now := time.Now()
 	clk := clocktesting.NewFakeClock(now)
 	recorder := events.NewFakeRecorder(10)
-	p := &Provision{handle: eventsHandle{recorder: recorder}, opts: Options{Clock: clk}, ledger: NewLedger(), lastUnplanned: map[types.UID]*Unplanned{}}
+	p := &Provision{handle: eventsHandle{recorder: recorder}, opts: Options{Clock: clk}, ledger: NewLedger(), lastUnplanned: map[types.UID]*plan.Unplanned{}}
 	p.batcher = newBatcher(clk, time.Second, 10*time.Second, nil)
-	pod := pendingPod("web", "100m").Obj()
+	pod := plantest.PendingPod("web", "100m").Obj()
 	statuses := framework.NewNodeToStatus(map[string]*fwk.Status{
 		"ip-1": fwk.NewStatus(fwk.UnschedulableAndUnresolvable, "node(s) didn't match Pod's node affinity/selector").WithPlugin(names.NodeAffinity),
 	}, fwk.NewStatus(fwk.UnschedulableAndUnresolvable))
@@ -107,25 +109,5 @@ func TestStrands(t *testing.T) {
 	}
 	if len(p.avoidedShapes()) != 0 {
 		t.Error("strands remembered after the provisioner changed")
-	}
-}
-
-// TestPlanAvoidsStrandedShapes: a pod that must avoid the cheapest template is planned onto
-// the next cheapest, and other pods are not affected.
-func TestPlanAvoidsStrandedShapes(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	a, b := pendingPod("a", "1").Obj(), pendingPod("b", "1").Obj()
-	in := planInput([]*v1.Pod{a}, provisioner("default", spotOnly))
-	in.Avoid = map[types.UID]sets.Set[string]{a.UID: sets.New("default/t3a.medium/us-east-1a/spot")}
-	plan, err := Plan(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := plan.Nodes[0].Template.Key; got != "default/t3a.medium/us-east-1b/spot" {
-		t.Errorf("avoiding pod planned onto %s, want default/t3a.medium/us-east-1b/spot", got)
-	}
-	in.Pods = []*v1.Pod{b}
-	if plan, _ := Plan(ctx, in); plan.Nodes[0].Template.Key != "default/t3a.medium/us-east-1a/spot" {
-		t.Errorf("another pod planned onto %s, want the cheapest", plan.Nodes[0].Template.Key)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
 // TestDeletingClaimReleasesItsPods: a NodeClaim marked for deletion (the lifecycle gave up
@@ -21,10 +22,10 @@ func TestDeletingClaimReleasesItsPods(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	p, h, clk := activatingPlugin(ctx, pendingPod("a", "1").Obj())
+	p, h, clk := activatingPlugin(ctx, plantest.PendingPod("a", "1").Obj())
 	p.activated = map[string]bool{}
 	p.batcher = newBatcher(clk, time.Second, 10*time.Second, func(context.Context) {})
-	nc := claim("c1", "", "a")
+	nc := plantest.Claim("c1", "", "a")
 	p.onNodeClaim(ctx, unstructuredClaim(t, nc))
 	if _, _, ok := p.ledger.Reservation("a"); !ok {
 		t.Fatal("pod a not reserved on its claim")

@@ -1,10 +1,7 @@
-package provision
+package plan
 
 import (
-	v1 "k8s.io/api/core/v1"
-	"k8s.io/kubernetes/pkg/scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/names"
-	schedutil "k8s.io/kubernetes/pkg/scheduler/util"
 )
 
 // interaction says how a Filter plugin's verdict on a node for a pod can depend on the other
@@ -75,64 +72,4 @@ func auditedFilters(enabled []string) bool {
 		}
 	}
 	return true
-}
-
-// constrained reports whether pod's fit can depend on other pods by its own spec, under one
-// of the podToPod plugins of filterInteractions: inter-pod (anti-)affinity or topology spread
-// (selectsPods), host ports, volumes that conflict or count per node, or resource claims
-// (sharesNode).
-func constrained(pod *v1.Pod) bool {
-	return selectsPods(pod) || sharesNode(pod)
-}
-
-// selectsPods reports whether pod has inter-pod (anti-)affinity or topology spread
-// constraints: whether it fits depends on the labels of the pods around it.
-func selectsPods(pod *v1.Pod) bool {
-	if a := pod.Spec.Affinity; a != nil && (a.PodAffinity != nil || a.PodAntiAffinity != nil) {
-		return true
-	}
-	return len(pod.Spec.TopologySpreadConstraints) > 0
-}
-
-// sharesNode reports whether pod uses something of a node that other pods may use too and
-// that a Filter plugin checks: a host port (NodePorts), a volume that conflicts, is counted
-// or bound per node (VolumeRestrictions, NodeVolumeLimits, VolumeBinding, VolumeZone), or a
-// resource claim (DynamicResources).
-func sharesNode(pod *v1.Pod) bool {
-	if len(pod.Spec.ResourceClaims) > 0 || len(schedutil.GetHostPorts(pod)) > 0 {
-		return true
-	}
-	for _, v := range pod.Spec.Volumes {
-		if nodeVolume(v) {
-			return true
-		}
-	}
-	return false
-}
-
-// nodeVolume reports whether v is a volume a Filter plugin weighs against the node's other
-// pods: claims and generic ephemeral volumes (bound, counted, ReadWriteOncePod), the inline
-// disks VolumeRestrictions compares, and inline volumes that NodeVolumeLimits counts once
-// migrated to CSI.
-func nodeVolume(v v1.Volume) bool {
-	s := v.VolumeSource
-	return s.PersistentVolumeClaim != nil || s.Ephemeral != nil ||
-		s.GCEPersistentDisk != nil || s.AWSElasticBlockStore != nil || s.ISCSI != nil || s.RBD != nil ||
-		s.AzureDisk != nil || s.AzureFile != nil || s.Cinder != nil || s.VsphereVolume != nil ||
-		s.PortworxVolume != nil
-}
-
-// restorePorts puts back the host ports that removing pod from ni took from the pods still
-// on it. NodeInfo keeps the ports in use as a set, not a count: the scheduler never places
-// two pods with one host port on a node, but the simulation, checking a plan, takes a pod out
-// of a node whose other pods may share its ports, and must not forget theirs.
-func restorePorts(ni *framework.NodeInfo, pod *v1.Pod) {
-	if len(schedutil.GetHostPorts(pod)) == 0 {
-		return
-	}
-	for _, pi := range ni.Pods {
-		for _, p := range schedutil.GetHostPorts(pi.GetPod()) {
-			ni.UsedPorts.Add(p.HostIP, string(p.Protocol), p.HostPort)
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package provision_test
+package plan_test
 
 import (
 	"context"
@@ -15,10 +15,10 @@ import (
 	nwaws "github.com/nodewright/nodewright/pkg/aws"
 	"github.com/nodewright/nodewright/pkg/aws/emulator"
 	"github.com/nodewright/nodewright/pkg/cloud"
-	"github.com/nodewright/nodewright/pkg/plugins/provision"
+	"github.com/nodewright/nodewright/pkg/plan"
 )
 
-// The benchmarks of issue 8's provisioning throughput: Plan, the code a provisioning round
+// The benchmarks of provisioning throughput: Plan, the code a provisioning round
 // runs, over the diverse mix of Karpenter's scheduling benchmark (hack/bench/workload) on
 // two catalogs. `make bench` runs them and reads the custom metrics:
 //
@@ -75,24 +75,24 @@ func benchmarkPlan(b *testing.B, types []*cloud.InstanceType, pods []*v1.Pod) {
 		ObjectMeta: metav1.ObjectMeta{Name: "default"},
 		Spec:       v1alpha1.ProvisionerSpec{NodeClassRef: v1alpha1.NodeClassReference{Name: "default"}},
 	}
-	in := provision.PlanInput{
+	in := plan.Input{
 		Pods:          pods,
 		Provisioners:  []*v1alpha1.Provisioner{prov},
 		InstanceTypes: map[string][]*cloud.InstanceType{prov.Name: types},
 		Region:        emulator.Region,
 	}
 	ctx := context.Background()
-	var plan *provision.Packing
+	var result *plan.Result
 	b.ReportAllocs()
 	for b.Loop() {
 		var err error
-		if plan, err = provision.Plan(ctx, in); err != nil {
+		if result, err = plan.Plan(ctx, in); err != nil {
 			b.Fatal(err)
 		}
 	}
 	// Counted by reason: the benchmark's log keeps only its first lines.
 	reasons := map[string]int{}
-	for _, u := range plan.Unplanned {
+	for _, u := range result.Unplanned {
 		reasons[u.Message()]++
 	}
 	if len(reasons) > 0 {
@@ -100,17 +100,17 @@ func benchmarkPlan(b *testing.B, types []*cloud.InstanceType, pods []*v1.Pod) {
 	}
 	var price float64
 	byType := map[string]int{}
-	for _, n := range plan.Nodes {
+	for _, n := range result.Nodes {
 		price += n.Template.Offering.Price
 		byType[fmt.Sprintf("%s/%s %.4f USD/h", n.Template.InstanceType.Name, n.Template.Offering.CapacityType, n.Template.Offering.Price)]++
 	}
 	b.Logf("nodes by type: %v", byType)
-	b.Logf("simulator: %d Filter runs, %d PreFilter runs, %d verdicts reused", plan.Checks, plan.PreFilters, plan.CacheHits)
+	b.Logf("simulator: %d Filter runs, %d PreFilter runs, %d verdicts reused", result.Checks, result.PreFilters, result.CacheHits)
 	b.ReportMetric(float64(len(pods))*float64(b.N)/b.Elapsed().Seconds(), "pods/s")
-	b.ReportMetric(float64(len(plan.Nodes)), "nodes")
+	b.ReportMetric(float64(len(result.Nodes)), "nodes")
 	b.ReportMetric(price, "usd/h")
 	b.ReportMetric(price/workload.LowerBound(pods, types), "cost/lb")
-	b.ReportMetric(float64(len(plan.Unplanned)), "unplanned")
+	b.ReportMetric(float64(len(result.Unplanned)), "unplanned")
 }
 
 // realCatalog returns the instance types pkg/aws's Provider builds from the EC2 emulator for

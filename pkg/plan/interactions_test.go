@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -38,14 +39,14 @@ func hostPortPods(deployments map[int32]int) []*v1.Pod {
 	var out []*v1.Pod
 	for port, replicas := range deployments {
 		for i := range replicas {
-			out = append(out, hostPortPod(pendingPod(fmt.Sprintf("%d-%d", port, i), "100m").Label("app", fmt.Sprint(port)), port).Obj())
+			out = append(out, hostPortPod(plantest.PendingPod(fmt.Sprintf("%d-%d", port, i), "100m").Label("app", fmt.Sprint(port)), port).Obj())
 		}
 	}
 	return out
 }
 
 // portsPerNode returns, by planned node, how many pods use each host port.
-func portsPerNode(plan *Packing) map[string]map[int32]int {
+func portsPerNode(plan *Result) map[string]map[int32]int {
 	out := map[string]map[int32]int{}
 	for _, n := range plan.Nodes {
 		out[n.Name] = map[int32]int{}
@@ -88,9 +89,9 @@ func TestPlanHostPorts(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
-			in := planInput(hostPortPods(tc.deployments), provisioner("default"))
+			in := planInput(hostPortPods(tc.deployments), plantest.Provisioner("default"))
 			for _, edit := range tc.daemonSets {
-				ds := daemonSet("exporter", "100m")
+				ds := plantest.DaemonSet("exporter", "100m")
 				edit(ds)
 				in.DaemonSets = append(in.DaemonSets, ds)
 			}
@@ -117,7 +118,7 @@ func TestPlanHostPorts(t *testing.T) {
 // ports as a set: taking the pod out to check it freed the port for both before.
 func TestCheckPlacedSharedHostPort(t *testing.T) {
 	logger, ctx := ktesting.NewTestContext(t)
-	t1 := NewTemplate(logger, provisioner("default"), catalog()[0], catalog()[0].Offerings[0], "us-east-1", "node-a", nil, nil)
+	t1 := NewTemplate(logger, plantest.Provisioner("default"), plantest.Catalog()[0], plantest.Catalog()[0].Offerings[0], "us-east-1", "node-a", nil, nil)
 	pods := hostPortPods(map[int32]int{80: 2})
 	sim, err := NewSimulator(ctx, DefaultFrameworkFactory(nil, nil), []*v1.Node{t1.Node}, boundTo("node-a", pods), false)
 	if err != nil {
@@ -170,9 +171,9 @@ func TestPlanUnauditedFilterPlugin(t *testing.T) {
 	}}
 	var ps []*v1.Pod
 	for i := range 3 {
-		ps = append(ps, pendingPod(fmt.Sprintf("web-%d", i), "100m").Label("app", "web").Obj())
+		ps = append(ps, plantest.PendingPod(fmt.Sprintf("web-%d", i), "100m").Label("app", "web").Obj())
 	}
-	in := planInput(ps, provisioner("default"))
+	in := planInput(ps, plantest.Provisioner("default"))
 	in.Framework = FrameworkFactoryWith(enabled, nil, outOfTree, nil)
 	plan, err := Plan(ctx, in)
 	if err != nil {

@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"maps"
@@ -43,7 +43,7 @@ type Template struct {
 	// k=v,..., if any.
 	Key string
 	// Shape is the offering it buys for its Provisioner: provisioner/type/zone/capacityType
-	// (see ShapeKey), what a stranded pod avoids (PlanInput.Avoid).
+	// (see ShapeKey), what a stranded pod avoids (Input.Avoid).
 	Shape string
 	// group names the templates of its Provisioner with the same chosen labels: the
 	// Provisioner's name, and the chosen labels if any (see packer.templates).
@@ -97,36 +97,18 @@ func templateNode(p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offer
 	labels := p.Spec.NodeLabels()
 	maps.Copy(labels, chosen)
 	maps.Copy(labels, it.Labels)
-	labels[v1.LabelHostname] = name
 	labels[v1.LabelInstanceTypeStable] = it.Name
 	labels[v1.LabelTopologyZone] = o.Zone
 	labels[v1alpha1.LabelCapacityType] = o.CapacityType
-	labels[v1alpha1.LabelProvisionerName] = p.Name
-	if region != "" {
-		labels[v1.LabelTopologyRegion] = region
-	}
 	if _, ok := labels[v1.LabelOSStable]; !ok {
 		labels[v1.LabelOSStable] = string(v1.Linux)
 	}
-	var taints []v1.Taint
-	for _, taint := range p.Spec.Taints {
-		taints = append(taints, taint.Core())
-	}
-	allocatable := it.Allocatable()
-	return &v1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, UID: types.UID("template-" + name)},
-		Spec:       v1.NodeSpec{Taints: taints},
-		Status: v1.NodeStatus{
-			Capacity:    it.Capacity.DeepCopy(),
-			Allocatable: allocatable,
-			Conditions:  []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}},
-		},
-	}
+	return readyNode(name, "template-"+name, labels, p.Name, region, p.Spec.Taints, it.Capacity.DeepCopy(), it.Allocatable())
 }
 
-// userLabels returns the labels of t's node that are the user's (v1alpha1.IsUserLabel): its
+// UserLabels returns the labels of t's node that are the user's (v1alpha1.IsUserLabel): its
 // Provisioner's (ProvisionerSpec.NodeLabels) and the Chosen ones.
-func (t *Template) userLabels() map[string]string {
+func (t *Template) UserLabels() map[string]string {
 	labels := maps.Clone(t.Node.Labels)
 	maps.DeleteFunc(labels, func(key, _ string) bool { return !v1alpha1.IsUserLabel(key) })
 	return labels
@@ -175,4 +157,36 @@ func (t *Template) renamed(name string) *Template {
 		c.DaemonPods[i] = dp
 	}
 	return &c
+}
+
+// StandIn is the stand-in of nc's node in a plan, named name: the labels of its requirements
+// (zone, capacity type and those of the user's, see NodeClaimFor), its hostname and region,
+// its taints, and no allocatable, so that nothing is planned onto it.
+func StandIn(nc *v1alpha1.NodeClaim, name, region string) *v1.Node {
+	labels := v1alpha1.RequirementLabels(nc.Spec.Requirements, nil)
+	return readyNode(name, "nodeclaim-"+nc.Name, labels, nc.Spec.Provisioner, region, nc.Spec.Taints, nil, v1.ResourceList{})
+}
+
+// readyNode returns a Ready node named name with uid, labels, its hostname, Provisioner and
+// region labels, taints, capacity and allocatable: a node of a plan, as it will register.
+func readyNode(name, uid string, labels map[string]string, provisioner, region string, taints []v1alpha1.Taint,
+	capacity, allocatable v1.ResourceList) *v1.Node {
+	labels[v1.LabelHostname] = name
+	labels[v1alpha1.LabelProvisionerName] = provisioner
+	if region != "" {
+		labels[v1.LabelTopologyRegion] = region
+	}
+	var coreTaints []v1.Taint
+	for _, t := range taints {
+		coreTaints = append(coreTaints, t.Core())
+	}
+	return &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, UID: types.UID(uid)},
+		Spec:       v1.NodeSpec{Taints: coreTaints},
+		Status: v1.NodeStatus{
+			Capacity:    capacity,
+			Allocatable: allocatable,
+			Conditions:  []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}},
+		},
+	}
 }

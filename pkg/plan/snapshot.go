@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"crypto/sha256"
@@ -13,6 +13,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/backend/cache"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
+	schedutil "k8s.io/kubernetes/pkg/scheduler/util"
 )
 
 // snapshot is the cluster as a provisioning round sees it: the existing nodes with their
@@ -39,7 +40,7 @@ type snapshot struct {
 	usedPVCs                       map[string]int
 	// pods caches what the snapshot derives from a pod, by pod.
 	pods map[*v1.Pod]*podEntry
-	// selectors counts, by constraintTerm.key, the terms of the required inter-pod
+	// selectors counts, by Term.key, the terms of the required inter-pod
 	// (anti-)affinity and topology spread constraints of the snapshot's pods: the pods one
 	// of them selects are the ones whose placement others depend on.
 	selectors map[string]*selectorEntry
@@ -54,7 +55,7 @@ type podEntry struct {
 	constrained bool
 	// class is the pod's class, computed on first use (see snapshot.class).
 	class string
-	// selectors are the keys of the pod's constraintTerms.
+	// selectors are the keys of the pod's Terms.
 	selectors []string
 	// matched caches matchedBy for selectorsGen matchedGen.
 	matchedGen uint64
@@ -64,7 +65,7 @@ type podEntry struct {
 // selectorEntry is one term of the snapshot's pods' constraints and how many of its pods
 // carry it.
 type selectorEntry struct {
-	term constraintTerm
+	term Term
 	pods int
 }
 
@@ -109,7 +110,7 @@ func (s *snapshot) entry(pod *v1.Pod) *podEntry {
 }
 
 // class returns a key shared by the pods the PreFilter plugins cannot tell apart: same
-// namespace, labels, signature (podSignature) and topology spread constraints.
+// namespace, labels, signature (PodSignature) and topology spread constraints.
 func (s *snapshot) class(pod *v1.Pod) string {
 	e := s.entry(pod)
 	if e.class == "" {
@@ -118,7 +119,7 @@ func (s *snapshot) class(pod *v1.Pod) string {
 			Labels    map[string]string
 			Signature string
 			Spread    []v1.TopologySpreadConstraint
-		}{pod.Namespace, pod.Labels, podSignature(pod), pod.Spec.TopologySpreadConstraints})
+		}{pod.Namespace, pod.Labels, PodSignature(pod), pod.Spec.TopologySpreadConstraints})
 		h := sha256.Sum256(b)
 		e.class = hex.EncodeToString(h[:16])
 	}
@@ -256,11 +257,11 @@ func (s *snapshot) IsPVCUsedByPods(key string) bool {
 	return s.usedPVCs[key] > 0
 }
 
-// registerSelectors returns the keys of pod's constraintTerms, adding each new one to
+// registerSelectors returns the keys of pod's Terms, adding each new one to
 // s.selectors with no pods.
 func (s *snapshot) registerSelectors(pod *v1.Pod, info *framework.PodInfo) []string {
 	var keys []string
-	for _, t := range newConstraintTerms(pod, info) {
+	for _, t := range newTerms(pod, info) {
 		key := t.key()
 		if _, ok := s.selectors[key]; !ok {
 			s.selectors[key] = &selectorEntry{term: t}
@@ -292,7 +293,7 @@ func (s *snapshot) matchedBy(pod *v1.Pod) selectorMatch {
 	}
 	var m selectorMatch
 	for _, sel := range s.selectors {
-		if sel.pods == 0 || (m.any && (m.anti || !sel.term.anti)) || !sel.term.selects(pod) {
+		if sel.pods == 0 || (m.any && (m.anti || !sel.term.anti)) || !sel.term.Selects(pod) {
 			continue
 		}
 		m.any = true
@@ -301,4 +302,19 @@ func (s *snapshot) matchedBy(pod *v1.Pod) selectorMatch {
 	// +1 so that the zero value of a new entry is never current.
 	e.matched, e.matchedGen = m, s.selectorsGen+1
 	return m
+}
+
+// restorePorts puts back the host ports that removing pod from ni took from the pods still
+// on it. NodeInfo keeps the ports in use as a set, not a count: the scheduler never places
+// two pods with one host port on a node, but the simulation, checking a plan, takes a pod out
+// of a node whose other pods may share its ports, and must not forget theirs.
+func restorePorts(ni *framework.NodeInfo, pod *v1.Pod) {
+	if len(schedutil.GetHostPorts(pod)) == 0 {
+		return
+	}
+	for _, pi := range ni.Pods {
+		for _, p := range schedutil.GetHostPorts(pi.GetPod()) {
+			ni.UsedPorts.Add(p.HostIP, string(p.Protocol), p.HostPort)
+		}
+	}
 }

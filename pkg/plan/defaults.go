@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	v1 "k8s.io/api/core/v1"

@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"fmt"
@@ -17,6 +17,7 @@ import (
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
 // zoneOnlyConfig is a scheduler configuration whose profile adds an affinity to us-east-1c
@@ -59,9 +60,9 @@ func TestPlanWithProfilePluginConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pod := pendingPod("a", "1").Obj()
-	licensed := pendingPod("b", "1").Req(map[v1.ResourceName]string{"example.com/licence": "1"}).Obj()
-	prov := provisioner("default", spotOnly)
+	pod := plantest.PendingPod("a", "1").Obj()
+	licensed := plantest.PendingPod("b", "1").Req(map[v1.ResourceName]string{"example.com/licence": "1"}).Obj()
+	prov := plantest.Provisioner("default", spotOnly)
 	withDefaults, err := Plan(ctx, planInput([]*v1.Pod{pod, licensed}, prov))
 	if err != nil {
 		t.Fatal(err)
@@ -149,9 +150,9 @@ func TestPlanWithHardDefaultSpread(t *testing.T) {
 	factory.WaitForCacheSync(ctx.Done())
 	var pods []*v1.Pod
 	for i := range 3 {
-		pods = append(pods, pendingPod(fmt.Sprintf("web-%d", i), "1").Label("app", "web").OwnerReference("web", appsv1.SchemeGroupVersion.WithKind("ReplicaSet")).Obj())
+		pods = append(pods, plantest.PendingPod(fmt.Sprintf("web-%d", i), "1").Label("app", "web").OwnerReference("web", appsv1.SchemeGroupVersion.WithKind("ReplicaSet")).Obj())
 	}
-	in := planInput(pods, provisioner("default", spotOnly))
+	in := planInput(pods, plantest.Provisioner("default", spotOnly))
 	in.Framework = FrameworkFactoryWith(nil, factory, nil, pluginConfig)
 	in.PluginConfig = pluginConfig
 	plan, err := Plan(ctx, in)

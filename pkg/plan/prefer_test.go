@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"testing"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
 // spotPrices sets it's spot price in the zones of prices.
@@ -87,7 +88,7 @@ func TestPlanPreferences(t *testing.T) {
 		{
 			name:  "no preferences: the cheapest zone",
 			pods:  pods(3, "1"),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
 			want:  []placement{{"default", "t3a.xlarge", "us-east-1a", 3}},
 		},
 		{
@@ -96,13 +97,13 @@ func TestPlanPreferences(t *testing.T) {
 			// t3a.xlarge in 1b, 0.046 <= 0.045 x 1.1: it is not moved to 1a.
 			name:  "pods preferring us-east-1b, weighted terms, one impossible -> us-east-1b",
 			pods:  preferredPods(3, "1", map[int32][]string{80: {"us-east-1b"}, 20: {"us-east-1b", "us-east-1c"}, 100: {impossible}}),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
 			want:  []placement{{"default", "t3a.xlarge", "us-east-1b", 3}},
 		},
 		{
 			name:  "only an impossible preference: as without preferences",
 			pods:  preferredPods(3, "1", map[int32][]string{100: {impossible}}),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
 			want:  []placement{{"default", "t3a.xlarge", "us-east-1a", 3}},
 		},
 		{
@@ -110,14 +111,14 @@ func TestPlanPreferences(t *testing.T) {
 			// weight-10 one, within the tolerance, is met.
 			name:  "the heavier preference beyond the tolerance, the lighter within -> the lighter",
 			pods:  preferredPods(1, "1", map[int32][]string{90: {"us-east-1c"}, 10: {"us-east-1b"}}),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
 			want:  []placement{{"default", "t3a.medium", "us-east-1b", 1}},
 		},
 		{
 			name:  "a preferred zone far dearer than the tolerance -> the cheapest zone",
 			pods:  preferredPods(1, "1", map[int32][]string{100: {"us-east-1b"}}),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
-			types: []*cloud.InstanceType{spotPrices(instanceType("t3a.medium", "amd64", 2, 4, 0.012, 0.0376),
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
+			types: []*cloud.InstanceType{spotPrices(plantest.InstanceType("t3a.medium", "amd64", 2, 4, 0.012, 0.0376),
 				map[string]float64{"us-east-1b": 0.02})},
 			want: []placement{{"default", "t3a.medium", "us-east-1a", 1}},
 		},
@@ -126,10 +127,10 @@ func TestPlanPreferences(t *testing.T) {
 			// whose 1b offering is 50% dearer than 1a's: the grown node is rehomed.
 			name:  "a node that grows past the tolerance in its preferred zone -> rehomed to the cheapest",
 			pods:  preferredPods(3, "1", map[int32][]string{100: {"us-east-1b"}}),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
 			types: []*cloud.InstanceType{
-				spotPrices(instanceType("t3a.medium", "amd64", 2, 4, 0.012, 0.0376), map[string]float64{"us-east-1b": 0.012}),
-				spotPrices(instanceType("t3a.xlarge", "amd64", 4, 16, 0.045, 0.1504), map[string]float64{"us-east-1b": 0.0675}),
+				spotPrices(plantest.InstanceType("t3a.medium", "amd64", 2, 4, 0.012, 0.0376), map[string]float64{"us-east-1b": 0.012}),
+				spotPrices(plantest.InstanceType("t3a.xlarge", "amd64", 4, 16, 0.045, 0.1504), map[string]float64{"us-east-1b": 0.0675}),
 			},
 			want: []placement{{"default", "t3a.xlarge", "us-east-1a", 3}},
 		},
@@ -138,21 +139,21 @@ func TestPlanPreferences(t *testing.T) {
 			// costs the same and has no taint the pod does not tolerate.
 			name:  "a PreferNoSchedule taint not tolerated -> the other Provisioner",
 			pods:  pods(1, "1"),
-			provs: []*v1alpha1.Provisioner{provisioner("a-soft", spotOnly, taintedBy("example.com/soft")), provisioner("b-plain", spotOnly)},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("a-soft", spotOnly, taintedBy("example.com/soft")), plantest.Provisioner("b-plain", spotOnly)},
 			want:  []placement{{"b-plain", "t3a.medium", "us-east-1a", 1}},
 		},
 		{
 			name:  "a PreferNoSchedule taint tolerated -> the first Provisioner",
-			pods:  []*v1.Pod{tolerates("example.com/soft")(pendingPod("a", "1")).Obj()},
-			provs: []*v1alpha1.Provisioner{provisioner("a-soft", spotOnly, taintedBy("example.com/soft")), provisioner("b-plain", spotOnly)},
+			pods:  []*v1.Pod{tolerates("example.com/soft")(plantest.PendingPod("a", "1")).Obj()},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("a-soft", spotOnly, taintedBy("example.com/soft")), plantest.Provisioner("b-plain", spotOnly)},
 			want:  []placement{{"a-soft", "t3a.medium", "us-east-1a", 1}},
 		},
 		{
 			name: "a PreferNoSchedule taint of a heavier Provisioner: its weight outranks the preference",
 			pods: pods(1, "1"),
 			provs: []*v1alpha1.Provisioner{
-				provisioner("a-soft", spotOnly, taintedBy("example.com/soft"), func(p *v1alpha1.Provisioner) { p.Spec.Weight = ptr.To[int32](10) }),
-				provisioner("b-plain", spotOnly),
+				plantest.Provisioner("a-soft", spotOnly, taintedBy("example.com/soft"), func(p *v1alpha1.Provisioner) { p.Spec.Weight = ptr.To[int32](10) }),
+				plantest.Provisioner("b-plain", spotOnly),
 			},
 			want: []placement{{"a-soft", "t3a.medium", "us-east-1a", 1}},
 		},
@@ -168,7 +169,7 @@ func TestPlanPreferences(t *testing.T) {
 				}
 				return out
 			}(),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly, xlargeOnly)},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly, xlargeOnly)},
 			want: []placement{{"default", "t3a.xlarge", "us-east-1a", 1}, {"default", "t3a.xlarge", "us-east-1b", 1},
 				{"default", "t3a.xlarge", "us-east-1c", 1}},
 		},
@@ -182,7 +183,7 @@ func TestPlanPreferences(t *testing.T) {
 				}
 				return out
 			}(),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly, xlargeOnly)},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly, xlargeOnly)},
 			want: []placement{{"default", "t3a.xlarge", "us-east-1a", 1}, {"default", "t3a.xlarge", "us-east-1b", 1},
 				{"default", "t3a.xlarge", "us-east-1c", 1}},
 		},

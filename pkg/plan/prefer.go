@@ -1,16 +1,13 @@
-package provision
+package plan
 
 import (
 	"context"
 	"slices"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/sets"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
-	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config"
-	"k8s.io/kubernetes/pkg/scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/names"
 )
 
@@ -21,65 +18,6 @@ import (
 // never at any price. The rule is nodewright's, the same for every Provisioner, and
 // documented in docs/concepts.md.
 const PreferenceTolerance = 0.10
-
-// preferencePlugins are the in-tree Score plugins that score what a pod prefers of a node
-// rather than how full the node is. Only they score templates: on an empty template,
-// NodeResourcesFit and NodeResourcesBalancedAllocation would score the instance type's size,
-// which its price already weighs, and ImageLocality knows no image of a node that does not
-// exist yet. What out-of-tree Score plugins measure is not known, so they do not score either.
-var preferencePlugins = sets.New(names.NodeAffinity, names.TaintToleration, names.InterPodAffinity, names.PodTopologySpread)
-
-// preferenceScoring returns the plugins of set that are preferencePlugins, with their
-// weights, as the plugin set of a PreScore or Score extension point on which every other
-// plugin, multi-point ones included, is disabled.
-func preferenceScoring(set config.PluginSet) config.PluginSet {
-	out := config.PluginSet{Disabled: []config.Plugin{{Name: "*"}}}
-	for _, p := range set.Enabled {
-		if preferencePlugins.Has(p.Name) {
-			out.Enabled = append(out.Enabled, p)
-		}
-	}
-	return out
-}
-
-// Score runs the framework's PreScore and Score plugins (preferencePlugins, see
-// FrameworkFactoryWith) for pod over templates, each as a new node with only its DaemonSet
-// pods, as the scheduler scores the nodes that passed its filters: PreScore reads the
-// snapshot, Score and NormalizeScore the templates, and the plugins' scores are weighted as
-// the profile weighs them. It returns each template's total score.
-func (s *Simulator) Score(ctx context.Context, pod *v1.Pod, templates []*Template) ([]int64, *fwk.Status) {
-	nodes := make([]fwk.NodeInfo, len(templates))
-	for i, t := range templates {
-		nodes[i] = s.scoredNode(t)
-	}
-	state := framework.NewCycleState()
-	if st := s.fw.RunPreScorePlugins(ctx, state, pod, nodes); !st.IsSuccess() {
-		return nil, st
-	}
-	scores, st := s.fw.RunScorePlugins(ctx, state, pod, nodes)
-	if !st.IsSuccess() {
-		return nil, st
-	}
-	out := make([]int64, len(scores))
-	for i, sc := range scores {
-		out[i] = sc.TotalScore
-	}
-	return out, nil
-}
-
-// scoredNode returns the NodeInfo of t empty but for its DaemonSet pods, outside the
-// snapshot, named after t's key: PodTopologySpread tells the scored nodes apart by name.
-func (s *Simulator) scoredNode(t *Template) *framework.NodeInfo {
-	if s.scored == nil {
-		s.scored = map[string]*framework.NodeInfo{}
-	}
-	ni, ok := s.scored[t.Key]
-	if !ok {
-		ni = s.emptyNode(t, "nodewright-scored/"+t.Key)
-		s.scored[t.Key] = ni
-	}
-	return ni
-}
 
 // prefers reports, once per pod, whether pod has preferences the templates can meet or not:
 // preferred node affinity (its own, or the profile's addedAffinity), preferred inter-pod
@@ -126,32 +64,32 @@ func (p *packer) hasPreferences(pod *v1.Pod) bool {
 	return false
 }
 
-// preferred returns the template a new node n for pod, which prefers, opens as, given t,
-// the template price alone chooses (the cheapest that accepts pod, of the heaviest
+// preferred returns the template a new node n for f's pod, which prefers, opens as, given t,
+// the template price alone chooses (the cheapest that accepts the pod, of the heaviest
 // Provisioner that has one): of the templates that accept pod, of the Provisioners of t's
 // weight and priced at most PreferenceTolerance above t, the one choose picks. A Provisioner's
 // weight outranks a pod's preferences, as it outranks price. n ends up installed as the
 // template returned.
-func (p *packer) preferred(ctx context.Context, n *openNode, t *Template, pod *v1.Pod, sig string, req v1.ResourceList, independent bool) *Template {
+func (p *packer) preferred(ctx context.Context, n *openNode, t *Template, f *podFacts) *Template {
 	limit := t.Offering.Price * (1 + PreferenceTolerance)
 	fits := []*Template{t}
 	for _, prov := range p.provs {
 		if weight(prov) != weight(t.Provisioner) {
 			continue
 		}
-		for _, o := range p.templatesFor(prov, pod, sig) {
+		for _, o := range p.templatesFor(prov, f.pod, f.sig) {
 			if o.Offering.Price > limit {
 				break
 			}
-			if o != t && p.accepts(ctx, n, o, pod, sig, req, independent) {
+			if o != t && p.accepts(ctx, n, o, f) {
 				fits = append(fits, o)
 			}
 		}
 	}
 	// The scheduler scores nodes for a pod with the pod nowhere; n holds none of its pods yet.
-	p.sim.snap.removeNode(n.name)
-	chosen := p.choose(ctx, []*v1.Pod{pod}, fits)
-	p.install(ctx, n, chosen)
+	p.sim.RemoveNode(n.name)
+	chosen := p.choose(ctx, []*v1.Pod{f.pod}, fits)
+	p.install(n, chosen)
 	return chosen
 }
 
@@ -176,9 +114,9 @@ func (p *packer) preferredHome(ctx context.Context, n *openNode, t *Template) *T
 		}
 	}
 	// The pods are scored as pods to place: with them and their node out of the snapshot.
-	p.sim.snap.removeNode(n.name)
+	p.sim.RemoveNode(n.name)
 	chosen := p.choose(ctx, n.pods, fits)
-	p.install(ctx, n, current)
+	p.install(n, current)
 	return chosen
 }
 
@@ -186,7 +124,7 @@ func (p *packer) preferredHome(ctx context.Context, n *openNode, t *Template) *T
 // price alone chooses and the others priced at most PreferenceTolerance above it: the one
 // with the highest total of the pods' scores (see Simulator.Score), the cheapest of those,
 // fits[0] whenever it has that score. A preference no template meets scores the same on
-// every template and so changes nothing: it relaxes itself. Pods alike (podSignature) are
+// every template and so changes nothing: it relaxes itself. Pods alike (PodSignature) are
 // scored once, as many times as there are of them.
 func (p *packer) choose(ctx context.Context, pods []*v1.Pod, fits []*Template) *Template {
 	if len(fits) < 2 {

@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
 // randomPods returns 1-8 pods with random requests, zone or arch selectors, tolerations of
@@ -27,10 +28,10 @@ func randomPods(r *rand.Rand, c int) []*v1.Pod {
 	var pods []*v1.Pod
 	for i := range 1 + r.IntN(8) {
 		app := fmt.Sprintf("app-%d", r.IntN(3))
-		w := pendingPod(fmt.Sprintf("c%d-p%d", c, i), fmt.Sprintf("%dm", 100+r.IntN(4000))).Label("app", app)
+		w := plantest.PendingPod(fmt.Sprintf("c%d-p%d", c, i), fmt.Sprintf("%dm", 100+r.IntN(4000))).Label("app", app)
 		switch r.IntN(4) {
 		case 0:
-			w = w.NodeSelector(map[string]string{v1.LabelTopologyZone: testZones[r.IntN(len(testZones))]})
+			w = w.NodeSelector(map[string]string{v1.LabelTopologyZone: plantest.Zones[r.IntN(len(plantest.Zones))]})
 		case 1:
 			w = w.NodeSelector(map[string]string{v1.LabelArchStable: []string{"amd64", "arm64"}[r.IntN(2)]})
 		}
@@ -124,16 +125,16 @@ func TestNoStrandedPods(t *testing.T) {
 	planned, unplanned := 0, 0
 	for c := range cases {
 		_, ctx := ktesting.NewTestContext(t)
-		provs := []*v1alpha1.Provisioner{provisioner("default")}
+		provs := []*v1alpha1.Provisioner{plantest.Provisioner("default")}
 		if r.IntN(2) == 0 {
-			provs = append(provs, provisioner("tainted", func(p *v1alpha1.Provisioner) {
+			provs = append(provs, plantest.Provisioner("tainted", func(p *v1alpha1.Provisioner) {
 				p.Spec.Taints = []v1alpha1.Taint{{Key: "team", Value: "x", Effect: v1.TaintEffectNoSchedule}}
 			}))
 		}
 		in := planInput(randomPods(r, c), provs...)
 		in.Framework = newFramework
 		if r.IntN(3) == 0 {
-			in.DaemonSets = append(in.DaemonSets, daemonSet("agent", fmt.Sprintf("%dm", 100+r.IntN(900))))
+			in.DaemonSets = append(in.DaemonSets, plantest.DaemonSet("agent", fmt.Sprintf("%dm", 100+r.IntN(900))))
 		}
 		plan, err := Plan(ctx, in)
 		if err != nil {

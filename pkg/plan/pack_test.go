@@ -1,4 +1,4 @@
-package provision
+package plan
 
 import (
 	"fmt"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
 // placement is a planned node as the tests compare it.
@@ -33,7 +34,7 @@ func spotOnly(p *v1alpha1.Provisioner) {
 func pods(n int, cpu string) []*v1.Pod {
 	var out []*v1.Pod
 	for i := range n {
-		out = append(out, pendingPod(fmt.Sprintf("inflate-%d", i), cpu).Obj())
+		out = append(out, plantest.PendingPod(fmt.Sprintf("inflate-%d", i), cpu).Obj())
 	}
 	return out
 }
@@ -53,41 +54,41 @@ func TestPlan(t *testing.T) {
 		{
 			name:  "seed: 5 pods x 1 cpu, spot -> one t3a.2xlarge",
 			pods:  pods(5, "1"),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
 			// 5 cpu + 0.5 cpu of DaemonSet = 5.5 > t3a.xlarge's 4-0.1 = 3.9, <= t3a.2xlarge's 7.9.
-			daemonSets: []*appsv1.DaemonSet{daemonSet("kube-proxy", "500m")},
+			daemonSets: []*appsv1.DaemonSet{plantest.DaemonSet("kube-proxy", "500m")},
 			want:       []placement{{"t3a.2xlarge", "us-east-1a", "spot", 5}},
 		},
 		{
 			name:  "3 pods x 1 cpu fit a t3a.xlarge: 3 <= 3.9",
 			pods:  pods(3, "1"),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
 			want:  []placement{{"t3a.xlarge", "us-east-1a", "spot", 3}},
 		},
 		{
 			name: "a DaemonSet requesting 1 cpu sizes the node: 3+1 = 4 > 3.9",
-			pods: pods(3, "1"), provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
-			daemonSets: []*appsv1.DaemonSet{daemonSet("agent", "1")},
+			pods: pods(3, "1"), provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
+			daemonSets: []*appsv1.DaemonSet{plantest.DaemonSet("agent", "1")},
 			want:       []placement{{"t3a.2xlarge", "us-east-1a", "spot", 3}},
 		},
 		{
 			name:  "arm64 only",
-			pods:  []*v1.Pod{pendingPod("a", "1").NodeSelector(map[string]string{v1.LabelArchStable: "arm64"}).Obj()},
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			pods:  []*v1.Pod{plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1.LabelArchStable: "arm64"}).Obj()},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
 			want:  []placement{{"m6g.xlarge", "us-east-1a", "spot", 1}},
 		},
 		{
 			name: "a provisioner that names arm64 gets pods that select no architecture",
 			pods: pods(1, "1"),
-			provs: []*v1alpha1.Provisioner{provisioner("graviton", spotOnly, func(p *v1alpha1.Provisioner) {
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("graviton", spotOnly, func(p *v1alpha1.Provisioner) {
 				p.Spec.Requirements = append(p.Spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1.LabelArchStable, Operator: v1.NodeSelectorOpIn, Values: []string{"arm64"}})
 			})},
 			want: []placement{{"m6g.xlarge", "us-east-1a", "spot", 1}},
 		},
 		{
 			name: "a provisioner that allows only arm64 explains the default to an amd64 pod",
-			pods: []*v1.Pod{pendingPod("a", "1").NodeSelector(map[string]string{v1.LabelArchStable: "amd64"}).Obj()},
-			provs: []*v1alpha1.Provisioner{provisioner("graviton", spotOnly, func(p *v1alpha1.Provisioner) {
+			pods: []*v1.Pod{plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1.LabelArchStable: "amd64"}).Obj()},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("graviton", spotOnly, func(p *v1alpha1.Provisioner) {
 				p.Spec.Requirements = append(p.Spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1.LabelArchStable, Operator: v1.NodeSelectorOpIn, Values: []string{"arm64"}})
 			})},
 			wantUnplanned: []string{`no instance type in provisioner "graviton" matches the pod's node selector and affinity`},
@@ -95,14 +96,14 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name:  "a GPU request -> the GPU type",
-			pods:  []*v1.Pod{pendingPod("a", "1").Req(map[v1.ResourceName]string{"nvidia.com/gpu": "1"}).Obj()},
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			pods:  []*v1.Pod{plantest.PendingPod("a", "1").Req(map[v1.ResourceName]string{"nvidia.com/gpu": "1"}).Obj()},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
 			want:  []placement{{"g4dn.xlarge", "us-east-1a", "spot", 1}},
 		},
 		{
 			name: "only GPU types: a pod without a GPU request is explained",
 			pods: pods(1, "1"),
-			provs: []*v1alpha1.Provisioner{provisioner("gpu", spotOnly, func(p *v1alpha1.Provisioner) {
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("gpu", spotOnly, func(p *v1alpha1.Provisioner) {
 				p.Spec.Requirements = append(p.Spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1.LabelInstanceTypeStable, Operator: v1.NodeSelectorOpIn, Values: []string{"g4dn.xlarge"}})
 			})},
 			wantUnplanned: []string{`no instance type in provisioner "gpu" matches the pod's node selection: pods that request no GPU are not planned onto GPU nodes`},
@@ -110,14 +111,14 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name:  "zone selector",
-			pods:  []*v1.Pod{pendingPod("a", "1").NodeSelector(map[string]string{v1.LabelTopologyZone: "us-east-1c"}).Obj()},
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			pods:  []*v1.Pod{plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1.LabelTopologyZone: "us-east-1c"}).Obj()},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
 			want:  []placement{{"t3a.medium", "us-east-1c", "spot", 1}},
 		},
 		{
 			name:  "on-demand only",
-			pods:  []*v1.Pod{pendingPod("a", "1").NodeSelector(map[string]string{v1alpha1.LabelCapacityType: "on-demand"}).Obj()},
-			provs: []*v1alpha1.Provisioner{provisioner("default")},
+			pods:  []*v1.Pod{plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1alpha1.LabelCapacityType: "on-demand"}).Obj()},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default")},
 			want:  []placement{{"t3a.medium", "us-east-1a", "on-demand", 1}},
 		},
 		{
@@ -125,12 +126,12 @@ func TestPlan(t *testing.T) {
 			pods: func() []*v1.Pod {
 				var out []*v1.Pod
 				for i := range 4 {
-					out = append(out, pendingPod(fmt.Sprintf("web-%d", i), "500m").Label("app", "web").
+					out = append(out, plantest.PendingPod(fmt.Sprintf("web-%d", i), "500m").Label("app", "web").
 						PodAntiAffinityExists("app", v1.LabelHostname, st.PodAntiAffinityWithRequiredReq).Obj())
 				}
 				return out
 			}(),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
 			want: []placement{
 				{"t3a.medium", "us-east-1a", "spot", 1}, {"t3a.medium", "us-east-1a", "spot", 1},
 				{"t3a.medium", "us-east-1a", "spot", 1}, {"t3a.medium", "us-east-1a", "spot", 1},
@@ -141,19 +142,19 @@ func TestPlan(t *testing.T) {
 			pods: func() []*v1.Pod {
 				var out []*v1.Pod
 				for i := range 6 {
-					out = append(out, pendingPod(fmt.Sprintf("spread-%d", i), "500m").Label("app", "spread").
+					out = append(out, plantest.PendingPod(fmt.Sprintf("spread-%d", i), "500m").Label("app", "spread").
 						SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule, st.MakeLabelSelector().Exists("app").Obj(), nil, nil, nil, nil).Obj())
 				}
 				return out
 			}(),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly)},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
 			// 2 pods x 0.5 cpu per zone: a t3a.medium (1.9 cpu) each.
 			want: []placement{{"t3a.medium", "us-east-1a", "spot", 2}, {"t3a.medium", "us-east-1b", "spot", 2}, {"t3a.medium", "us-east-1c", "spot", 2}},
 		},
 		{
 			name: "provisioner taint not tolerated -> explained, static",
 			pods: pods(1, "1"),
-			provs: []*v1alpha1.Provisioner{provisioner("ml", func(p *v1alpha1.Provisioner) {
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("ml", func(p *v1alpha1.Provisioner) {
 				p.Spec.Taints = []v1alpha1.Taint{{Key: "nodewright.dev/team", Value: "ml", Effect: v1.TaintEffectNoSchedule}}
 			})},
 			wantUnplanned: []string{`provisioner "ml": taint nodewright.dev/team=ml:NoSchedule not tolerated`},
@@ -161,8 +162,8 @@ func TestPlan(t *testing.T) {
 		},
 		{
 			name: "provisioner taint tolerated",
-			pods: []*v1.Pod{pendingPod("a", "1").Toleration("nodewright.dev/team").Obj()},
-			provs: []*v1alpha1.Provisioner{provisioner("ml", spotOnly, func(p *v1alpha1.Provisioner) {
+			pods: []*v1.Pod{plantest.PendingPod("a", "1").Toleration("nodewright.dev/team").Obj()},
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("ml", spotOnly, func(p *v1alpha1.Provisioner) {
 				p.Spec.Taints = []v1alpha1.Taint{{Key: "nodewright.dev/team", Value: "ml", Effect: v1.TaintEffectNoSchedule}}
 			})},
 			want: []placement{{"t3a.medium", "us-east-1a", "spot", 1}},
@@ -170,14 +171,14 @@ func TestPlan(t *testing.T) {
 		{
 			name:          "pod bigger than every type: 200 > 16-0.1",
 			pods:          pods(1, "200"),
-			provs:         []*v1alpha1.Provisioner{provisioner("default")},
+			provs:         []*v1alpha1.Provisioner{plantest.Provisioner("default")},
 			wantUnplanned: []string{`no instance type in provisioner "default" satisfies: cpu request 200 > largest allocatable 15.9`},
 			wantStatic:    true,
 		},
 		{
 			name: "cpu limit 10, 6 used: one 4-cpu node fits, the second pod waits",
 			pods: pods(2, "3"),
-			provs: []*v1alpha1.Provisioner{provisioner("default", spotOnly, func(p *v1alpha1.Provisioner) {
+			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly, func(p *v1alpha1.Provisioner) {
 				p.Spec.Limits = v1.ResourceList{v1.ResourceCPU: resource.MustParse("10")}
 			})},
 			used: map[string]v1.ResourceList{"default": {v1.ResourceCPU: resource.MustParse("6")}},
@@ -190,8 +191,8 @@ func TestPlan(t *testing.T) {
 			name: "the heavier provisioner wins",
 			pods: pods(1, "1"),
 			provs: []*v1alpha1.Provisioner{
-				provisioner("cheap", spotOnly),
-				provisioner("heavy", func(p *v1alpha1.Provisioner) {
+				plantest.Provisioner("cheap", spotOnly),
+				plantest.Provisioner("heavy", func(p *v1alpha1.Provisioner) {
 					p.Spec.Weight = ptr.To[int32](50)
 					p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"on-demand"}}}
 				}),
@@ -235,7 +236,7 @@ func TestPlan(t *testing.T) {
 
 func TestPlanOptions(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	plan, err := Plan(ctx, planInput([]*v1.Pod{pendingPod("a", "1").Obj()}, provisioner("default")))
+	plan, err := Plan(ctx, planInput([]*v1.Pod{plantest.PendingPod("a", "1").Obj()}, plantest.Provisioner("default")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,10 +253,10 @@ func TestPlanOptions(t *testing.T) {
 // there.
 func TestPlanRehomesToTheCheapestZone(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	small := instanceType("t3a.medium", "amd64", 2, 4, 0.012, 0.0376, "us-east-1a", "us-east-1b")
-	large := instanceType("t3a.2xlarge", "amd64", 8, 32, 0.09, 0.3008, "us-east-1a", "us-east-1b")
+	small := plantest.InstanceType("t3a.medium", "amd64", 2, 4, 0.012, 0.0376, "us-east-1a", "us-east-1b")
+	large := plantest.InstanceType("t3a.2xlarge", "amd64", 8, 32, 0.09, 0.3008, "us-east-1a", "us-east-1b")
 	large.Offerings[2].Price = 0.07 // spot in us-east-1b
-	in := planInput(pods(5, "1"), provisioner("default", spotOnly))
+	in := planInput(pods(5, "1"), plantest.Provisioner("default", spotOnly))
 	in.InstanceTypes["default"] = []*cloud.InstanceType{small, large}
 	plan, err := Plan(ctx, in)
 	if err != nil {
@@ -273,9 +274,9 @@ func TestPlanRehomesToTheCheapestZone(t *testing.T) {
 // every pod planned (the prescreen counts pods, not only CPU and memory).
 func TestPlanCountsPodsAgainstMaxPods(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	it := instanceType("t3a.2xlarge", "amd64", 8, 32, 0.09, 0.3008)
+	it := plantest.InstanceType("t3a.2xlarge", "amd64", 8, 32, 0.09, 0.3008)
 	it.Capacity[v1.ResourcePods] = resource.MustParse("4")
-	in := planInput(pods(6, "100m"), provisioner("default", spotOnly))
+	in := planInput(pods(6, "100m"), plantest.Provisioner("default", spotOnly))
 	in.InstanceTypes["default"] = []*cloud.InstanceType{it}
 	plan, err := Plan(ctx, in)
 	if err != nil {
@@ -309,7 +310,7 @@ func TestPlanPodsAlikeButForTheirTokenVolume(t *testing.T) {
 	}
 	t.Run("independent", func(t *testing.T) {
 		_, ctx := ktesting.NewTestContext(t)
-		plan, err := Plan(ctx, planInput(withToken(pods(20, "1")), provisioner("default", spotOnly)))
+		plan, err := Plan(ctx, planInput(withToken(pods(20, "1")), plantest.Provisioner("default", spotOnly)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,7 +321,7 @@ func TestPlanPodsAlikeButForTheirTokenVolume(t *testing.T) {
 	})
 	t.Run("spread", func(t *testing.T) {
 		_, ctx := ktesting.NewTestContext(t)
-		plan, err := Plan(ctx, planInput(spread(withToken(pods(20, "1"))), provisioner("default", spotOnly)))
+		plan, err := Plan(ctx, planInput(spread(withToken(pods(20, "1"))), plantest.Provisioner("default", spotOnly)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,9 +1,10 @@
-package provision
+package plan
 
 import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
 	v1 "k8s.io/api/core/v1"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	"k8s.io/kubernetes/test/utils/ktesting"
@@ -12,7 +13,7 @@ import (
 // affineTo returns a pending pod of app that requires, by topologyKey, to be with a pod of
 // target ("" for none).
 func affineTo(name, app, target, topologyKey, cpu string) *v1.Pod {
-	w := pendingPod(name, cpu).Label("app", app)
+	w := plantest.PendingPod(name, cpu).Label("app", app)
 	if target != "" {
 		w = w.PodAffinityIn("app", topologyKey, []string{target}, st.PodAffinityWithRequiredReq)
 	}
@@ -79,7 +80,7 @@ func TestPlanAffinityChain(t *testing.T) {
 		affineTo("a-ui", "ui", "cache", v1.LabelHostname, "600m"), affineTo("b-cache", "cache", "web", v1.LabelHostname, "600m"),
 		affineTo("c-web", "web", "db", v1.LabelHostname, "600m"), affineTo("d-db", "db", "", "", "600m"),
 	}
-	plan, err := Plan(ctx, planInput(pods, provisioner("default", spotOnly)))
+	plan, err := Plan(ctx, planInput(pods, plantest.Provisioner("default", spotOnly)))
 	if err != nil {
 		t.Fatal(err)
 	}

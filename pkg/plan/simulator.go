@@ -1,180 +1,18 @@
-package provision
+package plan
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"strings"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/client-go/informers"
-	clientsetfake "k8s.io/client-go/kubernetes/fake"
-	resourcehelper "k8s.io/component-helpers/resource"
-	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
-	configv1 "k8s.io/kube-scheduler/config/v1"
 	fwk "k8s.io/kube-scheduler/framework"
-	v1helper "k8s.io/kubernetes/pkg/apis/core/v1/helper"
-	"k8s.io/kubernetes/pkg/scheduler/apis/config"
-	"k8s.io/kubernetes/pkg/scheduler/apis/config/scheme"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
-	"k8s.io/kubernetes/pkg/scheduler/framework/plugins"
 	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/names"
-	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
-	schedulermetrics "k8s.io/kubernetes/pkg/scheduler/metrics"
 )
-
-// FrameworkFactory builds the scheduler framework a round simulates with, reading the
-// cluster from lister. Only its PreFilter and Filter plugins are used, and its PreScore and
-// Score plugins for pods with preferences (see Simulator.Score).
-type FrameworkFactory func(ctx context.Context, lister fwk.SharedLister) (framework.Framework, error)
-
-// DefaultFrameworkFactory returns a factory of frameworks with the in-tree plugins and their
-// default args: the PreFilter and Filter plugins of enabled when it is not nil (a running
-// scheduler's profile, see framework.Framework.ListPlugins), else kube-scheduler's default
-// profile. Only PreFilter and Filter ever run, and the Score plugins of preferences
-// (preferencePlugins).
-// informerFactory feeds the plugins that read the cluster (volumes, CSI nodes); nil means an
-// empty cluster, as in tests.
-func DefaultFrameworkFactory(enabled *config.Plugins, informerFactory informers.SharedInformerFactory) FrameworkFactory {
-	return FrameworkFactoryWith(enabled, informerFactory, nil, nil)
-}
-
-// FrameworkFactoryWith is DefaultFrameworkFactory with the out-of-tree plugins of
-// outOfTree too, so that a profile's own Filter plugins judge the templates as they will
-// judge the nodes, and with the args of pluginConfig, the profile's, when it is not nil
-// (see ProfilePluginConfig). Provision itself, and any enabled plugin neither registry has,
-// is left out.
-func FrameworkFactoryWith(enabled *config.Plugins, informerFactory informers.SharedInformerFactory, outOfTree frameworkruntime.Registry,
-	pluginConfig []config.PluginConfig) FrameworkFactory {
-	registry := plugins.NewInTreeRegistry()
-	if err := registry.Merge(outOfTree); err != nil {
-		return func(context.Context, fwk.SharedLister) (framework.Framework, error) {
-			return nil, fmt.Errorf("merging the out-of-tree plugins: %w", err)
-		}
-	}
-	delete(registry, Name)
-	keep := func(set config.PluginSet) config.PluginSet {
-		out := config.PluginSet{}
-		for _, p := range set.Enabled {
-			// Dynamic resource allocation needs the scheduler's DRA manager, which a
-			// simulation does not have; pods with resource claims are not modelled.
-			if _, ok := registry[p.Name]; ok && p.Name != names.DynamicResources {
-				out.Enabled = append(out.Enabled, p)
-			}
-		}
-		return out
-	}
-	return func(ctx context.Context, lister fwk.SharedLister) (framework.Framework, error) {
-		// The framework records into the scheduler's metrics; registering is idempotent.
-		schedulermetrics.Register()
-		versioned := configv1.KubeSchedulerConfiguration{}
-		scheme.Scheme.Default(&versioned)
-		cfg := config.KubeSchedulerConfiguration{}
-		if err := scheme.Scheme.Convert(&versioned, &cfg, nil); err != nil {
-			return nil, fmt.Errorf("defaulting the scheduler configuration: %w", err)
-		}
-		profile := cfg.Profiles[0]
-		// The framework's plugin metrics are labelled with it, apart from the real profile's.
-		profile.SchedulerName = simulationProfileName
-		if pluginConfig != nil {
-			profile.PluginConfig = pluginConfig
-		}
-		if enabled != nil {
-			// Only what deciding feasibility and scoring preferences need, plus the queue sort
-			// and bind plugins the framework insists on (they never run here).
-			profile.Plugins = &config.Plugins{PreFilter: keep(enabled.PreFilter), Filter: keep(enabled.Filter),
-				PreScore: preferenceScoring(enabled.PreScore), Score: preferenceScoring(enabled.Score),
-				QueueSort: enabled.QueueSort, Bind: enabled.Bind}
-		} else {
-			profile.Plugins.MultiPoint = keep(profile.Plugins.MultiPoint)
-			profile.Plugins.PreFilter = keep(profile.Plugins.PreFilter)
-			profile.Plugins.Filter = keep(profile.Plugins.Filter)
-			profile.Plugins.PreScore = preferenceScoring(profile.Plugins.MultiPoint)
-			profile.Plugins.Score = preferenceScoring(profile.Plugins.MultiPoint)
-		}
-		client := clientsetfake.NewClientset()
-		if informerFactory == nil {
-			informerFactory = informers.NewSharedInformerFactory(client, 0)
-		}
-		return frameworkruntime.NewFramework(ctx, registry, &profile,
-			frameworkruntime.WithSnapshotSharedLister(lister),
-			frameworkruntime.WithInformerFactory(informerFactory),
-			frameworkruntime.WithClientSet(client),
-			frameworkruntime.WithLogger(klog.FromContext(ctx)),
-		)
-	}
-}
-
-// ProfilePluginConfig returns the pluginConfig of the profile named profileName in the
-// KubeSchedulerConfiguration file, defaulted as kube-scheduler defaults it: the args the
-// profile's plugins run with. The simulation's plugins then filter as the scheduler's do:
-// NodeAffinity's addedAffinity, PodTopologySpread's default constraints, NodeResourcesFit's
-// ignored resources and the args of out-of-tree plugins all count.
-func ProfilePluginConfig(file, profileName string) ([]config.PluginConfig, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("reading the scheduler configuration: %w", err)
-	}
-	obj, _, err := scheme.Codecs.UniversalDecoder().Decode(data, nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("decoding the scheduler configuration %s: %w", file, err)
-	}
-	cfg, ok := obj.(*config.KubeSchedulerConfiguration)
-	if !ok {
-		return nil, fmt.Errorf("decoding the scheduler configuration %s: got %T, want a KubeSchedulerConfiguration", file, obj)
-	}
-	for _, p := range cfg.Profiles {
-		if p.SchedulerName == profileName {
-			return p.PluginConfig, nil
-		}
-	}
-	return nil, fmt.Errorf("the scheduler configuration %s has no profile %q", file, profileName)
-}
-
-// HardDefaultSpread reports whether the PodTopologySpread args of pluginConfig give pods
-// without constraints of their own default constraints that filter (whenUnsatisfiable
-// DoNotSchedule): then any pod's fit may depend on other pods.
-func HardDefaultSpread(pluginConfig []config.PluginConfig) bool {
-	for _, pc := range pluginConfig {
-		args, ok := pc.Args.(*config.PodTopologySpreadArgs)
-		if pc.Name != names.PodTopologySpread || !ok || args.DefaultingType != config.ListDefaulting {
-			continue
-		}
-		for _, c := range args.DefaultConstraints {
-			if c.WhenUnsatisfiable == v1.DoNotSchedule {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// IgnoredResources returns whether the NodeResourcesFit args of pluginConfig leave an
-// extended resource out of its fit (ignoredResources, ignoredResourceGroups), as the
-// plugin decides it; nil if they leave out none.
-func IgnoredResources(pluginConfig []config.PluginConfig) func(v1.ResourceName) bool {
-	for _, pc := range pluginConfig {
-		args, ok := pc.Args.(*config.NodeResourcesFitArgs)
-		if pc.Name != names.NodeResourcesFit || !ok || len(args.IgnoredResources)+len(args.IgnoredResourceGroups) == 0 {
-			continue
-		}
-		resources, groups := sets.New(args.IgnoredResources...), sets.New(args.IgnoredResourceGroups...)
-		return func(name v1.ResourceName) bool {
-			group, _, _ := strings.Cut(string(name), "/")
-			return v1helper.IsExtendedResourceName(name) && (resources.Has(string(name)) || groups.Has(group))
-		}
-	}
-	return nil
-}
-
-// simulationProfileName is the profile name of simulation frameworks.
-const simulationProfileName = "nodewright-simulation"
 
 // Simulator decides whether pods fit nodes, existing or planned, by running the framework's
 // PreFilter and Filter plugins over its snapshot, as the scheduler will once the planned
@@ -188,13 +26,13 @@ type Simulator struct {
 	// pre is the last PreFilter run: a pod checked on node after node with the snapshot
 	// unchanged has its PreFilter state computed once, as in the scheduler's cycle.
 	pre preFilterRun
-	// knownPreFilters is true when every PreFilter plugin of the profile is one whose
+	// stateFree is true when every PreFilter plugin of the profile is one whose
 	// outcome for an independent pod does not depend on the other pods and nodes (see
 	// stateFreePreFilters). Then such a pod's PreFilter state is kept for the round
 	// (independentPre), and its fit on an empty template is decided without adding the
 	// template to the snapshot.
-	knownPreFilters bool
-	independentPre  map[string]*preFilterRun // by snapshot.class
+	stateFree      bool
+	independentPre map[string]*preFilterRun // by snapshot.class
 	// placedPre are PreFilter runs over the snapshot for pods already in it, by class (see
 	// snapshot.class), for CheckPlaced.
 	placedPre map[string]*preFilterRun
@@ -254,7 +92,7 @@ func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v
 			allConstrained = true
 		}
 	}
-	return &Simulator{fw: fw, snap: snap, verdicts: map[string]*fwk.Status{}, knownPreFilters: known, allConstrained: allConstrained,
+	return &Simulator{fw: fw, snap: snap, verdicts: map[string]*fwk.Status{}, stateFree: known, allConstrained: allConstrained,
 		independentPre: map[string]*preFilterRun{}, placedPre: map[string]*preFilterRun{}, probes: map[string]*framework.NodeInfo{},
 		copies: map[string]*Template{}}, nil
 }
@@ -330,12 +168,12 @@ func (s *Simulator) CheckPlaced(ctx context.Context, logger klog.Logger, pod *v1
 	}
 	class := s.snap.class(pod)
 	run := s.placedPre[class]
-	if s.knownPreFilters && (run == nil || run.gen != s.snap.gen) {
+	if s.stateFree && (run == nil || run.gen != s.snap.gen) {
 		r := s.preFilter(ctx, pod)
 		run = &r
 		s.placedPre[class] = run
 	}
-	if !s.knownPreFilters || !run.status.IsSuccess() {
+	if !s.stateFree || !run.status.IsSuccess() {
 		// Out-of-tree PreFilter plugins may have no RemovePod extension, and a failed
 		// PreFilter says nothing about the pod out of the snapshot: check it out of it.
 		if err := s.snap.removePod(logger, pod, nodeName); err != nil {
@@ -375,7 +213,7 @@ func (s *Simulator) CheckEmpty(ctx context.Context, pod *v1.Pod, sig string, t *
 		}
 	}
 	var st *fwk.Status
-	if cacheable && s.knownPreFilters {
+	if cacheable && s.stateFree {
 		// Nothing the PreFilter plugins compute for the pod depends on the snapshot, and
 		// nothing the Filter plugins read for it beyond the node: no need to add t to it.
 		class := s.snap.class(pod)
@@ -410,13 +248,7 @@ func (s *Simulator) probe(t *Template) *framework.NodeInfo {
 
 // emptyNode returns a NodeInfo of t named name, with its DaemonSet pods only.
 func (s *Simulator) emptyNode(t *Template, name string) *framework.NodeInfo {
-	c := s.renamed(t, name)
-	ni := framework.NewNodeInfo()
-	ni.SetNode(c.Node)
-	for _, dp := range c.DaemonPods {
-		ni.AddPodInfo(s.snap.entry(dp).info)
-	}
-	return ni
+	return s.NodeAs(t, name, nil)
 }
 
 // renamed returns t.renamed(name), made once per name and template.
@@ -433,7 +265,7 @@ func (s *Simulator) renamed(t *Template, name string) *Template {
 // probeNodeName names the template being probed in the snapshot.
 const probeNodeName = "nodewright-probe"
 
-// independent reports whether whether pod fits a node cannot depend on pods other than the
+// independent reports whether pod's fit on a node cannot depend on pods other than the
 // DaemonSet pods of a template: it is not constrained (inter-pod constraints, host ports,
 // volumes or resource claims of its own: see constrained and filterInteractions) and no
 // required anti-affinity term of a pod in the snapshot selects it. Only independent pods'
@@ -448,81 +280,90 @@ func (s *Simulator) movable(pod *v1.Pod) bool {
 	return !s.allConstrained && !s.snap.entry(pod).constrained && !s.snap.matchedBy(pod).any
 }
 
-// filterVolumes returns the pod's volumes that a Filter plugin can look at: all but the
-// kinds every node serves alike. Pods of one Deployment differ in the name of the service
-// account token volume the apiserver adds to each; leaving such volumes out keeps the pods
-// alike for the caches (podSignature, snapshot.class).
-func filterVolumes(pod *v1.Pod) []v1.Volume {
-	var out []v1.Volume
-	for _, v := range pod.Spec.Volumes {
-		if v.Projected != nil || v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.EmptyDir != nil {
-			continue
-		}
-		out = append(out, v)
+// Score runs the framework's PreScore and Score plugins (preferencePlugins, see
+// FrameworkFactoryWith) for pod over templates, each as a new node with only its DaemonSet
+// pods, as the scheduler scores the nodes that passed its filters: PreScore reads the
+// snapshot, Score and NormalizeScore the templates, and the plugins' scores are weighted as
+// the profile weighs them. It returns each template's total score.
+func (s *Simulator) Score(ctx context.Context, pod *v1.Pod, templates []*Template) ([]int64, *fwk.Status) {
+	nodes := make([]fwk.NodeInfo, len(templates))
+	for i, t := range templates {
+		nodes[i] = s.scoredNode(t)
 	}
-	return out
+	state := framework.NewCycleState()
+	if st := s.fw.RunPreScorePlugins(ctx, state, pod, nodes); !st.IsSuccess() {
+		return nil, st
+	}
+	scores, st := s.fw.RunScorePlugins(ctx, state, pod, nodes)
+	if !st.IsSuccess() {
+		return nil, st
+	}
+	out := make([]int64, len(scores))
+	for i, sc := range scores {
+		out[i] = sc.TotalScore
+	}
+	return out, nil
 }
 
-// podSignature identifies pods that the Filter plugins cannot tell apart on an empty
-// template: same requests, ports, node selection, tolerations and volumes (filterVolumes).
-func podSignature(pod *v1.Pod) string {
-	type container struct {
-		Resources v1.ResourceRequirements
-		Ports     []v1.ContainerPort
-		Restart   *v1.ContainerRestartPolicy
+// scoredNode returns the NodeInfo of t empty but for its DaemonSet pods, outside the
+// snapshot, named after t's key: PodTopologySpread tells the scored nodes apart by name.
+func (s *Simulator) scoredNode(t *Template) *framework.NodeInfo {
+	if s.scored == nil {
+		s.scored = map[string]*framework.NodeInfo{}
 	}
-	sig := struct {
-		NodeSelector map[string]string
-		Affinity     *v1.Affinity
-		Tolerations  []v1.Toleration
-		Containers   []container
-		Init         []container
-		Overhead     v1.ResourceList
-		Volumes      []v1.Volume
-		Resources    *v1.ResourceRequirements
-		NodeName     string
-		OS           *v1.PodOS
-	}{pod.Spec.NodeSelector, pod.Spec.Affinity, pod.Spec.Tolerations, nil, nil, pod.Spec.Overhead,
-		filterVolumes(pod), pod.Spec.Resources, pod.Spec.NodeName, pod.Spec.OS}
-	for _, c := range pod.Spec.Containers {
-		sig.Containers = append(sig.Containers, container{c.Resources, c.Ports, c.RestartPolicy})
+	ni, ok := s.scored[t.Key]
+	if !ok {
+		ni = s.emptyNode(t, "nodewright-scored/"+t.Key)
+		s.scored[t.Key] = ni
 	}
-	for _, c := range pod.Spec.InitContainers {
-		sig.Init = append(sig.Init, container{c.Resources, c.Ports, c.RestartPolicy})
-	}
-	b, _ := json.Marshal(sig)
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:12])
+	return ni
 }
 
-// podRequests returns the pod's effective requests, with overhead, as the scheduler counts
-// them.
-func podRequests(pod *v1.Pod) v1.ResourceList {
-	return resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+// The operations the packer changes the simulated cluster with. Each keeps the snapshot's
+// generation, and with it every cached PreFilter run, consistent.
+
+// AddNode adds node with pods on it; a node of that name must not be there.
+func (s *Simulator) AddNode(node *v1.Node, pods ...*v1.Pod) { s.snap.addNode(node, pods...) }
+
+// RemoveNode removes the node named name, with its pods, if it is there.
+func (s *Simulator) RemoveNode(name string) { s.snap.removeNode(name) }
+
+// HasNode reports whether a node named name is there.
+func (s *Simulator) HasNode(name string) bool { return s.snap.nodes[name] != nil }
+
+// Place puts pod on the node named nodeName, which must be there.
+func (s *Simulator) Place(pod *v1.Pod, nodeName string) error { return s.snap.addPod(pod, nodeName) }
+
+// Unplace takes pod off the node named nodeName.
+func (s *Simulator) Unplace(logger klog.Logger, pod *v1.Pod, nodeName string) error {
+	return s.snap.removePod(logger, pod, nodeName)
 }
 
-// fitsResources returns "" if requests fit in allocatable minus used, else the first
-// resource that does not, as `cpu request 200 > allocatable 191.4`.
-func fitsResources(requests, used, allocatable v1.ResourceList) string {
-	for _, name := range sortedNames(requests) {
-		req := requests[name]
-		if req.IsZero() {
-			continue
-		}
-		free := allocatable[name].DeepCopy()
-		if u, ok := used[name]; ok {
-			free.Sub(u)
-		}
-		if req.Cmp(free) > 0 {
-			return fmt.Sprintf("%s request %s > allocatable %s", name, quantityString(name, req), quantityString(name, free))
-		}
+// Install makes the node named name a node of template t, with t's DaemonSet pods and pods,
+// in place of the node of that name if there is one.
+func (s *Simulator) Install(name string, t *Template, pods []*v1.Pod) {
+	r := s.renamed(t, name)
+	s.snap.removeNode(name)
+	s.snap.addNode(r.Node, append(slices.Clone(r.DaemonPods), pods...)...)
+}
+
+// NodeAs returns a node of template t named name with t's DaemonSet pods and pods, outside
+// the snapshot: what the node of that name would be as t.
+func (s *Simulator) NodeAs(t *Template, name string, pods []*v1.Pod) *framework.NodeInfo {
+	c := s.renamed(t, name)
+	ni := framework.NewNodeInfo()
+	ni.SetNode(c.Node)
+	for _, p := range slices.Concat(c.DaemonPods, pods) {
+		ni.AddPodInfo(s.snap.entry(p).info)
 	}
-	return ""
+	return ni
 }
 
-// matchesNodeSelection reports whether node satisfies pod's nodeSelector and required node
-// affinity.
-func matchesNodeSelection(pod *v1.Pod, node *v1.Node) bool {
-	ok, err := nodeaffinity.GetRequiredNodeAffinity(pod).Match(node)
-	return err == nil && ok
-}
+// AllConstrained reports whether every pod may depend on the others whatever its spec (see
+// NewSimulator).
+func (s *Simulator) AllConstrained() bool { return s.allConstrained }
+
+// StateFreePreFilters reports whether every PreFilter plugin of the profile is one of
+// stateFreePreFilters: then a PreFilter run for a pod holds for a node switched between
+// templates that differ only in what the prescreen checks.
+func (s *Simulator) StateFreePreFilters() bool { return s.stateFree }

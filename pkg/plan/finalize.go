@@ -1,0 +1,98 @@
+package plan
+
+import (
+	"context"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+// rehome moves n, whose pods are movable (no pod's placement depends on where they go, and
+// theirs on no other pod), to the cheapest template of its Provisioner and chosen labels, in
+// any zone and capacity type, that holds all its pods: the node grew within the zone and
+// capacity type of its first pod's cheapest template, which need not be the cheapest place
+// for all of them.
+func (p *packer) rehome(ctx context.Context, n *openNode) {
+	current := n.candidates[0]
+	for _, t := range p.templates[current.group] {
+		if t.Offering.Price >= current.Offering.Price {
+			return
+		}
+		if !p.holdsAll(ctx, t, n.pods, n.podReqs) || !p.withinLimits(t, current.InstanceType.Capacity) {
+			continue
+		}
+		if t = p.preferredHome(ctx, n, t); t.Offering.Price >= current.Offering.Price {
+			return
+		}
+		candidates := []*Template{t}
+		for _, o := range p.templates[t.group] {
+			if o != t && o.Offering.Zone == t.Offering.Zone && o.Offering.CapacityType == t.Offering.CapacityType && o.Offering.Price >= t.Offering.Price &&
+				p.holdsAll(ctx, o, n.pods, n.podReqs) {
+				candidates = append(candidates, o)
+			}
+		}
+		p.logger.V(4).Info("Moved planned node to a cheaper offering", "node", n.name, "from", current.Key, "to", t.Key)
+		p.release(current)
+		p.reserve(t)
+		n.candidates = candidates
+		p.install(n, t)
+		return
+	}
+}
+
+// holdsAll reports whether a node of t holds pods, which are independent, together; total
+// is the sum of their requests.
+func (p *packer) holdsAll(ctx context.Context, t *Template, pods []*v1.Pod, total v1.ResourceList) bool {
+	if fitsResources(total, t.DaemonRequests, t.Node.Status.Allocatable) != "" {
+		return false
+	}
+	for _, pod := range pods {
+		if p.in.Avoid[pod.UID].Has(t.Shape) || !matchesNodeSelection(pod, t.Node) || defaultsReject(t, pod, p.requests(pod)) != "" ||
+			!p.sim.CheckEmpty(ctx, pod, p.signature(pod), t).IsSuccess() {
+			return false
+		}
+	}
+	return true
+}
+
+// finalize turns n into a planned node: its representative and the other candidates that
+// hold all its pods, within limits, cheapest first.
+func (p *packer) finalize(ctx context.Context, n *openNode) *PlannedNode {
+	if n.independent && all(n.pods, p.sim.movable) {
+		p.rehome(ctx, n)
+	}
+	chosen := n.candidates[0]
+	options := []*Template{chosen}
+	seen := map[string]bool{chosen.InstanceType.Name: true}
+	for _, c := range n.candidates[1:] {
+		if len(options) == MaxInstanceTypeOptions {
+			break
+		}
+		if seen[c.InstanceType.Name] || !p.withinLimits(c, chosen.InstanceType.Capacity) {
+			continue
+		}
+		if !n.independent && !n.invariant {
+			// Pods that depend on each other, other than on invariantKeys, are checked on
+			// the alternative itself.
+			p.install(n, c)
+			ok := p.acceptsAll(ctx, n)
+			p.install(n, chosen)
+			if !ok {
+				continue
+			}
+		}
+		seen[c.InstanceType.Name] = true
+		options = append(options, c)
+	}
+	req := sum(sumRequests(n.pods), sumRequests(chosen.DaemonPods))
+	return &PlannedNode{Name: n.name, Template: chosen, Options: options, Pods: n.pods, Requests: req}
+}
+
+// all reports whether ok holds for every pod of pods.
+func all(pods []*v1.Pod, ok func(*v1.Pod) bool) bool {
+	for _, pod := range pods {
+		if !ok(pod) {
+			return false
+		}
+	}
+	return true
+}

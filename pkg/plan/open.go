@@ -1,0 +1,88 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+)
+
+// open plans a new node for f's pod: the cheapest template of the heaviest Provisioner that
+// accepts it alone, within limits, with the labels chosen for it (see templatesFor), unless
+// the pod's preferences choose another (see preferred). The node's candidates are the
+// templates of that template's zone, capacity type and chosen labels that may hold the pod
+// too.
+func (p *packer) open(ctx context.Context, f *podFacts) *openNode {
+	n := &openNode{name: fmt.Sprintf("nodewright-planned-%d", len(p.nodes)), podReqs: v1.ResourceList{}, independent: true}
+	for _, prov := range p.provs {
+		for _, t := range p.templatesFor(prov, f.pod, f.sig) {
+			if !p.accepts(ctx, n, t, f) {
+				continue
+			}
+			if p.prefers(f.pod) {
+				t = p.preferred(ctx, n, t, f)
+			}
+			n.candidates = []*Template{t}
+			for _, o := range p.templates[t.group] {
+				if o != t && o.Offering.Zone == t.Offering.Zone && o.Offering.CapacityType == t.Offering.CapacityType && p.mayHold(ctx, o, f, nil) {
+					n.candidates = append(n.candidates, o)
+				}
+			}
+			n.pods = []*v1.Pod{f.pod}
+			n.podReqs = sum(f.req)
+			n.independent = f.independent
+			n.invariant = f.invariant
+			_ = p.sim.Place(f.pod, n.name)
+			p.reserve(t)
+			p.nodes = append(p.nodes, n)
+			return n
+		}
+	}
+	return nil
+}
+
+// accepts reports whether new node n as t, within limits, takes f's pod alone; if it does,
+// n is installed as t. A pod that depends on others is checked on n installed in the
+// snapshot.
+func (p *packer) accepts(ctx context.Context, n *openNode, t *Template, f *podFacts) bool {
+	if p.prescreen(t, f, nil) != "" || !p.withinLimits(t, nil) {
+		return false
+	}
+	if f.independent && !p.sim.CheckEmpty(ctx, f.pod, f.sig, t).IsSuccess() {
+		return false
+	}
+	p.install(n, t)
+	if !f.independent && !p.sim.Check(ctx, f.pod, n.name).IsSuccess() {
+		p.sim.RemoveNode(n.name)
+		return false
+	}
+	return true
+}
+
+// confirm checks every planned pod on its node with every other planned pod in place, and
+// takes off the plan those the Filter plugins reject, until all are accepted. Taking a pod
+// off can break another's affinity, hence the loop.
+func (p *packer) confirm(ctx context.Context) {
+	p.flush(ctx)
+	for changed := true; changed; {
+		changed = false
+		for _, n := range slices.Concat(p.launched, p.nodes) {
+			var kept []*v1.Pod
+			for _, pod := range n.pods {
+				if st := p.sim.CheckPlaced(ctx, p.logger, pod, n.name); !st.IsSuccess() {
+					p.logger.V(2).Info("Placement not confirmed by the filters; leaving pod for the next round",
+						"pod", klog.KObj(pod), "node", n.name, "reason", st.Message())
+					_ = p.sim.Unplace(p.logger, pod, n.name)
+					p.unplanned = append(p.unplanned, &Unplanned{Pod: pod, Resolvable: true,
+						Reasons: []string{"placement not confirmed by the scheduler's filters: " + st.Message()}})
+					changed = true
+					continue
+				}
+				kept = append(kept, pod)
+			}
+			n.pods = kept
+		}
+	}
+}

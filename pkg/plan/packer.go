@@ -1,0 +1,59 @@
+package plan
+
+import (
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+// openNode is a node being packed. Its candidates all share one Provisioner, zone and
+// capacity type; candidates[0] is the representative that stands for the node in the
+// snapshot and has been checked with the Filter plugins against every pod on it.
+type openNode struct {
+	name       string
+	candidates []*Template
+	pods       []*v1.Pod
+	podReqs    v1.ResourceList
+	// independent is true while every pod on the node is independent (see
+	// Simulator.independent), so that prescreening its candidates is exact.
+	independent bool
+	// invariant is true while every pod on the node is invariantOnly.
+	invariant bool
+	// stale is true when the snapshot holds the node as another candidate than
+	// candidates[0] (see packer.flushNode).
+	stale bool
+	// claim is, for a launched node (see Input.Launched), its NodeClaim: its one
+	// candidate is its instance type, and pods holds only the pods planned there now.
+	claim string
+}
+
+// packer is the state of one Plan call.
+type packer struct {
+	in     Input
+	logger klog.Logger
+	sim    *Simulator
+	provs  []*v1alpha1.Provisioner
+	// templates are, cheapest first, by Provisioner name, each Provisioner's templates, and
+	// by group (see groupOf) those with labels chosen for the keys it leaves open.
+	templates map[string][]*Template
+	// openLabels are the open keys of each Provisioner that has some (see openKeys), and
+	// forPod the result of templatesFor by Provisioner and pod signature.
+	openLabels map[string]map[string][]v1alpha1.NodeSelectorRequirement
+	forPod     map[string][]*Template
+	used       map[string]v1.ResourceList
+	nodes      []*openNode
+	launched   []*openNode
+	unplanned  []*Unplanned
+	phantoms   []string
+	// sigs, reqs and invariants cache PodSignature, podRequests and invariantOnly by pod,
+	// labels labelsReject by signature and template.
+	sigs       map[*v1.Pod]string
+	reqs       map[*v1.Pod]v1.ResourceList
+	invariants map[*v1.Pod]bool
+	labels     map[labelsKey]string
+	// ignored are the resources the profile's NodeResourcesFit ignores (nil: none).
+	ignored func(v1.ResourceName) bool
+	// prefs caches prefers by pod.
+	prefs map[*v1.Pod]bool
+}

@@ -1,0 +1,220 @@
+package plan
+
+import (
+	"context"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/names"
+)
+
+// place puts pod on the first open node that accepts it, else on a new node, else records
+// why it cannot be planned.
+func (p *packer) place(ctx context.Context, pod *v1.Pod) {
+	f := p.facts(pod)
+	if !f.independent {
+		// Its fit can depend on every planned node: they must all stand as planned.
+		p.flush(ctx)
+	}
+	for _, n := range p.launched {
+		if p.tryAddLaunched(ctx, n, f) {
+			p.logger.V(5).Info("Planned pod into the spare room of a launched node", "pod", klog.KObj(pod), "node", n.name, "nodeClaim", n.claim)
+			return
+		}
+	}
+	for _, n := range p.nodes {
+		if p.tryAdd(ctx, n, f) {
+			p.logger.V(5).Info("Planned pod onto planned node", "pod", klog.KObj(pod), "node", n.name)
+			return
+		}
+	}
+	if n := p.open(ctx, f); n != nil {
+		p.logger.V(5).Info("Planned pod onto new node", "pod", klog.KObj(pod), "node", n.name, "template", n.candidates[0].Key)
+		return
+	}
+	p.unplanned = append(p.unplanned, p.explain(ctx, f))
+}
+
+// facts returns the facts of pod as it is placed now: independence depends on the pods
+// planned so far.
+func (p *packer) facts(pod *v1.Pod) *podFacts {
+	return &podFacts{pod: pod, sig: p.signature(pod), req: p.requests(pod), independent: p.sim.independent(pod), invariant: p.invariant(pod)}
+}
+
+// maxSwitches is how many candidates past the first tryAdd checks a pod on: a node switches
+// to a larger candidate a few times at most for one pod.
+const maxSwitches = 3
+
+// tryAdd puts f's pod on n if a candidate of n accepts it with n's pods: the representative,
+// or else the next cheapest candidates, each checked against every pod of n.
+func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
+	invariant := f.invariant && n.invariant
+	if p.rejectedAsItStands(ctx, n, f, invariant) {
+		return false
+	}
+	tried, installed := 0, false
+	for i, c := range n.candidates {
+		if tried > maxSwitches {
+			break
+		}
+		if !p.mayHold(ctx, c, f, n.podReqs) || i > 0 && !p.withinLimits(c, n.candidates[0].InstanceType.Capacity) {
+			continue
+		}
+		tried++
+		ok, final := p.check(ctx, n, i, c, f, invariant, &installed)
+		if final {
+			break
+		}
+		if ok {
+			p.commit(ctx, n, i, c, f, invariant)
+			return true
+		}
+	}
+	if installed {
+		p.install(n, n.candidates[0])
+	}
+	return false
+}
+
+// rejectedAsItStands reports whether f's pod, which depends on other pods, is turned away
+// from n by what is the same on every candidate of n (see sameOnEveryCandidate): then it is
+// asked once, of n as it stands, leaving resources aside.
+func (p *packer) rejectedAsItStands(ctx context.Context, n *openNode, f *podFacts, invariant bool) bool {
+	if f.independent || !invariant || !p.sim.StateFreePreFilters() {
+		return false
+	}
+	p.flushNode(ctx, n)
+	st := p.sim.CheckIgnoringResources(ctx, f.pod, n.name)
+	return !st.IsSuccess() && sameOnEveryCandidate.Has(st.Plugin())
+}
+
+// mayHold reports whether a node of t may hold f's pod next to pods requesting podReqs: it
+// passes the prescreen and, when independent, fits t empty. For an independent pod on a node
+// of independent pods that is exact.
+func (p *packer) mayHold(ctx context.Context, t *Template, f *podFacts, podReqs v1.ResourceList) bool {
+	return p.prescreen(t, f, podReqs) == "" && (!f.independent || p.sim.CheckEmpty(ctx, f.pod, f.sig, t).IsSuccess())
+}
+
+// check reports whether n as its i-th candidate c accepts f's pod with n's pods, and, when
+// it does not, whether no other candidate will (final). installed is set when it left n
+// installed as c in the snapshot.
+func (p *packer) check(ctx context.Context, n *openNode, i int, c *Template, f *podFacts, invariant bool, installed *bool) (ok, final bool) {
+	if f.independent && n.independent {
+		// The prescreen (every pod of the node passed it on every kept candidate, and the
+		// requests add up) and the verdict on the empty template are exact: the node is
+		// installed in the snapshot as c only when another check needs it (flush).
+		n.stale = n.stale || i > 0
+		return true, false
+	}
+	p.flushNode(ctx, n)
+	var st *fwk.Status
+	switch {
+	case i == 0:
+		st = p.sim.Check(ctx, f.pod, n.name)
+	case p.sim.StateFreePreFilters() && invariant && matchesNodeSelection(f.pod, n.candidates[0].Node):
+		// n as c differs from n as its representative only in what the prescreen checked:
+		// the PreFilter state over the snapshot as it is holds for n as c, so c is judged
+		// outside the snapshot, and installed only if it takes the pod.
+		st = p.sim.CheckOn(ctx, f.pod, p.sim.NodeAs(c, n.name, n.pods))
+		if st.IsSuccess() {
+			p.install(n, c)
+		}
+	default:
+		p.install(n, c)
+		*installed = true
+		if !n.invariant && !p.acceptsAll(ctx, n) {
+			return false, false
+		}
+		st = p.sim.Check(ctx, f.pod, n.name)
+	}
+	if st.IsSuccess() {
+		return true, false
+	}
+	// What turned the pod away may be the same on every candidate of n.
+	return false, invariant && sameOnEveryCandidate.Has(st.Plugin())
+}
+
+// commit puts f's pod on n as its i-th candidate c, which accepts it, and keeps the
+// candidates after c that still may hold it.
+func (p *packer) commit(ctx context.Context, n *openNode, i int, c *Template, f *podFacts, invariant bool) {
+	if i > 0 {
+		p.release(n.candidates[0])
+		p.reserve(c)
+	}
+	keep := []*Template{c}
+	for _, o := range n.candidates[i+1:] {
+		if p.mayHold(ctx, o, f, n.podReqs) {
+			keep = append(keep, o)
+		}
+	}
+	n.candidates = keep
+	n.pods = append(n.pods, f.pod)
+	addTo(n.podReqs, f.req)
+	n.independent = n.independent && f.independent
+	n.invariant = invariant
+	_ = p.sim.Place(f.pod, n.name)
+}
+
+// tryAddLaunched puts f's pod on launched node n if its Filter plugins accept it there, with
+// the pods reserved on it and those planned there now. Only movable pods go into such room:
+// a pod reserved on a claim skips the wait of pods that interact with pods still pending on
+// other claims (the plugin's reservedConflict), and the pods reserved earlier were planned
+// without it, so it must neither constrain nor be constrained by another pod.
+func (p *packer) tryAddLaunched(ctx context.Context, n *openNode, f *podFacts) bool {
+	if !p.sim.movable(f.pod) || p.prescreen(n.candidates[0], f, n.podReqs) != "" || !p.sim.Check(ctx, f.pod, n.name).IsSuccess() {
+		return false
+	}
+	n.pods = append(n.pods, f.pod)
+	addTo(n.podReqs, f.req)
+	_ = p.sim.Place(f.pod, n.name)
+	return true
+}
+
+// sameOnEveryCandidate are the Filter plugins whose verdict on a node does not change when
+// it switches between candidates, for pods whose inter-pod constraints name only
+// invariantKeys (see invariantOnly): a Provisioner's templates share taints, and those
+// topologies do not depend on the instance type.
+var sameOnEveryCandidate = sets.New(names.InterPodAffinity, names.PodTopologySpread, names.TaintToleration)
+
+// flushNode installs n as its representative if a fast placement left the snapshot behind.
+func (p *packer) flushNode(_ context.Context, n *openNode) {
+	if n.stale {
+		p.install(n, n.candidates[0])
+	}
+}
+
+// flush installs every node a fast placement left behind.
+func (p *packer) flush(ctx context.Context) {
+	for _, n := range p.nodes {
+		p.flushNode(ctx, n)
+	}
+}
+
+// install makes t the node n stands for in the snapshot, with n's pods.
+func (p *packer) install(n *openNode, t *Template) {
+	n.stale = false
+	p.sim.Install(n.name, t, n.pods)
+}
+
+// acceptsAll checks every pod of n on n as installed, each with the others in place.
+func (p *packer) acceptsAll(ctx context.Context, n *openNode) bool {
+	for _, q := range n.pods {
+		if !p.sim.CheckPlaced(ctx, p.logger, q, n.name).IsSuccess() {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *packer) reserve(t *Template) { addTo(p.used[t.Provisioner.Name], t.InstanceType.Capacity) }
+
+func (p *packer) release(t *Template) {
+	used := p.used[t.Provisioner.Name]
+	for name, q := range t.InstanceType.Capacity {
+		u := used[name]
+		u.Sub(q)
+		used[name] = u
+	}
+}

@@ -1,0 +1,90 @@
+package plan
+
+import (
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+)
+
+// fitsResources returns "" if requests fit in allocatable minus used, else the first
+// resource that does not, as `cpu request 200 > allocatable 191.4`.
+func fitsResources(requests, used, allocatable v1.ResourceList) string {
+	for _, name := range sortedNames(requests) {
+		req := requests[name]
+		if req.IsZero() {
+			continue
+		}
+		free := allocatable[name].DeepCopy()
+		if u, ok := used[name]; ok {
+			free.Sub(u)
+		}
+		if req.Cmp(free) > 0 {
+			return fmt.Sprintf("%s request %s > allocatable %s", name, quantityString(name, req), quantityString(name, free))
+		}
+	}
+	return ""
+}
+
+// matchesNodeSelection reports whether node satisfies pod's nodeSelector and required node
+// affinity.
+func matchesNodeSelection(pod *v1.Pod, node *v1.Node) bool {
+	ok, err := nodeaffinity.GetRequiredNodeAffinity(pod).Match(node)
+	return err == nil && ok
+}
+
+// prescreen returns "" if t can hold pod next to podReqs, by arithmetic and labels: what
+// must hold before the Filter plugins are worth running.
+func prescreen(t *Template, pod *v1.Pod, req, podReqs v1.ResourceList) string {
+	if reason := labelsReject(t, pod, req); reason != "" {
+		return reason
+	}
+	return fitsResources(req, sum(podReqs, t.DaemonRequests), t.Node.Status.Allocatable)
+}
+
+// labelsReject is the part of prescreen that depends on pod's spec and t alone.
+func labelsReject(t *Template, pod *v1.Pod, req v1.ResourceList) string {
+	if !matchesNodeSelection(pod, t.Node) {
+		return "node selector or affinity not matched"
+	}
+	return defaultsReject(t, pod, req)
+}
+
+// prescreen is prescreen for f's pod with labelsReject cached by pod signature and template,
+// and the shapes the pod must avoid (Input.Avoid) left out.
+func (p *packer) prescreen(t *Template, f *podFacts, podReqs v1.ResourceList) string {
+	if p.in.Avoid[f.pod.UID].Has(t.Shape) {
+		return avoidedShape
+	}
+	key := labelsKey{f.sig, t}
+	reason, ok := p.labels[key]
+	if !ok {
+		reason = labelsReject(t, f.pod, f.req)
+		p.labels[key] = reason
+	}
+	if reason != "" {
+		return reason
+	}
+	return fitsResources(f.req, sum(podReqs, t.DaemonRequests), t.Node.Status.Allocatable)
+}
+
+// avoidedShape is prescreen's reason for a template of Input.Avoid.
+const avoidedShape = "a node of this shape launched for the pod rejected it"
+
+// labelsKey keys the cache of labelsReject.
+type labelsKey struct {
+	sig string
+	t   *Template
+}
+
+// withinLimits reports whether a node of t fits the Provisioner's limits, with release (the
+// capacity of what t would replace) given back.
+func (p *packer) withinLimits(t *Template, release v1.ResourceList) bool {
+	used := sum(p.used[t.Provisioner.Name])
+	for name, q := range release {
+		u := used[name]
+		u.Sub(q)
+		used[name] = u
+	}
+	return exceeds(t.Provisioner.Spec.Limits, used, t.InstanceType.Capacity) == ""
+}
