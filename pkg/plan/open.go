@@ -68,7 +68,7 @@ func (p *packer) confirm(ctx context.Context) {
 	p.flush(ctx)
 	for changed := true; changed; {
 		changed = false
-		for _, n := range slices.Concat(p.launched, p.nodes) {
+		for _, n := range slices.Concat(p.existing, p.launched, p.nodes) {
 			var kept []*v1.Pod
 			for _, pod := range n.pods {
 				if st := p.sim.CheckPlaced(ctx, p.logger, pod, n.name); !st.IsSuccess() {

@@ -44,6 +44,7 @@ type packer struct {
 	used       map[string]v1.ResourceList
 	nodes      []*openNode
 	launched   []*openNode
+	existing   []*openNode
 	unplanned  []*Unplanned
 	phantoms   []string
 	// sigs, reqs and invariants cache PodSignature, podRequests and invariantOnly by pod,

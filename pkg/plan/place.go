@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"fmt"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -18,6 +19,12 @@ func (p *packer) place(ctx context.Context, pod *v1.Pod) {
 		// Its fit can depend on every planned node: they must all stand as planned.
 		p.flush(ctx)
 	}
+	for _, n := range p.existing {
+		if p.tryAddExisting(ctx, n, f) {
+			p.logger.V(5).Info("Planned pod into the free room of an existing node", "pod", klog.KObj(pod), "node", n.name)
+			return
+		}
+	}
 	for _, n := range p.launched {
 		if p.tryAddLaunched(ctx, n, f) {
 			p.logger.V(5).Info("Planned pod into the spare room of a launched node", "pod", klog.KObj(pod), "node", n.name, "nodeClaim", n.claim)
@@ -29,6 +36,11 @@ func (p *packer) place(ctx context.Context, pod *v1.Pod) {
 			p.logger.V(5).Info("Planned pod onto planned node", "pod", klog.KObj(pod), "node", n.name)
 			return
 		}
+	}
+	if p.atNodeLimit() {
+		p.unplanned = append(p.unplanned, &Unplanned{Pod: pod, Resolvable: true,
+			Reasons: []string{fmt.Sprintf("the plan may open at most %d new node(s)", *p.in.MaxNewNodes)}})
+		return
 	}
 	if n := p.open(ctx, f); n != nil {
 		p.logger.V(5).Info("Planned pod onto new node", "pod", klog.KObj(pod), "node", n.name, "template", n.candidates[0].Key)

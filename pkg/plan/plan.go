@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
@@ -37,6 +38,14 @@ type Input struct {
 	// Launched are the nodes of NodeClaims launched by earlier rounds and not yet
 	// registered, among Nodes as stand-ins, whose spare room pods may be planned into.
 	Launched []LaunchedNode
+	// Existing are names of nodes of Nodes whose free room pods may be planned into, before
+	// any launched or new node: for scale-down, which plans the pods of some nodes on the
+	// rest of the cluster (see Without). Scale-up leaves it empty: the scheduler itself
+	// places pods on existing nodes.
+	Existing []string
+	// MaxNewNodes, when not nil, is the most new nodes the plan may open; pods that would
+	// need more are unplanned. nil means no limit.
+	MaxNewNodes *int
 	// Region is the region label of the nodes.
 	Region string
 	// Framework builds the framework that judges placements; nil means
@@ -78,8 +87,8 @@ type AddedPods struct {
 type Result struct {
 	// Nodes are the planned nodes, in the order they were opened.
 	Nodes []*PlannedNode
-	// Added are the pods planned into the spare room of launched nodes, which need no new
-	// node.
+	// Added are the pods planned into the spare room of launched nodes (and of Existing
+	// ones, with no Claim), which need no new node.
 	Added []*AddedPods
 	// Unplanned are the pods no new node was planned for, with the reasons.
 	Unplanned []*Unplanned
@@ -136,6 +145,7 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 	p.buildTemplates()
 	p.addPhantoms()
 	p.openLaunched()
+	p.openExisting()
 	pods := append([]*v1.Pod(nil), in.Pods...)
 	sortLargestFirst(pods)
 	for _, pod := range affinityTargetsFirst(pods) {
@@ -146,7 +156,7 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 	}
 	p.confirm(ctx)
 	plan := &Result{Unplanned: p.unplanned}
-	for _, n := range p.launched {
+	for _, n := range slices.Concat(p.existing, p.launched) {
 		if len(n.pods) > 0 {
 			plan.Added = append(plan.Added, &AddedPods{Claim: n.claim, Node: n.name, Pods: n.pods})
 		}
