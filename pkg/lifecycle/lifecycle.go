@@ -24,8 +24,8 @@ const (
 	DefaultLaunchTimeout = 5 * time.Minute
 	DefaultGCGracePeriod = 2 * time.Minute
 	DefaultGCInterval    = time.Minute
-	// DefaultWorkers: a launch waits on the API and EC2 more than it computes; with 4, the
-	// 200 NodeClaims of a round of 1,000 pods took 30 s to launch.
+	// DefaultWorkers: a launch waits on the API and EC2 far longer than it computes, and a
+	// round of 1,000 pods writes some 200 NodeClaims at once.
 	DefaultWorkers        = 16
 	DefaultLeaseName      = "nodewright-lifecycle"
 	DefaultLeaseNamespace = "kube-system"

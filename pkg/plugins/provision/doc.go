@@ -1,9 +1,11 @@
 // Package provision is the Provision PostFilter plugin of nodewright-scheduler.
 //
 // When a pod fails Filter on every existing node, the scheduler calls PostFilter; Provision's
-// job is to decide which new EC2 nodes would host the pending pods, checked with the
-// profile's own Filter plugins on template nodes, to record each decision as a NodeClaim and
-// to nominate the pods onto the nodes when they register (see DESIGN.md, "Data flow: scale up").
+// job is to decide which new EC2 nodes would host the pending pods (pkg/plan, with the
+// profile's own Filter plugins on template nodes), to record each decision as a NodeClaim,
+// and to reserve the pods on it: PreFilter and Filter keep a reserved pod to its claim's node
+// and other pods out of the room reserved there, and the pods are activated when the node
+// registers (see docs/design.md, "Data flow: scale up").
 //
 // Rounds run off the scheduling goroutine (round.go), triggered by PostFilter and by pods the
 // scheduler marks unschedulable (PostFilter is not called while the cluster has no node).

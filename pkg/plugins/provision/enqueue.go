@@ -18,10 +18,9 @@ var _ fwk.EnqueueExtensions = &Provision{}
 // which frees the claim's node for others (see Filter).
 //
 // A pod waiting for the node of its NodeClaim is not retried on any of them: the plugin
-// activates it when that node registers, or when the claim goes. Before these hints, every
-// node and pod event retried every waiting pod, and each retry wrote the pod's status
-// ("0/N nodes are available" changes with N): 8,000 writes for a round of 1,000 pods,
-// through the same client rate limit as binding and launching.
+// activates it when that node registers, or when the claim goes. Each retry writes the pod's
+// status ("0/N nodes are available" changes with N), through the same client rate limit as
+// binding and launching, so retries that cannot succeed are not made.
 func (p *Provision) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHint, error) {
 	return []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeLabel}, QueueingHintFn: p.hintNodeChange},

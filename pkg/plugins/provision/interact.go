@@ -16,9 +16,9 @@ import (
 // pod's could upset, or nil: one selects the other in a topology spread constraint or a
 // required inter-pod (anti)-affinity term. Such a pod waits until the reserved pods are
 // bound (or released), and the next round plans it meanwhile, with them where they will
-// run. The scheduler counts reserved pods nowhere until they bind: a pod a round left to the
-// next one, bound first into a zone the plan had not given it, left a reserved pod of its
-// spread over zones unable to fit on its own node until ReservationGrace ran out. When the
+// run. The scheduler counts reserved pods nowhere until they bind: a pod bound before them
+// into a zone or node the plan did not give it can leave a reserved pod that spreads with it,
+// or repels it, unable to fit on its claim's node (stranded, see strandRelease). When the
 // profile gives pods default spread constraints that filter (HardDefaultSpread), pods of one
 // controller with no constraints of their own spread over each other too.
 func (p *Provision) reservedConflict(pod *v1.Pod) *v1.Pod {

@@ -72,7 +72,8 @@ type Ledger struct {
 	// released are pods let go of their claim (Release) though the claim still lists them,
 	// with the claim's name: a claim written for such a pod later reserves it again.
 	released map[types.UID]string
-	// settled are the claims none of whose pods is pending any more (see Provision.heldRoom).
+	// settled are the claims none of whose reserved pods is pending any more: their nodes'
+	// room is held for no one (see Filter).
 	settled map[string]bool
 	// byNode are the claims by the name of their node, known from the launch on.
 	byNode map[string]string
@@ -260,7 +261,7 @@ func (l *Ledger) deleteLocked(name string) []v1alpha1.PodReference {
 }
 
 // Reservation returns the NodeClaim the pod with uid is reserved on and the name of its
-// node, empty until the node registers.
+// node, empty until the claim has launched (the lifecycle records the node's name then).
 func (l *Ledger) Reservation(uid types.UID) (claim, nodeName string, ok bool) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()

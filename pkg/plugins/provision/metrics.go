@@ -21,11 +21,10 @@ const (
 
 // Values of the result label of provisioningRounds.
 const (
-	resultPlanned  = "planned"
-	resultNoPods   = "no_pods"
-	resultError    = "error"
-	resultNoCloud  = "no_cloud"
-	resultNoConfig = "no_provisioner"
+	resultPlanned = "planned"
+	resultNoPods  = "no_pods"
+	resultError   = "error"
+	resultNoCloud = "no_cloud"
 )
 
 var (
