@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -23,32 +25,7 @@ import (
 // has one, takes none of them: with one new node one web pod is left over, with two none.
 func TestPlanPodsOfNodesWithoutThem(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	prov := plantest.Provisioner("default")
-	agent := plantest.DaemonSet("agent", "100m")
-	byName := map[string]*cloud.InstanceType{}
-	for _, it := range plantest.Catalog() {
-		byName[it.Name] = it
-	}
-	// An existing node as it registered, with its DaemonSet pod and pods bound to it.
-	var nodes []*v1.Node
-	var bound []*v1.Pod
-	existing := func(name, instanceType string, pods ...*v1.Pod) {
-		it := byName[instanceType]
-		tmpl := NewTemplate(klog.Background(), prov, it, it.Offerings[0], "us-east-1", name, nil, []*appsv1.DaemonSet{agent})
-		nodes = append(nodes, tmpl.Node)
-		bound = append(bound, tmpl.DaemonPods...)
-		bound = append(bound, boundTo(name, pods)...)
-	}
-	web := func(name string) *v1.Pod {
-		return plantest.PendingPod(name, "1").Label("app", "web").
-			PodAntiAffinityExists("app", v1.LabelHostname, st.PodAntiAffinityWithRequiredReq).Obj()
-	}
-	existing("node-a", "t3a.xlarge", web("a1"), plantest.PendingPod("a2", "1").Obj())
-	existing("node-b", "t3a.xlarge", web("b1"), plantest.PendingPod("b2", "2").Obj())
-	existing("node-c", "t3a.2xlarge", web("c1"), plantest.PendingPod("c2", "4").Obj())
-	cluster := Input{Provisioners: []*v1alpha1.Provisioner{prov}, InstanceTypes: plantest.Catalogs(prov), Region: "us-east-1",
-		Nodes: nodes, ScheduledPods: bound, DaemonSets: []*appsv1.DaemonSet{agent}}
-
+	cluster := threeNodes()
 	for _, tc := range []struct {
 		maxNewNodes        int
 		wantNodes          [][]string
@@ -94,21 +71,60 @@ func TestPlanPodsOfNodesWithoutThem(t *testing.T) {
 			t.Errorf("max %d new nodes: added to node-c %v, unplanned %v; want %v and %v", tc.maxNewNodes, gotAdded, gotUnplanned, tc.wantAdded, tc.wantUnplanned)
 		}
 
-		// The cluster once the pods run where the plan put them: node-c with its pods and
-		// those added, the new nodes as they register. The scheduler must accept each pod.
-		finalNodes, finalPods := registeredAsTemplates(result.Nodes)
-		finalNodes = append(finalNodes, in.Nodes...)
-		finalPods = append(finalPods, in.ScheduledPods...)
-		for _, a := range result.Added {
-			finalPods = append(finalPods, boundTo(a.Node, a.Pods)...)
-		}
-		newFramework := FrameworkFactoryWith(nil, nil, nil, nil)
-		for _, pod := range finalPods {
-			if msg := rejection(ctx, t, newFramework, pod, pod.Spec.NodeName, finalNodes, finalPods); msg != "" {
-				t.Errorf("max %d new nodes: pod %s rejected by node %s: %s", tc.maxNewNodes, pod.Name, pod.Spec.NodeName, msg)
-			}
+		for _, msg := range rejections(ctx, t, in, result) {
+			t.Errorf("max %d new nodes: %s", tc.maxNewNodes, msg)
 		}
 	}
+}
+
+// threeNodes returns a cluster of three nodes of one Provisioner, each with a DaemonSet pod:
+// node-a and node-b, t3a.xlarge, with a web pod and a plain one each; node-c, t3a.2xlarge,
+// with a web pod and a 4-cpu one. Web pods repel each other by hostname.
+func threeNodes() Input {
+	prov := plantest.Provisioner("default")
+	agent := plantest.DaemonSet("agent", "100m")
+	byName := map[string]*cloud.InstanceType{}
+	for _, it := range plantest.Catalog() {
+		byName[it.Name] = it
+	}
+	in := Input{Provisioners: []*v1alpha1.Provisioner{prov}, InstanceTypes: plantest.Catalogs(prov), Region: "us-east-1",
+		DaemonSets: []*appsv1.DaemonSet{agent}}
+	// An existing node as it registered, with its DaemonSet pod and pods bound to it.
+	existing := func(name, instanceType string, pods ...*v1.Pod) {
+		it := byName[instanceType]
+		tmpl := NewTemplate(klog.Background(), prov, it, it.Offerings[0], in.Region, name, nil, in.DaemonSets)
+		in.Nodes = append(in.Nodes, tmpl.Node)
+		in.ScheduledPods = append(in.ScheduledPods, tmpl.DaemonPods...)
+		in.ScheduledPods = append(in.ScheduledPods, boundTo(name, pods)...)
+	}
+	web := func(name string) *v1.Pod {
+		return plantest.PendingPod(name, "1").Label("app", "web").
+			PodAntiAffinityExists("app", v1.LabelHostname, st.PodAntiAffinityWithRequiredReq).Obj()
+	}
+	existing("node-a", "t3a.xlarge", web("a1"), plantest.PendingPod("a2", "1").Obj())
+	existing("node-b", "t3a.xlarge", web("b1"), plantest.PendingPod("b2", "2").Obj())
+	existing("node-c", "t3a.2xlarge", web("c1"), plantest.PendingPod("c2", "4").Obj())
+	return in
+}
+
+// rejections returns why the scheduler's own filters reject pods of the cluster once they run
+// where result, a plan of in, put them: in's nodes and pods, the pods added to existing
+// nodes, and the new nodes as they register, as their templates. None means every pod fits.
+func rejections(ctx context.Context, t *testing.T, in Input, result *Result) []string {
+	nodes, pods := registeredAsTemplates(result.Nodes)
+	nodes = append(nodes, in.Nodes...)
+	pods = append(pods, in.ScheduledPods...)
+	for _, a := range result.Added {
+		pods = append(pods, boundTo(a.Node, a.Pods)...)
+	}
+	newFramework := FrameworkFactoryWith(nil, nil, nil, nil)
+	var out []string
+	for _, pod := range pods {
+		if msg := rejection(ctx, t, newFramework, pod, pod.Spec.NodeName, nodes, pods); msg != "" {
+			out = append(out, fmt.Sprintf("pod %s rejected by node %s: %s", pod.Name, pod.Spec.NodeName, msg))
+		}
+	}
+	return out
 }
 
 // registeredAsTemplates returns planned nodes as they register, each as its template, with
