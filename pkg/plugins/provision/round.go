@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -166,7 +165,7 @@ func (p *Provision) withInFlight(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node,
 			name = "nodeclaim-" + nc.Name
 		}
 		launched := nc.Status.InstanceType != "" && nc.Status.NodeName != "" && !existing[name] &&
-			!meta.IsStatusConditionTrue(nc.Status.Conditions, v1alpha1.ConditionTerminating)
+			!nc.IsTrue(v1alpha1.ConditionTerminating)
 		if len(pending[nc.Name]) == 0 && !launched {
 			continue
 		}
@@ -355,7 +354,7 @@ func (p *Provision) addToClaims(ctx context.Context, added []*AddedPods) {
 			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Reserved", "Provisioning",
 				"%s: waiting for the node of nodeclaim %s (%s, launched; planned into its spare room)", Name, a.Claim, nc.Status.InstanceType)
 		}
-		if isRegistered(nc) {
+		if nc.IsTrue(v1alpha1.ConditionRegistered) {
 			// The node registered while the round planned: the claim's pods were activated
 			// before these joined them.
 			p.activatePods(logger, pods)

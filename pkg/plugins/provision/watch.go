@@ -113,7 +113,7 @@ func (p *Provision) onNodeClaim(ctx context.Context, obj any) {
 		return
 	}
 	p.ledger.Set(nc)
-	if isRegistered(nc) {
+	if nc.IsTrue(v1alpha1.ConditionRegistered) {
 		p.activateOnce(ctx, nc)
 	}
 }
@@ -275,15 +275,6 @@ func (p *Provision) reservedOn(claim string, pods []*v1.Pod) []*v1.Pod {
 		}
 	}
 	return out
-}
-
-func isRegistered(nc *v1alpha1.NodeClaim) bool {
-	for _, c := range nc.Status.Conditions {
-		if c.Type == v1alpha1.ConditionRegistered {
-			return c.Status == "True"
-		}
-	}
-	return false
 }
 
 // toNodeClaim converts an informer's object to a NodeClaim.
