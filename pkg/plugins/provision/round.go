@@ -22,11 +22,6 @@ import (
 	"github.com/nodewright/nodewright/pkg/cloud"
 )
 
-var (
-	provisionerGVR = v1alpha1.SchemeGroupVersion.WithResource("provisioners")
-	nodeClassGVR   = v1alpha1.SchemeGroupVersion.WithResource("ec2nodeclasses")
-)
-
 // round plans nodes for every pending pod of this scheduler without a reservation, and
 // writes one NodeClaim per planned node.
 func (p *Provision) round(ctx context.Context) {
@@ -82,11 +77,11 @@ func (p *Provision) round(ctx context.Context) {
 // planInput gathers what Plan needs: the Provisioners with the instance types of their node
 // classes, the cluster's nodes, bound pods and DaemonSets, and the in-flight claims' usage.
 func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*PlanInput, error) {
-	provs, err := listTyped[v1alpha1.Provisioner](ctx, p, provisionerGVR)
+	provs, err := listTyped[v1alpha1.Provisioner](ctx, p, v1alpha1.ProvisionerGVR)
 	if err != nil {
 		return nil, fmt.Errorf("listing provisioners: %w", err)
 	}
-	classes, err := listTyped[v1alpha1.EC2NodeClass](ctx, p, nodeClassGVR)
+	classes, err := listTyped[v1alpha1.EC2NodeClass](ctx, p, v1alpha1.EC2NodeClassGVR)
 	if err != nil {
 		return nil, fmt.Errorf("listing ec2nodeclasses: %w", err)
 	}
