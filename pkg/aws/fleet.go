@@ -92,7 +92,7 @@ type fleetResult struct {
 func (p *Provider) createFleet(ctx context.Context, nodeClaim *v1alpha1.NodeClaim, resolved *resolvedNodeClass, kubelet *v1alpha1.KubeletConfiguration,
 	ct string, pools []candidate, token string) (*fleetResult, error) {
 	settings := nodeSettings{clusterName: p.opts.ClusterName, endpoint: p.opts.ClusterEndpoint, ca: p.opts.ClusterCA, cidr: p.opts.ClusterCIDR,
-		labels: nodeLabels(nodeClaim, ct), kubelet: kubelet, custom: resolved.nodeClass.Spec.UserData}
+		labels: KubeletLabels(nodeClaim, ct), kubelet: kubelet, custom: resolved.nodeClass.Spec.UserData}
 	for _, t := range append(append([]v1alpha1.Taint(nil), nodeClaim.Spec.Taints...), nodeClaim.Spec.StartupTaints...) {
 		settings.taints = append(settings.taints, t.Core())
 	}

@@ -10,7 +10,7 @@ import (
 
 // allows reports whether every requirement on a well-known label accepts the labels of an
 // offering. Requirements on other labels are about the node's own labels, which the
-// launch sets (nodeLabels), not about the offering.
+// launch sets (KubeletLabels), not about the offering.
 func allows(reqs []v1alpha1.NodeSelectorRequirement, labels map[string]string) bool {
 	for _, r := range reqs {
 		if !v1alpha1.WellKnownLabels.Has(r.Key) {
@@ -24,14 +24,15 @@ func allows(reqs []v1alpha1.NodeSelectorRequirement, labels map[string]string) b
 	return true
 }
 
-// nodeLabels are the labels the kubelet registers a NodeClaim's node with: the labels of the
-// user's its requirements give it (v1alpha1.RequirementLabels: the Provisioner's labels and
-// the values the plan chose for its other requirements), the Provisioner's name and the
-// capacity type. Labels the kubelet may not set itself (kubernetes.io and k8s.io labels other
-// than its own) are left out: the lifecycle puts them on the Node when it registers. The
-// NodeClaim's name is not among them, so that launch templates can be shared; the node is
-// matched to its claim by providerID.
-func nodeLabels(nodeClaim *v1alpha1.NodeClaim, capacityType string) map[string]string {
+// KubeletLabels returns the labels the kubelet registers a NodeClaim's node with, launched
+// in capacityType: the labels of the user's its requirements give it
+// (v1alpha1.RequirementLabels: the Provisioner's labels and the values the plan chose for
+// its other requirements), the Provisioner's name and the capacity type. The launch passes
+// them in the user data (--node-labels). Labels the kubelet may not set itself (kubernetes.io
+// and k8s.io labels other than its own) are left out: the lifecycle puts them on the Node
+// when it registers. The NodeClaim's name is not among them, so that launch templates can be
+// shared; the node is matched to its claim by providerID.
+func KubeletLabels(nodeClaim *v1alpha1.NodeClaim, capacityType string) map[string]string {
 	labels := v1alpha1.RequirementLabels(nodeClaim.Spec.Requirements, func(key string) bool {
 		return v1alpha1.IsUserLabel(key) && kubeletMaySet(key)
 	})

@@ -38,7 +38,7 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 		return 0, nil
 	}
 	nc, err := e.claimForNode(ctx, node)
-	if err != nil || nc == nil || nc.DeletionTimestamp != nil || !isTrue(nc, v1alpha1.ConditionInitialized) {
+	if err != nil || nc == nil || nc.DeletionTimestamp != nil || !nc.IsTrue(v1alpha1.ConditionInitialized) {
 		// Not ours, going away, or not yet initialized: a node still booting is not empty.
 		return 0, err
 	}
@@ -69,8 +69,8 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 
 	logger := klog.FromContext(ctx).WithValues("node", klog.KObj(node), "nodeClaim", klog.KObj(nc))
 	ttl := time.Duration(*provisioner.Spec.TTLSecondsAfterEmpty) * time.Second
-	cond := meta.FindStatusCondition(nc.Status.Conditions, v1alpha1.ConditionEmpty)
-	if cond == nil || cond.Status != metav1.ConditionTrue {
+	emptySince, ttlStarted := nc.TrueSince(v1alpha1.ConditionEmpty)
+	if !ttlStarted {
 		// The condition's time is stored to the second: rounding it up, rather than letting
 		// the API round it down, keeps the TTL from ending up to a second early.
 		now := e.clock.Now()
@@ -80,7 +80,7 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 		}
 		added := false
 		if _, err := e.objects.updateNodeClaimStatus(ctx, nc, func(nc *v1alpha1.NodeClaim) bool {
-			if added = !meta.IsStatusConditionTrue(nc.Status.Conditions, v1alpha1.ConditionEmpty); !added {
+			if added = !nc.IsTrue(v1alpha1.ConditionEmpty); !added {
 				return false
 			}
 			meta.SetStatusCondition(&nc.Status.Conditions, metav1.Condition{
@@ -97,9 +97,9 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 			return ttl + since.Sub(now), nil
 		}
 		// An earlier reconcile, of a claim read before this one, started the TTL.
-		cond = meta.FindStatusCondition(nc.Status.Conditions, v1alpha1.ConditionEmpty)
+		emptySince, _ = nc.TrueSince(v1alpha1.ConditionEmpty)
 	}
-	if remaining := ttl - e.clock.Since(cond.LastTransitionTime.Time); remaining > 0 {
+	if remaining := ttl - e.clock.Since(emptySince); remaining > 0 {
 		return remaining, nil
 	}
 	// The cache may lag a pod that has just been bound: ask the API before deleting.

@@ -173,7 +173,7 @@ func TestEmptinessClearedByPod(t *testing.T) {
 		}
 	}
 	reconcile()
-	if !isTrue(e.getClaim(t, "a"), v1alpha1.ConditionEmpty) {
+	if !e.getClaim(t, "a").IsTrue(v1alpha1.ConditionEmpty) {
 		t.Fatal("empty node has no Empty condition")
 	}
 	e.clock.Step(20 * time.Second)

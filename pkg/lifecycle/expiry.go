@@ -50,11 +50,11 @@ func (e *expiry) reconcile(ctx context.Context, name string) (time.Duration, err
 		if nc.Spec.Provisioner != name {
 			continue
 		}
-		if nc.DeletionTimestamp != nil || isTrue(nc, v1alpha1.ConditionTerminating) {
+		if nc.DeletionTimestamp != nil || nc.IsTrue(v1alpha1.ConditionTerminating) {
 			disrupting = true
 			continue
 		}
-		if !isTrue(nc, v1alpha1.ConditionInitialized) {
+		if !nc.IsTrue(v1alpha1.ConditionInitialized) {
 			continue
 		}
 		left := ttl - now.Sub(launchTime(nc))

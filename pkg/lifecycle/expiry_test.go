@@ -40,7 +40,7 @@ func TestExpiry(t *testing.T) {
 		if nc == nil {
 			t.Fatalf("nodeclaim %s deleted along with the oldest, want one at a time", name)
 		}
-		if !isTrue(nc, v1alpha1.ConditionExpired) {
+		if !nc.IsTrue(v1alpha1.ConditionExpired) {
 			t.Errorf("nodeclaim %s not marked Expired", name)
 		}
 	}

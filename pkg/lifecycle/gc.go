@@ -62,7 +62,7 @@ func (g *collector) collect(ctx context.Context) error {
 
 	for _, nc := range claims {
 		if nc.DeletionTimestamp != nil || nc.Status.ProviderID == "" || listed[nc.Status.ProviderID] ||
-			!isTrue(nc, v1alpha1.ConditionLaunched) || now.Sub(launchTime(nc)) < g.grace {
+			!nc.IsTrue(v1alpha1.ConditionLaunched) || now.Sub(launchTime(nc)) < g.grace {
 			continue
 		}
 		// Absent from the list; Get confirms it is gone rather than just missed.

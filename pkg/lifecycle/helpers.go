@@ -52,10 +52,6 @@ func (d *deps) setCondition(nc *v1alpha1.NodeClaim, condType string, status meta
 	return true
 }
 
-func isTrue(nc *v1alpha1.NodeClaim, condType string) bool {
-	return meta.IsStatusConditionTrue(nc.Status.Conditions, condType)
-}
-
 // nodeForClaim returns the Node whose spec.providerID is nc's, or nil if none has joined.
 func (d *deps) nodeForClaim(ctx context.Context, nc *v1alpha1.NodeClaim) (*corev1.Node, error) {
 	if nc.Status.ProviderID == "" {

@@ -62,11 +62,11 @@ func (e *env) add(t *testing.T, objs ...runtime.Object) {
 		var err error
 		switch o := o.(type) {
 		case *v1alpha1.NodeClaim:
-			err = e.addOurs(o, "NodeClaim", nodeClaimGVR)
+			err = e.addOurs(o, "NodeClaim", v1alpha1.NodeClaimGVR)
 		case *v1alpha1.Provisioner:
-			err = e.addOurs(o, "Provisioner", provisionerGVR)
+			err = e.addOurs(o, "Provisioner", v1alpha1.ProvisionerGVR)
 		case *v1alpha1.EC2NodeClass:
-			err = e.addOurs(o, "EC2NodeClass", ec2NodeClassGVR)
+			err = e.addOurs(o, "EC2NodeClass", v1alpha1.EC2NodeClassGVR)
 		default:
 			err = e.kube.Tracker().Add(o)
 		}

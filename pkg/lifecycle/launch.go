@@ -63,7 +63,7 @@ func (l *launcher) reconcile(ctx context.Context, name string) (time.Duration, e
 	if err != nil {
 		return 0, fmt.Errorf("getting nodeclaim %s: %w", name, err)
 	}
-	if nc.DeletionTimestamp != nil || isTrue(nc, v1alpha1.ConditionLaunched) {
+	if nc.DeletionTimestamp != nil || nc.IsTrue(v1alpha1.ConditionLaunched) {
 		l.backoff.forget(name)
 		return 0, nil
 	}
@@ -115,7 +115,7 @@ func (l *launcher) reconcile(ctx context.Context, name string) (time.Duration, e
 	if _, err := l.objects.updateNodeClaimStatus(ctx, nc, func(nc *v1alpha1.NodeClaim) bool {
 		// An earlier reconcile, from a claim read before this one, may have recorded the
 		// same instance (Create is idempotent): it also logged and counted it.
-		if recorded = !isTrue(nc, v1alpha1.ConditionLaunched); !recorded {
+		if recorded = !nc.IsTrue(v1alpha1.ConditionLaunched); !recorded {
 			return false
 		}
 		nc.Status.ProviderID = instance.ProviderID
@@ -194,7 +194,7 @@ func (l *launcher) launchFailed(ctx context.Context, nc *v1alpha1.NodeClaim, fai
 	}
 	if _, err := l.objects.updateNodeClaimStatus(ctx, nc, func(nc *v1alpha1.NodeClaim) bool {
 		// A launch recorded meanwhile (the claim read here was stale) stands.
-		return !isTrue(nc, v1alpha1.ConditionLaunched) &&
+		return !nc.IsTrue(v1alpha1.ConditionLaunched) &&
 			l.setCondition(nc, v1alpha1.ConditionLaunched, metav1.ConditionFalse, failure.condition, cause.Error())
 	}); err != nil {
 		// The launch is tried again all the same, after its backoff.

@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -20,20 +19,12 @@ import (
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
-// The resources of nodewright's objects, read and written through the dynamic client since
-// the project has no generated clientset.
-var (
-	nodeClaimGVR    = v1alpha1.SchemeGroupVersion.WithResource("nodeclaims")
-	provisionerGVR  = v1alpha1.SchemeGroupVersion.WithResource("provisioners")
-	ec2NodeClassGVR = v1alpha1.SchemeGroupVersion.WithResource("ec2nodeclasses")
-)
-
 // listKinds maps nodewright's resources to their list kinds, as the fake dynamic client and
 // dynamic informers need them.
 var listKinds = map[schema.GroupVersionResource]string{
-	nodeClaimGVR:    "NodeClaimList",
-	provisionerGVR:  "ProvisionerList",
-	ec2NodeClassGVR: "EC2NodeClassList",
+	v1alpha1.NodeClaimGVR:    "NodeClaimList",
+	v1alpha1.ProvisionerGVR:  "ProvisionerList",
+	v1alpha1.EC2NodeClassGVR: "EC2NodeClassList",
 }
 
 // objects is a small typed client for NodeClaims, Provisioners and EC2NodeClasses over the
@@ -50,13 +41,13 @@ type objects struct {
 
 func (o objects) getNodeClaim(ctx context.Context, name string) (*v1alpha1.NodeClaim, error) {
 	if o.claims != nil {
-		return fromCache[v1alpha1.NodeClaim](o.claims, nodeClaimGVR, name)
+		return fromCache[v1alpha1.NodeClaim](o.claims, v1alpha1.NodeClaimGVR, name)
 	}
-	u, err := o.client.Resource(nodeClaimGVR).Get(ctx, name, metav1.GetOptions{})
+	u, err := o.client.Resource(v1alpha1.NodeClaimGVR).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
 	}
-	return fromUnstructured[v1alpha1.NodeClaim](u)
+	return v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
 }
 
 // fromCache returns a copy of the object named name in store, or the API's NotFound.
@@ -73,20 +64,20 @@ func fromCache[T any](store cache.Store, gvr schema.GroupVersionResource, name s
 		return nil, fmt.Errorf("%s %s in the cache is a %T", gvr.Resource, name, obj)
 	}
 	// The conversion copies: callers may change what they get.
-	return fromUnstructured[T](u)
+	return v1alpha1.FromUnstructured[T](u)
 }
 
 func (o objects) listNodeClaims(ctx context.Context) ([]*v1alpha1.NodeClaim, error) {
 	if o.claims != nil {
 		return claimsOf(o.claims.List())
 	}
-	list, err := o.client.Resource(nodeClaimGVR).List(ctx, metav1.ListOptions{})
+	list, err := o.client.Resource(v1alpha1.NodeClaimGVR).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing nodeclaims: %w", err)
 	}
 	out := make([]*v1alpha1.NodeClaim, 0, len(list.Items))
 	for i := range list.Items {
-		nc, err := fromUnstructured[v1alpha1.NodeClaim](&list.Items[i])
+		nc, err := v1alpha1.FromUnstructured[v1alpha1.NodeClaim](&list.Items[i])
 		if err != nil {
 			return nil, err
 		}
@@ -108,11 +99,11 @@ func (o objects) patchNodeClaimFinalizers(ctx context.Context, nodeClaim *v1alph
 	if err != nil {
 		return nil, fmt.Errorf("encoding the finalizers of nodeclaim %s: %w", nodeClaim.Name, err)
 	}
-	u, err := o.client.Resource(nodeClaimGVR).Patch(ctx, nodeClaim.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	u, err := o.client.Resource(v1alpha1.NodeClaimGVR).Patch(ctx, nodeClaim.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("setting the finalizers of nodeclaim %s: %w", nodeClaim.Name, err)
 	}
-	return fromUnstructured[v1alpha1.NodeClaim](u)
+	return v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
 }
 
 // updateNodeClaimStatus applies change to nodeClaim and writes the status it changed; change
@@ -127,11 +118,11 @@ func (o objects) updateNodeClaimStatus(ctx context.Context, nodeClaim *v1alpha1.
 	var written *v1alpha1.NodeClaim
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		if current == nil {
-			u, err := o.client.Resource(nodeClaimGVR).Get(ctx, nodeClaim.Name, metav1.GetOptions{})
+			u, err := o.client.Resource(v1alpha1.NodeClaimGVR).Get(ctx, nodeClaim.Name, metav1.GetOptions{})
 			if err != nil {
 				return err
 			}
-			if current, err = fromUnstructured[v1alpha1.NodeClaim](u); err != nil {
+			if current, err = v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u); err != nil {
 				return err
 			}
 		}
@@ -176,16 +167,16 @@ func (o objects) patchNodeClaimStatus(ctx context.Context, nodeClaim *v1alpha1.N
 	if err != nil {
 		return nil, fmt.Errorf("encoding the status patch: %w", err)
 	}
-	u, err := o.client.Resource(nodeClaimGVR).Patch(ctx, nodeClaim.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
+	u, err := o.client.Resource(v1alpha1.NodeClaimGVR).Patch(ctx, nodeClaim.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
 		return nil, err
 	}
-	return fromUnstructured[v1alpha1.NodeClaim](u)
+	return v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
 }
 
 // deleteNodeClaim deletes the NodeClaim; one that is already gone counts as deleted.
 func (o objects) deleteNodeClaim(ctx context.Context, name string) error {
-	err := o.client.Resource(nodeClaimGVR).Delete(ctx, name, metav1.DeleteOptions{})
+	err := o.client.Resource(v1alpha1.NodeClaimGVR).Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("deleting nodeclaim %s: %w", name, err)
 	}
@@ -194,21 +185,21 @@ func (o objects) deleteNodeClaim(ctx context.Context, name string) error {
 
 func (o objects) getProvisioner(ctx context.Context, name string) (*v1alpha1.Provisioner, error) {
 	if o.provisioners != nil {
-		return fromCache[v1alpha1.Provisioner](o.provisioners, provisionerGVR, name)
+		return fromCache[v1alpha1.Provisioner](o.provisioners, v1alpha1.ProvisionerGVR, name)
 	}
-	u, err := o.client.Resource(provisionerGVR).Get(ctx, name, metav1.GetOptions{})
+	u, err := o.client.Resource(v1alpha1.ProvisionerGVR).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
 	}
-	return fromUnstructured[v1alpha1.Provisioner](u)
+	return v1alpha1.FromUnstructured[v1alpha1.Provisioner](u)
 }
 
 func (o objects) getEC2NodeClass(ctx context.Context, name string) (*v1alpha1.EC2NodeClass, error) {
-	u, err := o.client.Resource(ec2NodeClassGVR).Get(ctx, name, metav1.GetOptions{})
+	u, err := o.client.Resource(v1alpha1.EC2NodeClassGVR).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
 	}
-	return fromUnstructured[v1alpha1.EC2NodeClass](u)
+	return v1alpha1.FromUnstructured[v1alpha1.EC2NodeClass](u)
 }
 
 // claimsOf converts the NodeClaims of a cache listing.
@@ -219,7 +210,7 @@ func claimsOf(objs []any) ([]*v1alpha1.NodeClaim, error) {
 		if !ok {
 			return nil, fmt.Errorf("nodeclaim in the cache is a %T", obj)
 		}
-		nc, err := fromUnstructured[v1alpha1.NodeClaim](u)
+		nc, err := v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
 		if err != nil {
 			return nil, err
 		}
@@ -250,12 +241,4 @@ func (o objects) nodeClaimForProviderID(ctx context.Context, providerID string) 
 		return nil, nil
 	}
 	return claims[i], nil
-}
-
-func fromUnstructured[T any](u *unstructured.Unstructured) (*T, error) {
-	out := new(T)
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out); err != nil {
-		return nil, fmt.Errorf("converting %s %s: %w", u.GetKind(), u.GetName(), err)
-	}
-	return out, nil
 }

@@ -35,7 +35,7 @@ func TestStatusConflictIsRetried(t *testing.T) {
 	if conflicts != 1 {
 		t.Fatalf("%d conflicts, want 1", conflicts)
 	}
-	if nc := e.getClaim(t, "a"); !isTrue(nc, v1alpha1.ConditionLaunched) || e.cloud.Creates() != 1 {
+	if nc := e.getClaim(t, "a"); !nc.IsTrue(v1alpha1.ConditionLaunched) || e.cloud.Creates() != 1 {
 		t.Errorf("Launched %v after %d launches, want launched once", conditions(nc), e.cloud.Creates())
 	}
 }

@@ -13,22 +13,30 @@ import (
 	"github.com/nodewright/nodewright/pkg/cloud"
 )
 
-// plannedLabels returns the labels the Provision plugin planned nc's Node to carry: the
-// labels of the claim's requirements (v1alpha1.RequirementLabels: the Provisioner's labels
-// and the values the plan chose for its other requirements on keys of the user's, among them),
-// the well-known labels of its instance type as the cloud describes it, and the instance
-// type, zone and capacity type it was launched with. The kubelet's user data sets only some
-// of them, and a pod planned onto the node selects on any of them.
+// plannedLabels returns the labels the Provision plugin planned nc's Node to carry
+// (PlannedLabels), with its instance type as the cloud describes it. The kubelet's user data
+// sets only some of them, and a pod planned onto the node selects on any of them.
 //
 // The instance type's labels are left out, rather than the registration failing, when the
 // claim's Provisioner or EC2NodeClass is gone or no longer resolves, or the cloud no longer
 // lists the type: the launch's own values are still set.
 func (r *registrar) plannedLabels(ctx context.Context, nc *v1alpha1.NodeClaim) (map[string]string, error) {
-	labels := v1alpha1.RequirementLabels(nc.Spec.Requirements, func(key string) bool { return !v1alpha1.RestrictedLabels.Has(key) })
 	it, err := r.instanceType(ctx, nc)
 	if err != nil {
 		return nil, err
 	}
+	return PlannedLabels(nc, it), nil
+}
+
+// PlannedLabels returns the labels the Provision plugin planned nc's Node to carry, where it
+// is the cloud's description of nc's instance type, nil if there is none: the labels of the
+// claim's requirements on every key but v1alpha1.RestrictedLabels (v1alpha1.RequirementLabels:
+// the Provisioner's labels and the values the plan chose for its other requirements on keys
+// of the user's, among them), the well-known labels of it, and the instance type, zone and
+// capacity type nc's status says it was launched with. The registration puts on the Node
+// those it lacks.
+func PlannedLabels(nc *v1alpha1.NodeClaim, it *cloud.InstanceType) map[string]string {
+	labels := v1alpha1.RequirementLabels(nc.Spec.Requirements, func(key string) bool { return !v1alpha1.RestrictedLabels.Has(key) })
 	if it != nil {
 		maps.Copy(labels, it.Labels)
 	}
@@ -42,7 +50,7 @@ func (r *registrar) plannedLabels(ctx context.Context, nc *v1alpha1.NodeClaim) (
 			labels[key] = value
 		}
 	}
-	return labels, nil
+	return labels
 }
 
 // instanceType returns the cloud's description of nc's instance type, or nil when it cannot

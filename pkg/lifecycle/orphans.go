@@ -43,7 +43,7 @@ func (o *orphans) reconcile(ctx context.Context, name string) (time.Duration, er
 	}
 	// The cache may not have seen a Provisioner created a moment ago, whose first claims the
 	// Provision plugin has just written: ask the API before deleting anything.
-	if _, err := o.objects.client.Resource(provisionerGVR).Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := o.objects.client.Resource(v1alpha1.ProvisionerGVR).Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		if err != nil {
 			return 0, fmt.Errorf("getting provisioner %s: %w", name, err)
 		}

@@ -43,7 +43,7 @@ func (r *registrar) reconcile(ctx context.Context, name string) (time.Duration, 
 	if err != nil {
 		return 0, fmt.Errorf("getting nodeclaim %s: %w", name, err)
 	}
-	if nc.DeletionTimestamp != nil || !isTrue(nc, v1alpha1.ConditionLaunched) || isTrue(nc, v1alpha1.ConditionInitialized) {
+	if nc.DeletionTimestamp != nil || !nc.IsTrue(v1alpha1.ConditionLaunched) || nc.IsTrue(v1alpha1.ConditionInitialized) {
 		return 0, nil
 	}
 	node, err := r.nodeForClaim(ctx, nc)
@@ -51,7 +51,7 @@ func (r *registrar) reconcile(ctx context.Context, name string) (time.Duration, 
 		return 0, err
 	}
 	if node == nil {
-		if isTrue(nc, v1alpha1.ConditionRegistered) {
+		if nc.IsTrue(v1alpha1.ConditionRegistered) {
 			// The Node went away after joining; termination and GC own that case.
 			return 0, nil
 		}
@@ -169,10 +169,8 @@ func launchTime(nc *v1alpha1.NodeClaim) time.Time {
 	if nc.Status.LaunchTime != nil {
 		return nc.Status.LaunchTime.Time
 	}
-	for _, c := range nc.Status.Conditions {
-		if c.Type == v1alpha1.ConditionLaunched {
-			return c.LastTransitionTime.Time
-		}
+	if since, ok := nc.TrueSince(v1alpha1.ConditionLaunched); ok {
+		return since
 	}
 	return nc.CreationTimestamp.Time
 }

@@ -145,7 +145,7 @@ func TestInitializationAfterTaintRemoved(t *testing.T) {
 	if _, err := r.reconcile(e.ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if isTrue(e.getClaim(t, "a"), v1alpha1.ConditionInitialized) {
+	if e.getClaim(t, "a").IsTrue(v1alpha1.ConditionInitialized) {
 		t.Fatal("initialized while the startup taint is on the node")
 	}
 	n := e.getNode(t, "node-a")

@@ -44,11 +44,11 @@ func (m *Manager) Run(ctx context.Context) error {
 
 	kubeInformers := informers.NewSharedInformerFactory(m.opts.Client, informerResync)
 	dynInformers := dynamicinformer.NewDynamicSharedInformerFactory(m.opts.Dynamic, informerResync)
-	claimInformer := dynInformers.ForResource(nodeClaimGVR).Informer()
+	claimInformer := dynInformers.ForResource(v1alpha1.NodeClaimGVR).Informer()
 	if err := claimInformer.AddIndexers(cache.Indexers{providerIDIndex: indexByProviderID}); err != nil {
 		return fmt.Errorf("indexing nodeclaims: %w", err)
 	}
-	provisionerInformer := dynInformers.ForResource(provisionerGVR).Informer()
+	provisionerInformer := dynInformers.ForResource(v1alpha1.ProvisionerGVR).Informer()
 	nodeInformer := kubeInformers.Core().V1().Nodes()
 	podInformer := kubeInformers.Core().V1().Pods().Informer()
 	if err := podInformer.AddIndexers(cache.Indexers{podNodeIndex: indexPodByNode}); err != nil {

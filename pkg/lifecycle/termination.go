@@ -141,7 +141,7 @@ func (t *terminator) cordon(ctx context.Context, node *corev1.Node, nc *v1alpha1
 		klog.FromContext(ctx).Info("Cordoned node", "node", klog.KObj(node))
 		t.recorder.Eventf(node, nil, corev1.EventTypeNormal, eventCordoned, actionCordon, "Cordoned for termination")
 	}
-	if nc != nil && !isTrue(nc, v1alpha1.ConditionTerminating) {
+	if nc != nil && !nc.IsTrue(v1alpha1.ConditionTerminating) {
 		if _, err := t.objects.updateNodeClaimStatus(ctx, nc, func(nc *v1alpha1.NodeClaim) bool {
 			return t.setCondition(nc, v1alpha1.ConditionTerminating, metav1.ConditionTrue, reasonDraining, "")
 		}); err != nil && !apierrors.IsNotFound(err) {

@@ -68,7 +68,7 @@ func TestTerminationDrainsThenTerminates(t *testing.T) {
 	if len(n.Finalizers) != 1 || !e.instanceExists(t, providerID) {
 		t.Fatal("node released or instance terminated while a pod could not be evicted")
 	}
-	if !isTrue(e.getClaim(t, "a"), v1alpha1.ConditionTerminating) {
+	if !e.getClaim(t, "a").IsTrue(v1alpha1.ConditionTerminating) {
 		t.Error("nodeclaim not marked Terminating")
 	}
 

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -249,6 +251,21 @@ func (nc *NodeClaim) ReservedPods() []PodReference {
 		return nc.Spec.Pods
 	}
 	return append(slices.Clone(nc.Spec.Pods), added...)
+}
+
+// IsTrue reports whether the claim's condition condType (ConditionLaunched, ...) is true.
+func (nc *NodeClaim) IsTrue(condType string) bool {
+	return meta.IsStatusConditionTrue(nc.Status.Conditions, condType)
+}
+
+// TrueSince returns when the claim's condition condType turned true (its last transition
+// time), and false if the condition is absent or not true.
+func (nc *NodeClaim) TrueSince(condType string) (time.Time, bool) {
+	c := meta.FindStatusCondition(nc.Status.Conditions, condType)
+	if c == nil || c.Status != metav1.ConditionTrue {
+		return time.Time{}, false
+	}
+	return c.LastTransitionTime.Time, true
 }
 
 // NodeClaimList is a list of NodeClaims.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -31,6 +32,41 @@ func TestNodeClaimReservedPods(t *testing.T) {
 	}
 	if diff := cmp.Diff(nc.Spec.Pods, nc.ReservedPods()); diff != "" {
 		t.Errorf("reserved pods with a malformed annotation (-want, +got):\n%s", diff)
+	}
+}
+
+func TestNodeClaimConditions(t *testing.T) {
+	launched := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	failing := launched.Add(-time.Minute)
+	nc := &NodeClaim{Status: NodeClaimStatus{Conditions: []metav1.Condition{
+		{Type: ConditionLaunched, Status: metav1.ConditionTrue, Reason: "Launched", LastTransitionTime: metav1.NewTime(launched)},
+		{Type: ConditionRegistered, Status: metav1.ConditionFalse, Reason: "NotJoined", LastTransitionTime: metav1.NewTime(failing)},
+		{Type: ConditionInitialized, Status: metav1.ConditionUnknown, Reason: "Waiting", LastTransitionTime: metav1.NewTime(failing)},
+	}}}
+	tests := []struct {
+		condType  string
+		wantTrue  bool
+		wantSince time.Time
+	}{
+		{condType: ConditionLaunched, wantTrue: true, wantSince: launched},
+		// A condition that is false or unknown has a transition time, but is not true since it.
+		{condType: ConditionRegistered},
+		{condType: ConditionInitialized},
+		{condType: ConditionTerminating},
+	}
+	for _, tc := range tests {
+		t.Run(tc.condType, func(t *testing.T) {
+			if got := nc.IsTrue(tc.condType); got != tc.wantTrue {
+				t.Errorf("IsTrue(%s) = %v, want %v", tc.condType, got, tc.wantTrue)
+			}
+			since, ok := nc.TrueSince(tc.condType)
+			if ok != tc.wantTrue || !since.Equal(tc.wantSince) {
+				t.Errorf("TrueSince(%s) = %v, %v, want %v, %v", tc.condType, since, ok, tc.wantSince, tc.wantTrue)
+			}
+		})
+	}
+	if (&NodeClaim{}).IsTrue(ConditionLaunched) {
+		t.Errorf("IsTrue(%s) of a claim without conditions = true, want false", ConditionLaunched)
 	}
 }
 

@@ -113,7 +113,8 @@ func (r NodeSelectorRequirement) Label() (value string, ok bool) {
 // amounts to a label (see Label) whose key keep accepts; nil keep accepts every key. It is how
 // a Provisioner's requirements fix labels of its nodes, and how a NodeClaim carries the
 // labels its node was planned with (see LabelRequirements): the plugin, the launch's
-// --node-labels and the registration read them here, each with its own key filter.
+// --node-labels and the registration read them here, each with its own key filter, and
+// test/agreement checks that the filters agree.
 func RequirementLabels(reqs []NodeSelectorRequirement, keep func(key string) bool) map[string]string {
 	labels := map[string]string{}
 	for _, r := range reqs {

@@ -18,8 +18,6 @@ import (
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
-// nodeClaimGVR is the resource of NodeClaims, written through the dynamic client.
-var nodeClaimGVR = v1alpha1.SchemeGroupVersion.WithResource("nodeclaims")
 
 // recordAddedPods writes refs, all the pods added to the spare room of the NodeClaim named
 // name, into its annotation nodewright.dev/added-pods.
@@ -32,7 +30,7 @@ func recordAddedPods(ctx context.Context, client dynamic.Interface, name string,
 	if err != nil {
 		return fmt.Errorf("encoding the pods added to nodeclaim %s: %w", name, err)
 	}
-	if _, err := client.Resource(nodeClaimGVR).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := client.Resource(v1alpha1.NodeClaimGVR).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("recording the pods added to nodeclaim %s: %w", name, err)
 	}
 	return nil
@@ -47,7 +45,7 @@ func createNodeClaim(ctx context.Context, client dynamic.Interface, nc *v1alpha1
 	u := &unstructured.Unstructured{Object: m}
 	u.SetAPIVersion(v1alpha1.SchemeGroupVersion.String())
 	u.SetKind("NodeClaim")
-	u, err = client.Resource(nodeClaimGVR).Create(ctx, u, metav1.CreateOptions{})
+	u, err = client.Resource(v1alpha1.NodeClaimGVR).Create(ctx, u, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("creating nodeclaim for provisioner %s: %w", nc.Spec.Provisioner, err)
 	}

@@ -38,7 +38,7 @@ func TestNodeClaimForSeedPlan(t *testing.T) {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{nodeClaimGVR: "NodeClaimList"})
+	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{v1alpha1.NodeClaimGVR: "NodeClaimList"})
 	nc, err := createNodeClaim(ctx, client, plan.NodeClaimFor(result.Nodes[0]))
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestRecordAddedPods(t *testing.T) {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{nodeClaimGVR: "NodeClaimList"})
+	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{v1alpha1.NodeClaimGVR: "NodeClaimList"})
 	nc := plantest.Claim("c1", "", "a")
 	nc.GenerateName = ""
 	if _, err := createNodeClaim(ctx, client, nc); err != nil {
@@ -83,7 +83,7 @@ func TestRecordAddedPods(t *testing.T) {
 	if err := recordAddedPods(ctx, client, "c1", refs); err != nil {
 		t.Fatal(err)
 	}
-	u, err := client.Resource(nodeClaimGVR).Get(ctx, "c1", metav1.GetOptions{})
+	u, err := client.Resource(v1alpha1.NodeClaimGVR).Get(ctx, "c1", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -125,11 +124,7 @@ func (p *Provision) registeredSince(claim string) (time.Time, bool) {
 	if !ok || nc.Status.NodeName == "" {
 		return time.Time{}, false
 	}
-	c := meta.FindStatusCondition(nc.Status.Conditions, v1alpha1.ConditionRegistered)
-	if c == nil || c.Status != "True" {
-		return time.Time{}, false
-	}
-	return c.LastTransitionTime.Time, true
+	return nc.TrueSince(v1alpha1.ConditionRegistered)
 }
 
 // unplanned returns what the last round said about pod, if it could not plan it and the pod

@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,11 +22,6 @@ import (
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/cloud"
 	"github.com/nodewright/nodewright/pkg/plan"
-)
-
-var (
-	provisionerGVR = v1alpha1.SchemeGroupVersion.WithResource("provisioners")
-	nodeClassGVR   = v1alpha1.SchemeGroupVersion.WithResource("ec2nodeclasses")
 )
 
 // round plans nodes for every pending pod of this scheduler without a reservation, and
@@ -85,11 +79,11 @@ func (p *Provision) round(ctx context.Context) {
 // planInput gathers what Plan needs: the Provisioners with the instance types of their node
 // classes, the cluster's nodes, bound pods and DaemonSets, and the claims' usage.
 func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*plan.Input, error) {
-	provs, err := listTyped[v1alpha1.Provisioner](ctx, p, provisionerGVR)
+	provs, err := listTyped[v1alpha1.Provisioner](ctx, p, v1alpha1.ProvisionerGVR)
 	if err != nil {
 		return nil, fmt.Errorf("listing provisioners: %w", err)
 	}
-	classes, err := listTyped[v1alpha1.EC2NodeClass](ctx, p, nodeClassGVR)
+	classes, err := listTyped[v1alpha1.EC2NodeClass](ctx, p, v1alpha1.EC2NodeClassGVR)
 	if err != nil {
 		return nil, fmt.Errorf("listing ec2nodeclasses: %w", err)
 	}
@@ -171,7 +165,7 @@ func (p *Provision) withClaims(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node, [
 			name = "nodeclaim-" + nc.Name
 		}
 		launched := nc.Status.InstanceType != "" && nc.Status.NodeName != "" && !existing[name] &&
-			!meta.IsStatusConditionTrue(nc.Status.Conditions, v1alpha1.ConditionTerminating)
+			!nc.IsTrue(v1alpha1.ConditionTerminating)
 		if len(pending[nc.Name]) == 0 && !launched {
 			continue
 		}
@@ -336,7 +330,7 @@ func (p *Provision) addToClaims(ctx context.Context, added []*plan.AddedPods) {
 			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Reserved", "Provisioning",
 				"%s: waiting for the node of nodeclaim %s (%s, launched; planned into its spare room)", Name, a.Claim, nc.Status.InstanceType)
 		}
-		if isRegistered(nc) {
+		if nc.IsTrue(v1alpha1.ConditionRegistered) {
 			// The node registered while the round planned: the claim's pods were activated
 			// before these joined them.
 			p.activatePods(logger, pods)

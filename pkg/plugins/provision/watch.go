@@ -7,7 +7,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
@@ -51,7 +50,7 @@ func (p *Provision) start(ctx context.Context) error {
 		return fmt.Errorf("no dynamic client for nodeclaims")
 	}
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(p.opts.Dynamic, 0)
-	claims := factory.ForResource(nodeClaimGVR).Informer()
+	claims := factory.ForResource(v1alpha1.NodeClaimGVR).Informer()
 	if _, err := claims.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { p.onNodeClaim(ctx, obj) },
 		UpdateFunc: func(_, obj any) { p.onNodeClaim(ctx, obj) },
@@ -113,7 +112,7 @@ func (p *Provision) onNodeClaim(ctx context.Context, obj any) {
 		return
 	}
 	p.ledger.Set(nc)
-	if isRegistered(nc) {
+	if nc.IsTrue(v1alpha1.ConditionRegistered) {
 		p.activateOnce(ctx, nc)
 	}
 }
@@ -277,24 +276,12 @@ func (p *Provision) reservedOn(claim string, pods []*v1.Pod) []*v1.Pod {
 	return out
 }
 
-func isRegistered(nc *v1alpha1.NodeClaim) bool {
-	for _, c := range nc.Status.Conditions {
-		if c.Type == v1alpha1.ConditionRegistered {
-			return c.Status == "True"
-		}
-	}
-	return false
-}
-
 // toNodeClaim converts an informer's object to a NodeClaim.
 func toNodeClaim(obj any) (*v1alpha1.NodeClaim, bool) {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return nil, false
 	}
-	nc := &v1alpha1.NodeClaim{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, nc); err != nil {
-		return nil, false
-	}
-	return nc, true
+	nc, err := v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
+	return nc, err == nil
 }

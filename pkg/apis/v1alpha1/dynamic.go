@@ -1,0 +1,30 @@
+package v1alpha1
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// The resources of nodewright's objects, for the dynamic client and dynamic informers through
+// which they are read and written: the project has no generated clientset.
+var (
+	// NodeClaimGVR is the resource of NodeClaims.
+	NodeClaimGVR = SchemeGroupVersion.WithResource("nodeclaims")
+	// ProvisionerGVR is the resource of Provisioners.
+	ProvisionerGVR = SchemeGroupVersion.WithResource("provisioners")
+	// EC2NodeClassGVR is the resource of EC2NodeClasses.
+	EC2NodeClassGVR = SchemeGroupVersion.WithResource("ec2nodeclasses")
+)
+
+// FromUnstructured converts an object the dynamic client or a dynamic informer returns into
+// its type T (NodeClaim, Provisioner, EC2NodeClass). The result shares nothing with u, so
+// callers may change it; the error names the object's kind and name.
+func FromUnstructured[T any](u *unstructured.Unstructured) (*T, error) {
+	out := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out); err != nil {
+		return nil, fmt.Errorf("converting %s %s: %w", u.GetKind(), u.GetName(), err)
+	}
+	return out, nil
+}
