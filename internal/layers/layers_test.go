@@ -19,7 +19,7 @@ var rules = map[string][]string{
 		module + "pkg/migrate", module + "cmd", "github.com/aws/"},
 	"pkg/cloud/...": {module + "pkg/plan", module + "pkg/plugins", module + "pkg/lifecycle", module + "pkg/aws", "github.com/aws/"},
 	// The plugin decides and the lifecycle acts, through pkg/cloud: neither knows AWS.
-	"pkg/plugins/...": {module + "pkg/aws", module + "pkg/sandbox", "github.com/aws/"},
+	"pkg/plugins/...":   {module + "pkg/aws", module + "pkg/sandbox", "github.com/aws/"},
 	"pkg/lifecycle/...": {module + "pkg/plugins", module + "pkg/aws", module + "pkg/sandbox", "github.com/aws/"},
 	// pkg/aws never imports the scheduler.
 	"pkg/aws/...": {module + "pkg/plugins", module + "pkg/plan", module + "pkg/lifecycle", "k8s.io/kubernetes/pkg/scheduler"},

@@ -18,7 +18,6 @@ import (
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
-
 // recordAddedPods writes refs, all the pods added to the spare room of the NodeClaim named
 // name, into its annotation nodewright.dev/added-pods.
 func recordAddedPods(ctx context.Context, client dynamic.Interface, name string, refs []v1alpha1.PodReference) error {
