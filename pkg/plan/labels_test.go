@@ -18,73 +18,81 @@ func req(key string, op v1.NodeSelectorOperator, values ...string) v1alpha1.Node
 	return v1alpha1.NodeSelectorRequirement{Key: key, Operator: op, Values: values}
 }
 
+// The operators of chooseLabelCases, short.
+const in, notIn, exists, doesNotExist, gt, lt = v1.NodeSelectorOpIn, v1.NodeSelectorOpNotIn, v1.NodeSelectorOpExists,
+	v1.NodeSelectorOpDoesNotExist, v1.NodeSelectorOpGt, v1.NodeSelectorOpLt
+
+// chooseLabelCase is a case of TestChooseLabel.
+type chooseLabelCase struct {
+	name string
+	// prov are the Provisioner's requirements on "team", term the pod's.
+	prov, term []v1alpha1.NodeSelectorRequirement
+	want       string
+	wantHas    bool
+	wantOK     bool
+}
+
+// chooseLabelCases are the cases of TestChooseLabel.
+var chooseLabelCases = []chooseLabelCase{
+	{name: "In: its first value", prov: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")}, want: "a", wantHas: true, wantOK: true},
+	{
+		name: "In: the value the pod selects",
+		prov: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")}, term: []v1alpha1.NodeSelectorRequirement{req("team", in, "c", "b")},
+		want: "b", wantHas: true, wantOK: true,
+	},
+	{
+		name: "In: a value the pod does not exclude",
+		prov: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")}, term: []v1alpha1.NodeSelectorRequirement{req("team", notIn, "a")},
+		want: "b", wantHas: true, wantOK: true,
+	},
+	{
+		name: "In: the pod selects another value",
+		prov: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")}, term: []v1alpha1.NodeSelectorRequirement{req("team", in, "c")},
+	},
+	{
+		name: "In: the pod wants no label",
+		prov: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")}, term: []v1alpha1.NodeSelectorRequirement{req("team", doesNotExist)},
+	},
+	{
+		name: "requirements on other keys do not count",
+		prov: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")}, term: []v1alpha1.NodeSelectorRequirement{req("pool", in, "b")},
+		want: "a", wantHas: true, wantOK: true,
+	},
+	{
+		name: "Exists: the value the pod selects",
+		prov: []v1alpha1.NodeSelectorRequirement{req("team", exists)}, term: []v1alpha1.NodeSelectorRequirement{req("team", in, "x")},
+		want: "x", wantHas: true, wantOK: true,
+	},
+	{name: "Exists alone: 0", prov: []v1alpha1.NodeSelectorRequirement{req("team", exists)}, want: "0", wantHas: true, wantOK: true},
+	{
+		name: "Exists: the smallest integer not excluded",
+		prov: []v1alpha1.NodeSelectorRequirement{req("team", exists)}, term: []v1alpha1.NodeSelectorRequirement{req("team", notIn, "0", "1")},
+		want: "2", wantHas: true, wantOK: true,
+	},
+	{name: "NotIn alone: no label", prov: []v1alpha1.NodeSelectorRequirement{req("team", notIn, "a")}, wantOK: true},
+	{
+		name: "NotIn: a value the pod selects and the Provisioner allows",
+		prov: []v1alpha1.NodeSelectorRequirement{req("team", notIn, "a")}, term: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")},
+		want: "b", wantHas: true, wantOK: true,
+	},
+	{
+		name: "NotIn with a pod that needs the label",
+		prov: []v1alpha1.NodeSelectorRequirement{req("team", notIn, "0")}, term: []v1alpha1.NodeSelectorRequirement{req("team", exists)},
+		want: "1", wantHas: true, wantOK: true,
+	},
+	// 4 < v: 5.
+	{name: "Gt", prov: []v1alpha1.NodeSelectorRequirement{req("team", gt, "4")}, want: "5", wantHas: true, wantOK: true},
+	// 4 < v < 5: none.
+	{name: "Gt and Lt exclude every integer", prov: []v1alpha1.NodeSelectorRequirement{req("team", gt, "4"), req("team", lt, "5")}},
+	{name: "DoesNotExist: no label", prov: []v1alpha1.NodeSelectorRequirement{req("team", doesNotExist)}, wantOK: true},
+	{
+		name: "DoesNotExist with a pod that selects the label",
+		prov: []v1alpha1.NodeSelectorRequirement{req("team", doesNotExist)}, term: []v1alpha1.NodeSelectorRequirement{req("team", in, "a")},
+	},
+}
+
 func TestChooseLabel(t *testing.T) {
-	const in, notIn, exists, doesNotExist, gt, lt = v1.NodeSelectorOpIn, v1.NodeSelectorOpNotIn, v1.NodeSelectorOpExists,
-		v1.NodeSelectorOpDoesNotExist, v1.NodeSelectorOpGt, v1.NodeSelectorOpLt
-	tests := []struct {
-		name string
-		// prov are the Provisioner's requirements on "team", term the pod's.
-		prov, term []v1alpha1.NodeSelectorRequirement
-		want       string
-		wantHas    bool
-		wantOK     bool
-	}{
-		{name: "In: its first value", prov: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")}, want: "a", wantHas: true, wantOK: true},
-		{
-			name: "In: the value the pod selects",
-			prov: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")}, term: []v1alpha1.NodeSelectorRequirement{req("team", in, "c", "b")},
-			want: "b", wantHas: true, wantOK: true,
-		},
-		{
-			name: "In: a value the pod does not exclude",
-			prov: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")}, term: []v1alpha1.NodeSelectorRequirement{req("team", notIn, "a")},
-			want: "b", wantHas: true, wantOK: true,
-		},
-		{
-			name: "In: the pod selects another value",
-			prov: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")}, term: []v1alpha1.NodeSelectorRequirement{req("team", in, "c")},
-		},
-		{
-			name: "In: the pod wants no label",
-			prov: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")}, term: []v1alpha1.NodeSelectorRequirement{req("team", doesNotExist)},
-		},
-		{
-			name: "requirements on other keys do not count",
-			prov: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")}, term: []v1alpha1.NodeSelectorRequirement{req("pool", in, "b")},
-			want: "a", wantHas: true, wantOK: true,
-		},
-		{
-			name: "Exists: the value the pod selects",
-			prov: []v1alpha1.NodeSelectorRequirement{req("team", exists)}, term: []v1alpha1.NodeSelectorRequirement{req("team", in, "x")},
-			want: "x", wantHas: true, wantOK: true,
-		},
-		{name: "Exists alone: 0", prov: []v1alpha1.NodeSelectorRequirement{req("team", exists)}, want: "0", wantHas: true, wantOK: true},
-		{
-			name: "Exists: the smallest integer not excluded",
-			prov: []v1alpha1.NodeSelectorRequirement{req("team", exists)}, term: []v1alpha1.NodeSelectorRequirement{req("team", notIn, "0", "1")},
-			want: "2", wantHas: true, wantOK: true,
-		},
-		{name: "NotIn alone: no label", prov: []v1alpha1.NodeSelectorRequirement{req("team", notIn, "a")}, wantOK: true},
-		{
-			name: "NotIn: a value the pod selects and the Provisioner allows",
-			prov: []v1alpha1.NodeSelectorRequirement{req("team", notIn, "a")}, term: []v1alpha1.NodeSelectorRequirement{req("team", in, "a", "b")},
-			want: "b", wantHas: true, wantOK: true,
-		},
-		{
-			name: "NotIn with a pod that needs the label",
-			prov: []v1alpha1.NodeSelectorRequirement{req("team", notIn, "0")}, term: []v1alpha1.NodeSelectorRequirement{req("team", exists)},
-			want: "1", wantHas: true, wantOK: true,
-		},
-		// 4 < v: 5.
-		{name: "Gt", prov: []v1alpha1.NodeSelectorRequirement{req("team", gt, "4")}, want: "5", wantHas: true, wantOK: true},
-		// 4 < v < 5: none.
-		{name: "Gt and Lt exclude every integer", prov: []v1alpha1.NodeSelectorRequirement{req("team", gt, "4"), req("team", lt, "5")}},
-		{name: "DoesNotExist: no label", prov: []v1alpha1.NodeSelectorRequirement{req("team", doesNotExist)}, wantOK: true},
-		{
-			name: "DoesNotExist with a pod that selects the label",
-			prov: []v1alpha1.NodeSelectorRequirement{req("team", doesNotExist)}, term: []v1alpha1.NodeSelectorRequirement{req("team", in, "a")},
-		},
-	}
+	tests := chooseLabelCases
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			value, has, ok := chooseLabel("team", tt.prov, tt.term)

@@ -39,167 +39,173 @@ func pods(n int, cpu string) []*v1.Pod {
 	return out
 }
 
+// planCase is a case of TestPlan.
+type planCase struct {
+	name       string
+	pods       []*v1.Pod
+	provs      []*v1alpha1.Provisioner
+	daemonSets []*appsv1.DaemonSet
+	used       map[string]v1.ResourceList
+	want       []placement
+	// wantUnplanned are substrings of the unplanned pods' messages, in order.
+	wantUnplanned []string
+	wantStatic    bool
+}
+
+// planCases are the cases of TestPlan.
+var planCases = []planCase{
+	{
+		name:  "seed: 5 pods x 1 cpu, spot -> one t3a.2xlarge",
+		pods:  pods(5, "1"),
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
+		// 5 cpu + 0.5 cpu of DaemonSet = 5.5 > t3a.xlarge's 4-0.1 = 3.9, <= t3a.2xlarge's 7.9.
+		daemonSets: []*appsv1.DaemonSet{plantest.DaemonSet("kube-proxy", "500m")},
+		want:       []placement{{"t3a.2xlarge", "us-east-1a", "spot", 5}},
+	},
+	{
+		name:  "3 pods x 1 cpu fit a t3a.xlarge: 3 <= 3.9",
+		pods:  pods(3, "1"),
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
+		want:  []placement{{"t3a.xlarge", "us-east-1a", "spot", 3}},
+	},
+	{
+		name: "a DaemonSet requesting 1 cpu sizes the node: 3+1 = 4 > 3.9",
+		pods: pods(3, "1"), provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
+		daemonSets: []*appsv1.DaemonSet{plantest.DaemonSet("agent", "1")},
+		want:       []placement{{"t3a.2xlarge", "us-east-1a", "spot", 3}},
+	},
+	{
+		name:  "arm64 only",
+		pods:  []*v1.Pod{plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1.LabelArchStable: "arm64"}).Obj()},
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
+		want:  []placement{{"m6g.xlarge", "us-east-1a", "spot", 1}},
+	},
+	{
+		name: "a provisioner that names arm64 gets pods that select no architecture",
+		pods: pods(1, "1"),
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("graviton", spotOnly, func(p *v1alpha1.Provisioner) {
+			p.Spec.Requirements = append(p.Spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1.LabelArchStable, Operator: v1.NodeSelectorOpIn, Values: []string{"arm64"}})
+		})},
+		want: []placement{{"m6g.xlarge", "us-east-1a", "spot", 1}},
+	},
+	{
+		name: "a provisioner that allows only arm64 explains the default to an amd64 pod",
+		pods: []*v1.Pod{plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1.LabelArchStable: "amd64"}).Obj()},
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("graviton", spotOnly, func(p *v1alpha1.Provisioner) {
+			p.Spec.Requirements = append(p.Spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1.LabelArchStable, Operator: v1.NodeSelectorOpIn, Values: []string{"arm64"}})
+		})},
+		wantUnplanned: []string{`no instance type in provisioner "graviton" matches the pod's node selector and affinity`},
+		wantStatic:    true,
+	},
+	{
+		name:  "a GPU request -> the GPU type",
+		pods:  []*v1.Pod{plantest.PendingPod("a", "1").Req(map[v1.ResourceName]string{"nvidia.com/gpu": "1"}).Obj()},
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
+		want:  []placement{{"g4dn.xlarge", "us-east-1a", "spot", 1}},
+	},
+	{
+		name: "only GPU types: a pod without a GPU request is explained",
+		pods: pods(1, "1"),
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("gpu", spotOnly, func(p *v1alpha1.Provisioner) {
+			p.Spec.Requirements = append(p.Spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1.LabelInstanceTypeStable, Operator: v1.NodeSelectorOpIn, Values: []string{"g4dn.xlarge"}})
+		})},
+		wantUnplanned: []string{`no instance type in provisioner "gpu" matches the pod's node selection: pods that request no GPU are not planned onto GPU nodes`},
+		wantStatic:    true,
+	},
+	{
+		name:  "zone selector",
+		pods:  []*v1.Pod{plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1.LabelTopologyZone: "us-east-1c"}).Obj()},
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
+		want:  []placement{{"t3a.medium", "us-east-1c", "spot", 1}},
+	},
+	{
+		name:  "on-demand only",
+		pods:  []*v1.Pod{plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1alpha1.LabelCapacityType: "on-demand"}).Obj()},
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("default")},
+		want:  []placement{{"t3a.medium", "us-east-1a", "on-demand", 1}},
+	},
+	{
+		name: "hostname anti-affinity: 4 pods -> 4 nodes",
+		pods: func() []*v1.Pod {
+			var out []*v1.Pod
+			for i := range 4 {
+				out = append(out, plantest.PendingPod(fmt.Sprintf("web-%d", i), "500m").Label("app", "web").
+					PodAntiAffinityExists("app", v1.LabelHostname, st.PodAntiAffinityWithRequiredReq).Obj())
+			}
+			return out
+		}(),
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
+		want: []placement{
+			{"t3a.medium", "us-east-1a", "spot", 1}, {"t3a.medium", "us-east-1a", "spot", 1},
+			{"t3a.medium", "us-east-1a", "spot", 1}, {"t3a.medium", "us-east-1a", "spot", 1},
+		},
+	},
+	{
+		name: "topology spread maxSkew 1 over zones: 6 pods -> 3 zones",
+		pods: func() []*v1.Pod {
+			var out []*v1.Pod
+			for i := range 6 {
+				out = append(out, plantest.PendingPod(fmt.Sprintf("spread-%d", i), "500m").Label("app", "spread").
+					SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule, st.MakeLabelSelector().Exists("app").Obj(), nil, nil, nil, nil).Obj())
+			}
+			return out
+		}(),
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
+		// 2 pods x 0.5 cpu per zone: a t3a.medium (1.9 cpu) each.
+		want: []placement{{"t3a.medium", "us-east-1a", "spot", 2}, {"t3a.medium", "us-east-1b", "spot", 2}, {"t3a.medium", "us-east-1c", "spot", 2}},
+	},
+	{
+		name: "provisioner taint not tolerated -> explained, static",
+		pods: pods(1, "1"),
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("ml", func(p *v1alpha1.Provisioner) {
+			p.Spec.Taints = []v1alpha1.Taint{{Key: "nodewright.dev/team", Value: "ml", Effect: v1.TaintEffectNoSchedule}}
+		})},
+		wantUnplanned: []string{`provisioner "ml": taint nodewright.dev/team=ml:NoSchedule not tolerated`},
+		wantStatic:    true,
+	},
+	{
+		name: "provisioner taint tolerated",
+		pods: []*v1.Pod{plantest.PendingPod("a", "1").Toleration("nodewright.dev/team").Obj()},
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("ml", spotOnly, func(p *v1alpha1.Provisioner) {
+			p.Spec.Taints = []v1alpha1.Taint{{Key: "nodewright.dev/team", Value: "ml", Effect: v1.TaintEffectNoSchedule}}
+		})},
+		want: []placement{{"t3a.medium", "us-east-1a", "spot", 1}},
+	},
+	{
+		name:          "pod bigger than every type: 200 > 16-0.1",
+		pods:          pods(1, "200"),
+		provs:         []*v1alpha1.Provisioner{plantest.Provisioner("default")},
+		wantUnplanned: []string{`no instance type in provisioner "default" satisfies: cpu request 200 > largest allocatable 15.9`},
+		wantStatic:    true,
+	},
+	{
+		name: "cpu limit 10, 6 used: one 4-cpu node fits, the second pod waits",
+		pods: pods(2, "3"),
+		provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly, func(p *v1alpha1.Provisioner) {
+			p.Spec.Limits = v1.ResourceList{v1.ResourceCPU: resource.MustParse("10")}
+		})},
+		used: map[string]v1.ResourceList{"default": {v1.ResourceCPU: resource.MustParse("6")}},
+		// 3+3 = 6 > 3.9 (xlarge) so a t3a.2xlarge (8 cpu) would hold both, but 6+8 > 10;
+		// a t3a.xlarge holds one: 6+4 = 10 <= 10; then nothing is left.
+		want:          []placement{{"t3a.xlarge", "us-east-1a", "spot", 1}},
+		wantUnplanned: []string{`provisioner "default": limit cpu 10 reached`},
+	},
+	{
+		name: "the heavier provisioner wins",
+		pods: pods(1, "1"),
+		provs: []*v1alpha1.Provisioner{
+			plantest.Provisioner("cheap", spotOnly),
+			plantest.Provisioner("heavy", func(p *v1alpha1.Provisioner) {
+				p.Spec.Weight = ptr.To[int32](50)
+				p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"on-demand"}}}
+			}),
+		},
+		want: []placement{{"t3a.medium", "us-east-1a", "on-demand", 1}},
+	},
+}
+
 func TestPlan(t *testing.T) {
-	tests := []struct {
-		name       string
-		pods       []*v1.Pod
-		provs      []*v1alpha1.Provisioner
-		daemonSets []*appsv1.DaemonSet
-		used       map[string]v1.ResourceList
-		want       []placement
-		// wantUnplanned are substrings of the unplanned pods' messages, in order.
-		wantUnplanned []string
-		wantStatic    bool
-	}{
-		{
-			name:  "seed: 5 pods x 1 cpu, spot -> one t3a.2xlarge",
-			pods:  pods(5, "1"),
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
-			// 5 cpu + 0.5 cpu of DaemonSet = 5.5 > t3a.xlarge's 4-0.1 = 3.9, <= t3a.2xlarge's 7.9.
-			daemonSets: []*appsv1.DaemonSet{plantest.DaemonSet("kube-proxy", "500m")},
-			want:       []placement{{"t3a.2xlarge", "us-east-1a", "spot", 5}},
-		},
-		{
-			name:  "3 pods x 1 cpu fit a t3a.xlarge: 3 <= 3.9",
-			pods:  pods(3, "1"),
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
-			want:  []placement{{"t3a.xlarge", "us-east-1a", "spot", 3}},
-		},
-		{
-			name: "a DaemonSet requesting 1 cpu sizes the node: 3+1 = 4 > 3.9",
-			pods: pods(3, "1"), provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
-			daemonSets: []*appsv1.DaemonSet{plantest.DaemonSet("agent", "1")},
-			want:       []placement{{"t3a.2xlarge", "us-east-1a", "spot", 3}},
-		},
-		{
-			name:  "arm64 only",
-			pods:  []*v1.Pod{plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1.LabelArchStable: "arm64"}).Obj()},
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
-			want:  []placement{{"m6g.xlarge", "us-east-1a", "spot", 1}},
-		},
-		{
-			name: "a provisioner that names arm64 gets pods that select no architecture",
-			pods: pods(1, "1"),
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("graviton", spotOnly, func(p *v1alpha1.Provisioner) {
-				p.Spec.Requirements = append(p.Spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1.LabelArchStable, Operator: v1.NodeSelectorOpIn, Values: []string{"arm64"}})
-			})},
-			want: []placement{{"m6g.xlarge", "us-east-1a", "spot", 1}},
-		},
-		{
-			name: "a provisioner that allows only arm64 explains the default to an amd64 pod",
-			pods: []*v1.Pod{plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1.LabelArchStable: "amd64"}).Obj()},
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("graviton", spotOnly, func(p *v1alpha1.Provisioner) {
-				p.Spec.Requirements = append(p.Spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1.LabelArchStable, Operator: v1.NodeSelectorOpIn, Values: []string{"arm64"}})
-			})},
-			wantUnplanned: []string{`no instance type in provisioner "graviton" matches the pod's node selector and affinity`},
-			wantStatic:    true,
-		},
-		{
-			name:  "a GPU request -> the GPU type",
-			pods:  []*v1.Pod{plantest.PendingPod("a", "1").Req(map[v1.ResourceName]string{"nvidia.com/gpu": "1"}).Obj()},
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
-			want:  []placement{{"g4dn.xlarge", "us-east-1a", "spot", 1}},
-		},
-		{
-			name: "only GPU types: a pod without a GPU request is explained",
-			pods: pods(1, "1"),
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("gpu", spotOnly, func(p *v1alpha1.Provisioner) {
-				p.Spec.Requirements = append(p.Spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1.LabelInstanceTypeStable, Operator: v1.NodeSelectorOpIn, Values: []string{"g4dn.xlarge"}})
-			})},
-			wantUnplanned: []string{`no instance type in provisioner "gpu" matches the pod's node selection: pods that request no GPU are not planned onto GPU nodes`},
-			wantStatic:    true,
-		},
-		{
-			name:  "zone selector",
-			pods:  []*v1.Pod{plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1.LabelTopologyZone: "us-east-1c"}).Obj()},
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
-			want:  []placement{{"t3a.medium", "us-east-1c", "spot", 1}},
-		},
-		{
-			name:  "on-demand only",
-			pods:  []*v1.Pod{plantest.PendingPod("a", "1").NodeSelector(map[string]string{v1alpha1.LabelCapacityType: "on-demand"}).Obj()},
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default")},
-			want:  []placement{{"t3a.medium", "us-east-1a", "on-demand", 1}},
-		},
-		{
-			name: "hostname anti-affinity: 4 pods -> 4 nodes",
-			pods: func() []*v1.Pod {
-				var out []*v1.Pod
-				for i := range 4 {
-					out = append(out, plantest.PendingPod(fmt.Sprintf("web-%d", i), "500m").Label("app", "web").
-						PodAntiAffinityExists("app", v1.LabelHostname, st.PodAntiAffinityWithRequiredReq).Obj())
-				}
-				return out
-			}(),
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
-			want: []placement{
-				{"t3a.medium", "us-east-1a", "spot", 1}, {"t3a.medium", "us-east-1a", "spot", 1},
-				{"t3a.medium", "us-east-1a", "spot", 1}, {"t3a.medium", "us-east-1a", "spot", 1},
-			},
-		},
-		{
-			name: "topology spread maxSkew 1 over zones: 6 pods -> 3 zones",
-			pods: func() []*v1.Pod {
-				var out []*v1.Pod
-				for i := range 6 {
-					out = append(out, plantest.PendingPod(fmt.Sprintf("spread-%d", i), "500m").Label("app", "spread").
-						SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule, st.MakeLabelSelector().Exists("app").Obj(), nil, nil, nil, nil).Obj())
-				}
-				return out
-			}(),
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly)},
-			// 2 pods x 0.5 cpu per zone: a t3a.medium (1.9 cpu) each.
-			want: []placement{{"t3a.medium", "us-east-1a", "spot", 2}, {"t3a.medium", "us-east-1b", "spot", 2}, {"t3a.medium", "us-east-1c", "spot", 2}},
-		},
-		{
-			name: "provisioner taint not tolerated -> explained, static",
-			pods: pods(1, "1"),
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("ml", func(p *v1alpha1.Provisioner) {
-				p.Spec.Taints = []v1alpha1.Taint{{Key: "nodewright.dev/team", Value: "ml", Effect: v1.TaintEffectNoSchedule}}
-			})},
-			wantUnplanned: []string{`provisioner "ml": taint nodewright.dev/team=ml:NoSchedule not tolerated`},
-			wantStatic:    true,
-		},
-		{
-			name: "provisioner taint tolerated",
-			pods: []*v1.Pod{plantest.PendingPod("a", "1").Toleration("nodewright.dev/team").Obj()},
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("ml", spotOnly, func(p *v1alpha1.Provisioner) {
-				p.Spec.Taints = []v1alpha1.Taint{{Key: "nodewright.dev/team", Value: "ml", Effect: v1.TaintEffectNoSchedule}}
-			})},
-			want: []placement{{"t3a.medium", "us-east-1a", "spot", 1}},
-		},
-		{
-			name:          "pod bigger than every type: 200 > 16-0.1",
-			pods:          pods(1, "200"),
-			provs:         []*v1alpha1.Provisioner{plantest.Provisioner("default")},
-			wantUnplanned: []string{`no instance type in provisioner "default" satisfies: cpu request 200 > largest allocatable 15.9`},
-			wantStatic:    true,
-		},
-		{
-			name: "cpu limit 10, 6 used: one 4-cpu node fits, the second pod waits",
-			pods: pods(2, "3"),
-			provs: []*v1alpha1.Provisioner{plantest.Provisioner("default", spotOnly, func(p *v1alpha1.Provisioner) {
-				p.Spec.Limits = v1.ResourceList{v1.ResourceCPU: resource.MustParse("10")}
-			})},
-			used: map[string]v1.ResourceList{"default": {v1.ResourceCPU: resource.MustParse("6")}},
-			// 3+3 = 6 > 3.9 (xlarge) so a t3a.2xlarge (8 cpu) would hold both, but 6+8 > 10;
-			// a t3a.xlarge holds one: 6+4 = 10 <= 10; then nothing is left.
-			want:          []placement{{"t3a.xlarge", "us-east-1a", "spot", 1}},
-			wantUnplanned: []string{`provisioner "default": limit cpu 10 reached`},
-		},
-		{
-			name: "the heavier provisioner wins",
-			pods: pods(1, "1"),
-			provs: []*v1alpha1.Provisioner{
-				plantest.Provisioner("cheap", spotOnly),
-				plantest.Provisioner("heavy", func(p *v1alpha1.Provisioner) {
-					p.Spec.Weight = ptr.To[int32](50)
-					p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"on-demand"}}}
-				}),
-			},
-			want: []placement{{"t3a.medium", "us-east-1a", "on-demand", 1}},
-		},
-	}
+	tests := planCases
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
