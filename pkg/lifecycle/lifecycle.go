@@ -169,6 +169,7 @@ type Manager struct {
 	opts        Options
 	deps        *deps
 	broadcaster events.EventBroadcaster // nil when Options.Recorder was given
+	caches      caches
 
 	launch, register, empty, nodeTermination, claimTermination, expire, orphan *controller
 
@@ -182,7 +183,8 @@ type Manager struct {
 	interrupter *interrupter
 }
 
-// New returns a Manager for opts, defaulted and validated.
+// New returns a Manager for opts, defaulted and validated, with its informers, indexers and
+// event handlers registered; Run starts them.
 func New(opts Options) (*Manager, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
@@ -223,6 +225,9 @@ func New(opts Options) (*Manager, error) {
 	m.claimTermination = newController("nodeclaim-termination", opts.Clock, m.terminator.reconcileClaim)
 	m.expire = newController("expiry", opts.Clock, m.expiry.reconcile)
 	m.orphan = newController("provisioner-deletion", opts.Clock, m.orphans.reconcile)
+	if err := m.watch(); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

@@ -1,0 +1,171 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+// informerResync is the informers' resync period: a safety net for a missed event, since
+// every TTL and timeout is also requeued explicitly.
+const informerResync = 10 * time.Minute
+
+// providerIDIndex indexes NodeClaims by status.providerID, to map a Node without labels yet
+// to its NodeClaim.
+const providerIDIndex = "providerID"
+
+// caches are the informers that drive the controllers and that they read from.
+type caches struct {
+	claims, provisioners, nodes, pods cache.SharedIndexInformer
+	// owned are the factories the Manager built: start starts them and shutdown stops them.
+	owned []factory
+}
+
+// factory is what the caches do with an informer factory they own.
+type factory interface {
+	Start(stopCh <-chan struct{})
+	Shutdown()
+}
+
+// watch registers the controllers' informers, indexers and event handlers on factories of
+// the Manager's own. It runs in New: an informer takes indexers only until it starts.
+func (m *Manager) watch() error {
+	kube := informers.NewSharedInformerFactory(m.opts.Client, informerResync)
+	dyn := dynamicinformer.NewDynamicSharedInformerFactory(m.opts.Dynamic, informerResync)
+	c := caches{
+		claims:       dyn.ForResource(nodeClaimGVR).Informer(),
+		provisioners: dyn.ForResource(provisionerGVR).Informer(),
+		nodes:        kube.Core().V1().Nodes().Informer(),
+		pods:         kube.Core().V1().Pods().Informer(),
+		owned:        []factory{kube, dyn},
+	}
+	if err := c.claims.AddIndexers(cache.Indexers{providerIDIndex: indexByProviderID}); err != nil {
+		return fmt.Errorf("indexing nodeclaims: %w", err)
+	}
+	if err := c.pods.AddIndexers(cache.Indexers{podNodeIndex: indexPodByNode}); err != nil {
+		return fmt.Errorf("indexing pods: %w", err)
+	}
+	h := handlers{m: m, claims: c.claims.GetIndexer()}
+	for _, reg := range []struct {
+		informer cache.SharedIndexInformer
+		handler  func(obj any)
+	}{
+		{c.claims, h.onNodeClaim},
+		{c.provisioners, h.onProvisioner},
+		{c.nodes, h.onNode},
+		{c.pods, h.onPod},
+	} {
+		if _, err := reg.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    reg.handler,
+			UpdateFunc: func(_, obj any) { reg.handler(obj) },
+			DeleteFunc: reg.handler,
+		}); err != nil {
+			return fmt.Errorf("adding event handler: %w", err)
+		}
+	}
+	m.caches = c
+	return nil
+}
+
+// start starts the factories the caches own, until ctx is done.
+func (c caches) start(ctx context.Context) {
+	for _, f := range c.owned {
+		f.Start(ctx.Done())
+	}
+}
+
+// waitForSync waits until every cache has synced, and reports whether they have (false once
+// ctx is done).
+func (c caches) waitForSync(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), c.claims.HasSynced, c.provisioners.HasSynced, c.nodes.HasSynced, c.pods.HasSynced)
+}
+
+// shutdown stops the factories the caches own and waits for their informers to end.
+func (c caches) shutdown() {
+	for _, f := range c.owned {
+		f.Shutdown()
+	}
+}
+
+// handlers map informer events to the keys of the controllers they concern.
+type handlers struct {
+	m      *Manager
+	claims cache.Indexer
+}
+
+func (h handlers) onNodeClaim(obj any) {
+	u, ok := unwrap[*unstructured.Unstructured](obj)
+	if !ok {
+		return
+	}
+	h.m.launch.enqueue(u.GetName())
+	h.m.register.enqueue(u.GetName())
+	h.m.claimTermination.enqueue(u.GetName())
+	provisioner, _, _ := unstructured.NestedString(u.Object, "spec", "provisioner")
+	h.m.expire.enqueue(provisioner)
+	h.m.orphan.enqueue(provisioner)
+	nodeName, _, _ := unstructured.NestedString(u.Object, "status", "nodeName")
+	h.m.empty.enqueue(nodeName)
+}
+
+func (h handlers) onProvisioner(obj any) {
+	if u, ok := unwrap[*unstructured.Unstructured](obj); ok {
+		h.m.expire.enqueue(u.GetName())
+		h.m.orphan.enqueue(u.GetName())
+	}
+}
+
+func (h handlers) onNode(obj any) {
+	node, ok := unwrap[*corev1.Node](obj)
+	if !ok {
+		return
+	}
+	h.m.empty.enqueue(node.Name)
+	h.m.nodeTermination.enqueue(node.Name)
+	claim := node.Labels[v1alpha1.LabelNodeClaim]
+	if claim == "" && node.Spec.ProviderID != "" {
+		if objs, err := h.claims.ByIndex(providerIDIndex, node.Spec.ProviderID); err == nil && len(objs) > 0 {
+			if u, ok := objs[0].(*unstructured.Unstructured); ok {
+				claim = u.GetName()
+			}
+		}
+	}
+	h.m.register.enqueue(claim)
+	h.m.claimTermination.enqueue(claim)
+}
+
+func (h handlers) onPod(obj any) {
+	if pod, ok := unwrap[*corev1.Pod](obj); ok && pod.Spec.NodeName != "" {
+		h.m.empty.enqueue(pod.Spec.NodeName)
+		h.m.nodeTermination.enqueue(pod.Spec.NodeName)
+	}
+}
+
+// unwrap returns obj, or the last state of a deleted object, as a T.
+func unwrap[T any](obj any) (T, bool) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	t, ok := obj.(T)
+	return t, ok
+}
+
+func indexByProviderID(obj any) ([]string, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, nil
+	}
+	id, _, _ := unstructured.NestedString(u.Object, "status", "providerID")
+	if id == "" {
+		return nil, nil
+	}
+	return []string{id}, nil
+}
