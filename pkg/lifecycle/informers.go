@@ -10,13 +10,19 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
-// informerResync is the informers' resync period: a safety net for a missed event, since
-// every TTL and timeout is also requeued explicitly.
-const informerResync = 10 * time.Minute
+// resyncPeriod is how often, while leading, every cached object is handed to its event
+// handler again, as an informer's resync would: a safety net for a change that no event of
+// the object a controller is keyed by reports (a Provisioner given ttlSecondsAfterEmpty once
+// its nodes are empty: emptiness is keyed by Node), every TTL and timeout being requeued
+// explicitly. The Manager resyncs itself because an informer shared with kube-scheduler does
+// not: the scheduler's factory has no resync period, and a handler cannot resync more often
+// than its informer.
+const resyncPeriod = 10 * time.Minute
 
 // providerIDIndex indexes NodeClaims by status.providerID, to map a Node without labels yet
 // to its NodeClaim.
@@ -25,8 +31,16 @@ const providerIDIndex = "providerID"
 // caches are the informers that drive the controllers and that they read from.
 type caches struct {
 	claims, provisioners, nodes, pods cache.SharedIndexInformer
+	// handlers are the event handlers registered on them.
+	handlers []registration
 	// owned are the factories the Manager built: start starts them and shutdown stops them.
 	owned []factory
+}
+
+// registration is an event handler and the informer it is registered on.
+type registration struct {
+	informer cache.SharedIndexInformer
+	handler  func(obj any)
 }
 
 // factory is what the caches do with an informer factory they own.
@@ -38,8 +52,8 @@ type factory interface {
 // watch registers the controllers' informers, indexers and event handlers on factories of
 // the Manager's own. It runs in New: an informer takes indexers only until it starts.
 func (m *Manager) watch() error {
-	kube := informers.NewSharedInformerFactory(m.opts.Client, informerResync)
-	dyn := dynamicinformer.NewDynamicSharedInformerFactory(m.opts.Dynamic, informerResync)
+	kube := informers.NewSharedInformerFactory(m.opts.Client, 0)
+	dyn := dynamicinformer.NewDynamicSharedInformerFactory(m.opts.Dynamic, 0)
 	c := caches{
 		claims:       dyn.ForResource(nodeClaimGVR).Informer(),
 		provisioners: dyn.ForResource(provisionerGVR).Informer(),
@@ -54,15 +68,13 @@ func (m *Manager) watch() error {
 		return fmt.Errorf("indexing pods: %w", err)
 	}
 	h := handlers{m: m, claims: c.claims.GetIndexer()}
-	for _, reg := range []struct {
-		informer cache.SharedIndexInformer
-		handler  func(obj any)
-	}{
+	c.handlers = []registration{
 		{c.claims, h.onNodeClaim},
 		{c.provisioners, h.onProvisioner},
 		{c.nodes, h.onNode},
 		{c.pods, h.onPod},
-	} {
+	}
+	for _, reg := range c.handlers {
 		if _, err := reg.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    reg.handler,
 			UpdateFunc: func(_, obj any) { reg.handler(obj) },
@@ -86,6 +98,23 @@ func (c caches) start(ctx context.Context) {
 // ctx is done).
 func (c caches) waitForSync(ctx context.Context) bool {
 	return cache.WaitForCacheSync(ctx.Done(), c.claims.HasSynced, c.provisioners.HasSynced, c.nodes.HasSynced, c.pods.HasSynced)
+}
+
+// resyncEvery hands every cached object to its event handler again every period, the first
+// time one period from now, until ctx is done.
+func (c caches) resyncEvery(ctx context.Context, clk clock.Clock, period time.Duration) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-clk.After(period):
+		}
+		for _, reg := range c.handlers {
+			for _, obj := range reg.informer.GetStore().List() {
+				reg.handler(obj)
+			}
+		}
+	}
 }
 
 // shutdown stops the factories the caches own and waits for their informers to end.

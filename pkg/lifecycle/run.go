@@ -106,6 +106,7 @@ func (m *Manager) runControllers(ctx context.Context) {
 	}
 	// One expiry worker: it is what keeps disruption to one node per Provisioner at a time.
 	start(func(ctx context.Context) { m.expire.run(ctx, 1) })
+	start(func(ctx context.Context) { m.caches.resyncEvery(ctx, m.opts.Clock, resyncPeriod) })
 	start(func(ctx context.Context) {
 		wait.UntilWithContext(ctx, func(ctx context.Context) {
 			if err := m.collector.collect(ctx); err != nil {

@@ -1,0 +1,107 @@
+package lifecycle
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+// TestResyncEvery: every period, the first time one period after the start, every cached
+// NodeClaim, Provisioner, Node and pod is handed to its event handler again, as an informer's
+// resync would, and the controllers' queues get the keys they concern.
+func TestResyncEvery(t *testing.T) {
+	e := newEnv(t)
+	m, err := New(Options{Client: e.kube, Dynamic: e.dyn, Cloud: e.cloud, Clock: e.clock, Recorder: events.NewFakeRecorder(10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Filled by hand: a resync reads the caches; it needs no informer running.
+	nc, err := toUnstructured(claim("a", launched("aws:///us-east-1a/i-00000000000000001")), "NodeClaim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := toUnstructured(provisioner("spot"), "Provisioner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, add := range []struct {
+		store cache.Store
+		obj   runtime.Object
+	}{
+		{m.caches.claims.GetStore(), nc},
+		{m.caches.provisioners.GetStore(), p},
+		{m.caches.nodes.GetStore(), node("node-b", "aws:///us-east-1a/i-00000000000000002", ownedBy("b"))},
+		{m.caches.pods.GetStore(), pod("web", "node-c")},
+	} {
+		if err := add.store.Add(add.obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A clock of its own: the work queues' heartbeats wait on e.clock.
+	clk := clocktesting.NewFakeClock(t0)
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.caches.resyncEvery(ctx, clk, time.Minute)
+	}()
+	waitForWaiter := func() {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(e.ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			return clk.HasWaiters(), nil
+		}); err != nil {
+			t.Fatalf("resync not waiting for its period: %v", err)
+		}
+	}
+	waitForWaiter()
+	clk.Step(time.Minute - time.Second)
+	if got := queued(m); len(got) != 0 || !clk.HasWaiters() {
+		t.Fatalf("resync before its period: queued %v", got)
+	}
+	clk.Step(time.Second)
+	waitForWaiter() // for the next period: this one's resync is done
+	cancel()
+	<-done
+
+	want := map[string][]string{
+		// The claim's name, its Provisioner's and its node's; the Node's claim by its label.
+		"launch":                {"a"},
+		"registration":          {"a", "b"},
+		"nodeclaim-termination": {"a", "b"},
+		"expiry":                {"default", "spot"},
+		"provisioner-deletion":  {"default", "spot"},
+		"emptiness":             {"node-a", "node-b", "node-c"},
+		"node-termination":      {"node-b", "node-c"},
+	}
+	if diff := cmp.Diff(want, queued(m)); diff != "" {
+		t.Errorf("keys queued by the resync (-want, +got):\n%s", diff)
+	}
+}
+
+// queued empties the controllers' queues and returns their keys, sorted, by controller.
+func queued(m *Manager) map[string][]string {
+	got := map[string][]string{}
+	for _, c := range []*controller{m.launch, m.register, m.empty, m.nodeTermination, m.claimTermination, m.expire, m.orphan} {
+		for c.queue.Len() > 0 {
+			key, _ := c.queue.Get()
+			c.queue.Done(key)
+			got[c.name] = append(got[c.name], key)
+		}
+		slices.Sort(got[c.name])
+	}
+	for name, keys := range got {
+		if len(keys) == 0 {
+			delete(got, name)
+		}
+	}
+	return got
+}
