@@ -33,7 +33,8 @@ type caches struct {
 	claims, provisioners, nodes, pods cache.SharedIndexInformer
 	// handlers are the event handlers registered on them.
 	handlers []registration
-	// owned are the factories the Manager built: start starts them and shutdown stops them.
+	// owned are the factories the Manager built for want of given ones: start starts them
+	// and shutdown stops them. A given factory is its owner's to start and stop.
 	owned []factory
 }
 
@@ -49,18 +50,26 @@ type factory interface {
 	Shutdown()
 }
 
-// watch registers the controllers' informers, indexers and event handlers on factories of
-// the Manager's own. It runs in New: an informer takes indexers only until it starts.
+// watch registers the controllers' informers, indexers and event handlers on the factories
+// of Options.Informers and Options.DynamicInformers, or on factories of the Manager's own
+// where they are nil. It runs in New: an informer takes indexers only until it starts, and
+// kube-scheduler starts its factory once every plugin is built.
 func (m *Manager) watch() error {
-	kube := informers.NewSharedInformerFactory(m.opts.Client, 0)
-	dyn := dynamicinformer.NewDynamicSharedInformerFactory(m.opts.Dynamic, 0)
-	c := caches{
-		claims:       dyn.ForResource(nodeClaimGVR).Informer(),
-		provisioners: dyn.ForResource(provisionerGVR).Informer(),
-		nodes:        kube.Core().V1().Nodes().Informer(),
-		pods:         kube.Core().V1().Pods().Informer(),
-		owned:        []factory{kube, dyn},
+	var c caches
+	kube := m.opts.Informers
+	if kube == nil {
+		kube = informers.NewSharedInformerFactory(m.opts.Client, 0)
+		c.owned = append(c.owned, kube)
 	}
+	dyn := m.opts.DynamicInformers
+	if dyn == nil {
+		dyn = dynamicinformer.NewDynamicSharedInformerFactory(m.opts.Dynamic, 0)
+		c.owned = append(c.owned, dyn)
+	}
+	c.claims = dyn.ForResource(nodeClaimGVR).Informer()
+	c.provisioners = dyn.ForResource(provisionerGVR).Informer()
+	c.nodes = kube.Core().V1().Nodes().Informer()
+	c.pods = kube.Core().V1().Pods().Informer()
 	if err := c.claims.AddIndexers(cache.Indexers{providerIDIndex: indexByProviderID}); err != nil {
 		return fmt.Errorf("indexing nodeclaims: %w", err)
 	}

@@ -9,9 +9,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
 // TestResyncEvery: every period, the first time one period after the start, every cached
@@ -104,4 +108,94 @@ func queued(m *Manager) map[string][]string {
 		}
 	}
 	return got
+}
+
+// TestNewRegistersOnGivenFactories: the Manager puts its informers, indexes and event
+// handlers on the factories it is given, so that the process keeps one cache of each kind,
+// and builds a factory only for what it is not given.
+func TestNewRegistersOnGivenFactories(t *testing.T) {
+	tests := []struct {
+		name               string
+		givenKube, givenDy bool
+		wantOwned          int
+	}{
+		{name: "both given", givenKube: true, givenDy: true, wantOwned: 0},
+		{name: "kube informers given", givenKube: true, wantOwned: 1},
+		{name: "none given", wantOwned: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			kube := informers.NewSharedInformerFactory(e.kube, 0)
+			dyn := dynamicinformer.NewDynamicSharedInformerFactory(e.dyn, 0)
+			opts := Options{Client: e.kube, Dynamic: e.dyn, Cloud: e.cloud, Clock: e.clock, Recorder: events.NewFakeRecorder(10)}
+			if tc.givenKube {
+				opts.Informers = kube
+			}
+			if tc.givenDy {
+				opts.DynamicInformers = dyn
+			}
+			m, err := New(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(m.caches.owned); got != tc.wantOwned {
+				t.Errorf("factories of its own = %d, want %d", got, tc.wantOwned)
+			}
+			for _, c := range []struct {
+				what        string
+				got, shared cache.SharedIndexInformer
+				given       bool
+				index       string
+			}{
+				{"nodeclaims", m.caches.claims, dyn.ForResource(nodeClaimGVR).Informer(), tc.givenDy, providerIDIndex},
+				{"provisioners", m.caches.provisioners, dyn.ForResource(provisionerGVR).Informer(), tc.givenDy, ""},
+				{"nodes", m.caches.nodes, kube.Core().V1().Nodes().Informer(), tc.givenKube, ""},
+				{"pods", m.caches.pods, kube.Core().V1().Pods().Informer(), tc.givenKube, podNodeIndex},
+			} {
+				// Informer() wraps the factory's informer anew on every call: the cache is what
+				// they share.
+				if shared := c.got.GetIndexer() == c.shared.GetIndexer(); shared != c.given {
+					t.Errorf("%s informer is the given factory's: %v, want %v", c.what, shared, c.given)
+				}
+				if _, ok := c.shared.GetIndexer().GetIndexers()[c.index]; c.index != "" && ok != c.given {
+					t.Errorf("%s informer of the given factory has index %q: %v, want %v", c.what, c.index, ok, c.given)
+				}
+			}
+		})
+	}
+}
+
+// TestRunOnGivenFactories wires the Manager on factories its caller owns and starts: their
+// informers drive the controllers, and a new NodeClaim is launched.
+func TestRunOnGivenFactories(t *testing.T) {
+	e := newEnv(t)
+	e.add(t, provisioner("default"), nodeClass("default"))
+	kube := informers.NewSharedInformerFactory(e.kube, 0)
+	dyn := dynamicinformer.NewDynamicSharedInformerFactory(e.dyn, 0)
+	m, err := New(Options{
+		Client: e.kube, Dynamic: e.dyn, Cloud: e.cloud, Clock: e.clock, Recorder: events.NewFakeRecorder(100),
+		Informers: kube, DynamicInformers: dyn, LeaderElection: LeaderElectionOptions{Disabled: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The owner starts its factories once everyone has registered on them, as kube-scheduler
+	// does after building its plugins.
+	kube.Start(e.ctx.Done())
+	dyn.Start(e.ctx.Done())
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	e.add(t, claim("a"))
+	if err := wait.PollUntilContextTimeout(e.ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		nc := e.getClaim(t, "a")
+		return nc != nil && isTrue(nc, v1alpha1.ConditionLaunched), nil
+	}); err != nil {
+		t.Fatalf("nodeclaim not launched: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v, want nil after cancel", err)
+	}
 }

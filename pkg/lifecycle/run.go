@@ -14,8 +14,9 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Run starts the informers, waits to hold the Lease (unless leader election is disabled),
-// and runs the controllers until ctx is done or the Lease is lost. It returns an error when
+// Run starts the informers of the Manager's own factories, waits for every cache to sync and
+// to hold the Lease (unless leader election is disabled), and runs the controllers until ctx
+// is done or the Lease is lost. The informers run whether this replica leads or not. It returns an error when
 // the Lease is lost: the caller should exit, as kube-scheduler does, rather than act
 // without it.
 func (m *Manager) Run(ctx context.Context) error {
