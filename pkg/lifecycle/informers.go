@@ -33,8 +33,8 @@ type caches struct {
 	claims, provisioners, nodes, pods cache.SharedIndexInformer
 	// handlers are the event handlers registered on them.
 	handlers []registration
-	// owned are the factories the Manager built for want of given ones: start starts them
-	// and shutdown stops them. A given factory is its owner's to start and stop.
+	// owned are the factories the Manager built for want of given ones, which start starts
+	// and stops. A given factory is its owner's to start and stop.
 	owned []factory
 }
 
@@ -96,10 +96,19 @@ func (m *Manager) watch() error {
 	return nil
 }
 
-// start starts the factories the caches own, until ctx is done.
-func (c caches) start(ctx context.Context) {
+// start starts the factories the caches own, until ctx is done or stop is called; stop
+// waits for their informers to end. Run may end before ctx does (the Lease lost), and
+// a factory's Shutdown waits for informers that only their stop channel ends.
+func (c caches) start(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
 	for _, f := range c.owned {
 		f.Start(ctx.Done())
+	}
+	return func() {
+		cancel()
+		for _, f := range c.owned {
+			f.Shutdown()
+		}
 	}
 }
 
@@ -123,13 +132,6 @@ func (c caches) resyncEvery(ctx context.Context, clk clock.Clock, period time.Du
 				reg.handler(obj)
 			}
 		}
-	}
-}
-
-// shutdown stops the factories the caches own and waits for their informers to end.
-func (c caches) shutdown() {
-	for _, f := range c.owned {
-		f.Shutdown()
 	}
 }
 

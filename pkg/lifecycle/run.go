@@ -29,8 +29,8 @@ func (m *Manager) Run(ctx context.Context) error {
 		defer m.broadcaster.Shutdown()
 	}
 
-	m.caches.start(ctx)
-	defer m.caches.shutdown()
+	stopInformers := m.caches.start(ctx)
+	defer stopInformers()
 	if !m.caches.waitForSync(ctx) {
 		return fmt.Errorf("waiting for informers: %w", ctx.Err())
 	}
