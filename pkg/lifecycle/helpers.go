@@ -126,7 +126,7 @@ func (d *deps) getPod(ctx context.Context, namespace, name string) (*corev1.Pod,
 }
 
 // podNodeIndex indexes the pods cache by spec.nodeName.
-const podNodeIndex = "nodeName"
+const podNodeIndex = "nodewright.dev/nodeName"
 
 func indexPodByNode(obj any) ([]string, error) {
 	pod, ok := obj.(*corev1.Pod)

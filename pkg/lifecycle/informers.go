@@ -26,7 +26,7 @@ const resyncPeriod = 10 * time.Minute
 
 // providerIDIndex indexes NodeClaims by status.providerID, to map a Node without labels yet
 // to its NodeClaim.
-const providerIDIndex = "providerID"
+const providerIDIndex = "nodewright.dev/providerID"
 
 // caches are the informers that drive the controllers and that they read from.
 type caches struct {
@@ -70,10 +70,10 @@ func (m *Manager) watch() error {
 	c.provisioners = dyn.ForResource(provisionerGVR).Informer()
 	c.nodes = kube.Core().V1().Nodes().Informer()
 	c.pods = kube.Core().V1().Pods().Informer()
-	if err := c.claims.AddIndexers(cache.Indexers{providerIDIndex: indexByProviderID}); err != nil {
+	if err := addIndex(c.claims, providerIDIndex, indexByProviderID); err != nil {
 		return fmt.Errorf("indexing nodeclaims: %w", err)
 	}
-	if err := c.pods.AddIndexers(cache.Indexers{podNodeIndex: indexPodByNode}); err != nil {
+	if err := addIndex(c.pods, podNodeIndex, indexPodByNode); err != nil {
 		return fmt.Errorf("indexing pods: %w", err)
 	}
 	h := handlers{m: m, claims: c.claims.GetIndexer()}
@@ -94,6 +94,16 @@ func (m *Manager) watch() error {
 	}
 	m.caches = c
 	return nil
+}
+
+// addIndex adds the index name to informer unless it has it: another Manager of the process
+// (one per scheduler profile) may have added it to an informer they share. The index names
+// are nodewright's, so that another component's index is not taken for ours.
+func addIndex(informer cache.SharedIndexInformer, name string, index cache.IndexFunc) error {
+	if _, ok := informer.GetIndexer().GetIndexers()[name]; ok {
+		return nil
+	}
+	return informer.AddIndexers(cache.Indexers{name: index})
 }
 
 // start starts the factories the caches own, until ctx is done or stop is called; stop

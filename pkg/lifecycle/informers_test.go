@@ -166,6 +166,22 @@ func TestNewRegistersOnGivenFactories(t *testing.T) {
 	}
 }
 
+// TestNewTwiceOnOneFactory: two Managers of one process (one per scheduler profile) share
+// the factories they are given, indexes included.
+func TestNewTwiceOnOneFactory(t *testing.T) {
+	e := newEnv(t)
+	opts := Options{
+		Client: e.kube, Dynamic: e.dyn, Cloud: e.cloud, Clock: e.clock, Recorder: events.NewFakeRecorder(10),
+		Informers:        informers.NewSharedInformerFactory(e.kube, 0),
+		DynamicInformers: dynamicinformer.NewDynamicSharedInformerFactory(e.dyn, 0),
+	}
+	for i := range 2 {
+		if _, err := New(opts); err != nil {
+			t.Fatalf("Manager %d: %v", i+1, err)
+		}
+	}
+}
+
 // TestRunOnGivenFactories wires the Manager on factories its caller owns and starts: their
 // informers drive the controllers, and a new NodeClaim is launched.
 func TestRunOnGivenFactories(t *testing.T) {
