@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
@@ -195,6 +196,53 @@ func TestEmptinessClearedByPod(t *testing.T) {
 	reconcile()
 	if e.getNode(t, "node-a") != nil {
 		t.Error("node still exists 30s after it became empty again")
+	}
+}
+
+// TestEmptinessFromCacheWithoutFinishedPods: the pods cache the lifecycle shares with
+// kube-scheduler lists no finished pods; a node whose only pods have finished (one of them
+// asks not to be evicted, another is a pod the node was launched for that finished unbound)
+// is found empty and deleted after its TTL, as from a cache that lists them.
+func TestEmptinessFromCacheWithoutFinishedPods(t *testing.T) {
+	failed := func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed }
+	pods := []*corev1.Pod{pod("job", "node-a", doNotEvict, succeeded), pod("web", "", withUID, failed)}
+	for _, tc := range []struct {
+		name   string
+		cached []*corev1.Pod
+	}{
+		{name: "cache with finished pods", cached: pods},
+		{name: "cache without finished pods"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			providerID := "aws:///us-east-1a/i-00000000000000001"
+			e.add(t, claim("a", launched(providerID), initialized, func(nc *v1alpha1.NodeClaim) {
+				nc.Spec.Pods = []v1alpha1.PodReference{{Namespace: "default", Name: "web", UID: "web"}}
+			}), provisioner("default", ttlAfterEmpty(30)), node("node-a", providerID, ownedBy("a")))
+			for _, p := range pods {
+				e.add(t, p)
+			}
+			e.deps.pods = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{podNodeIndex: indexPodByNode})
+			for _, p := range tc.cached {
+				if err := e.deps.pods.Add(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			em := &emptiness{deps: e.deps}
+			if _, err := em.reconcile(e.ctx, "node-a"); err != nil {
+				t.Fatal(err)
+			}
+			if !e.getClaim(t, "a").IsTrue(v1alpha1.ConditionEmpty) {
+				t.Fatal("node with finished pods only has no Empty condition")
+			}
+			e.clock.Step(30 * time.Second)
+			if _, err := em.reconcile(e.ctx, "node-a"); err != nil {
+				t.Fatal(err)
+			}
+			if e.getNode(t, "node-a") != nil {
+				t.Error("node with finished pods only still exists after its TTL")
+			}
+		})
 	}
 }
 

@@ -25,7 +25,9 @@ import (
 type deps struct {
 	kube kubernetes.Interface
 	// nodes and pods (indexed by podNodeIndex) are the informers' caches once Run has started
-	// them; nil reads through the API. Reads that decide a deletion go to the API.
+	// them; nil reads through the API. Reads that decide a deletion go to the API. The pods
+	// cache may lack finished pods (kube-scheduler's lists none): whoever reads it treats a
+	// finished pod as one that is gone.
 	nodes    corelisters.NodeLister
 	pods     cache.Indexer
 	objects  objects
@@ -120,7 +122,7 @@ func (d *deps) getPod(ctx context.Context, namespace, name string) (*corev1.Pod,
 }
 
 // podNodeIndex indexes the pods cache by spec.nodeName.
-const podNodeIndex = "nodeName"
+const podNodeIndex = "nodewright.dev/nodeName"
 
 func indexPodByNode(obj any) ([]string, error) {
 	pod, ok := obj.(*corev1.Pod)

@@ -9,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -50,6 +52,16 @@ type Options struct {
 	// Recorder records events; nil means a recorder writing events.k8s.io/v1 Events through
 	// Client, started by Run.
 	Recorder events.EventRecorder
+	// Informers, when set, is the factory whose Node and Pod informers drive the controllers
+	// and cache what they read: kube-scheduler's, so that the process keeps one cache of
+	// each. New registers its informers, the pods' index and its event handlers on it; the
+	// factory's owner starts it, and Run only waits for the caches. The pod informer may
+	// leave out finished pods, as the scheduler's does: the lifecycle treats a finished pod as
+	// gone. nil means a factory of the Manager's own, which Run starts and stops.
+	Informers informers.SharedInformerFactory
+	// DynamicInformers is the same for NodeClaims and Provisioners: the Provision plugin's,
+	// so that the plugin and the lifecycle keep one cache of NodeClaims.
+	DynamicInformers dynamicinformer.DynamicSharedInformerFactory
 
 	// LaunchTimeout is how long a NodeClaim's launch may keep failing, counted from its first
 	// failed attempt, before the claim is deleted and its pods are planned again. Attempts
@@ -169,6 +181,7 @@ type Manager struct {
 	opts        Options
 	deps        *deps
 	broadcaster events.EventBroadcaster // nil when Options.Recorder was given
+	caches      caches
 
 	launch, register, empty, nodeTermination, claimTermination, expire, orphan *controller
 
@@ -182,7 +195,9 @@ type Manager struct {
 	interrupter *interrupter
 }
 
-// New returns a Manager for opts, defaulted and validated.
+// New returns a Manager for opts, defaulted and validated, with its informers, indexers and
+// event handlers registered on the given factories or on factories of its own, which Run
+// starts.
 func New(opts Options) (*Manager, error) {
 	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
@@ -223,6 +238,9 @@ func New(opts Options) (*Manager, error) {
 	m.claimTermination = newController("nodeclaim-termination", opts.Clock, m.terminator.reconcileClaim)
 	m.expire = newController("expiry", opts.Clock, m.expiry.reconcile)
 	m.orphan = newController("provisioner-deletion", opts.Clock, m.orphans.reconcile)
+	if err := m.watch(); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

@@ -6,30 +6,17 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/tools/cache"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
-
-	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
-// informerResync is the informers' resync period: a safety net for a missed event, since
-// every TTL and timeout is also requeued explicitly.
-const informerResync = 10 * time.Minute
-
-// providerIDIndex indexes NodeClaims by status.providerID, to map a Node without labels yet
-// to its NodeClaim.
-const providerIDIndex = "providerID"
-
-// Run starts the informers, waits to hold the Lease (unless leader election is disabled),
-// and runs the controllers until ctx is done or the Lease is lost. It returns an error when
+// Run starts the informers of the Manager's own factories, waits for every cache to sync and
+// to hold the Lease (unless leader election is disabled), and runs the controllers until ctx
+// is done or the Lease is lost. The informers run whether this replica leads or not. It returns an error when
 // the Lease is lost: the caller should exit, as kube-scheduler does, rather than act
 // without it.
 func (m *Manager) Run(ctx context.Context) error {
@@ -42,48 +29,15 @@ func (m *Manager) Run(ctx context.Context) error {
 		defer m.broadcaster.Shutdown()
 	}
 
-	kubeInformers := informers.NewSharedInformerFactory(m.opts.Client, informerResync)
-	dynInformers := dynamicinformer.NewDynamicSharedInformerFactory(m.opts.Dynamic, informerResync)
-	claimInformer := dynInformers.ForResource(v1alpha1.NodeClaimGVR).Informer()
-	if err := claimInformer.AddIndexers(cache.Indexers{providerIDIndex: indexByProviderID}); err != nil {
-		return fmt.Errorf("indexing nodeclaims: %w", err)
-	}
-	provisionerInformer := dynInformers.ForResource(v1alpha1.ProvisionerGVR).Informer()
-	nodeInformer := kubeInformers.Core().V1().Nodes()
-	podInformer := kubeInformers.Core().V1().Pods().Informer()
-	if err := podInformer.AddIndexers(cache.Indexers{podNodeIndex: indexPodByNode}); err != nil {
-		return fmt.Errorf("indexing pods: %w", err)
-	}
-	h := handlers{m: m, claims: claimInformer.GetIndexer()}
-	for _, reg := range []struct {
-		informer cache.SharedIndexInformer
-		handler  func(obj any)
-	}{
-		{claimInformer, h.onNodeClaim},
-		{provisionerInformer, h.onProvisioner},
-		{nodeInformer.Informer(), h.onNode},
-		{podInformer, h.onPod},
-	} {
-		if _, err := reg.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    reg.handler,
-			UpdateFunc: func(_, obj any) { reg.handler(obj) },
-			DeleteFunc: reg.handler,
-		}); err != nil {
-			return fmt.Errorf("adding event handler: %w", err)
-		}
-	}
-	kubeInformers.Start(ctx.Done())
-	dynInformers.Start(ctx.Done())
-	defer kubeInformers.Shutdown()
-	defer dynInformers.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), claimInformer.HasSynced, provisionerInformer.HasSynced,
-		nodeInformer.Informer().HasSynced, podInformer.HasSynced) {
+	stopInformers := m.caches.start(ctx)
+	defer stopInformers()
+	if !m.caches.waitForSync(ctx) {
 		return fmt.Errorf("waiting for informers: %w", ctx.Err())
 	}
 	// From now on the controllers read from the caches: a round of 1,000 pods made them send
 	// 11,000 GETs in a minute, through the rate limit the scheduler binds with.
-	m.deps.nodes, m.deps.pods = nodeInformer.Lister(), podInformer.GetIndexer()
-	m.deps.objects.claims, m.deps.objects.provisioners = claimInformer.GetIndexer(), provisionerInformer.GetIndexer()
+	m.deps.nodes, m.deps.pods = corelisters.NewNodeLister(m.caches.nodes.GetIndexer()), m.caches.pods.GetIndexer()
+	m.deps.objects.claims, m.deps.objects.provisioners = m.caches.claims.GetIndexer(), m.caches.provisioners.GetIndexer()
 
 	if m.opts.LeaderElection.Disabled {
 		m.runControllers(ctx)
@@ -153,6 +107,7 @@ func (m *Manager) runControllers(ctx context.Context) {
 	}
 	// One expiry worker: it is what keeps disruption to one node per Provisioner at a time.
 	start(func(ctx context.Context) { m.expire.run(ctx, 1) })
+	start(func(ctx context.Context) { m.caches.resyncEvery(ctx, m.opts.Clock, resyncPeriod) })
 	start(func(ctx context.Context) {
 		wait.UntilWithContext(ctx, func(ctx context.Context) {
 			if err := m.collector.collect(ctx); err != nil {
@@ -171,79 +126,4 @@ func (m *Manager) runControllers(ctx context.Context) {
 		})
 	}
 	wg.Wait()
-}
-
-// handlers map informer events to the keys of the controllers they concern.
-type handlers struct {
-	m      *Manager
-	claims cache.Indexer
-}
-
-func (h handlers) onNodeClaim(obj any) {
-	u, ok := unwrap[*unstructured.Unstructured](obj)
-	if !ok {
-		return
-	}
-	h.m.launch.enqueue(u.GetName())
-	h.m.register.enqueue(u.GetName())
-	h.m.claimTermination.enqueue(u.GetName())
-	provisioner, _, _ := unstructured.NestedString(u.Object, "spec", "provisioner")
-	h.m.expire.enqueue(provisioner)
-	h.m.orphan.enqueue(provisioner)
-	nodeName, _, _ := unstructured.NestedString(u.Object, "status", "nodeName")
-	h.m.empty.enqueue(nodeName)
-}
-
-func (h handlers) onProvisioner(obj any) {
-	if u, ok := unwrap[*unstructured.Unstructured](obj); ok {
-		h.m.expire.enqueue(u.GetName())
-		h.m.orphan.enqueue(u.GetName())
-	}
-}
-
-func (h handlers) onNode(obj any) {
-	node, ok := unwrap[*corev1.Node](obj)
-	if !ok {
-		return
-	}
-	h.m.empty.enqueue(node.Name)
-	h.m.nodeTermination.enqueue(node.Name)
-	claim := node.Labels[v1alpha1.LabelNodeClaim]
-	if claim == "" && node.Spec.ProviderID != "" {
-		if objs, err := h.claims.ByIndex(providerIDIndex, node.Spec.ProviderID); err == nil && len(objs) > 0 {
-			if u, ok := objs[0].(*unstructured.Unstructured); ok {
-				claim = u.GetName()
-			}
-		}
-	}
-	h.m.register.enqueue(claim)
-	h.m.claimTermination.enqueue(claim)
-}
-
-func (h handlers) onPod(obj any) {
-	if pod, ok := unwrap[*corev1.Pod](obj); ok && pod.Spec.NodeName != "" {
-		h.m.empty.enqueue(pod.Spec.NodeName)
-		h.m.nodeTermination.enqueue(pod.Spec.NodeName)
-	}
-}
-
-// unwrap returns obj, or the last state of a deleted object, as a T.
-func unwrap[T any](obj any) (T, bool) {
-	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = tomb.Obj
-	}
-	t, ok := obj.(T)
-	return t, ok
-}
-
-func indexByProviderID(obj any) ([]string, error) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return nil, nil
-	}
-	id, _, _ := unstructured.NestedString(u.Object, "status", "providerID")
-	if id == "" {
-		return nil, nil
-	}
-	return []string{id}, nil
 }

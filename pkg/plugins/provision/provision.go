@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config"
@@ -134,13 +135,19 @@ func NewWithOptions(opts Options) frameworkruntime.PluginFactory {
 			}
 			p.hardDefaultSpread = plan.HardDefaultSpread(p.pluginConfig)
 		}
+		if opts.Dynamic == nil {
+			return nil, fmt.Errorf("no dynamic client for nodeclaims")
+		}
+		// One cache of NodeClaims for the plugin and the lifecycle: both register on it, then
+		// start starts it.
+		claimInformers := dynamicinformer.NewDynamicSharedInformerFactory(opts.Dynamic, 0)
 		if startLifecycle {
-			if err := p.startLifecycle(ctx, queue); err != nil {
+			if err := p.startLifecycle(ctx, queue, claimInformers); err != nil {
 				return nil, err
 			}
 		}
 		// The scheduler's context ends the informers and the round loop.
-		if err := p.start(ctx); err != nil {
+		if err := p.start(ctx, claimInformers); err != nil {
 			return nil, err
 		}
 		return p, nil

@@ -20,13 +20,21 @@ import (
 // startLifecycle runs the lifecycle's controllers (launch, registration, termination, GC),
 // which turn the NodeClaims the rounds write into nodes, until ctx ends. They act only while
 // this replica holds the lifecycle's Lease.
-func (p *Provision) startLifecycle(ctx context.Context, queue cloud.InterruptionQueue) error {
+//
+// The lifecycle shares the process's caches: it registers on the scheduler's informer
+// factory, which the scheduler starts once every plugin is built, and on claimInformers,
+// which start starts. Both run whether this replica leads or not (unless the scheduler's
+// delayCacheUntilActive holds its informers back until it leads; the lifecycle then waits
+// for them before it competes for its own Lease).
+func (p *Provision) startLifecycle(ctx context.Context, queue cloud.InterruptionQueue, claimInformers dynamicinformer.DynamicSharedInformerFactory) error {
 	mgr, err := lifecycle.New(lifecycle.Options{
-		Client:  p.handle.ClientSet(),
-		Dynamic: p.opts.Dynamic,
-		Cloud:   p.opts.Cloud,
-		Queue:   queue,
-		Clock:   p.opts.Clock,
+		Client:           p.handle.ClientSet(),
+		Dynamic:          p.opts.Dynamic,
+		Informers:        p.handle.SharedInformerFactory(),
+		DynamicInformers: claimInformers,
+		Cloud:            p.opts.Cloud,
+		Queue:            queue,
+		Clock:            p.opts.Clock,
 		// Launches that keep failing end with the claim deleted: onNodeClaimDeleted then
 		// releases its pods to the next round.
 		LaunchTimeout: p.args.LaunchTimeout.Duration,
@@ -44,13 +52,10 @@ func (p *Provision) startLifecycle(ctx context.Context, queue cloud.Interruption
 
 // start follows NodeClaims (the ledger) and Nodes (nomination), rebuilds the ledger from
 // the NodeClaims that exist, and only then runs the rounds, so that a restarted scheduler
-// does not plan again for pods already reserved.
-func (p *Provision) start(ctx context.Context) error {
-	if p.opts.Dynamic == nil {
-		return fmt.Errorf("no dynamic client for nodeclaims")
-	}
-	factory := dynamicinformer.NewDynamicSharedInformerFactory(p.opts.Dynamic, 0)
-	claims := factory.ForResource(v1alpha1.NodeClaimGVR).Informer()
+// does not plan again for pods already reserved. It starts claimInformers, once the
+// lifecycle has registered on it too.
+func (p *Provision) start(ctx context.Context, claimInformers dynamicinformer.DynamicSharedInformerFactory) error {
+	claims := claimInformers.ForResource(v1alpha1.NodeClaimGVR).Informer()
 	if _, err := claims.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { p.onNodeClaim(ctx, obj) },
 		UpdateFunc: func(_, obj any) { p.onNodeClaim(ctx, obj) },
@@ -79,7 +84,7 @@ func (p *Provision) start(ctx context.Context) error {
 	}
 	// Registered now so that the scheduler starts it with its own informers.
 	informers.Apps().V1().DaemonSets().Informer()
-	factory.Start(ctx.Done())
+	claimInformers.Start(ctx.Done())
 	go func() {
 		if !cache.WaitForCacheSync(ctx.Done(), claims.HasSynced) {
 			return
