@@ -206,7 +206,7 @@ func TestRunOnGivenFactories(t *testing.T) {
 	e.add(t, claim("a"))
 	if err := wait.PollUntilContextTimeout(e.ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		nc := e.getClaim(t, "a")
-		return nc != nil && isTrue(nc, v1alpha1.ConditionLaunched), nil
+		return nc != nil && nc.IsTrue(v1alpha1.ConditionLaunched), nil
 	}); err != nil {
 		t.Fatalf("nodeclaim not launched: %v", err)
 	}
