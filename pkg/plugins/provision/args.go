@@ -15,6 +15,7 @@ import (
 	sigsjson "sigs.k8s.io/json"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/nodewright/nodewright/pkg/cloud"
 	"github.com/nodewright/nodewright/pkg/lifecycle"
 )
 
@@ -24,6 +25,11 @@ const (
 	DefaultBatchIdleDuration = 1 * time.Second
 	DefaultBatchMaxDuration  = 10 * time.Second
 )
+
+// ReservationGrace is the default of Args.ReservationGrace: how long a pod reserved on a
+// NodeClaim waits to fit on the claim's node once it has registered; then the pod is
+// released to be planned again.
+const ReservationGrace = 2 * time.Minute
 
 // DefaultKubernetesVersion is the control plane version nodes are launched for when the
 // args do not say: the version of the scheduler nodewright is built on.
@@ -222,4 +228,18 @@ func (a *Args) validateCluster() field.ErrorList {
 		errs = append(errs, field.Invalid(argsPath.Child("kubernetesVersion"), a.KubernetesVersion, `must be "1.minor", e.g. "1.37"`))
 	}
 	return errs
+}
+
+// cloudConfig is the cloud's part of the args.
+func (a *Args) cloudConfig() cloud.Config {
+	return cloud.Config{
+		ClusterName:       a.ClusterName,
+		Region:            a.Region,
+		Endpoint:          a.Endpoint,
+		ClusterEndpoint:   a.ClusterEndpoint,
+		ClusterCA:         a.ClusterCA,
+		ClusterCIDR:       a.ClusterCIDR,
+		KubernetesVersion: a.KubernetesVersion,
+		InterruptionQueue: a.InterruptionQueue,
+	}
 }

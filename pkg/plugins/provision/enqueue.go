@@ -29,17 +29,10 @@ func (p *Provision) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithH
 	}, nil
 }
 
-// waitsForActivation reports whether pod is reserved on a NodeClaim whose node has not
-// registered yet: only the plugin's activation (or the claim's deletion) moves it.
-func (p *Provision) waitsForActivation(pod *v1.Pod) bool {
-	claim, _, ok := p.ledger.Reservation(pod.UID)
-	return ok && !p.isActivated(claim)
-}
-
 // hintNodeChange queues pod for a new node, or a node whose nodeclaim or provisioner label
 // changed, unless pod waits for its own claim's node.
 func (p *Provision) hintNodeChange(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
-	if p.waitsForActivation(pod) {
+	if p.reserved.waitsForActivation(pod) {
 		return fwk.QueueSkip, nil
 	}
 	newNode, ok := newObj.(*v1.Node)
@@ -65,14 +58,14 @@ func (p *Provision) hintNodeChange(logger klog.Logger, pod *v1.Pod, oldObj, newO
 // for it (see PreFilter and reservedConflict), and whether the binding pod's reservation is
 // still in the ledger when the event arrives is a race with the ledger's own informer.
 func (p *Provision) hintReservedPodGone(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
-	if p.waitsForActivation(pod) {
+	if p.reserved.waitsForActivation(pod) {
 		return fwk.QueueSkip, nil
 	}
 	if bound, ok := newObj.(*v1.Pod); ok && bound != nil {
 		if _, _, reserved := p.ledger.Reservation(bound.UID); reserved {
 			return fwk.Queue, nil
 		}
-		if p.termsOf(pod).Selects(bound) {
+		if p.conflicts.termsOf(pod).Selects(bound) {
 			logger.V(5).Info("A pod the pod's constraints select bound; retrying pod", "pod", klog.KObj(pod), "boundPod", klog.KObj(bound))
 			return fwk.Queue, nil
 		}

@@ -17,7 +17,8 @@ import (
 // reserved pod binds, and when a pending pod is deleted.
 func TestQueueingHints(t *testing.T) {
 	logger, _ := ktesting.NewTestContext(t)
-	p := &Provision{ledger: NewLedger(), activated: map[string]bool{"c1": true}}
+	p := newProvision(&deps{ledger: NewLedger()}, false)
+	p.reserved.activated["c1"] = true
 	p.ledger.Rebuild([]*v1alpha1.NodeClaim{plantest.Claim("c1", "node-1", "a"), plantest.Claim("c2", "", "w")})
 	waiting, free := plantest.PendingPod("w", "1").Obj(), plantest.PendingPod("x", "1").Obj()
 	node := st.MakeNode().Name("node-1").Obj()
@@ -54,7 +55,7 @@ func TestQueueingHints(t *testing.T) {
 		})
 	}
 	// Activation ends the wait.
-	p.activated["c2"] = true
+	p.reserved.activated["c2"] = true
 	if got, _ := p.hintNodeChange(logger, waiting, nil, node); got != fwk.Queue {
 		t.Errorf("after activation, hint = %v, want Queue", got)
 	}

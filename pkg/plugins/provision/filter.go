@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	fwk "k8s.io/kube-scheduler/framework"
 
@@ -25,7 +24,7 @@ var (
 func (p *Provision) PreFilter(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	claim, nodeName, ok := p.ledger.Reservation(pod.UID)
 	if !ok {
-		if r := p.reservedConflict(pod); r != nil {
+		if r := p.conflicts.reservedConflict(pod); r != nil {
 			return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for pod %s/%s, reserved on a new node, to bind: "+
 				"the two constrain each other's placement", Name, r.Namespace, r.Name))
 		}
@@ -60,27 +59,8 @@ func (p *Provision) Filter(_ context.Context, _ fwk.CycleState, pod *v1.Pod, nod
 		}
 		return nil
 	}
-	if pending := p.pendingReserved(claim, pod.UID); pending > 0 {
+	if pending := p.reserved.pendingReserved(claim, pod.UID); pending > 0 {
 		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: node held for %d pending pod(s) of nodeclaim %s", Name, pending, claim))
 	}
 	return nil
-}
-
-// pendingReserved returns how many pods the NodeClaim named claim was launched for are
-// pending, 0 when the pod with uid is one of them (they were planned together).
-func (p *Provision) pendingReserved(claim string, uid types.UID) int {
-	if p.ledger.isSettled(claim) {
-		return 0
-	}
-	pending := p.pendingOf(p.ledger.Pods(claim))
-	for _, pod := range pending {
-		if pod.UID == uid {
-			return 0
-		}
-	}
-	n := len(p.reservedOn(claim, pending))
-	if n == 0 {
-		p.ledger.settle(claim)
-	}
-	return n
 }

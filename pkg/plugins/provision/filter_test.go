@@ -36,6 +36,8 @@ type informerHandle struct {
 
 func (h informerHandle) SharedInformerFactory() informers.SharedInformerFactory { return h.factory }
 
+func (informerHandle) ProfileName() string { return "nodewright-scheduler" }
+
 // TestPreFilterAndFilterKeepReservedRoom: a pod reserved on a claim may go only to its node,
 // and waits while the claim has not launched; no other pod may go on a new node while pods it was launched for are pending.
 func TestPreFilterAndFilterKeepReservedRoom(t *testing.T) {
@@ -48,8 +50,11 @@ func TestPreFilterAndFilterKeepReservedRoom(t *testing.T) {
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
 
-	p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger()}
+	p := newProvision(&deps{handle: informerHandle{factory: factory}, ledger: NewLedger()}, false)
 	p.ledger.Rebuild([]*v1alpha1.NodeClaim{registeredAt(plantest.Claim("c1", "node-1", "a", "b"), time.Now()), plantest.Claim("c2", "node-2", "z"), plantest.Claim("c3", "", "w")})
+	if err := p.followPods(factory); err != nil {
+		t.Fatal(err)
+	}
 	node := st.MakeNode().Name("node-1").Label(v1alpha1.LabelNodeClaim, "c1").
 		Capacity(map[v1.ResourceName]string{v1.ResourceCPU: "4", v1.ResourceMemory: "8Gi", v1.ResourcePods: "110"}).Obj()
 	nodeInfo := framework.NewNodeInfo()
@@ -175,7 +180,7 @@ func TestWithInFlight(t *testing.T) {
 	factory.Core().V1().Pods().Lister()
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
-	p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger(), args: &Args{Region: "us-east-1"}}
+	p := newProvision(&deps{handle: informerHandle{factory: factory}, ledger: NewLedger(), args: &Args{Region: "us-east-1"}}, false)
 	c1 := plantest.Claim("c1", "", "a")
 	c1.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{"us-east-1b"}}}
 	launched := func(nc *v1alpha1.NodeClaim) *v1alpha1.NodeClaim {
@@ -224,7 +229,7 @@ func TestPreFilterWaitsForReservedPodsItConstrains(t *testing.T) {
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
 
-	p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger()}
+	p := newProvision(&deps{handle: informerHandle{factory: factory}, ledger: NewLedger()}, false)
 	p.ledger.Rebuild([]*v1alpha1.NodeClaim{plantest.Claim("c1", "", "a")})
 	for _, tt := range []struct {
 		pod  *v1.Pod
@@ -271,7 +276,7 @@ func TestPreFilterWaitsForDefaultSpreadSiblings(t *testing.T) {
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
 	for _, hard := range []bool{true, false} {
-		p := &Provision{handle: informerHandle{factory: factory}, ledger: NewLedger(), hardDefaultSpread: hard}
+		p := newProvision(&deps{handle: informerHandle{factory: factory}, ledger: NewLedger()}, hard)
 		p.ledger.Rebuild([]*v1alpha1.NodeClaim{plantest.Claim("c1", "", "a")})
 		for _, tt := range []struct {
 			pod  *v1.Pod

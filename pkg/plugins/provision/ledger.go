@@ -1,59 +1,15 @@
 package provision
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
 	"slices"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	quota "k8s.io/apiserver/pkg/quota/v1"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
-
-// recordAddedPods writes refs, all the pods added to the spare room of the NodeClaim named
-// name, into its annotation nodewright.dev/added-pods.
-func recordAddedPods(ctx context.Context, client dynamic.Interface, name string, refs []v1alpha1.PodReference) error {
-	value, err := json.Marshal(refs)
-	if err != nil {
-		return fmt.Errorf("encoding the pods added to nodeclaim %s: %w", name, err)
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{v1alpha1.AnnotationAddedPods: string(value)}}})
-	if err != nil {
-		return fmt.Errorf("encoding the pods added to nodeclaim %s: %w", name, err)
-	}
-	if _, err := client.Resource(v1alpha1.NodeClaimGVR).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("recording the pods added to nodeclaim %s: %w", name, err)
-	}
-	return nil
-}
-
-// createNodeClaim writes nc and returns it as stored, with its generated name.
-func createNodeClaim(ctx context.Context, client dynamic.Interface, nc *v1alpha1.NodeClaim) (*v1alpha1.NodeClaim, error) {
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(nc)
-	if err != nil {
-		return nil, fmt.Errorf("converting nodeclaim: %w", err)
-	}
-	u := &unstructured.Unstructured{Object: m}
-	u.SetAPIVersion(v1alpha1.SchemeGroupVersion.String())
-	u.SetKind("NodeClaim")
-	u, err = client.Resource(v1alpha1.NodeClaimGVR).Create(ctx, u, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("creating nodeclaim for provisioner %s: %w", nc.Spec.Provisioner, err)
-	}
-	out := &v1alpha1.NodeClaim{}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, out); err != nil {
-		return nil, fmt.Errorf("converting nodeclaim %s: %w", u.GetName(), err)
-	}
-	return out, nil
-}
 
 // Ledger is the plugin's memory of which pod is reserved on which NodeClaim, and
 // which node each claim became. NodeClaims are its source of truth: spec.pods never changes

@@ -83,9 +83,10 @@ func TestPostFilter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
 			clk := clocktesting.NewFakeClock(now)
-			p := &Provision{handle: recorderHandle{}, opts: Options{Clock: clk}, ledger: NewLedger(), lastUnplanned: map[types.UID]*plan.Unplanned{
+			p := newProvision(&deps{handle: recorderHandle{}, opts: Options{Clock: clk}, ledger: NewLedger()}, false)
+			p.unplannedPods.set(map[types.UID]*plan.Unplanned{
 				tooBig.UID: {Pod: tooBig, Reasons: []string{"too big"}},
-			}}
+			})
 			p.batcher = newBatcher(clk, time.Second, 10*time.Second, nil)
 			p.ledger.Rebuild([]*v1alpha1.NodeClaim{
 				registeredAt(plantest.Claim("default-abcde", "ip-10-0-0-1", "a"), now.Add(-time.Minute)),
@@ -200,14 +201,18 @@ type profileHandle struct{ fwk.Handle }
 
 func (profileHandle) ProfileName() string { return "nodewright-scheduler" }
 
+// SharedInformerFactory returns a factory never started: no pod cache has synced.
+func (profileHandle) SharedInformerFactory() informers.SharedInformerFactory {
+	return informers.NewSharedInformerFactory(fake.NewClientset(), 0)
+}
+
 // TestUnschedulableToBound: a pod first seen unschedulable and bound 7 s later is observed
 // in the histogram once, as reserved when a NodeClaim holds it.
 func TestUnschedulableToBound(t *testing.T) {
 	registerMetrics()
 	for _, reserved := range []bool{false, true} {
 		clk := clocktesting.NewFakeClock(time.Now())
-		p := &Provision{handle: profileHandle{}, opts: Options{Clock: clk}, ledger: NewLedger(),
-			lastUnplanned: map[types.UID]*plan.Unplanned{}, unschedulableSince: map[types.UID]time.Time{}}
+		p := newProvision(&deps{handle: profileHandle{}, opts: Options{Clock: clk}, ledger: NewLedger()}, false)
 		p.batcher = newBatcher(clk, time.Second, 10*time.Second, nil)
 		name := fmt.Sprintf("web-%v", reserved)
 		if reserved {
@@ -230,8 +235,8 @@ func TestUnschedulableToBound(t *testing.T) {
 		if count-before != 1 || sum-sumBefore != 7 {
 			t.Errorf("reserved=%v: observed %d times, %v s in all; want once, 7 s", reserved, count-before, sum-sumBefore)
 		}
-		if len(p.unschedulableSince) != 0 {
-			t.Errorf("reserved=%v: %d pods still tracked after binding", reserved, len(p.unschedulableSince))
+		if len(p.waits.since) != 0 {
+			t.Errorf("reserved=%v: %d pods still tracked after binding", reserved, len(p.waits.since))
 		}
 	}
 }
@@ -260,7 +265,7 @@ func activatingPlugin(ctx context.Context, pods ...runtime.Object) (*Provision, 
 	factory.WaitForCacheSync(ctx.Done())
 	clk := clocktesting.NewFakeClock(time.Now())
 	h := &activatingHandle{informerHandle: informerHandle{factory: factory}}
-	return &Provision{handle: h, opts: Options{Clock: clk}, ledger: NewLedger()}, h, clk
+	return newProvision(&deps{handle: h, opts: Options{Clock: clk}, ledger: NewLedger()}, false), h, clk
 }
 
 // TestPostFilterRetriesWhenGraceEnds: a reserved pod waiting to fit on its registered node

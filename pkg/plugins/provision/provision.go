@@ -3,11 +3,8 @@ package provision
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -19,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/lifecycle"
 	"github.com/nodewright/nodewright/pkg/plan"
 )
 
@@ -50,32 +48,36 @@ type Options struct {
 	ConfigFile string
 }
 
-// Provision is the PostFilter plugin that plans nodes for pods no existing node can host:
-// PostFilter answers from the ledger and triggers batched provisioning rounds, which plan
-// with the scheduler's Filter plugins (Plan) and write NodeClaims.
+// Provision is the plugin that plans nodes for pods no existing node can host. PostFilter
+// answers from the ledger and triggers batched provisioning rounds (round.go), which plan with
+// the scheduler's own plugins (pkg/plan) and write NodeClaims (claimWriter); PreFilter and
+// Filter keep reserved pods to their claims' nodes and other pods out of the room reserved
+// there (reservations, conflicts); pods stranded on the nodes launched for them are held
+// back (strands). Each part guards its own state.
 type Provision struct {
-	args    *Args
-	handle  fwk.Handle
-	opts    Options
-	ledger  *Ledger
-	batcher *batcher
-
-	mu            sync.Mutex
-	lastUnplanned map[types.UID]*plan.Unplanned
-	// activated are the NodeClaims whose pods were activated when their node registered.
-	activated map[string]bool
-	// unschedulableSince is when each unbound pod was first seen unschedulable.
-	unschedulableSince map[types.UID]time.Time
-	// terms caches constraintTerms by pod UID (see reservedConflict).
-	terms map[types.UID]cachedTerms
-	// graceTimers are the NodeClaims with a retryWhenGraceEnds pending.
-	graceTimers map[string]bool
-	// strands are the pods stranded on nodes launched for them (see strandRelease).
-	strands map[types.UID]*strand
+	*deps
+	batcher   *batcher
+	reserved  *reservations
+	conflicts *conflicts
+	strands   *strands
+	writer    *claimWriter
+	// unplannedPods are the pods the last round could not plan, and why.
+	unplannedPods *unplannedMemo
+	// waits times pods from unschedulable to bound (podUnschedulableToBound).
+	waits *waitTimes
 	// pluginConfig are the plugin args of the profile (see Options.ConfigFile), nil for
-	// the defaults; hardDefaultSpread is HardDefaultSpread(pluginConfig).
-	pluginConfig      []config.PluginConfig
-	hardDefaultSpread bool
+	// the defaults.
+	pluginConfig []config.PluginConfig
+}
+
+// newProvision returns the plugin's parts over d, with no batcher and no informers (see
+// NewWithOptions); hardDefaultSpread is plan.HardDefaultSpread of the profile's args.
+func newProvision(d *deps, hardDefaultSpread bool) *Provision {
+	p := &Provision{deps: d, reserved: newReservations(d), strands: newStrands(d),
+		unplannedPods: &unplannedMemo{last: map[types.UID]*plan.Unplanned{}}, waits: &waitTimes{since: map[types.UID]time.Time{}}}
+	p.conflicts = newConflicts(d, p.reserved, hardDefaultSpread)
+	p.writer = &claimWriter{deps: d, trigger: func() { p.batcher.Trigger() }}
+	return p
 }
 
 var _ fwk.PostFilterPlugin = &Provision{}
@@ -108,7 +110,6 @@ func NewWithOptions(opts Options) frameworkruntime.PluginFactory {
 				return nil, err
 			}
 		}
-		logger := klog.FromContext(ctx)
 		var queue cloud.InterruptionQueue
 		startLifecycle := false
 		if opts.Cloud == nil && opts.NewCloud != nil && h != nil {
@@ -118,90 +119,82 @@ func NewWithOptions(opts Options) frameworkruntime.PluginFactory {
 			startLifecycle = true
 		}
 		registerMetrics()
-		logger.V(2).Info("Provision plugin configured",
+		klog.FromContext(ctx).V(2).Info("Provision plugin configured",
 			"clusterName", args.ClusterName, "region", args.Region, "endpoint", args.Endpoint,
 			"batchIdleDuration", args.BatchIdleDuration.Duration, "batchMaxDuration", args.BatchMaxDuration.Duration,
 			"launchTimeout", args.LaunchTimeout.Duration,
 			"cloud", opts.Cloud != nil)
-		p := &Provision{args: args, handle: h, opts: opts, ledger: NewLedger(), lastUnplanned: map[types.UID]*plan.Unplanned{}, activated: map[string]bool{},
-			unschedulableSince: map[types.UID]time.Time{}}
-		p.batcher = newBatcher(opts.Clock, args.BatchIdleDuration.Duration, args.BatchMaxDuration.Duration, p.round)
-		if h == nil {
-			return p, nil
+		return build(ctx, &deps{args: args, handle: h, opts: opts, ledger: NewLedger()}, queue, startLifecycle)
+	}
+}
+
+// build makes the plugin over d and, with a handle, reads the profile's plugin args, starts
+// the lifecycle if it is to run (queue is its interruption queue) and starts following
+// NodeClaims, Nodes and pods.
+func build(ctx context.Context, d *deps, queue cloud.InterruptionQueue, startLifecycle bool) (*Provision, error) {
+	var pluginConfig []config.PluginConfig
+	if d.handle != nil && d.opts.ConfigFile != "" {
+		var err error
+		if pluginConfig, err = plan.ProfilePluginConfig(d.opts.ConfigFile, d.handle.ProfileName()); err != nil {
+			return nil, fmt.Errorf("reading the profile's plugin args for the simulation: %w", err)
 		}
-		if opts.ConfigFile != "" {
-			if p.pluginConfig, err = plan.ProfilePluginConfig(opts.ConfigFile, h.ProfileName()); err != nil {
-				return nil, fmt.Errorf("reading the profile's plugin args for the simulation: %w", err)
-			}
-			p.hardDefaultSpread = plan.HardDefaultSpread(p.pluginConfig)
-		}
-		if opts.Dynamic == nil {
-			return nil, fmt.Errorf("no dynamic client for nodeclaims")
-		}
-		// One cache of NodeClaims for the plugin and the lifecycle: both register on it, then
-		// start starts it.
-		claimInformers := dynamicinformer.NewDynamicSharedInformerFactory(opts.Dynamic, 0)
-		if startLifecycle {
-			if err := p.startLifecycle(ctx, queue, claimInformers); err != nil {
-				return nil, err
-			}
-		}
-		// The scheduler's context ends the informers and the round loop.
-		if err := p.start(ctx, claimInformers); err != nil {
-			return nil, err
-		}
+	}
+	p := newProvision(d, plan.HardDefaultSpread(pluginConfig))
+	p.pluginConfig = pluginConfig
+	p.batcher = newBatcher(d.opts.Clock, d.args.BatchIdleDuration.Duration, d.args.BatchMaxDuration.Duration, p.round)
+	if d.handle == nil {
 		return p, nil
 	}
+	if d.opts.Dynamic == nil {
+		return nil, fmt.Errorf("no dynamic client for nodeclaims")
+	}
+	// One cache of NodeClaims for the plugin and the lifecycle: both register on it, then
+	// start starts it.
+	claimInformers := dynamicinformer.NewDynamicSharedInformerFactory(d.opts.Dynamic, 0)
+	if startLifecycle {
+		if err := p.startLifecycle(ctx, queue, claimInformers); err != nil {
+			return nil, err
+		}
+	}
+	// The scheduler's context ends the informers and the round loop.
+	if err := p.start(ctx, claimInformers); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Name returns the plugin's name.
 func (p *Provision) Name() string { return Name }
 
-// pendingPods returns the pods of this profile that the scheduler could not place, that are
-// not bound and have no reservation.
-func (p *Provision) pendingPods(logger klog.Logger) []*v1.Pod {
-	pods, err := p.handle.SharedInformerFactory().Core().V1().Pods().Lister().List(labels.Everything())
+// startLifecycle runs the lifecycle's controllers (launch, registration, termination, GC),
+// which turn the NodeClaims the rounds write into nodes, until ctx ends. They act only while
+// this replica holds the lifecycle's Lease.
+//
+// The lifecycle shares the process's caches: it registers on the scheduler's informer
+// factory, which the scheduler starts once every plugin is built, and on claimInformers,
+// which start starts. Both run whether this replica leads or not (unless the scheduler's
+// delayCacheUntilActive holds its informers back until it leads; the lifecycle then waits
+// for them before it competes for its own Lease).
+func (p *Provision) startLifecycle(ctx context.Context, queue cloud.InterruptionQueue, claimInformers dynamicinformer.DynamicSharedInformerFactory) error {
+	mgr, err := lifecycle.New(lifecycle.Options{
+		Client:           p.handle.ClientSet(),
+		Dynamic:          p.opts.Dynamic,
+		Informers:        p.handle.SharedInformerFactory(),
+		DynamicInformers: claimInformers,
+		Cloud:            p.opts.Cloud,
+		Queue:            queue,
+		Clock:            p.opts.Clock,
+		// Launches that keep failing end with the claim deleted: onNodeClaimDeleted then
+		// releases its pods to the next round.
+		LaunchTimeout: p.args.LaunchTimeout.Duration,
+	})
 	if err != nil {
-		logger.Error(err, "Listing pods")
-		return nil
+		return fmt.Errorf("building the lifecycle manager: %w", err)
 	}
-	var out []*v1.Pod
-	for _, pod := range pods {
-		if !p.wantsNode(pod) {
-			continue
+	go func() {
+		if err := mgr.Run(ctx); err != nil {
+			klog.FromContext(ctx).Error(err, "Lifecycle manager stopped")
 		}
-		if _, _, reserved := p.ledger.Reservation(pod.UID); reserved {
-			continue
-		}
-		out = append(out, pod)
-	}
-	return out
-}
-
-// cloudConfig is the cloud's part of the args.
-func (a *Args) cloudConfig() cloud.Config {
-	return cloud.Config{
-		ClusterName:       a.ClusterName,
-		Region:            a.Region,
-		Endpoint:          a.Endpoint,
-		ClusterEndpoint:   a.ClusterEndpoint,
-		ClusterCA:         a.ClusterCA,
-		ClusterCIDR:       a.ClusterCIDR,
-		KubernetesVersion: a.KubernetesVersion,
-		InterruptionQueue: a.InterruptionQueue,
-	}
-}
-
-// wantsNode reports whether pod is this profile's, unbound, and was found unschedulable by
-// the scheduler: a pod not tried yet may well fit an existing node.
-func (p *Provision) wantsNode(pod *v1.Pod) bool {
-	if pod.Spec.SchedulerName != p.handle.ProfileName() || pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil {
-		return false
-	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == v1.PodScheduled {
-			return c.Status == v1.ConditionFalse && c.Reason == v1.PodReasonUnschedulable
-		}
-	}
-	return false
+	}()
+	return nil
 }

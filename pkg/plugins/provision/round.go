@@ -7,12 +7,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -30,8 +28,8 @@ func (p *Provision) round(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	start := p.opts.Clock.Now()
 	defer func() { roundDuration.Observe(p.opts.Clock.Since(start).Seconds()) }()
-	p.pruneTerms()
-	p.pruneStrands()
+	p.conflicts.prune()
+	p.strands.prune()
 	pods := p.pendingPods(logger)
 	if p.opts.Cloud == nil {
 		provisioningRounds.WithLabelValues(resultNoCloud).Inc()
@@ -55,8 +53,8 @@ func (p *Provision) round(ctx context.Context) {
 	// Pods stranded on nodes launched for them wait out their backoff, and are planned onto
 	// no node of the shape that rejected them.
 	var held []*plan.Unplanned
-	in.Pods, held = p.holdStranded(in.Pods, in.Provisioners)
-	in.Avoid = p.avoidedShapes()
+	in.Pods, held = p.strands.holdStranded(in.Pods, in.Provisioners)
+	in.Avoid = p.strands.avoidedShapes()
 	if len(in.Pods) == 0 {
 		provisioningRounds.WithLabelValues(resultNoPods).Inc()
 		p.recordUnplanned(held)
@@ -71,46 +69,20 @@ func (p *Provision) round(ctx context.Context) {
 	}
 	provisioningRounds.WithLabelValues(resultPlanned).Inc()
 	logPacking(logger, result)
-	p.addToClaims(ctx, result.Added)
-	p.writeClaims(ctx, result)
+	p.writer.addToClaims(ctx, result.Added)
+	p.writer.writeClaims(ctx, result)
 	p.recordUnplanned(append(result.Unplanned, held...))
 }
 
 // planInput gathers what Plan needs: the Provisioners with the instance types of their node
 // classes, the cluster's nodes, bound pods and DaemonSets, and the claims' usage.
 func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*plan.Input, error) {
-	provs, err := listTyped[v1alpha1.Provisioner](ctx, p, v1alpha1.ProvisionerGVR)
-	if err != nil {
-		return nil, fmt.Errorf("listing provisioners: %w", err)
-	}
-	classes, err := listTyped[v1alpha1.EC2NodeClass](ctx, p, v1alpha1.EC2NodeClassGVR)
-	if err != nil {
-		return nil, fmt.Errorf("listing ec2nodeclasses: %w", err)
-	}
-	byName := map[string]*v1alpha1.EC2NodeClass{}
-	for _, c := range classes {
-		byName[c.Name] = c
-	}
 	in := &plan.Input{Pods: pods, InstanceTypes: map[string][]*cloud.InstanceType{}, Used: p.ledger.Used(), Region: p.args.Region}
-	logger := klog.FromContext(ctx)
-	for _, prov := range provs {
-		if prov.DeletionTimestamp != nil {
-			continue
-		}
-		class, ok := byName[prov.Spec.NodeClassRef.Name]
-		if !ok {
-			logger.Info("Provisioner's EC2NodeClass not found; skipping it", "provisioner", prov.Name, "nodeClass", prov.Spec.NodeClassRef.Name)
-			continue
-		}
-		its, err := p.opts.Cloud.InstanceTypes(ctx, class, prov.Spec.Kubelet)
-		if err != nil {
-			logger.Error(err, "Listing instance types; skipping provisioner", "provisioner", prov.Name, "nodeClass", class.Name)
-			continue
-		}
-		in.Provisioners = append(in.Provisioners, prov)
-		in.InstanceTypes[prov.Name] = its
+	if err := p.addProvisioners(ctx, in); err != nil {
+		return nil, err
 	}
 	informers := p.handle.SharedInformerFactory()
+	var err error
 	if in.Nodes, err = informers.Core().V1().Nodes().Lister().List(labels.Everything()); err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
@@ -140,6 +112,43 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*plan.Input,
 	return in, nil
 }
 
+// addProvisioners adds to in the Provisioners not being deleted, each with the instance
+// types of its EC2NodeClass. A Provisioner whose class is missing, or whose instance types
+// cannot be listed, is left out, and logged.
+func (p *Provision) addProvisioners(ctx context.Context, in *plan.Input) error {
+	provs, err := listTyped[v1alpha1.Provisioner](ctx, p, v1alpha1.ProvisionerGVR)
+	if err != nil {
+		return fmt.Errorf("listing provisioners: %w", err)
+	}
+	classes, err := listTyped[v1alpha1.EC2NodeClass](ctx, p, v1alpha1.EC2NodeClassGVR)
+	if err != nil {
+		return fmt.Errorf("listing ec2nodeclasses: %w", err)
+	}
+	byName := map[string]*v1alpha1.EC2NodeClass{}
+	for _, c := range classes {
+		byName[c.Name] = c
+	}
+	logger := klog.FromContext(ctx)
+	for _, prov := range provs {
+		if prov.DeletionTimestamp != nil {
+			continue
+		}
+		class, ok := byName[prov.Spec.NodeClassRef.Name]
+		if !ok {
+			logger.Info("Provisioner's EC2NodeClass not found; skipping it", "provisioner", prov.Name, "nodeClass", prov.Spec.NodeClassRef.Name)
+			continue
+		}
+		its, err := p.opts.Cloud.InstanceTypes(ctx, class, prov.Spec.Kubelet)
+		if err != nil {
+			logger.Error(err, "Listing instance types; skipping provisioner", "provisioner", prov.Name, "nodeClass", class.Name)
+			continue
+		}
+		in.Provisioners = append(in.Provisioners, prov)
+		in.InstanceTypes[prov.Name] = its
+	}
+	return nil
+}
+
 // withClaims adds to the cluster's nodes and bound pods what earlier rounds planned and
 // the cluster does not show yet: each unsettled NodeClaim's pending pods, bound to its node,
 // which stands in with the topology labels it will have (zone, capacity type, hostname) and
@@ -153,7 +162,7 @@ func (p *Provision) withClaims(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node, [
 		existing[n.Name] = true
 	}
 	pending := map[string][]*v1.Pod{}
-	for nc, pods := range p.awaitedClaims() {
+	for nc, pods := range p.reserved.awaitedClaims() {
 		pending[nc.Name] = pods
 	}
 	claims := p.ledger.Claims()
@@ -198,9 +207,9 @@ func listTyped[T any](ctx context.Context, p *Provision, gvr schema.GroupVersion
 	}
 	out := make([]*T, 0, len(list.Items))
 	for i := range list.Items {
-		obj := new(T)
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(list.Items[i].Object, obj); err != nil {
-			return nil, fmt.Errorf("converting %s %s: %w", gvr.Resource, list.Items[i].GetName(), err)
+		obj, err := v1alpha1.FromUnstructured[T](&list.Items[i])
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, obj)
 	}
@@ -232,123 +241,6 @@ func logPacking(logger klog.Logger, result *plan.Result) {
 		"checks", result.Checks, "preFilters", result.PreFilters, "cacheHits", result.CacheHits)
 }
 
-// claimWriters is how many NodeClaims a round creates at once: each create waits on the
-// apiserver far longer than it computes, and a round of 1,000 pods writes some 200.
-const claimWriters = 8
-
-// writeClaims creates one NodeClaim per planned node, claimWriters at a time, and records the
-// reservations at once, so that PostFilter sees them before the informer does.
-func (p *Provision) writeClaims(ctx context.Context, result *plan.Result) {
-	work := make(chan *plan.PlannedNode)
-	var wg sync.WaitGroup
-	for range min(claimWriters, len(result.Nodes)) {
-		wg.Go(func() {
-			for n := range work {
-				p.writeClaim(ctx, n)
-			}
-		})
-	}
-	for _, n := range result.Nodes {
-		work <- n
-	}
-	close(work)
-	wg.Wait()
-}
-
-// writeClaim creates the NodeClaim of n and reserves its pods on it.
-func (p *Provision) writeClaim(ctx context.Context, n *plan.PlannedNode) {
-	logger := klog.FromContext(ctx)
-	// The scheduler kept placing pods while the round planned: a pod bound since to room
-	// that appeared needs no new node, and a node none of whose pods still wait is not
-	// launched.
-	if still := p.stillPending(n.Pods); len(still) < len(n.Pods) {
-		logger.V(2).Info("Pods of a planned node were bound meanwhile", "planned", len(n.Pods), "pending", len(still))
-		if len(still) == 0 {
-			return
-		}
-		n.Pods = still
-	}
-	nc, err := createNodeClaim(ctx, p.opts.Dynamic, plan.NodeClaimFor(n))
-	if err != nil {
-		// Its pods stay unreserved: the next round plans them again.
-		logger.Error(err, "Writing the nodeclaim of a planned node", "provisioner", n.Template.Provisioner.Name,
-			"instanceType", n.Template.InstanceType.Name, "pods", len(n.Pods))
-		for _, pod := range n.Pods {
-			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
-				"%s: writing the nodeclaim: %v", Name, err)
-		}
-		return
-	}
-	p.ledger.Set(nc)
-	nodesPlanned.WithLabelValues(nc.Spec.Provisioner, n.Template.InstanceType.Name).Inc()
-	podsReserved.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(n.Pods)))
-	logger.V(2).Info("Created nodeclaim", "nodeClaim", klog.KObj(nc), "provisioner", nc.Spec.Provisioner,
-		"instanceType", n.Template.InstanceType.Name, "zone", n.Template.Offering.Zone,
-		"capacityType", n.Template.Offering.CapacityType, "pods", len(n.Pods))
-	for _, pod := range n.Pods {
-		p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Reserved", "Provisioning",
-			"%s: waiting for the node of nodeclaim %s", Name, nc.Name)
-	}
-}
-
-// addToClaims reserves the pods the plan put into the spare room of launched NodeClaims on
-// those claims: recorded in the claim's annotation first, so that a restart keeps them. A
-// claim gone meanwhile, or a failed write, leaves its pods unreserved, to be planned again
-// when the scheduler tries them next.
-func (p *Provision) addToClaims(ctx context.Context, added []*plan.AddedPods) {
-	logger := klog.FromContext(ctx)
-	for _, a := range added {
-		pods := p.stillPending(a.Pods)
-		if len(pods) == 0 {
-			continue
-		}
-		refs := v1alpha1.PodReferencesTo(pods)
-		if err := recordAddedPods(ctx, p.opts.Dynamic, a.Claim, append(p.ledger.Added(a.Claim), refs...)); err != nil {
-			logger.Error(err, "Reserving pods in the spare room of a nodeclaim; planning them again", "nodeClaim", a.Claim, "pods", len(pods))
-			for _, pod := range pods {
-				p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
-					"%s: reserving the pod on nodeclaim %s: %v", Name, a.Claim, err)
-			}
-			continue
-		}
-		if !p.ledger.Add(a.Claim, refs) {
-			logger.V(2).Info("Nodeclaim gone before pods were reserved in its spare room; planning them again",
-				"nodeClaim", a.Claim, "pods", len(pods))
-			p.batcher.Trigger()
-			continue
-		}
-		nc, ok := p.ledger.Claim(a.Claim)
-		if !ok {
-			// Deleted just now: its deletion released the pods again.
-			continue
-		}
-		podsReserved.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(pods)))
-		podsAddedToClaims.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(pods)))
-		logger.Info(fmt.Sprintf("Reserved %d pod(s) in the spare room of nodeclaim %s", len(pods), a.Claim),
-			"nodeClaim", a.Claim, "node", nc.Status.NodeName, "instanceType", nc.Status.InstanceType, "zone", nc.Status.Zone)
-		for _, pod := range pods {
-			p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Reserved", "Provisioning",
-				"%s: waiting for the node of nodeclaim %s (%s, launched; planned into its spare room)", Name, a.Claim, nc.Status.InstanceType)
-		}
-		if nc.IsTrue(v1alpha1.ConditionRegistered) {
-			// The node registered while the round planned: the claim's pods were activated
-			// before these joined them.
-			p.activatePods(logger, pods)
-		}
-	}
-}
-
-// stillPending returns the pods of pods that are still unbound, as the informer sees them.
-func (p *Provision) stillPending(pods []*v1.Pod) []*v1.Pod {
-	var out []*v1.Pod
-	for _, pod := range pods {
-		if _, ok := p.unbound(pod.Namespace, pod.Name, pod.UID); ok {
-			out = append(out, pod)
-		}
-	}
-	return out
-}
-
 // recordUnplanned remembers why pods could not be planned, for PostFilter, and tells each
 // pod in an event.
 func (p *Provision) recordUnplanned(unplanned []*plan.Unplanned) {
@@ -361,7 +253,5 @@ func (p *Provision) recordUnplanned(unplanned []*plan.Unplanned) {
 		p.handle.EventRecorder().Eventf(u.Pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
 			"%s: %s", Name, u.Message())
 	}
-	p.mu.Lock()
-	p.lastUnplanned = last
-	p.mu.Unlock()
+	p.unplannedPods.set(last)
 }

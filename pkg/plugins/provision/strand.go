@@ -3,6 +3,7 @@ package provision
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -10,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
-	"k8s.io/utils/clock"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/plan"
@@ -33,6 +33,16 @@ const (
 	StrandMemory = 30 * time.Minute
 )
 
+// strands are the pods stranded on nodes launched for them, by pod UID: what PostFilter and
+// the rounds hold back and the shapes the plans avoid.
+type strands struct {
+	*deps
+	mu sync.Mutex
+	m  map[types.UID]*strand
+}
+
+func newStrands(d *deps) *strands { return &strands{deps: d, m: map[types.UID]*strand{}} }
+
 // strand is what nodewright remembers of the strands of one pod.
 type strand struct {
 	count int
@@ -40,7 +50,7 @@ type strand struct {
 	// shapes are the shapes (see Template.Shape) of the nodes that rejected the pod: it is not
 	// planned onto them again.
 	shapes sets.Set[string]
-	// namespace and name are the pod's, for pruneStrands.
+	// namespace and name are the pod's, for prune.
 	namespace, name string
 	// provisioner is the Provisioner of the last strand, and generation its UID and
 	// generation as the first round after the strand saw it ("" until then).
@@ -53,7 +63,7 @@ type strand struct {
 // for as long as its reservation's grace (Args.ReservationGrace): it logs the mismatch at error level with the filter that
 // failed, tells the pod in a Stranded event, counts it, and schedules the pod's next try for
 // when its backoff ends.
-func (p *Provision) strandRelease(logger klog.Logger, pod *v1.Pod, claim, nodeName string, statuses fwk.NodeToStatusReader) {
+func (ss *strands) strandRelease(logger klog.Logger, pod *v1.Pod, claim, nodeName string, statuses fwk.NodeToStatusReader) {
 	plugin, reason := "unknown", "the scheduler gave no reason"
 	if statuses != nil {
 		if st := statuses.Get(nodeName); st != nil && !st.IsSuccess() {
@@ -64,19 +74,16 @@ func (p *Provision) strandRelease(logger klog.Logger, pod *v1.Pod, claim, nodeNa
 		}
 	}
 	var shape, provisioner string
-	if nc, ok := p.ledger.Claim(claim); ok {
+	if nc, ok := ss.ledger.Claim(claim); ok {
 		shape = plan.ShapeKey(nc.Spec.Provisioner, nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType)
 		provisioner = nc.Spec.Provisioner
 	}
-	now := p.opts.Clock.Now()
-	p.mu.Lock()
-	if p.strands == nil {
-		p.strands = map[types.UID]*strand{}
-	}
-	s := p.strands[pod.UID]
+	now := ss.opts.Clock.Now()
+	ss.mu.Lock()
+	s := ss.m[pod.UID]
 	if s == nil || now.Sub(s.last) > StrandMemory {
 		s = &strand{shapes: sets.New[string](), namespace: pod.Namespace, name: pod.Name}
-		p.strands[pod.UID] = s
+		ss.m[pod.UID] = s
 	}
 	s.count++
 	s.last = now
@@ -86,7 +93,7 @@ func (p *Provision) strandRelease(logger klog.Logger, pod *v1.Pod, claim, nodeNa
 	}
 	s.reason = plugin + ": " + reason
 	count := s.count
-	p.mu.Unlock()
+	ss.mu.Unlock()
 
 	podsStranded.WithLabelValues(provisioner, plugin).Inc()
 	logger.Error(nil, "Pod stranded: the node launched for it rejects it", "pod", klog.KObj(pod), "nodeClaim", claim,
@@ -95,11 +102,11 @@ func (p *Provision) strandRelease(logger klog.Logger, pod *v1.Pod, claim, nodeNa
 	if count >= MaxStrands {
 		next = fmt.Sprintf("stranded %d times: no node is planned for it until provisioner %s changes or %s pass", count, provisioner, StrandMemory)
 	}
-	p.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "Stranded", "Provisioning",
+	ss.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "Stranded", "Provisioning",
 		"%s: node %s of nodeclaim %s, launched for this pod, rejects it (%s: %s) %s after it registered; %s",
-		Name, nodeName, claim, plugin, reason, p.reservationGrace(), next)
+		Name, nodeName, claim, plugin, reason, ss.reservationGrace(), next)
 	if count < MaxStrands {
-		p.afterFunc(StrandBackoff+time.Second, func() { p.activatePods(logger, []*v1.Pod{pod}) })
+		ss.afterFunc(StrandBackoff+time.Second, func() { ss.activatePods(logger, []*v1.Pod{pod}) })
 	}
 }
 
@@ -107,10 +114,10 @@ func (p *Provision) strandRelease(logger klog.Logger, pod *v1.Pod, claim, nodeNa
 // StrandBackoff of its last, or stranded MaxStrands times (within StrandMemory, on a
 // Provisioner that has not changed since). generations are the Provisioners' UIDs and
 // generations, by name, when a round asks; PostFilter passes nil and judges by time alone.
-func (p *Provision) strandHold(pod *v1.Pod, generations map[string]string) (string, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s, ok := p.strands[pod.UID]
+func (ss *strands) strandHold(pod *v1.Pod, generations map[string]string) (string, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s, ok := ss.m[pod.UID]
 	if !ok {
 		return "", false
 	}
@@ -119,14 +126,14 @@ func (p *Provision) strandHold(pod *v1.Pod, generations map[string]string) (stri
 			s.generation = generations[s.provisioner]
 		}
 		if generations[s.provisioner] != s.generation {
-			delete(p.strands, pod.UID)
+			delete(ss.m, pod.UID)
 			return "", false
 		}
 	}
-	since := p.opts.Clock.Since(s.last)
+	since := ss.opts.Clock.Since(s.last)
 	switch {
 	case since > StrandMemory:
-		delete(p.strands, pod.UID)
+		delete(ss.m, pod.UID)
 		return "", false
 	case s.count >= MaxStrands:
 		return fmt.Sprintf("stranded %d times on nodes launched for it (last: %s); no node is planned for it until provisioner %s changes or %s pass",
@@ -138,11 +145,11 @@ func (p *Provision) strandHold(pod *v1.Pod, generations map[string]string) (stri
 }
 
 // avoidedShapes returns, by pod UID, the shapes each stranded pod must not be planned onto.
-func (p *Provision) avoidedShapes() map[types.UID]sets.Set[string] {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func (ss *strands) avoidedShapes() map[types.UID]sets.Set[string] {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	out := map[types.UID]sets.Set[string]{}
-	for uid, s := range p.strands {
+	for uid, s := range ss.m {
 		out[uid] = s.shapes.Clone()
 	}
 	return out
@@ -150,7 +157,7 @@ func (p *Provision) avoidedShapes() map[types.UID]sets.Set[string] {
 
 // holdStranded splits pods into those to plan and those their strands hold back, with why;
 // provs are the round's Provisioners.
-func (p *Provision) holdStranded(pods []*v1.Pod, provs []*v1alpha1.Provisioner) ([]*v1.Pod, []*plan.Unplanned) {
+func (ss *strands) holdStranded(pods []*v1.Pod, provs []*v1alpha1.Provisioner) ([]*v1.Pod, []*plan.Unplanned) {
 	generations := map[string]string{}
 	for _, prov := range provs {
 		generations[prov.Name] = fmt.Sprintf("%s/%d", prov.UID, prov.Generation)
@@ -158,7 +165,7 @@ func (p *Provision) holdStranded(pods []*v1.Pod, provs []*v1alpha1.Provisioner) 
 	var toPlan []*v1.Pod
 	var held []*plan.Unplanned
 	for _, pod := range pods {
-		if why, ok := p.strandHold(pod, generations); ok {
+		if why, ok := ss.strandHold(pod, generations); ok {
 			// Resolvable: PostFilter holds it while the hold lasts, and plans it after.
 			held = append(held, &plan.Unplanned{Pod: pod, Reasons: []string{why}, Resolvable: true})
 			continue
@@ -168,16 +175,7 @@ func (p *Provision) holdStranded(pods []*v1.Pod, provs []*v1alpha1.Provisioner) 
 	return toPlan, held
 }
 
-// pruneStrands forgets the strands of pods that are no longer pending.
-func (p *Provision) pruneStrands() {
-	pruneNotPending(p, func() map[types.UID]*strand { return p.strands }, func(s *strand) (string, string) { return s.namespace, s.name })
-}
-
-// afterFunc runs f after d on the plugin's clock.
-func (p *Provision) afterFunc(d time.Duration, f func()) {
-	if c, ok := p.opts.Clock.(clock.WithDelayedExecution); ok {
-		c.AfterFunc(d, f)
-		return
-	}
-	time.AfterFunc(d, f)
+// prune forgets the strands of pods that are no longer pending.
+func (ss *strands) prune() {
+	pruneNotPending(ss.deps, &ss.mu, ss.m, func(st *strand) (string, string) { return st.namespace, st.name })
 }

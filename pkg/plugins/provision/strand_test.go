@@ -20,7 +20,6 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
-	"github.com/nodewright/nodewright/pkg/plan"
 	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
@@ -52,7 +51,7 @@ func TestStrands(t *testing.T) {
 	now := time.Now()
 	clk := clocktesting.NewFakeClock(now)
 	recorder := events.NewFakeRecorder(10)
-	p := &Provision{handle: eventsHandle{recorder: recorder}, opts: Options{Clock: clk}, ledger: NewLedger(), lastUnplanned: map[types.UID]*plan.Unplanned{}}
+	p := newProvision(&deps{handle: eventsHandle{recorder: recorder}, opts: Options{Clock: clk}, ledger: NewLedger()}, false)
 	p.batcher = newBatcher(clk, time.Second, 10*time.Second, nil)
 	pod := plantest.PendingPod("web", "100m").Obj()
 	statuses := framework.NewNodeToStatus(map[string]*fwk.Status{
@@ -80,15 +79,15 @@ func TestStrands(t *testing.T) {
 		t.Errorf("%s = %v, want %v", "nodewright_pods_stranded_total", got, before+1)
 	}
 	provs := []*v1alpha1.Provisioner{{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "u1", Generation: 1}}}
-	if plan, held := p.holdStranded([]*v1.Pod{pod}, provs); len(plan) != 0 || len(held) != 1 {
+	if plan, held := p.strands.holdStranded([]*v1.Pod{pod}, provs); len(plan) != 0 || len(held) != 1 {
 		t.Errorf("within the backoff: %d pods to plan, %d held; want 0 and 1", len(plan), len(held))
 	}
 	clk.Step(StrandBackoff + time.Second)
-	if plan, _ := p.holdStranded([]*v1.Pod{pod}, provs); len(plan) != 1 {
+	if plan, _ := p.strands.holdStranded([]*v1.Pod{pod}, provs); len(plan) != 1 {
 		t.Errorf("after the backoff: %d pods to plan, want 1", len(plan))
 	}
 	want := map[types.UID]sets.Set[string]{"web": sets.New("default/t3a.micro/us-east-1a/spot")}
-	if diff := cmp.Diff(want, p.avoidedShapes()); diff != "" {
+	if diff := cmp.Diff(want, p.strands.avoidedShapes()); diff != "" {
 		t.Errorf("avoided shapes (-want, +got):\n%s", diff)
 	}
 
@@ -100,14 +99,14 @@ func TestStrands(t *testing.T) {
 		t.Errorf("status after the second strand = %q, want it held", st.Message())
 	}
 	clk.Step(time.Hour - StrandMemory)
-	if plan, _ := p.holdStranded([]*v1.Pod{pod}, provs); len(plan) != 0 {
+	if plan, _ := p.strands.holdStranded([]*v1.Pod{pod}, provs); len(plan) != 0 {
 		t.Error("stranded twice, planned again though its provisioner did not change")
 	}
 	provs[0].Generation = 2
-	if plan, _ := p.holdStranded([]*v1.Pod{pod}, provs); len(plan) != 1 {
+	if plan, _ := p.strands.holdStranded([]*v1.Pod{pod}, provs); len(plan) != 1 {
 		t.Error("stranded twice, not planned again after its provisioner changed")
 	}
-	if len(p.avoidedShapes()) != 0 {
+	if len(p.strands.avoidedShapes()) != 0 {
 		t.Error("strands remembered after the provisioner changed")
 	}
 }

@@ -23,7 +23,6 @@ func TestDeletingClaimReleasesItsPods(t *testing.T) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p, h, clk := activatingPlugin(ctx, plantest.PendingPod("a", "1").Obj())
-	p.activated = map[string]bool{}
 	p.batcher = newBatcher(clk, time.Second, 10*time.Second, func(context.Context) {})
 	nc := plantest.Claim("c1", "", "a")
 	p.onNodeClaim(ctx, unstructuredClaim(t, nc))

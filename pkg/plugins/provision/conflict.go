@@ -1,0 +1,110 @@
+package provision
+
+import (
+	"maps"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/nodewright/nodewright/pkg/plan"
+)
+
+// conflicts find, for PreFilter, the pods whose placement and a pending reserved pod's
+// constrain each other (reservedConflict), with the pods' constraint terms cached.
+type conflicts struct {
+	*deps
+	reserved *reservations
+	// hardDefaultSpread is plan.HardDefaultSpread of the profile's plugin args.
+	hardDefaultSpread bool
+	mu                sync.Mutex
+	// terms caches plan.TermsOf by pod UID (see prune).
+	terms map[types.UID]cachedTerms
+}
+
+func newConflicts(d *deps, reserved *reservations, hardDefaultSpread bool) *conflicts {
+	return &conflicts{deps: d, reserved: reserved, hardDefaultSpread: hardDefaultSpread, terms: map[types.UID]cachedTerms{}}
+}
+
+// reservedConflict returns a pod reserved on a NodeClaim, still pending, whose placement
+// pod's could upset, or nil: one selects the other in a topology spread constraint or a
+// required inter-pod (anti)-affinity term. Such a pod waits until the reserved pods are
+// bound (or released), and the next round plans it meanwhile, with them where they will
+// run. The scheduler counts reserved pods nowhere until they bind: a pod bound before them
+// into a zone or node the plan did not give it can leave a reserved pod that spreads with it,
+// or repels it, unable to fit on its claim's node (stranded, see strandRelease). When the
+// profile gives pods default spread constraints that filter (HardDefaultSpread), pods of one
+// controller with no constraints of their own spread over each other too.
+func (c *conflicts) reservedConflict(pod *v1.Pod) *v1.Pod {
+	var mine plan.Terms
+	computed := false
+	for _, pending := range c.reserved.awaitedClaims() {
+		for _, r := range pending {
+			if r.UID == pod.UID {
+				continue
+			}
+			if !computed {
+				mine, computed = c.termsOf(pod), true
+			}
+			if mine.Selects(r) || c.termsOf(r).Selects(pod) || c.defaultSpreadTogether(pod, r) {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// defaultSpreadTogether reports whether the profile's default spread constraints filter and
+// apply to a and b alike: pods with no constraints of their own and the same controller,
+// whose selector those constraints use. (Pods a Service selects across controllers are not
+// counted.)
+func (c *conflicts) defaultSpreadTogether(a, b *v1.Pod) bool {
+	if !c.hardDefaultSpread || len(a.Spec.TopologySpreadConstraints) > 0 || len(b.Spec.TopologySpreadConstraints) > 0 {
+		return false
+	}
+	ca, cb := metav1.GetControllerOfNoCopy(a), metav1.GetControllerOfNoCopy(b)
+	return ca != nil && cb != nil && ca.UID == cb.UID && a.Namespace == b.Namespace
+}
+
+// cachedTerms are a pod's plan.Terms, with its name for prune.
+type cachedTerms struct {
+	namespace, name string
+	terms           plan.Terms
+}
+
+// termsOf returns pod's plan.Terms, computed once per pod UID (see prune).
+func (c *conflicts) termsOf(pod *v1.Pod) plan.Terms {
+	c.mu.Lock()
+	cached, ok := c.terms[pod.UID]
+	c.mu.Unlock()
+	if ok {
+		return cached.terms
+	}
+	ts := plan.TermsOf(pod)
+	c.mu.Lock()
+	c.terms[pod.UID] = cachedTerms{pod.Namespace, pod.Name, ts}
+	c.mu.Unlock()
+	return ts
+}
+
+// prune forgets the terms of pods that are no longer pending.
+func (c *conflicts) prune() {
+	pruneNotPending(c.deps, &c.mu, c.terms, func(t cachedTerms) (string, string) { return t.namespace, t.name })
+}
+
+// pruneNotPending deletes from m, which mu guards, the entries of pods that are no longer
+// pending; podOf names an entry's pod.
+func pruneNotPending[V any](d *deps, mu *sync.Mutex, m map[types.UID]V, podOf func(V) (namespace, name string)) {
+	mu.Lock()
+	entries := maps.Clone(m)
+	mu.Unlock()
+	for uid, v := range entries {
+		namespace, name := podOf(v)
+		if _, ok := d.unbound(namespace, name, uid); !ok {
+			mu.Lock()
+			delete(m, uid)
+			mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package provision
+
+import (
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/utils/clock"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+// deps are what the plugin's parts share, set once in New: the scheduler's handle (its pod
+// cache, event recorder and active queue), the options, the args and the ledger. The parts
+// (reservations, conflicts, strands, claimWriter) each guard their own state.
+type deps struct {
+	args   *Args
+	handle fwk.Handle
+	opts   Options
+	ledger *Ledger
+}
+
+// reservationGrace returns the args' ReservationGrace, or the default without args.
+func (d *deps) reservationGrace() time.Duration {
+	if d.args == nil || d.args.ReservationGrace == nil {
+		return ReservationGrace
+	}
+	return d.args.ReservationGrace.Duration
+}
+
+// afterFunc runs f after delay on the plugin's clock.
+func (d *deps) afterFunc(delay time.Duration, f func()) {
+	if c, ok := d.opts.Clock.(clock.WithDelayedExecution); ok {
+		c.AfterFunc(delay, f)
+		return
+	}
+	time.AfterFunc(delay, f)
+}
+
+// pendingPods returns the pods of this profile that the scheduler could not place, that are
+// not bound and have no reservation.
+func (d *deps) pendingPods(logger klog.Logger) []*v1.Pod {
+	pods, err := d.handle.SharedInformerFactory().Core().V1().Pods().Lister().List(labels.Everything())
+	if err != nil {
+		logger.Error(err, "Listing pods")
+		return nil
+	}
+	var out []*v1.Pod
+	for _, pod := range pods {
+		if !d.wantsNode(pod) {
+			continue
+		}
+		if _, _, reserved := d.ledger.Reservation(pod.UID); reserved {
+			continue
+		}
+		out = append(out, pod)
+	}
+	return out
+}
+
+// wantsNode reports whether pod is this profile's, unbound, and was found unschedulable by
+// the scheduler: a pod not tried yet may well fit an existing node.
+func (d *deps) wantsNode(pod *v1.Pod) bool {
+	if pod.Spec.SchedulerName != d.handle.ProfileName() || pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == v1.PodScheduled {
+			return c.Status == v1.ConditionFalse && c.Reason == v1.PodReasonUnschedulable
+		}
+	}
+	return false
+}
+
+// unbound returns the pod namespace/name, as the informer sees it, if it is the pod with uid
+// and not bound.
+func (d *deps) unbound(namespace, name string, uid types.UID) (*v1.Pod, bool) {
+	pod, err := d.handle.SharedInformerFactory().Core().V1().Pods().Lister().Pods(namespace).Get(name)
+	if err != nil || pod.UID != uid || pod.Spec.NodeName != "" {
+		return nil, false
+	}
+	return pod, true
+}
+
+// pendingOf returns the pods of refs that exist, unbound.
+func (d *deps) pendingOf(refs []v1alpha1.PodReference) []*v1.Pod {
+	var out []*v1.Pod
+	for _, ref := range refs {
+		if pod, ok := d.unbound(ref.Namespace, ref.Name, ref.UID); ok {
+			out = append(out, pod)
+		}
+	}
+	return out
+}
+
+// stillPending returns the pods of pods that are still unbound, as the informer sees them.
+func (d *deps) stillPending(pods []*v1.Pod) []*v1.Pod {
+	var out []*v1.Pod
+	for _, pod := range pods {
+		if _, ok := d.unbound(pod.Namespace, pod.Name, pod.UID); ok {
+			out = append(out, pod)
+		}
+	}
+	return out
+}
+
+// activatePods moves pods to the scheduler's active queue, and returns how many there were.
+func (d *deps) activatePods(logger klog.Logger, pending []*v1.Pod) int {
+	pods := map[string]*v1.Pod{}
+	for _, pod := range pending {
+		pods[pod.Namespace+"/"+pod.Name] = pod
+	}
+	if len(pods) > 0 {
+		d.handle.Activate(logger, pods)
+	}
+	return len(pods)
+}

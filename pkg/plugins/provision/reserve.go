@@ -1,0 +1,176 @@
+package provision
+
+import (
+	"context"
+	"iter"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+)
+
+// reservations follow the pods reserved on NodeClaims until they bind: they activate a
+// claim's pods when its node registers, retry them when their grace ends, and say which
+// claims still hold room for pods pending (awaitedClaims, pendingReserved). What is reserved
+// where is the ledger's; reservations keep only what they did.
+type reservations struct {
+	*deps
+	mu sync.Mutex
+	// activated are the NodeClaims whose pods were activated when their node registered.
+	activated map[string]bool
+	// graceTimers are the NodeClaims with a retryWhenGraceEnds pending.
+	graceTimers map[string]bool
+}
+
+func newReservations(d *deps) *reservations {
+	return &reservations{deps: d, activated: map[string]bool{}, graceTimers: map[string]bool{}}
+}
+
+// activateOnce activates nc's pods the first time its node shows up.
+func (r *reservations) activateOnce(ctx context.Context, nc *v1alpha1.NodeClaim) {
+	r.mu.Lock()
+	done := r.activated[nc.Name]
+	r.activated[nc.Name] = true
+	r.mu.Unlock()
+	if done {
+		return
+	}
+	n := r.activate(ctx, r.ledger.Pods(nc.Name))
+	klog.FromContext(ctx).V(2).Info("Node of nodeclaim registered; activating its pods", "nodeClaim", klog.KObj(nc),
+		"node", nc.Status.NodeName, "pods", n)
+}
+
+// activate moves the pending pods among refs to the scheduler's active queue, and returns
+// how many there were.
+func (r *reservations) activate(ctx context.Context, refs []v1alpha1.PodReference) int {
+	return r.activatePods(klog.FromContext(ctx), r.pendingOf(refs))
+}
+
+// forget drops what reservations keep of the NodeClaim named claim, which is gone.
+func (r *reservations) forget(claim string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.activated, claim)
+}
+
+// isActivated reports whether the pods of the NodeClaim named claim were activated: its node
+// has shown up.
+func (r *reservations) isActivated(claim string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.activated[claim]
+}
+
+// waitsForActivation reports whether pod is reserved on a NodeClaim whose node has not
+// registered yet: only the plugin's activation (or the claim's deletion) moves it.
+func (r *reservations) waitsForActivation(pod *v1.Pod) bool {
+	claim, _, ok := r.ledger.Reservation(pod.UID)
+	return ok && !r.isActivated(claim)
+}
+
+// registeredSince returns when the node of the NodeClaim named claim registered, if it has.
+func (r *reservations) registeredSince(claim string) (time.Time, bool) {
+	nc, ok := r.ledger.Claim(claim)
+	if !ok || nc.Status.NodeName == "" {
+		return time.Time{}, false
+	}
+	return nc.TrueSince(v1alpha1.ConditionRegistered)
+}
+
+// retryWhenGraceEnds moves the pods of the NodeClaim named claim that are still pending to
+// the scheduler's active queue just after end, once per claim: a pod is released (see
+// PostFilter) only when it is tried, and one waiting for a sibling that never comes may see
+// no cluster event that retries it (the scheduler's own flush comes after 5 minutes).
+func (r *reservations) retryWhenGraceEnds(logger klog.Logger, claim string, end time.Time) {
+	r.mu.Lock()
+	pending := r.graceTimers[claim]
+	r.graceTimers[claim] = true
+	r.mu.Unlock()
+	if pending {
+		return
+	}
+	fire := func() {
+		r.mu.Lock()
+		delete(r.graceTimers, claim)
+		r.mu.Unlock()
+		if n := r.activatePods(logger, r.waitingOn(claim)); n > 0 {
+			logger.V(2).Info("Reservation grace over; trying the nodeclaim's pending pods again", "nodeClaim", claim, "pods", n)
+		}
+	}
+	r.afterFunc(end.Sub(r.opts.Clock.Now())+time.Second, fire)
+}
+
+// waitingOn returns the pods still pending and reserved on the NodeClaim named claim.
+func (r *reservations) waitingOn(claim string) []*v1.Pod {
+	return r.reservedOn(claim, r.pendingOf(r.ledger.Pods(claim)))
+}
+
+// reservedOn returns those of pods still reserved on the NodeClaim named claim (not
+// released from it).
+func (r *reservations) reservedOn(claim string, pods []*v1.Pod) []*v1.Pod {
+	var out []*v1.Pod
+	for _, pod := range pods {
+		if c, _, ok := r.ledger.Reservation(pod.UID); ok && c == claim {
+			out = append(out, pod)
+		}
+	}
+	return out
+}
+
+// awaitedClaims yields every unsettled NodeClaim with its pods that are still pending and
+// reserved on it, for those that have any.
+func (r *reservations) awaitedClaims() iter.Seq2[*v1alpha1.NodeClaim, []*v1.Pod] {
+	return func(yield func(*v1alpha1.NodeClaim, []*v1.Pod) bool) {
+		for _, nc := range r.ledger.Claims() {
+			if r.ledger.isSettled(nc.Name) {
+				continue
+			}
+			if pending := r.waitingOn(nc.Name); len(pending) > 0 && !yield(nc, pending) {
+				return
+			}
+		}
+	}
+}
+
+// pendingReserved returns how many pods reserved on the NodeClaim named claim are pending,
+// 0 when the pod with uid is one of them (they were planned together). It reads state only:
+// claims are settled by settleIfDone, on the events that end a reservation.
+func (r *reservations) pendingReserved(claim string, uid types.UID) int {
+	if r.ledger.isSettled(claim) {
+		return 0
+	}
+	pending := r.pendingOf(r.ledger.Pods(claim))
+	for _, pod := range pending {
+		if pod.UID == uid {
+			return 0
+		}
+	}
+	return len(r.reservedOn(claim, pending))
+}
+
+// settleIfDone records the NodeClaim named claim as settled when none of the pods reserved on
+// it is pending any more. It runs when a claim is seen and when a reservation ends: its pod
+// binds, is deleted or is released. A pod is never pending again once bound or gone (a pod
+// made anew has another UID); pods added to the claim's spare room unsettle it (Ledger.Add).
+//
+// Until the scheduler's pod cache has synced, a pending pod may look absent: nothing is
+// settled then.
+func (r *reservations) settleIfDone(claim string) {
+	if claim == "" || r.ledger.isSettled(claim) || !r.handle.SharedInformerFactory().Core().V1().Pods().Informer().HasSynced() {
+		return
+	}
+	if len(r.waitingOn(claim)) == 0 {
+		r.ledger.settle(claim)
+	}
+}
+
+// settleClaimOf is settleIfDone for the claim pod is reserved on, if any.
+func (r *reservations) settleClaimOf(pod *v1.Pod) {
+	if claim, _, ok := r.ledger.Reservation(pod.UID); ok {
+		r.settleIfDone(claim)
+	}
+}

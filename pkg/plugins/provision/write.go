@@ -1,0 +1,167 @@
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/klog/v2"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan"
+)
+
+// claimWriter writes what a round decided: a NodeClaim per planned node, with its pods
+// reserved on it, and the pods planned into launched claims' spare room. A claim is written
+// before any cloud call, so that a crash never loses track of a launch.
+type claimWriter struct {
+	*deps
+	// trigger asks for a round, for pods whose reservation could not be written.
+	trigger func()
+}
+
+// claimWriters is how many NodeClaims a round creates at once: each create waits on the
+// apiserver far longer than it computes, and a round of 1,000 pods writes some 200.
+const claimWriters = 8
+
+// writeClaims creates one NodeClaim per planned node, claimWriters at a time, and records the
+// reservations at once, so that PostFilter sees them before the informer does.
+func (w *claimWriter) writeClaims(ctx context.Context, result *plan.Result) {
+	work := make(chan *plan.PlannedNode)
+	var wg sync.WaitGroup
+	for range min(claimWriters, len(result.Nodes)) {
+		wg.Go(func() {
+			for n := range work {
+				w.writeClaim(ctx, n)
+			}
+		})
+	}
+	for _, n := range result.Nodes {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+}
+
+// writeClaim creates the NodeClaim of n and reserves its pods on it.
+func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) {
+	logger := klog.FromContext(ctx)
+	// The scheduler kept placing pods while the round planned: a pod bound since to room
+	// that appeared needs no new node, and a node none of whose pods still wait is not
+	// launched.
+	if still := w.stillPending(n.Pods); len(still) < len(n.Pods) {
+		logger.V(2).Info("Pods of a planned node were bound meanwhile", "planned", len(n.Pods), "pending", len(still))
+		if len(still) == 0 {
+			return
+		}
+		n.Pods = still
+	}
+	nc, err := createNodeClaim(ctx, w.opts.Dynamic, plan.NodeClaimFor(n))
+	if err != nil {
+		// Its pods stay unreserved: the next round plans them again.
+		logger.Error(err, "Writing the nodeclaim of a planned node", "provisioner", n.Template.Provisioner.Name,
+			"instanceType", n.Template.InstanceType.Name, "pods", len(n.Pods))
+		for _, pod := range n.Pods {
+			w.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
+				"%s: writing the nodeclaim: %v", Name, err)
+		}
+		return
+	}
+	w.ledger.Set(nc)
+	nodesPlanned.WithLabelValues(nc.Spec.Provisioner, n.Template.InstanceType.Name).Inc()
+	podsReserved.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(n.Pods)))
+	logger.V(2).Info("Created nodeclaim", "nodeClaim", klog.KObj(nc), "provisioner", nc.Spec.Provisioner,
+		"instanceType", n.Template.InstanceType.Name, "zone", n.Template.Offering.Zone,
+		"capacityType", n.Template.Offering.CapacityType, "pods", len(n.Pods))
+	for _, pod := range n.Pods {
+		w.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Reserved", "Provisioning",
+			"%s: waiting for the node of nodeclaim %s", Name, nc.Name)
+	}
+}
+
+// addToClaims reserves the pods the plan put into the spare room of launched NodeClaims on
+// those claims: recorded in the claim's annotation first, so that a restart keeps them. A
+// claim gone meanwhile, or a failed write, leaves its pods unreserved, to be planned again
+// when the scheduler tries them next.
+func (w *claimWriter) addToClaims(ctx context.Context, added []*plan.AddedPods) {
+	logger := klog.FromContext(ctx)
+	for _, a := range added {
+		pods := w.stillPending(a.Pods)
+		if len(pods) == 0 {
+			continue
+		}
+		refs := v1alpha1.PodReferencesTo(pods)
+		if err := recordAddedPods(ctx, w.opts.Dynamic, a.Claim, append(w.ledger.Added(a.Claim), refs...)); err != nil {
+			logger.Error(err, "Reserving pods in the spare room of a nodeclaim; planning them again", "nodeClaim", a.Claim, "pods", len(pods))
+			for _, pod := range pods {
+				w.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
+					"%s: reserving the pod on nodeclaim %s: %v", Name, a.Claim, err)
+			}
+			continue
+		}
+		if !w.ledger.Add(a.Claim, refs) {
+			logger.V(2).Info("Nodeclaim gone before pods were reserved in its spare room; planning them again",
+				"nodeClaim", a.Claim, "pods", len(pods))
+			w.trigger()
+			continue
+		}
+		nc, ok := w.ledger.Claim(a.Claim)
+		if !ok {
+			// Deleted just now: its deletion released the pods again.
+			continue
+		}
+		podsReserved.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(pods)))
+		podsAddedToClaims.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(pods)))
+		logger.Info(fmt.Sprintf("Reserved %d pod(s) in the spare room of nodeclaim %s", len(pods), a.Claim),
+			"nodeClaim", a.Claim, "node", nc.Status.NodeName, "instanceType", nc.Status.InstanceType, "zone", nc.Status.Zone)
+		for _, pod := range pods {
+			w.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Reserved", "Provisioning",
+				"%s: waiting for the node of nodeclaim %s (%s, launched; planned into its spare room)", Name, a.Claim, nc.Status.InstanceType)
+		}
+		if nc.IsTrue(v1alpha1.ConditionRegistered) {
+			// The node registered while the round planned: the claim's pods were activated
+			// before these joined them.
+			w.activatePods(logger, pods)
+		}
+	}
+}
+
+// recordAddedPods writes refs, all the pods added to the spare room of the NodeClaim named
+// name, into its annotation nodewright.dev/added-pods.
+func recordAddedPods(ctx context.Context, client dynamic.Interface, name string, refs []v1alpha1.PodReference) error {
+	value, err := json.Marshal(refs)
+	if err != nil {
+		return fmt.Errorf("encoding the pods added to nodeclaim %s: %w", name, err)
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{v1alpha1.AnnotationAddedPods: string(value)}}})
+	if err != nil {
+		return fmt.Errorf("encoding the pods added to nodeclaim %s: %w", name, err)
+	}
+	if _, err := client.Resource(v1alpha1.NodeClaimGVR).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("recording the pods added to nodeclaim %s: %w", name, err)
+	}
+	return nil
+}
+
+// createNodeClaim writes nc and returns it as stored, with its generated name.
+func createNodeClaim(ctx context.Context, client dynamic.Interface, nc *v1alpha1.NodeClaim) (*v1alpha1.NodeClaim, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(nc)
+	if err != nil {
+		return nil, fmt.Errorf("converting nodeclaim: %w", err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetAPIVersion(v1alpha1.SchemeGroupVersion.String())
+	u.SetKind("NodeClaim")
+	u, err = client.Resource(v1alpha1.NodeClaimGVR).Create(ctx, u, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("creating nodeclaim for provisioner %s: %w", nc.Spec.Provisioner, err)
+	}
+	return v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
+}
