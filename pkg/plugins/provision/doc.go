@@ -17,8 +17,8 @@
 //   - write.go (claimWriter): the NodeClaims of a plan, written before any cloud call;
 //   - ledger.go (Ledger): which pod is reserved on which NodeClaim, rebuilt from the claims;
 //   - reserve.go (reservations): activating a claim's pods when its node registers, grace
-//     retries, and which claims still hold room (a claim is settled when its last reserved
-//     pod binds, goes or is released);
+//     retries, and which claims still hold room (a claim is settled once no pod reserved on
+//     it is pending: checked when it is seen and when one of its pods binds or goes);
 //   - conflict.go (conflicts): pods that must wait for a reserved pod they constrain;
 //   - strand.go (strands): pods the node launched for them rejected;
 //   - events.go: the informers' event handlers, which keep all of the above current;

@@ -44,7 +44,6 @@ func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Po
 		if waited := p.opts.Clock.Since(since); waited > p.reservationGrace() {
 			p.strands.strandRelease(logger, pod, claim, nodeName, statuses)
 			p.ledger.Release(pod.UID)
-			p.reserved.settleIfDone(claim)
 			podsReleased.Inc()
 			logger.Info("Pod did not fit on the node of its nodeclaim; planning it again", "pod", klog.KObj(pod),
 				"nodeClaim", claim, "node", nodeName, "waited", waited.Round(time.Second))

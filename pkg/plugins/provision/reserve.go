@@ -153,9 +153,10 @@ func (r *reservations) pendingReserved(claim string, uid types.UID) int {
 }
 
 // settleIfDone records the NodeClaim named claim as settled when none of the pods reserved on
-// it is pending any more. It runs when a claim is seen and when a reservation ends: its pod
-// binds, is deleted or is released. A pod is never pending again once bound or gone (a pod
-// made anew has another UID); pods added to the claim's spare room unsettle it (Ledger.Add).
+// it is pending any more. It runs when a claim is seen (its events, the ledger's rebuild)
+// and when one of its pods binds or is deleted. A pod is never pending again once bound or
+// gone (a pod made anew has another UID); pods added to the claim's spare room unsettle it
+// (Ledger.Add). A claim whose last pending pod was released settles when it is next seen.
 //
 // Until the scheduler's pod cache has synced, a pending pod may look absent: nothing is
 // settled then.
