@@ -6,7 +6,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	quota "k8s.io/apiserver/pkg/quota/v1"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
@@ -266,13 +265,19 @@ func (l *Ledger) Used() map[string]v1.ResourceList {
 	defer l.mu.RUnlock()
 	out := map[string]v1.ResourceList{}
 	for _, nc := range l.claims {
-		if out[nc.Spec.Provisioner] == nil {
-			out[nc.Spec.Provisioner] = v1.ResourceList{}
+		used := out[nc.Spec.Provisioner]
+		if used == nil {
+			used = v1.ResourceList{}
+			out[nc.Spec.Provisioner] = used
 		}
+		counted := nc.Spec.Resources.Requests
 		if nc.Status.Capacity != nil {
-			out[nc.Spec.Provisioner] = quota.Add(out[nc.Spec.Provisioner], nc.Status.Capacity)
-		} else {
-			out[nc.Spec.Provisioner] = quota.Add(out[nc.Spec.Provisioner], nc.Spec.Resources.Requests)
+			counted = nc.Status.Capacity
+		}
+		for name, q := range counted {
+			total := used[name]
+			total.Add(q)
+			used[name] = total
 		}
 	}
 	return out
