@@ -229,20 +229,24 @@ func TestEmptinessFromCacheWithoutFinishedPods(t *testing.T) {
 				}
 			}
 			em := &emptiness{deps: e.deps}
-			if _, err := em.reconcile(e.ctx, "node-a"); err != nil {
-				t.Fatal(err)
-			}
+			reconcileEmptiness(t, e, em, "node-a")
 			if !e.getClaim(t, "a").IsTrue(v1alpha1.ConditionEmpty) {
 				t.Fatal("node with finished pods only has no Empty condition")
 			}
 			e.clock.Step(30 * time.Second)
-			if _, err := em.reconcile(e.ctx, "node-a"); err != nil {
-				t.Fatal(err)
-			}
+			reconcileEmptiness(t, e, em, "node-a")
 			if e.getNode(t, "node-a") != nil {
 				t.Error("node with finished pods only still exists after its TTL")
 			}
 		})
+	}
+}
+
+// reconcileEmptiness runs em once for the node named node, failing the test on an error.
+func reconcileEmptiness(t *testing.T, e *env, em *emptiness, node string) {
+	t.Helper()
+	if _, err := em.reconcile(e.ctx, node); err != nil {
+		t.Fatal(err)
 	}
 }
 
