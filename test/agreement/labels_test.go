@@ -2,7 +2,6 @@ package agreement_test
 
 import (
 	"maps"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -11,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2/ktesting"
-	kubeletapis "k8s.io/kubelet/pkg/apis"
+	"k8s.io/kubernetes/cmd/kubelet/app/options"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -205,22 +204,13 @@ func TestNodeLabelsAgree(t *testing.T) {
 	}
 }
 
-// kubeletMaySet is the rule the kubelet holds its --node-labels to (ValidateKubeletFlags in
-// k8s.io/kubernetes/cmd/kubelet/app/options; the NodeRestriction admission plugin holds its
-// Node updates to the same): in the kubernetes.io and k8s.io domains, the kubelet's own labels
-// only (kubeletapis.IsKubeletLabel). It is written out here rather than taken from pkg/aws so
-// that a change of the launch's filter fails the test instead of being followed by it.
+// kubeletMaySet reports whether the kubelet accepts key in its --node-labels, by its own
+// validation (options.ValidateKubeletFlags: in the kubernetes.io and k8s.io domains, the
+// kubelet's own labels only; the NodeRestriction admission plugin holds its Node updates to
+// the same). The kubelet's rule, not pkg/aws's, so that a change of the launch's filter
+// fails the test instead of being followed by it.
 func kubeletMaySet(key string) bool {
-	domain, _, found := strings.Cut(key, "/")
-	if !found {
-		return true
-	}
-	for _, restricted := range []string{"kubernetes.io", "k8s.io"} {
-		if domain == restricted || strings.HasSuffix(domain, "."+restricted) {
-			return kubeletapis.IsKubeletLabel(key)
-		}
-	}
-	return true
+	return options.ValidateKubeletFlags(&options.KubeletFlags{NodeLabels: map[string]string{key: "x"}}) == nil
 }
 
 // userLabels returns the labels of the user's (v1alpha1.IsUserLabel) among labels.
