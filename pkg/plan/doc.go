@@ -5,7 +5,7 @@
 // asks ("the pods of these nodes, on the cluster without them, plus at most N new nodes").
 //
 // Plan is pure: it reads its Input and changes nothing, neither the input nor the cluster.
-// It knows nothing of PostFilter, NodeClaims in flight or informers; the caller gathers the
+// It knows nothing of PostFilter, reservations or informers; the caller gathers the
 // cluster (nodes, bound pods, stand-ins of nodes not registered yet, see StandIn) and turns
 // the Result into NodeClaims (NodeClaimFor).
 //

@@ -17,10 +17,10 @@ import (
 	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
-// inFlightInput returns the input of a round that follows a launched claim "c1", of
+// launchedInput returns the input of a round that follows a launched claim "c1", of
 // instance type it in us-east-1b spot, whose node "node-1" has not registered, reserved for
 // reserved.
-func inFlightInput(pods, reserved []*v1.Pod, it string, daemonSets []*appsv1.DaemonSet, provs ...*v1alpha1.Provisioner) Input {
+func launchedInput(pods, reserved []*v1.Pod, it string, daemonSets []*appsv1.DaemonSet, provs ...*v1alpha1.Provisioner) Input {
 	in := planInput(pods, provs...)
 	in.DaemonSets = daemonSets
 	nc := plantest.Claim("c1", "node-1")
@@ -35,7 +35,7 @@ func inFlightInput(pods, reserved []*v1.Pod, it string, daemonSets []*appsv1.Dae
 	return in
 }
 
-// addedNames returns the names of the pods a plan added to in-flight claims, by claim.
+// addedNames returns the names of the pods a plan added to launched claims, by claim.
 func addedNames(plan *Result) map[string][]string {
 	out := map[string][]string{}
 	for _, a := range plan.Added {
@@ -94,7 +94,7 @@ func TestPlanIntoInFlightRoom(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
-			in := inFlightInput(tc.pods, tc.reserved, tc.it, proxy, plantest.Provisioner("default", spotOnly))
+			in := launchedInput(tc.pods, tc.reserved, tc.it, proxy, plantest.Provisioner("default", spotOnly))
 			plan, err := Plan(ctx, in)
 			if err != nil {
 				t.Fatal(err)
@@ -116,7 +116,7 @@ func TestPlanIntoInFlightRoom(t *testing.T) {
 // second round must be accepted by the scheduler's filters where it was planned, with
 // everything in place, and every pod of the first round on the launched node with the pods
 // added there beside it (the second round's pods on new nodes that interact with it wait
-// for it to bind: see Provision.reservedConflict).
+// for it to bind: see the Provision plugin's reservedConflict).
 func TestNoStrandedPodsInFlightRoom(t *testing.T) {
 	// Pods go into a launched node's room only if movable, one random pod in eight or so:
 	// enough cases that some 60 do.

@@ -117,7 +117,7 @@ func TestPlanIntoInFlightRoomWithLabels(t *testing.T) {
 		plantest.PendingPod("not-a", "1").NodeAffinityNotIn("team", []string{"a"}).Obj(),
 		plantest.PendingPod("a", "1").NodeSelector(map[string]string{"team": "a"}).Obj(),
 	}
-	in := inFlightInput(pods, nil, "t3a.xlarge", nil, prov)
+	in := launchedInput(pods, nil, "t3a.xlarge", nil, prov)
 	nc := plantest.Claim("c1", "node-1")
 	nc.Spec.Provisioner = prov.Name
 	nc.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{
