@@ -46,51 +46,59 @@ func addedNames(plan *Result) map[string][]string {
 	return out
 }
 
+// webPod is a 1-cpu pod of app web named name.
+func webPod(name string) *v1.Pod { return plantest.PendingPod(name, "1").Label("app", "web").Obj() }
+
+// launchedRoomCase is a case of TestPlanIntoInFlightRoom.
+type launchedRoomCase struct {
+	name     string
+	pods     []*v1.Pod
+	reserved []*v1.Pod
+	it       string
+	// wantAdded are the pods added to c1; wantNodes the number of new nodes.
+	wantAdded []string
+	wantNodes int
+}
+
+// launchedRoomCases are the cases of TestPlanIntoInFlightRoom.
+var launchedRoomCases = []launchedRoomCase{
+	{
+		// t3a.xlarge: 3.9 cpu; 0.5 DaemonSet + 1 reserved + 2 added = 3.5, a third is 4.5.
+		name: "pods fill the room of a launched node; the rest get a new one",
+		pods: []*v1.Pod{webPod("a"), webPod("b"), webPod("c")}, reserved: []*v1.Pod{webPod("r")}, it: "t3a.xlarge",
+		wantAdded: []string{"a", "b"}, wantNodes: 1,
+	},
+	{
+		name:     "a pod with anti-affinity to the reserved pod gets a new node",
+		pods:     []*v1.Pod{plantest.PendingPod("anti", "1").PodAntiAffinityIn("app", v1.LabelHostname, []string{"web"}, st.PodAntiAffinityWithRequiredReq).Obj()},
+		reserved: []*v1.Pod{webPod("r")}, it: "t3a.xlarge", wantNodes: 1,
+	},
+	{
+		name: "a pod the reserved pod's spread selects gets a new node",
+		pods: []*v1.Pod{webPod("a")},
+		reserved: []*v1.Pod{plantest.PendingPod("r", "1").Label("app", "web").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
+			st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil).Obj()},
+		it: "t3a.xlarge", wantNodes: 1,
+	},
+	{
+		name:     "a pod for another architecture gets a new node",
+		pods:     []*v1.Pod{plantest.PendingPod("arm", "1").NodeSelector(map[string]string{v1.LabelArchStable: "arm64"}).Obj()},
+		reserved: []*v1.Pod{webPod("r")}, it: "t3a.xlarge", wantNodes: 1,
+	},
+	{
+		name: "a launched node all of whose pods are gone takes new pods",
+		pods: []*v1.Pod{webPod("a"), webPod("b"), webPod("c")}, it: "t3a.xlarge",
+		wantAdded: []string{"a", "b", "c"},
+	},
+	{
+		name: "an instance type the round does not know has no room",
+		pods: []*v1.Pod{webPod("a")}, reserved: []*v1.Pod{webPod("r")}, it: "x9.unknown", wantNodes: 1,
+	},
+}
+
 func TestPlanIntoInFlightRoom(t *testing.T) {
-	web := func(name string) *v1.Pod { return plantest.PendingPod(name, "1").Label("app", "web").Obj() }
+	tests := launchedRoomCases
 	proxy := []*appsv1.DaemonSet{plantest.DaemonSet("kube-proxy", "500m")}
-	tests := []struct {
-		name     string
-		pods     []*v1.Pod
-		reserved []*v1.Pod
-		it       string
-		// wantAdded are the pods added to c1; wantNodes the number of new nodes.
-		wantAdded []string
-		wantNodes int
-	}{
-		{
-			// t3a.xlarge: 3.9 cpu; 0.5 DaemonSet + 1 reserved + 2 added = 3.5, a third is 4.5.
-			name: "pods fill the room of a launched node; the rest get a new one",
-			pods: []*v1.Pod{web("a"), web("b"), web("c")}, reserved: []*v1.Pod{web("r")}, it: "t3a.xlarge",
-			wantAdded: []string{"a", "b"}, wantNodes: 1,
-		},
-		{
-			name:     "a pod with anti-affinity to the reserved pod gets a new node",
-			pods:     []*v1.Pod{plantest.PendingPod("anti", "1").PodAntiAffinityIn("app", v1.LabelHostname, []string{"web"}, st.PodAntiAffinityWithRequiredReq).Obj()},
-			reserved: []*v1.Pod{web("r")}, it: "t3a.xlarge", wantNodes: 1,
-		},
-		{
-			name: "a pod the reserved pod's spread selects gets a new node",
-			pods: []*v1.Pod{web("a")},
-			reserved: []*v1.Pod{plantest.PendingPod("r", "1").Label("app", "web").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
-				st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil).Obj()},
-			it: "t3a.xlarge", wantNodes: 1,
-		},
-		{
-			name:     "a pod for another architecture gets a new node",
-			pods:     []*v1.Pod{plantest.PendingPod("arm", "1").NodeSelector(map[string]string{v1.LabelArchStable: "arm64"}).Obj()},
-			reserved: []*v1.Pod{web("r")}, it: "t3a.xlarge", wantNodes: 1,
-		},
-		{
-			name: "a launched node all of whose pods are gone takes new pods",
-			pods: []*v1.Pod{web("a"), web("b"), web("c")}, it: "t3a.xlarge",
-			wantAdded: []string{"a", "b", "c"},
-		},
-		{
-			name: "an instance type the round does not know has no room",
-			pods: []*v1.Pod{web("a")}, reserved: []*v1.Pod{web("r")}, it: "x9.unknown", wantNodes: 1,
-		},
-	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)

@@ -25,60 +25,67 @@ func userRequirements(nc *v1alpha1.NodeClaim) []v1alpha1.NodeSelectorRequirement
 	return out
 }
 
+// withSpec returns a spot Provisioner "default" with labels and requirements reqs.
+func withSpec(labels map[string]v1alpha1.LabelValue, reqs ...v1alpha1.NodeSelectorRequirement) *v1alpha1.Provisioner {
+	return plantest.Provisioner("default", func(p *v1alpha1.Provisioner) {
+		p.Spec.Labels = labels
+		p.Spec.Requirements = append([]v1alpha1.NodeSelectorRequirement{req(v1alpha1.LabelCapacityType, in, "spot")}, reqs...)
+	})
+}
+
+// nodeClaimLabelsCase is a case of TestNodeClaimForLabels.
+type nodeClaimLabelsCase struct {
+	name string
+	prov *v1alpha1.Provisioner
+	pods []*v1.Pod
+	// want are the requirements on keys of the user's of each planned node's claim.
+	want [][]v1alpha1.NodeSelectorRequirement
+}
+
+// nodeClaimLabelsCases are the cases of TestNodeClaimForLabels.
+var nodeClaimLabelsCases = []nodeClaimLabelsCase{
+	{
+		name: "no labels",
+		prov: withSpec(nil), pods: []*v1.Pod{plantest.PendingPod("a", "1").Obj()},
+		want: [][]v1alpha1.NodeSelectorRequirement{nil},
+	},
+	{
+		name: "the Provisioner's labels and single-valued requirement, sorted by key",
+		prov: withSpec(map[string]v1alpha1.LabelValue{"team": "a", "example.com/pool": "x"}, req("tier", in, "1")),
+		pods: []*v1.Pod{plantest.PendingPod("a", "1").NodeAffinityIn("team", []string{"a", "b"}, st.NodeSelectorTypeMatchExpressions).Obj()},
+		want: [][]v1alpha1.NodeSelectorRequirement{{req("example.com/pool", in, "x"), req("team", in, "a"), req("tier", in, "1")}},
+	},
+	{
+		// Pods of either value on a node of their value; a pod that selects none goes
+		// on the first node, of the larger pod.
+		name: "a requirement with two values narrowed to the value of each node's pods",
+		prov: withSpec(nil, req("team", in, "a", "b")),
+		pods: []*v1.Pod{
+			plantest.PendingPod("b", "2").NodeSelector(map[string]string{"team": "b"}).Obj(),
+			plantest.PendingPod("a", "1").NodeSelector(map[string]string{"team": "a"}).Obj(),
+			plantest.PendingPod("any", "500m").Obj(),
+		},
+		want: [][]v1alpha1.NodeSelectorRequirement{{req("team", in, "b")}, {req("team", in, "a")}},
+	},
+	{
+		name: "Exists narrowed to a value",
+		prov: withSpec(nil, req("team", v1.NodeSelectorOpExists)), pods: []*v1.Pod{plantest.PendingPod("a", "1").Obj()},
+		want: [][]v1alpha1.NodeSelectorRequirement{{req("team", in, "0")}},
+	},
+	{
+		name: "NotIn kept without a label, or narrowed to the value a pod selects",
+		prov: withSpec(nil, req("team", notIn, "a")),
+		pods: []*v1.Pod{plantest.PendingPod("c", "2").NodeSelector(map[string]string{"team": "c"}).Obj(), plantest.PendingPod("any", "1").Obj(),
+			plantest.PendingPod("no-c", "1").NodeAffinityNotIn("team", []string{"c"}).Obj()},
+		want: [][]v1alpha1.NodeSelectorRequirement{{req("team", in, "c")}, {req("team", notIn, "a")}},
+	},
+}
+
 // TestNodeClaimForLabels: the labels of the user's a planned node carries are on its
 // NodeClaim as single-valued In requirements, in place of the Provisioner's requirements on
 // their keys; a requirement that leaves the node without the label stays as it is.
 func TestNodeClaimForLabels(t *testing.T) {
-	const in, notIn = v1.NodeSelectorOpIn, v1.NodeSelectorOpNotIn
-	withSpec := func(labels map[string]v1alpha1.LabelValue, reqs ...v1alpha1.NodeSelectorRequirement) *v1alpha1.Provisioner {
-		return plantest.Provisioner("default", func(p *v1alpha1.Provisioner) {
-			p.Spec.Labels = labels
-			p.Spec.Requirements = append([]v1alpha1.NodeSelectorRequirement{req(v1alpha1.LabelCapacityType, in, "spot")}, reqs...)
-		})
-	}
-	tests := []struct {
-		name string
-		prov *v1alpha1.Provisioner
-		pods []*v1.Pod
-		// want are the requirements on keys of the user's of each planned node's claim.
-		want [][]v1alpha1.NodeSelectorRequirement
-	}{
-		{
-			name: "no labels",
-			prov: withSpec(nil), pods: []*v1.Pod{plantest.PendingPod("a", "1").Obj()},
-			want: [][]v1alpha1.NodeSelectorRequirement{nil},
-		},
-		{
-			name: "the Provisioner's labels and single-valued requirement, sorted by key",
-			prov: withSpec(map[string]v1alpha1.LabelValue{"team": "a", "example.com/pool": "x"}, req("tier", in, "1")),
-			pods: []*v1.Pod{plantest.PendingPod("a", "1").NodeAffinityIn("team", []string{"a", "b"}, st.NodeSelectorTypeMatchExpressions).Obj()},
-			want: [][]v1alpha1.NodeSelectorRequirement{{req("example.com/pool", in, "x"), req("team", in, "a"), req("tier", in, "1")}},
-		},
-		{
-			// Pods of either value on a node of their value; a pod that selects none goes
-			// on the first node, of the larger pod.
-			name: "a requirement with two values narrowed to the value of each node's pods",
-			prov: withSpec(nil, req("team", in, "a", "b")),
-			pods: []*v1.Pod{
-				plantest.PendingPod("b", "2").NodeSelector(map[string]string{"team": "b"}).Obj(),
-				plantest.PendingPod("a", "1").NodeSelector(map[string]string{"team": "a"}).Obj(),
-				plantest.PendingPod("any", "500m").Obj(),
-			},
-			want: [][]v1alpha1.NodeSelectorRequirement{{req("team", in, "b")}, {req("team", in, "a")}},
-		},
-		{
-			name: "Exists narrowed to a value",
-			prov: withSpec(nil, req("team", v1.NodeSelectorOpExists)), pods: []*v1.Pod{plantest.PendingPod("a", "1").Obj()},
-			want: [][]v1alpha1.NodeSelectorRequirement{{req("team", in, "0")}},
-		},
-		{
-			name: "NotIn kept without a label, or narrowed to the value a pod selects",
-			prov: withSpec(nil, req("team", notIn, "a")),
-			pods: []*v1.Pod{plantest.PendingPod("c", "2").NodeSelector(map[string]string{"team": "c"}).Obj(), plantest.PendingPod("any", "1").Obj(),
-				plantest.PendingPod("no-c", "1").NodeAffinityNotIn("team", []string{"c"}).Obj()},
-			want: [][]v1alpha1.NodeSelectorRequirement{{req("team", in, "c")}, {req("team", notIn, "a")}},
-		},
-	}
+	tests := nodeClaimLabelsCases
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, ctx := ktesting.NewTestContext(t)
