@@ -52,12 +52,18 @@ func markdown(r *Report) string {
 	p("  unit of allocatable over every available offering, and the larger of the two. No fleet that")
 	p("  holds the pods costs less; it ignores pod limits and constraints (anti-affinity forces one")
 	p("  node per pod), so only the generic class is held to it.")
+	p("- **LP\\***: the fractional optimum of min Σ x_t · price_t subject to Σ x_t · allocatable_t ≥")
+	p("  the pods' requests and count, over cpu, memory and pods and every available offering")
+	p("  (workload.LPBound). Every fleet that holds the pods is a solution of it, so none costs")
+	p("  less; it counts pod limits, unlike the lower bound, and ignores constraints too. LP\\* nodes")
+	p("  is its (fractional) node count.")
 	p("- Figures are medians over the runs (`-count`); pods/s = pods / time of one Plan.")
 	p("")
-	p("| Catalog | Mix | Pods | Runs | s / Plan | pods/s | Nodes | Fleet USD/h | Cost / lower bound | Unplanned |")
-	p("|---|---|---|---|---|---|---|---|---|---|")
+	p("| Catalog | Mix | Pods | Runs | s / Plan | pods/s | Nodes | Fleet USD/h | Cost / lower bound | Cost / LP\\* | LP\\* nodes | Unplanned |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range r.Plan {
-		p("| %s | %s | %d | %d | %.3f | %.0f | %.0f | %.2f | %.3f | %.0f |", r.Catalog, r.Mix, r.Pods, r.Runs, r.Seconds, r.PodsPerSecond, r.Nodes, r.USDPerHour, r.CostRatio, r.Unplanned)
+		p("| %s | %s | %d | %d | %.3f | %.0f | %.0f | %.2f | %.3f | %s | %s | %.0f |", r.Catalog, r.Mix, r.Pods, r.Runs, r.Seconds,
+			r.PodsPerSecond, r.Nodes, r.USDPerHour, r.CostRatio, orUnmeasured(r.LPRatio, "%.3f"), orUnmeasured(r.LPNodes, "%.1f"), r.Unplanned)
 	}
 	p("")
 	p("![pods/s and fleet cost against pod count](benchmarks.png)")
@@ -141,4 +147,12 @@ func joinFloats(values []float64) string {
 		s[i] = fmt.Sprintf("%.0f", v)
 	}
 	return strings.Join(s, ", ")
+}
+
+// orUnmeasured formats v with format, or "-" when it is 0: not measured in that run.
+func orUnmeasured(v float64, format string) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf(format, v)
 }

@@ -54,7 +54,11 @@ type PlanResult struct {
 	Nodes         float64 `json:"nodes"`
 	USDPerHour    float64 `json:"usdPerHour"`
 	CostRatio     float64 `json:"costOverLowerBound"`
-	Unplanned     float64 `json:"unplanned"`
+	// LPRatio is the fleet's price over LP*, LPNodes LP*'s fractional node count (see
+	// workload.LPBound); 0 in reports from before they were measured.
+	LPRatio   float64 `json:"costOverLP,omitempty"`
+	LPNodes   float64 `json:"lpNodes,omitempty"`
+	Unplanned float64 `json:"unplanned"`
 }
 
 // Target is one of issue 8's targets and whether the run met it.
@@ -209,6 +213,7 @@ func parsePlan(path string) ([]PlanResult, error) {
 			Catalog: k.catalog, Mix: k.mix, Pods: k.pods, Runs: len(m["ns/op"]),
 			Seconds: median(m["ns/op"]) / 1e9, PodsPerSecond: median(m["pods/s"]), Nodes: median(m["nodes"]),
 			USDPerHour: median(m["usd/h"]), CostRatio: median(m["cost/lb"]), Unplanned: median(m["unplanned"]),
+			LPRatio: median(m["cost/lp"]), LPNodes: median(m["lp-nodes"]),
 		})
 	}
 	return out, nil

@@ -26,6 +26,8 @@ import (
 //	nodes     nodes in the plan
 //	usd/h     the plan's fleet price per hour (each node's chosen offering)
 //	cost/lb   usd/h over workload.LowerBound of the pods on the catalog
+//	cost/lp   usd/h over workload.LPBound (LP*) of the pods on the catalog
+//	lp-nodes  the fractional node count of LP*'s optimum
 //	unplanned pods Plan found no node for (0 unless something is wrong)
 //
 // The real catalog is what pkg/aws's Provider builds from the EC2 emulator (every type of
@@ -110,6 +112,12 @@ func benchmarkPlan(b *testing.B, types []*cloud.InstanceType, pods []*v1.Pod) {
 	b.ReportMetric(float64(len(result.Nodes)), "nodes")
 	b.ReportMetric(price, "usd/h")
 	b.ReportMetric(price/workload.LowerBound(pods, types), "cost/lb")
+	if bound, err := workload.LPBound(pods, types, nil, 0); err == nil {
+		b.ReportMetric(price/bound.USDPerHour, "cost/lp")
+		b.ReportMetric(bound.Nodes, "lp-nodes")
+	} else {
+		b.Errorf("LP*: %v", err)
+	}
 	b.ReportMetric(float64(len(result.Unplanned)), "unplanned")
 }
 

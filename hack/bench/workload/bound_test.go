@@ -1,0 +1,72 @@
+package workload
+
+import (
+	"math"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	st "k8s.io/kubernetes/pkg/scheduler/testing"
+
+	"github.com/nodewright/nodewright/pkg/cloud"
+)
+
+// TestLPBoundSynthetic: on the synthetic catalog every type has 1 vCPU, 2 GiB and 10 pods
+// per 0.3 USD/h, so LP* is 0.3 x the scarcest of cpu, GiB / 2 and pods / 10: LowerBound, or
+// more when pods are small and many.
+func TestLPBoundSynthetic(t *testing.T) {
+	for _, n := range []int{10, 1000} {
+		pods := Pods(n, Seed, PodOptions{}, Generic)
+		got, err := LPBound(pods, SyntheticCatalog(), nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := max(LowerBound(pods, SyntheticCatalog()), 0.3*float64(n)/10)
+		if math.Abs(got.USDPerHour-want) > 1e-6*want {
+			t.Errorf("%d pods: LP* = %v USD/h, want %v", n, got.USDPerHour, want)
+		}
+	}
+}
+
+// TestLPBoundCountsNodes: the per-node cost and DaemonSet pods make larger nodes cheaper per
+// usable core, and the bound follows.
+func TestLPBoundCountsNodes(t *testing.T) {
+	types := []*cloud.InstanceType{
+		lpType("small", 4, 8, 0.08),   // 0.020 USD/h per core
+		lpType("large", 16, 32, 0.35), // 0.021875 USD/h per core
+	}
+	pods := make([]*v1.Pod, 32)
+	for i := range pods {
+		pods[i] = st.MakePod().Name("p").Req(map[v1.ResourceName]string{v1.ResourceCPU: "1", v1.ResourceMemory: "1Gi"}).Obj()
+	}
+	perNode := v1.ResourceList{v1.ResourceCPU: resource.MustParse("500m"), v1.ResourceMemory: resource.MustParse("512Mi"),
+		v1.ResourcePods: resource.MustParse("2")}
+	for _, tc := range []struct {
+		name     string
+		perNode  v1.ResourceList
+		nodeCost float64
+		want     float64
+	}{
+		{"instances alone: the small type", nil, 0, 32 * 0.08 / 4},
+		{"a node cost of 0.05: the large type", nil, 0.05, 32 * 0.40 / 16},
+		{"DaemonSet pods on every node: the large type", perNode, 0, 32 * 0.35 / 15.5},
+	} {
+		got, err := LPBound(pods, types, tc.perNode, tc.nodeCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(got.USDPerHour-tc.want) > 1e-9 {
+			t.Errorf("%s: LP* = %v USD/h (%v nodes), want %v", tc.name, got.USDPerHour, got.Nodes, tc.want)
+		}
+	}
+}
+
+// lpType is a type of cpu cores and mem GiB, 110 pods, no overhead, on-demand in one zone.
+func lpType(name string, cpu, mem int64, price float64) *cloud.InstanceType {
+	return &cloud.InstanceType{
+		Name: name,
+		Capacity: v1.ResourceList{v1.ResourceCPU: *resource.NewQuantity(cpu, resource.DecimalSI),
+			v1.ResourceMemory: *resource.NewQuantity(mem<<30, resource.BinarySI), v1.ResourcePods: resource.MustParse("110")},
+		Offerings: []cloud.Offering{{Zone: "us-east-1a", CapacityType: "on-demand", Price: price, Available: true}},
+	}
+}
