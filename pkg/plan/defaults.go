@@ -1,6 +1,10 @@
 package plan
 
 import (
+	"regexp"
+	"slices"
+	"strings"
+
 	v1 "k8s.io/api/core/v1"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -80,4 +84,78 @@ func requiresLabel(p *v1alpha1.Provisioner, key string) bool {
 		}
 	}
 	return false
+}
+
+// Instance types nodewright does not buy for a pod unless asked, as careful operators leave
+// them out of their Karpenter NodePools: they cost far more than their size suggests for
+// ordinary pods, or serve a purpose of their own. A type is asked for when the Provisioner's
+// requirements or the pod's node selection name it (an In on its instance type, family or
+// size), and used anyway when nothing else would serve the pod (see packer.place). GPU and
+// accelerator types follow defaultsReject's rule instead: they serve the pods that request
+// their devices.
+//
+//	bare metal       sizes metal, metal-24xl, ...: a whole host, and minutes to boot
+//	high memory      u-*, u7i-*, u7in-*, ... (SAP HANA machines, 3 to 32 TiB)
+//	HPC              hpc*: sold for tightly coupled HPC jobs, on-demand only
+//	Mac              mac*: dedicated hosts only
+//	FPGA             f1, f2
+//
+// excludedByDefault returns which of these t is, or "".
+func excludedByDefault(t *Template) string {
+	family, size := t.Node.Labels[v1alpha1.LabelInstanceFamily], t.Node.Labels[v1alpha1.LabelInstanceSize]
+	switch {
+	case strings.HasPrefix(size, "metal"):
+		return "bare metal"
+	case strings.HasPrefix(family, "u-") || highMemory.MatchString(family):
+		return "high memory"
+	case strings.HasPrefix(family, "hpc"):
+		return "HPC"
+	case strings.HasPrefix(family, "mac"):
+		return "Mac"
+	case fpga.MatchString(family):
+		return "FPGA"
+	}
+	return ""
+}
+
+var (
+	// highMemory matches the families of EC2's High Memory instances after u-*: u7i-12tb,
+	// u7in-16tb, u7inh-32tb...
+	highMemory = regexp.MustCompile(`^u\d+[a-z]*-\d+tb$`)
+	// fpga matches the FPGA families: f1, f2.
+	fpga = regexp.MustCompile(`^f\d+$`)
+)
+
+// namesType reports whether reqs, a Provisioner's requirements or a term of a pod's node
+// selection, ask for t by name: an In requirement on its instance type, family or size that
+// lists its value.
+func namesType(reqs []v1alpha1.NodeSelectorRequirement, t *Template) bool {
+	for _, r := range reqs {
+		switch r.Key {
+		case v1.LabelInstanceTypeStable, v1alpha1.LabelInstanceFamily, v1alpha1.LabelInstanceSize:
+			if r.Operator == v1.NodeSelectorOpIn && slices.Contains(r.Values, t.Node.Labels[r.Key]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// excludedFor returns why the packer does not buy t for f's pod by default (see
+// excludedByDefault), or "": t is not such a type, its Provisioner or the pod names it, or
+// nothing else serves the pod (f.anyType).
+func (p *packer) excludedFor(t *Template, f *podFacts) string {
+	if t.excluded == "" || t.named || f.anyType {
+		return ""
+	}
+	key := labelsKey{f.sig, t}
+	named, ok := p.podNames[key]
+	if !ok {
+		named = slices.ContainsFunc(nodeSelectionTerms(f.pod), func(term []v1alpha1.NodeSelectorRequirement) bool { return namesType(term, t) })
+		p.podNames[key] = named
+	}
+	if named {
+		return ""
+	}
+	return t.excluded + " types are bought only when asked for, or when nothing else serves the pod"
 }

@@ -47,6 +47,7 @@ func (p *packer) holdsAll(ctx context.Context, t *Template, pods []*v1.Pod, tota
 	}
 	for _, pod := range pods {
 		if p.in.Avoid[pod.UID].Has(t.Shape) || !matchesNodeSelection(pod, t.Node) || defaultsReject(t, pod, p.requests(pod)) != "" ||
+			p.excludedFor(t, p.facts(pod)) != "" ||
 			!p.sim.CheckEmpty(ctx, pod, p.signature(pod), t).IsSuccess() {
 			return false
 		}

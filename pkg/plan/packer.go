@@ -53,6 +53,13 @@ type packer struct {
 	reqs       map[*v1.Pod]v1.ResourceList
 	invariants map[*v1.Pod]bool
 	labels     map[labelsKey]string
+	// hasExcluded is true when a template is of a type excluded by default; anyTypes are the
+	// pods nothing else serves (see excludedFor).
+	hasExcluded bool
+	anyTypes    map[*v1.Pod]bool
+	// podNames caches whether a pod's node selection names a template (see excludedFor), by
+	// signature and template.
+	podNames map[labelsKey]bool
 	// ignored are the resources the profile's NodeResourcesFit ignores (nil: none).
 	ignored func(v1.ResourceName) bool
 	// prefs caches prefers by pod.

@@ -46,13 +46,23 @@ func (p *packer) place(ctx context.Context, pod *v1.Pod) {
 		p.logger.V(5).Info("Planned pod onto new node", "pod", klog.KObj(pod), "node", n.name, "template", n.candidates[0].Key)
 		return
 	}
+	if !f.anyType && p.hasExcluded {
+		// Nothing nodewright buys by default serves the pod: any type may.
+		f.anyType, p.anyTypes[pod] = true, true
+		if n := p.open(ctx, f); n != nil {
+			p.logger.V(2).Info("Planned pod onto a type bought only when nothing else serves the pod", "pod", klog.KObj(pod),
+				"node", n.name, "template", n.candidates[0].Key)
+			return
+		}
+	}
 	p.unplanned = append(p.unplanned, p.explain(ctx, f))
 }
 
 // facts returns the facts of pod as it is placed now: independence depends on the pods
 // planned so far.
 func (p *packer) facts(pod *v1.Pod) *podFacts {
-	return &podFacts{pod: pod, sig: p.signature(pod), req: p.requests(pod), independent: p.sim.independent(pod), invariant: p.invariant(pod)}
+	return &podFacts{pod: pod, sig: p.signature(pod), req: p.requests(pod), independent: p.sim.independent(pod), invariant: p.invariant(pod),
+		anyType: p.anyTypes[pod]}
 }
 
 // maxSwitches is how many candidates past the first tryAdd checks a pod on: a node switches
@@ -103,10 +113,11 @@ func (p *packer) rejectedAsItStands(ctx context.Context, n *openNode, f *podFact
 }
 
 // mayHold reports whether a node of t may hold f's pod next to pods requesting podReqs: it
-// passes the prescreen and, when independent, fits t empty. For an independent pod on a node
-// of independent pods that is exact.
+// is a type the packer buys for the pod, passes the prescreen and, when the pod is
+// independent, fits t empty. For an independent pod on a node of independent pods that is
+// exact.
 func (p *packer) mayHold(ctx context.Context, t *Template, f *podFacts, podReqs v1.ResourceList) bool {
-	return p.prescreen(t, f, podReqs) == "" && (!f.independent || p.sim.CheckEmpty(ctx, f.pod, f.sig, t).IsSuccess())
+	return p.excludedFor(t, f) == "" && p.prescreen(t, f, podReqs) == "" && (!f.independent || p.sim.CheckEmpty(ctx, f.pod, f.sig, t).IsSuccess())
 }
 
 // check reports whether n as its i-th candidate c accepts f's pod with n's pods, and, when

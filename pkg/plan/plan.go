@@ -140,7 +140,7 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 	}
 	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
 		openLabels: map[string]map[string][]v1alpha1.NodeSelectorRequirement{}, forPod: map[string][]*Template{},
-		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{},
+		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{}, podNames: map[labelsKey]bool{}, anyTypes: map[*v1.Pod]bool{},
 		ignored: IgnoredResources(in.PluginConfig)}
 	p.buildTemplates()
 	p.addPhantoms()

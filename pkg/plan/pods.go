@@ -34,6 +34,9 @@ type podFacts struct {
 	// independent is Simulator.independent(pod) when the pod is placed; invariant is
 	// invariantOnly(pod).
 	independent, invariant bool
+	// anyType is true when no type but those excluded by default serves the pod: they are
+	// bought for it then (see excludedFor).
+	anyType bool
 }
 
 // filterVolumes returns the pod's volumes that a Filter plugin can look at: all but the

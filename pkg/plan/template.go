@@ -48,6 +48,10 @@ type Template struct {
 	// group names the templates of its Provisioner with the same chosen labels: the
 	// Provisioner's name, and the chosen labels if any (see packer.templates).
 	group string
+	// excluded is excludedByDefault(t); named is true when its Provisioner's requirements ask
+	// for it by name (namesType), which lifts that.
+	excluded string
+	named    bool
 	// daemonAffinity is true if a DaemonSet pod has inter-pod constraints (or volumes): then
 	// whether a pod fits the empty template can depend on its labels.
 	daemonAffinity bool
@@ -74,6 +78,8 @@ func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 	}
 	t.Node = templateNode(p, it, o, region, nodeName, chosen)
 	t.DaemonPods = daemonPods(logger, t.Node, daemonSets)
+	t.excluded = excludedByDefault(t)
+	t.named = t.excluded != "" && namesType(p.Spec.Requirements, t)
 	t.DaemonRequests = v1.ResourceList{v1.ResourcePods: *resource.NewQuantity(int64(len(t.DaemonPods)), resource.DecimalSI)}
 	for _, dp := range t.DaemonPods {
 		addTo(t.DaemonRequests, podRequests(dp))

@@ -34,6 +34,7 @@ func (p *packer) buildTemplates() {
 				if reqs != nil && !reqs.Match(t.Node) {
 					continue
 				}
+				p.hasExcluded = p.hasExcluded || t.excluded != ""
 				ts = append(ts, t)
 			}
 		}
