@@ -15,7 +15,8 @@ import (
 
 // TestInstanceTypesMatchCatalog is the third acceptance item: DescribeInstanceTypes through the
 // SDK gives every catalog type with the catalog's vCPUs, memory and architecture (and the ENI
-// limits give the catalog's max pods); t3a.2xlarge costs 0.3008 USD/h on demand.
+// limits give the catalog's max pods); t3a.2xlarge costs 0.3008 USD/h on demand; a
+// high-memory type is offered on demand only.
 func TestInstanceTypesMatchCatalog(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	env := newTestEnv(t, emulator.Options{})
@@ -53,6 +54,13 @@ func TestInstanceTypesMatchCatalog(t *testing.T) {
 	spot, _ := emulator.ModelSpotPrice("t3a.2xlarge", "us-east-1f")
 	if got := offering(types, "t3a.2xlarge", "us-east-1f", "spot"); got == nil || got.Price != spot {
 		t.Errorf("t3a.2xlarge spot offering in us-east-1f = %+v, want %v USD/h", got, spot)
+	}
+	// EC2 does not sell high-memory types as spot: the emulator has no pool, so no offering.
+	if got := offering(types, "u7i-12tb.224xlarge", "us-east-1a", "spot"); got != nil {
+		t.Errorf("u7i-12tb.224xlarge spot offering in us-east-1a = %+v, want none", got)
+	}
+	if got := offering(types, "u7i-12tb.224xlarge", "us-east-1a", "on-demand"); got == nil {
+		t.Error("u7i-12tb.224xlarge has no on-demand offering in us-east-1a")
 	}
 	// The cache answers the second call without describing the types again.
 	before := len(env.emulator.CallsOf("DescribeInstanceTypes"))

@@ -53,13 +53,21 @@
 // high-memory (u) families, and every generation 7 or later family. t3a.2xlarge is offered
 // everywhere.
 //
-// On-demand prices are the catalog's. Spot prices follow a deterministic model
-// (ModelSpotPrice): on-demand * (0.3 + 0.4 * (FNV-1a 64-bit hash of "spot/<type>/<zone>" mod
-// 10^6) / 10^6), rounded to 4 decimals, so between 30% and 70% of on-demand and different per
-// zone; SetSpotPrice overrides a pool. Types without an on-demand price (mac*.metal) have no
-// spot pool and launch only on dedicated hosts, which the emulator does not have. Spot price
-// history has one "Linux/UNIX" entry per pool, timestamped at the start of the hour (or when
-// SetSpotPrice changed it).
+// On-demand prices are the catalog's. There is a spot pool where a zone offers a type and EC2
+// sells its family as spot: not the Mac (mac, mac-m), high-memory (u-*, u7i*) or HPC (hpc)
+// families, which EC2 sells on demand only (sources in noSpotPrefixes). Those types do not
+// list the spot usage class, have no spot price history, and a spot CreateFleet override for
+// them fails with Unsupported. Spot prices follow a deterministic model (ModelSpotPrice): a
+// saving off on-demand within the band of the type's family group, placed in the band by the
+// FNV-1a 64-bit hash of "spot/<type>/<zone>", rounded to 4 decimals, so the same in every run
+// and different per zone. The bands span the 10th to 90th percentile of the AWS Spot Instance
+// Advisor's savings for the group's types in us-east-1 (spotBands): burstable (t) 55-75%,
+// general purpose (m) and compute (c) 50-75%, memory (r, x, z) 50-80%, storage (i, d, h, im,
+// is) 55-80%, GPU (g, gr, p) 50-80%, other accelerators (inf, trn, dl, f, vt) 60-80%, a1
+// 0-5%; a family prefix in neither table would take 50-75%. SetSpotPrice overrides a pool.
+// Mac types also have no on-demand price: they launch only on dedicated hosts, which the
+// emulator does not have. Spot price history has one "Linux/UNIX" entry per pool, timestamped
+// at the start of the hour (or when SetSpotPrice changed it).
 //
 // CreateFleet launches the on-demand units, then the spot units, each into the best pool of
 // its overrides that has not failed in this request; ties go to the override listed first.

@@ -214,8 +214,8 @@ func TestDescribeSpotPriceHistory(t *testing.T) {
 			count++
 			it, _ := catalog.Get(string(sp.InstanceType))
 			price := parseFloat(t, aws.ToString(sp.SpotPrice))
-			if price < 0.3*it.OnDemandPriceUSD-0.0001 || price > 0.7*it.OnDemandPriceUSD+0.0001 {
-				t.Errorf("%s in %s: spot %v outside 30..70%% of on-demand %v", it.Name, aws.ToString(sp.AvailabilityZone), price, it.OnDemandPriceUSD)
+			if low, high := spotBounds(it); price < low || price > high {
+				t.Errorf("%s in %s: spot %v outside its band [%v, %v]", it.Name, aws.ToString(sp.AvailabilityZone), price, low, high)
 			}
 			if want, _ := ModelSpotPrice(it.Name, aws.ToString(sp.AvailabilityZone)); want != price {
 				t.Errorf("%s: price %v, model %v", it.Name, price, want)

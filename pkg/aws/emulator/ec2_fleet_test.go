@@ -268,6 +268,9 @@ func TestCreateFleetPoolErrors(t *testing.T) {
 		{"not offered in zone f", [2]string{"p5.48xlarge", "us-east-1f"}, CapacityTypeSpot, "Unsupported"},
 		{"arm64 type on an x86_64 AMI", [2]string{"m6g.large", "us-east-1a"}, CapacityTypeOnDemand, "InvalidParameterValue"},
 		{"mac without dedicated host", [2]string{"mac1.metal", "us-east-1a"}, CapacityTypeOnDemand, "Unsupported"},
+		{"high memory as spot", [2]string{"u7i-12tb.224xlarge", "us-east-1a"}, CapacityTypeSpot, "Unsupported"},
+		{"hpc as spot", [2]string{"hpc7g.16xlarge", "us-east-1a"}, CapacityTypeSpot, "Unsupported"},
+		{"mac as spot", [2]string{"mac-m4.metal", "us-east-1a"}, CapacityTypeSpot, "Unsupported"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -130,7 +130,7 @@ func instanceTypeInfo(it catalog.InstanceType) instanceTypeInfoXML {
 		AutoRecoverySupported:         !it.BareMetal,
 		SupportedBootModes:            items[string]{"legacy-bios", "uefi"},
 	}
-	if it.OnDemandPriceUSD > 0 {
+	if _, spot := spotBandOf(it); spot {
 		info.SupportedUsageClasses = append(info.SupportedUsageClasses, "spot")
 	}
 	if it.Hypervisor == "nitro" || it.BareMetal {

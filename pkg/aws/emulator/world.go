@@ -2,7 +2,6 @@ package emulator
 
 import (
 	"hash/fnv"
-	"math"
 	"strings"
 	"unicode"
 
@@ -79,30 +78,6 @@ func offeredZones(instanceType string) []string {
 		}
 	}
 	return zones
-}
-
-// ModelSpotPrice returns the spot price of instanceType in zone in USD per hour by the
-// emulator's model, before any override set with SetSpotPrice, and whether the pool exists:
-//
-//	factor = 0.3 + 0.4 * (FNV-1a 64-bit hash of "spot/<type>/<zone>" mod 1e6) / 1e6
-//	price  = on-demand price * factor, rounded to 4 decimals, at least 0.0001
-//
-// so every spot price lies between 30% and 70% of the on-demand price and differs per zone.
-// A pool exists where the zone offers the type and the catalog knows its on-demand price
-// (the mac*.metal types have none: they are never spot).
-func ModelSpotPrice(instanceType, zone string) (float64, bool) {
-	it, ok := catalog.Get(instanceType)
-	if !ok || it.OnDemandPriceUSD == 0 || !Offered(instanceType, zone) {
-		return 0, false
-	}
-	factor := 0.3 + 0.4*float64(hash64("spot/"+instanceType+"/"+zone)%1_000_000)/1_000_000
-	return math.Max(0.0001, math.Round(it.OnDemandPriceUSD*factor*1e4)/1e4), true
-}
-
-// capacityScore is the emulated depth of a spot pool in [0, 1): higher means more spare
-// capacity. capacity-optimized allocation prefers the deepest pools.
-func capacityScore(instanceType, zone string) float64 {
-	return float64(hash64("capacity/"+instanceType+"/"+zone)%1_000_000) / 1_000_000
 }
 
 func hash32(s string) uint32 {

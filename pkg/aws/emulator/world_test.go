@@ -41,33 +41,3 @@ func TestOfferingRule(t *testing.T) {
 		}
 	}
 }
-
-// TestSpotPriceModel checks that every spot price lies in 30..70% of on-demand and that pools
-// exist exactly where the type is offered and has a price.
-func TestSpotPriceModel(t *testing.T) {
-	pools := 0
-	for _, it := range catalog.All() {
-		for _, z := range Zones {
-			price, ok := ModelSpotPrice(it.Name, z)
-			if want := Offered(it.Name, z) && it.OnDemandPriceUSD > 0; ok != want {
-				t.Errorf("%s in %s: pool %v, want %v", it.Name, z, ok, want)
-			}
-			if !ok {
-				continue
-			}
-			pools++
-			// Rounding to 4 decimals may move a price by 0.00005.
-			if low, high := 0.3*it.OnDemandPriceUSD-0.00005, 0.7*it.OnDemandPriceUSD+0.00005; price < low && price != 0.0001 || price > high {
-				t.Errorf("%s in %s: spot %v outside [%v, %v]", it.Name, z, price, low, high)
-			}
-		}
-	}
-	if pools == 0 {
-		t.Fatal("no spot pools")
-	}
-	a, _ := ModelSpotPrice("t3a.2xlarge", "us-east-1a")
-	b, _ := ModelSpotPrice("t3a.2xlarge", "us-east-1b")
-	if a == b {
-		t.Errorf("t3a.2xlarge costs %v in both a and b; the model should differ per zone", a)
-	}
-}
