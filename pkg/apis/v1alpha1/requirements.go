@@ -13,8 +13,8 @@ import (
 // launches may have. It is core/v1's NodeSelectorRequirement with the validation nodewright
 // needs: the keys a Provisioner may not choose (kubernetes.io/hostname, the labels nodewright
 // manages, the kubernetes.io, k8s.io and nodewright.dev domains beyond their well-known labels),
-// the value counts each operator takes, and Gt and Lt on integer labels only (IntegerLabels
-// among the well-known ones).
+// the value counts each operator takes, and the keys Gt and Lt apply to: labels of the
+// user's, and of the well-known labels those whose values are integers (IntegerLabels).
 //
 // +kubebuilder:validation:XValidation:rule="!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",message="operators In and NotIn need at least one value",fieldPath=".values",reason="FieldValueRequired"
 // +kubebuilder:validation:XValidation:rule="!(self.operator in ['Gt', 'Lt']) || (has(self.values) && size(self.values) == 1 && self.values[0].matches('^-?[0-9]{1,18}$'))",message="operators Gt and Lt need exactly one integer value",fieldPath=".values"
