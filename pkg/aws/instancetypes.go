@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/aws/catalog"
 	"github.com/nodewright/nodewright/pkg/cloud"
 )
 
@@ -34,9 +36,18 @@ type typeInfo struct {
 	gpuMaker   string // lower case, e.g. "nvidia"
 	enis       int    // network interfaces of the default network card
 	ipv4PerENI int
-	spot       bool // supports the spot usage class
+	spot       bool   // supports the spot usage class
+	hypervisor string // "nitro", "xen", "" for bare metal
+	nvmeGiB    int64  // local NVMe storage, 0 for none
+	bandwidth  int    // baseline network bandwidth in Mbit/s, 0 if not known
 	zones      map[string]bool
 }
+
+// familyScheme splits an instance type's name as Karpenter does for its labels
+// karpenter.k8s.aws/instance-category and -generation: the category's letters, the memory of
+// the u- types ("-6tb"), the generation's digits. A name it does not match (mac-m4.metal)
+// gets neither label.
+var familyScheme = regexp.MustCompile(`^([a-z]+)(-[0-9]+tb)?([0-9]+).*\.`)
 
 // instanceTypeCache holds the region's instance types for a TTL.
 type instanceTypeCache struct {
@@ -149,6 +160,17 @@ func toTypeInfo(it ec2types.InstanceTypeInfo) (typeInfo, bool) {
 		info.ipv4PerENI = int(awssdk.ToInt32(n.Ipv4AddressesPerInterface))
 	}
 	info.spot = slices.Contains(it.SupportedUsageClasses, ec2types.UsageClassTypeSpot)
+	info.hypervisor = string(it.Hypervisor)
+	// Instance storage without NVMe (d2, h1) is not local NVMe, as Karpenter counts it.
+	if s := it.InstanceStorageInfo; s != nil && s.NvmeSupport != ec2types.EphemeralNvmeSupportUnsupported {
+		info.nvmeGiB = awssdk.ToInt64(s.TotalSizeInGB)
+	}
+	// DescribeInstanceTypes gives the older types only a level ("Moderate"). The catalog has
+	// the baseline in Mbit/s where AWS documents one: Karpenter's table, which its label
+	// karpenter.k8s.aws/instance-network-bandwidth is read from too.
+	if c, ok := catalog.Get(info.name); ok {
+		info.bandwidth = c.NetworkBandwidthMbps
+	}
 	return info, true
 }
 
@@ -169,6 +191,17 @@ func (t typeInfo) labels(region string) map[string]string {
 	}
 	if t.gpuName == "" {
 		delete(l, v1alpha1.LabelInstanceGPUName)
+	}
+	if m := familyScheme.FindStringSubmatch(t.name); m != nil {
+		l[v1alpha1.LabelInstanceCategory] = m[1]
+		l[v1alpha1.LabelInstanceGeneration] = m[3]
+	}
+	l[v1alpha1.LabelInstanceHypervisor] = t.hypervisor
+	if t.bandwidth > 0 {
+		l[v1alpha1.LabelInstanceNetworkBandwidth] = strconv.Itoa(t.bandwidth)
+	}
+	if t.nvmeGiB > 0 {
+		l[v1alpha1.LabelInstanceLocalNVMe] = strconv.FormatInt(t.nvmeGiB, 10)
 	}
 	return l
 }

@@ -94,7 +94,10 @@ func TestInstanceTypeLabelsAndCapacity(t *testing.T) {
 			name: "t3a.2xlarge",
 			labels: map[string]string{"node.kubernetes.io/instance-type": "t3a.2xlarge", "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux",
 				"topology.kubernetes.io/region": "us-east-1", "nodewright.dev/instance-family": "t3a", "nodewright.dev/instance-size": "2xlarge",
-				"nodewright.dev/instance-cpu": "8", "nodewright.dev/instance-memory": "32768", "nodewright.dev/instance-gpu-count": "0"},
+				"nodewright.dev/instance-cpu": "8", "nodewright.dev/instance-memory": "32768", "nodewright.dev/instance-gpu-count": "0",
+				"nodewright.dev/instance-category": "t", "nodewright.dev/instance-generation": "3", "nodewright.dev/instance-hypervisor": "nitro",
+				// No local NVMe: no label.
+				"nodewright.dev/instance-network-bandwidth": "2048"},
 			// memory 32768Mi - ceil(7.5% = 2457.6) = 30310Mi; pods 4 ENIs * (15 - 1) + 2 = 58.
 			capacity: map[corev1.ResourceName]string{"cpu": "8", "memory": "30310Mi", "pods": "58"},
 			// cpu 8000m - 90m (60 + 10 + 2*5 + 4*2.5) - 100m = 7810m;
@@ -106,7 +109,8 @@ func TestInstanceTypeLabelsAndCapacity(t *testing.T) {
 			labels: map[string]string{"node.kubernetes.io/instance-type": "g4dn.xlarge", "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux",
 				"topology.kubernetes.io/region": "us-east-1", "nodewright.dev/instance-family": "g4dn", "nodewright.dev/instance-size": "xlarge",
 				"nodewright.dev/instance-cpu": "4", "nodewright.dev/instance-memory": "16384", "nodewright.dev/instance-gpu-count": "1",
-				"nodewright.dev/instance-gpu-name": "t4"},
+				"nodewright.dev/instance-gpu-name": "t4", "nodewright.dev/instance-category": "g", "nodewright.dev/instance-generation": "4",
+				"nodewright.dev/instance-hypervisor": "nitro", "nodewright.dev/instance-network-bandwidth": "5000", "nodewright.dev/instance-local-nvme": "125"},
 			// memory 16384Mi - ceil(1228.8) = 15155Mi; pods 3 * (10 - 1) + 2 = 29.
 			capacity: map[corev1.ResourceName]string{"cpu": "4", "memory": "15155Mi", "pods": "29", "nvidia.com/gpu": "1"},
 			// cpu 4000m - 80m (60 + 10 + 2*5) - 100m = 3820m;

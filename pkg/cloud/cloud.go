@@ -59,8 +59,9 @@ type InstanceType struct {
 	// Name is the cloud's name, e.g. m5.large.
 	Name string
 	// Labels are the values of the well-known labels (v1alpha1.WellKnownLabels) that a node of
-	// this type carries whatever its offering: arch, os, family, size, cpu, memory, GPU. Zone
-	// and capacity type come from the Offering.
+	// this type carries whatever its offering: arch, os, family, size, cpu, memory, GPU,
+	// category, generation, hypervisor, network bandwidth, local NVMe. Zone and capacity type
+	// come from the Offering.
 	Labels map[string]string
 	// Capacity is what the node reports as capacity: cpu, memory, pods, GPUs.
 	Capacity corev1.ResourceList

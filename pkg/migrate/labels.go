@@ -11,25 +11,31 @@ import (
 
 // labelKeys maps the label keys of Karpenter, and the deprecated beta keys of Kubernetes, to
 // nodewright's. The values mean the same on both sides (instance-memory in MiB, instance-cpu
-// in vCPUs, capacity types spot and on-demand).
+// in vCPUs, capacity types spot and on-demand, instance-network-bandwidth in Mbit/s,
+// instance-local-nvme in GiB, instance-hypervisor "" for bare metal).
 var labelKeys = map[string]string{
-	"karpenter.sh/capacity-type":           v1alpha1.LabelCapacityType,
-	"karpenter.k8s.aws/instance-family":    v1alpha1.LabelInstanceFamily,
-	"karpenter.k8s.aws/instance-size":      v1alpha1.LabelInstanceSize,
-	"karpenter.k8s.aws/instance-cpu":       v1alpha1.LabelInstanceCPU,
-	"karpenter.k8s.aws/instance-memory":    v1alpha1.LabelInstanceMemory,
-	"karpenter.k8s.aws/instance-gpu-count": v1alpha1.LabelInstanceGPUCount,
-	"karpenter.k8s.aws/instance-gpu-name":  v1alpha1.LabelInstanceGPUName,
-	corev1.LabelArchStable:                 corev1.LabelArchStable,
-	corev1.LabelOSStable:                   corev1.LabelOSStable,
-	corev1.LabelInstanceTypeStable:         corev1.LabelInstanceTypeStable,
-	corev1.LabelTopologyZone:               corev1.LabelTopologyZone,
-	corev1.LabelTopologyRegion:             corev1.LabelTopologyRegion,
-	"beta.kubernetes.io/arch":              corev1.LabelArchStable,
-	"beta.kubernetes.io/os":                corev1.LabelOSStable,
-	corev1.LabelInstanceType:               corev1.LabelInstanceTypeStable,
-	corev1.LabelFailureDomainBetaZone:      corev1.LabelTopologyZone,
-	corev1.LabelFailureDomainBetaRegion:    corev1.LabelTopologyRegion,
+	"karpenter.sh/capacity-type":                   v1alpha1.LabelCapacityType,
+	"karpenter.k8s.aws/instance-family":            v1alpha1.LabelInstanceFamily,
+	"karpenter.k8s.aws/instance-size":              v1alpha1.LabelInstanceSize,
+	"karpenter.k8s.aws/instance-cpu":               v1alpha1.LabelInstanceCPU,
+	"karpenter.k8s.aws/instance-memory":            v1alpha1.LabelInstanceMemory,
+	"karpenter.k8s.aws/instance-gpu-count":         v1alpha1.LabelInstanceGPUCount,
+	"karpenter.k8s.aws/instance-gpu-name":          v1alpha1.LabelInstanceGPUName,
+	"karpenter.k8s.aws/instance-category":          v1alpha1.LabelInstanceCategory,
+	"karpenter.k8s.aws/instance-generation":        v1alpha1.LabelInstanceGeneration,
+	"karpenter.k8s.aws/instance-hypervisor":        v1alpha1.LabelInstanceHypervisor,
+	"karpenter.k8s.aws/instance-network-bandwidth": v1alpha1.LabelInstanceNetworkBandwidth,
+	"karpenter.k8s.aws/instance-local-nvme":        v1alpha1.LabelInstanceLocalNVMe,
+	corev1.LabelArchStable:                         corev1.LabelArchStable,
+	corev1.LabelOSStable:                           corev1.LabelOSStable,
+	corev1.LabelInstanceTypeStable:                 corev1.LabelInstanceTypeStable,
+	corev1.LabelTopologyZone:                       corev1.LabelTopologyZone,
+	corev1.LabelTopologyRegion:                     corev1.LabelTopologyRegion,
+	"beta.kubernetes.io/arch":                      corev1.LabelArchStable,
+	"beta.kubernetes.io/os":                        corev1.LabelOSStable,
+	corev1.LabelInstanceType:                       corev1.LabelInstanceTypeStable,
+	corev1.LabelFailureDomainBetaZone:              corev1.LabelTopologyZone,
+	corev1.LabelFailureDomainBetaRegion:            corev1.LabelTopologyRegion,
 }
 
 // mapLabelKey returns nodewright's key for a Karpenter label key, or why there is none.

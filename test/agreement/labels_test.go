@@ -57,6 +57,11 @@ func TestNodeLabelsAgree(t *testing.T) {
 				in(corev1.LabelOSStable, "linux"),
 				in(corev1.LabelTopologyRegion, "us-east-1"),
 				{Key: v1alpha1.LabelInstanceCPU, Operator: corev1.NodeSelectorOpGt, Values: []string{"1"}},
+				in(v1alpha1.LabelInstanceCategory, "m", "c"),
+				{Key: v1alpha1.LabelInstanceGeneration, Operator: corev1.NodeSelectorOpGt, Values: []string{"4"}},
+				in(v1alpha1.LabelInstanceHypervisor, "nitro"),
+				{Key: v1alpha1.LabelInstanceNetworkBandwidth, Operator: corev1.NodeSelectorOpLt, Values: []string{"10000"}},
+				{Key: v1alpha1.LabelInstanceLocalNVMe, Operator: corev1.NodeSelectorOpDoesNotExist},
 				// Keys of the user's fixed by one value; the kubelet may set all but the
 				// node-restriction one.
 				in("team", "payments"),
@@ -238,6 +243,11 @@ func m5Large(offerings ...cloud.Offering) *cloud.InstanceType {
 			v1alpha1.LabelInstanceCPU:      "2",
 			v1alpha1.LabelInstanceMemory:   "8192",
 			v1alpha1.LabelInstanceGPUCount: "0",
+			// No local NVMe: no label.
+			v1alpha1.LabelInstanceCategory:         "m",
+			v1alpha1.LabelInstanceGeneration:       "5",
+			v1alpha1.LabelInstanceHypervisor:       "nitro",
+			v1alpha1.LabelInstanceNetworkBandwidth: "750",
 		},
 		Capacity: corev1.ResourceList{
 			corev1.ResourceCPU:    resource.MustParse("2"),

@@ -68,6 +68,8 @@ func TestAPIRejectsInvalidObjects(t *testing.T) {
 			metav1.StatusCause{Type: invalid, Field: "spec.requirements[0].values", Message: "operators Gt and Lt need exactly one integer value"}},
 		{"Gt without values", validProvisioner, `{spec: {requirements: [{key: nodewright.dev/instance-cpu, operator: Gt}]}}`,
 			metav1.StatusCause{Type: invalid, Field: "spec.requirements[0].values", Message: "operators Gt and Lt need exactly one integer value"}},
+		{"Gt on a label that is not an integer", validProvisioner, `{spec: {requirements: [{key: nodewright.dev/instance-family, operator: Gt, values: ["5"]}]}}`,
+			metav1.StatusCause{Type: invalid, Field: "spec.requirements[0].operator", Message: "operators Gt and Lt compare integers"}},
 		{"In without values", validProvisioner, `{spec: {requirements: [{key: nodewright.dev/capacity-type, operator: In}]}}`,
 			metav1.StatusCause{Type: required, Field: "spec.requirements[0].values", Message: "operators In and NotIn need at least one value"}},
 		{"NotIn with empty values", validProvisioner, `{spec: {requirements: [{key: topology.kubernetes.io/zone, operator: NotIn, values: []}]}}`,
@@ -203,7 +205,8 @@ func TestAPILabelKeyRulesMatchGo(t *testing.T) {
 		"beta.kubernetes.io/arch", "topology.kubernetes.io/zone", "topology.kubernetes.io/region",
 		"topology.kubernetes.io/rack", "node.kubernetes.io/instance-type", "node.kubernetes.io/lifecycle",
 		"node-restriction.kubernetes.io/team", "kops.k8s.io/instancegroup",
-		"nodewright.dev/capacity-type", "nodewright.dev/instance-gpu-name", "nodewright.dev/provisioner-name",
+		"nodewright.dev/capacity-type", "nodewright.dev/instance-gpu-name", "nodewright.dev/instance-category",
+		"nodewright.dev/instance-local-nvme", "nodewright.dev/provisioner-name",
 		"nodewright.dev/nodeclaim", "nodewright.dev/instance-colour", "team.nodewright.dev/pool",
 	}
 	_, ctx := ktesting.NewTestContext(t)

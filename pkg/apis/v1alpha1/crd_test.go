@@ -8,7 +8,12 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodewright/nodewright/manifests"
@@ -54,4 +59,79 @@ func TestCRDsAreValid(t *testing.T) {
 	if diff := cmp.Diff(want, kinds); diff != "" {
 		t.Errorf("CRD kinds (-want, +got):\n%s", diff)
 	}
+}
+
+// TestRequirementOperatorRules evaluates the Provisioner CRD's CEL rules as the apiserver does
+// on a requirement over each well-known label and over a label of the user's: Exists passes on
+// every key, Gt and Lt on v1alpha1.IntegerLabels and the user's only, and on the others the
+// error names the requirement's operator. It is how the rule's list of keys is kept to the Go
+// sets.
+func TestRequirementOperatorRules(t *testing.T) {
+	validate := celValidator(t, "Provisioner")
+	keys := append(sets.List(v1alpha1.WellKnownLabels), "example.com/rank")
+	for _, key := range keys {
+		for _, op := range []string{"Exists", "Gt", "Lt"} {
+			t.Run(key+" "+op, func(t *testing.T) {
+				req := map[string]any{"key": key, "operator": op}
+				if op != "Exists" {
+					req["values"] = []any{"4"}
+				}
+				obj := map[string]any{
+					"apiVersion": "nodewright.dev/v1alpha1", "kind": "Provisioner", "metadata": map[string]any{"name": "default"},
+					"spec": map[string]any{"nodeClassRef": map[string]any{"name": "default"}, "requirements": []any{req}},
+				}
+				var got []string
+				for _, err := range validate(obj) {
+					got = append(got, err.Type.String()+" "+err.Field)
+				}
+				var want []string
+				if op != "Exists" && v1alpha1.WellKnownLabels.Has(key) && !v1alpha1.IntegerLabels.Has(key) {
+					want = []string{"Invalid value spec.requirements[0].operator"}
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("CEL errors (-want, +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+// celValidator returns a function that runs the CEL rules of the CRD of kind on an object,
+// with the apiserver's cost limits.
+func celValidator(t *testing.T, kind string) func(obj map[string]any) field.ErrorList {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := apiextensions.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range manifests.CRDs() {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.UnmarshalStrict(data, &crd); err != nil {
+			t.Fatalf("decoding a CRD: %v", err)
+		}
+		if crd.Spec.Names.Kind != kind {
+			continue
+		}
+		if len(crd.Spec.Versions) != 1 {
+			t.Fatalf("%s: %d versions, want 1", kind, len(crd.Spec.Versions))
+		}
+		var props apiextensions.JSONSchemaProps
+		if err := scheme.Convert(crd.Spec.Versions[0].Schema.OpenAPIV3Schema, &props, nil); err != nil {
+			t.Fatalf("converting the schema of %s: %v", kind, err)
+		}
+		s, err := schema.NewStructural(&props)
+		if err != nil {
+			t.Fatalf("the schema of %s is not structural: %v", kind, err)
+		}
+		v := cel.NewValidator(s, true, celconfig.PerCallLimit)
+		return func(obj map[string]any) field.ErrorList {
+			errs, _ := v.Validate(context.Background(), nil, s, obj, nil, celconfig.RuntimeCELCostBudget)
+			return errs
+		}
+	}
+	t.Fatalf("no CRD of kind %s", kind)
+	return nil
 }

@@ -27,6 +27,23 @@ const (
 	LabelInstanceGPUCount = GroupName + "/instance-gpu-count"
 	// LabelInstanceGPUName is the name of the instance type's GPU, e.g. "t4"; absent without one.
 	LabelInstanceGPUName = GroupName + "/instance-gpu-name"
+	// LabelInstanceCategory is the instance type's category, the letters its family starts
+	// with, e.g. "m" for m5.large and "u" for u-6tb1.metal; absent for a name without a
+	// generation number (mac-m4.metal).
+	LabelInstanceCategory = GroupName + "/instance-category"
+	// LabelInstanceGeneration is the generation of the instance type's family, the number
+	// after the category, e.g. "5" for m5.large (Gt and Lt apply); absent with the category.
+	LabelInstanceGeneration = GroupName + "/instance-generation"
+	// LabelInstanceHypervisor is the instance type's hypervisor: "nitro", "xen", or "" for
+	// bare metal.
+	LabelInstanceHypervisor = GroupName + "/instance-hypervisor"
+	// LabelInstanceNetworkBandwidth is the instance type's baseline network bandwidth in
+	// Mbit/s, e.g. "750" for m5.large (Gt and Lt apply); absent for the older types AWS gives
+	// only a level such as "Moderate" for.
+	LabelInstanceNetworkBandwidth = GroupName + "/instance-network-bandwidth"
+	// LabelInstanceLocalNVMe is the size of the instance type's local NVMe storage in GiB,
+	// all disks together, e.g. "75" for m5d.large (Gt and Lt apply); absent without any.
+	LabelInstanceLocalNVMe = GroupName + "/instance-local-nvme"
 )
 
 // Labels nodewright manages on the nodes it launches. No Provisioner may set or require them.
@@ -83,6 +100,22 @@ var WellKnownLabels = sets.New(
 	LabelInstanceMemory,
 	LabelInstanceGPUCount,
 	LabelInstanceGPUName,
+	LabelInstanceCategory,
+	LabelInstanceGeneration,
+	LabelInstanceHypervisor,
+	LabelInstanceNetworkBandwidth,
+	LabelInstanceLocalNVMe,
+)
+
+// IntegerLabels are the WellKnownLabels whose values are integers: of the well-known keys,
+// the only ones the operators Gt and Lt apply to (the CRDs reject them on the others).
+var IntegerLabels = sets.New(
+	LabelInstanceCPU,
+	LabelInstanceMemory,
+	LabelInstanceGPUCount,
+	LabelInstanceGeneration,
+	LabelInstanceNetworkBandwidth,
+	LabelInstanceLocalNVMe,
 )
 
 // RestrictedLabels may appear neither in a Provisioner's labels nor in any requirement:

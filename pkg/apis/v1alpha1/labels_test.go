@@ -17,6 +17,8 @@ func TestValidateLabelKey(t *testing.T) {
 		{key: "karpenter.sh/capacity-type"},
 		{key: LabelCapacityType},
 		{key: LabelInstanceGPUName},
+		{key: LabelInstanceCategory},
+		{key: LabelInstanceLocalNVMe},
 		{key: corev1.LabelArchStable},
 		{key: corev1.LabelTopologyZone},
 		{key: corev1.LabelInstanceTypeStable},

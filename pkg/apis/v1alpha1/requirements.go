@@ -12,11 +12,13 @@ import (
 // NodeSelectorRequirement constrains one node label: which values of Key a node nodewright
 // launches may have. It is core/v1's NodeSelectorRequirement with the validation nodewright
 // needs: the keys a Provisioner may not choose (kubernetes.io/hostname, the labels nodewright
-// manages, the kubernetes.io, k8s.io and nodewright.dev domains beyond their well-known labels)
-// and the value counts each operator takes.
+// manages, the kubernetes.io, k8s.io and nodewright.dev domains beyond their well-known labels),
+// the value counts each operator takes, and the keys Gt and Lt apply to: labels of the
+// user's, and of the well-known labels those whose values are integers (IntegerLabels).
 //
 // +kubebuilder:validation:XValidation:rule="!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",message="operators In and NotIn need at least one value",fieldPath=".values",reason="FieldValueRequired"
 // +kubebuilder:validation:XValidation:rule="!(self.operator in ['Gt', 'Lt']) || (has(self.values) && size(self.values) == 1 && self.values[0].matches('^-?[0-9]{1,18}$'))",message="operators Gt and Lt need exactly one integer value",fieldPath=".values"
+// +kubebuilder:validation:XValidation:rule="!(self.operator in ['Gt', 'Lt']) || !(self.key in ['kubernetes.io/arch', 'kubernetes.io/os', 'node.kubernetes.io/instance-type', 'topology.kubernetes.io/zone', 'topology.kubernetes.io/region', 'nodewright.dev/capacity-type', 'nodewright.dev/instance-family', 'nodewright.dev/instance-size', 'nodewright.dev/instance-gpu-name', 'nodewright.dev/instance-category', 'nodewright.dev/instance-hypervisor'])",message="operators Gt and Lt compare integers: of the well-known labels they apply only to nodewright.dev/instance-cpu, instance-memory, instance-gpu-count, instance-generation, instance-network-bandwidth and instance-local-nvme",fieldPath=".operator"
 // +kubebuilder:validation:XValidation:rule="!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",message="operators Exists and DoesNotExist take no values",fieldPath=".values",reason="FieldValueForbidden"
 type NodeSelectorRequirement struct {
 	// Key is the label the requirement applies to: one of the well-known labels
@@ -32,13 +34,15 @@ type NodeSelectorRequirement struct {
 	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
 	// +kubebuilder:validation:XValidation:rule="self != 'kubernetes.io/hostname'",message="label \"kubernetes.io/hostname\" is restricted: the node's name is not the provisioner's to choose",reason="FieldValueForbidden"
 	// +kubebuilder:validation:XValidation:rule="!(self in ['nodewright.dev/provisioner-name', 'nodewright.dev/nodeclaim'])",message="labels \"nodewright.dev/provisioner-name\" and \"nodewright.dev/nodeclaim\" are managed by nodewright",reason="FieldValueForbidden"
-	// +kubebuilder:validation:XValidation:rule="self in ['nodewright.dev/capacity-type', 'nodewright.dev/instance-family', 'nodewright.dev/instance-size', 'nodewright.dev/instance-cpu', 'nodewright.dev/instance-memory', 'nodewright.dev/instance-gpu-count', 'nodewright.dev/instance-gpu-name', 'nodewright.dev/provisioner-name', 'nodewright.dev/nodeclaim'] || !self.find('^[^/]*/').endsWith('nodewright.dev/')",message="label domain \"nodewright.dev\" is restricted to nodewright's well-known labels",reason="FieldValueForbidden"
+	// +kubebuilder:validation:XValidation:rule="self in ['nodewright.dev/capacity-type', 'nodewright.dev/instance-family', 'nodewright.dev/instance-size', 'nodewright.dev/instance-cpu', 'nodewright.dev/instance-memory', 'nodewright.dev/instance-gpu-count', 'nodewright.dev/instance-gpu-name', 'nodewright.dev/instance-category', 'nodewright.dev/instance-generation', 'nodewright.dev/instance-hypervisor', 'nodewright.dev/instance-network-bandwidth', 'nodewright.dev/instance-local-nvme', 'nodewright.dev/provisioner-name', 'nodewright.dev/nodeclaim'] || !self.find('^[^/]*/').endsWith('nodewright.dev/')",message="label domain \"nodewright.dev\" is restricted to nodewright's well-known labels",reason="FieldValueForbidden"
 	// +kubebuilder:validation:XValidation:rule="self in ['kubernetes.io/hostname', 'kubernetes.io/arch', 'kubernetes.io/os', 'node.kubernetes.io/instance-type', 'topology.kubernetes.io/zone', 'topology.kubernetes.io/region'] || self.find('^[^/]*/').endsWith('node.kubernetes.io/') || self.find('^[^/]*/').endsWith('node-restriction.kubernetes.io/') || !self.find('^[^/]*/').endsWith('kubernetes.io/')",message="label domain \"kubernetes.io\" is restricted to the well-known labels and node.kubernetes.io",reason="FieldValueForbidden"
 	// +kubebuilder:validation:XValidation:rule="!self.find('^[^/]*/').endsWith('k8s.io/')",message="label domain \"k8s.io\" is restricted",reason="FieldValueForbidden"
 	Key string `json:"key"`
 
 	// Operator relates the key to the values: In, NotIn, Exists, DoesNotExist, or Gt and Lt,
-	// which compare an integer label (nodewright.dev/instance-cpu, ...) with the one value.
+	// which compare an integer label (nodewright.dev/instance-cpu, instance-memory,
+	// instance-gpu-count, instance-generation, instance-network-bandwidth, instance-local-nvme,
+	// or a label of the user's) with the one value.
 	//
 	// +required
 	// +kubebuilder:validation:Enum=In;NotIn;Exists;DoesNotExist;Gt;Lt

@@ -53,6 +53,10 @@ type InstanceType struct {
 	// NetworkBandwidthMbps is the baseline network bandwidth in Mbit/s; 0 for the older types
 	// where AWS gives only a level such as "Moderate".
 	NetworkBandwidthMbps int `json:"networkBandwidthMbps,omitempty"`
+	// LocalNVMeGiB is the size of the instance storage EC2 exposes over NVMe, in GiB, all
+	// disks together (d3's hard disks count); 0 for types without it: EBS only, or instance
+	// storage without NVMe (d2, h1).
+	LocalNVMeGiB int `json:"localNVMeGiB,omitempty"`
 }
 
 //go:embed instance-types.json

@@ -48,7 +48,19 @@ func TestGet(t *testing.T) {
 				Architecture: ArchitectureAMD64, OnDemandPriceUSD: 0.526,
 				// 3 * (10 - 1) + 2 = 29
 				MaxENI: 3, IPv4PerENI: 10, MaxPods: 29,
-				Hypervisor: "nitro", NetworkBandwidthMbps: 5000,
+				Hypervisor: "nitro", NetworkBandwidthMbps: 5000, LocalNVMeGiB: 125,
+			},
+			wantOK: true,
+		},
+		{
+			name: "c6id.metal",
+			want: InstanceType{
+				Name: "c6id.metal", Family: "c6id", Size: "metal", VCPU: 128, MemoryMiB: 262144,
+				Architecture: ArchitectureAMD64, OnDemandPriceUSD: 6.4512,
+				// 15 * (50 - 1) + 2 = 737
+				MaxENI: 15, IPv4PerENI: 50, MaxPods: 737,
+				// Bare metal: no hypervisor. 4 disks of 1900 GiB.
+				BareMetal: true, NetworkBandwidthMbps: 50000, LocalNVMeGiB: 7600,
 			},
 			wantOK: true,
 		},
@@ -83,7 +95,8 @@ func TestInvariants(t *testing.T) {
 }
 
 // TestEmbeddedIsGenerated checks that the committed copy is what hack/update-catalog.sh
-// writes from the shared data set next to the repository, when that directory exists.
+// writes from the shared data set next to the repository, when that directory exists, and
+// the local NVMe extract.
 func TestEmbeddedIsGenerated(t *testing.T) {
 	src := filepath.Join("..", "..", "..", "..", "shared", "data", "ec2-instance-types.json")
 	data, err := os.ReadFile(src)
@@ -93,13 +106,83 @@ func TestEmbeddedIsGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	generated, err := Generate(data)
+	nvme, err := os.ReadFile("local-nvme.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	generated, err := Generate(data, nvme)
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
 	if !bytes.Equal(generated, embedded) {
 		t.Errorf("pkg/aws/catalog/instance-types.json is stale: run hack/update-catalog.sh\n(-want, +got):\n%s",
 			cmp.Diff(string(generated), string(embedded)))
+	}
+}
+
+// TestGenerateLocalNVMe checks that the local NVMe extract lands on the types it names, that
+// types it does not name have none, and that names the shared data lacks are ignored.
+func TestGenerateLocalNVMe(t *testing.T) {
+	src := `[{"name":"m5d.large","family":"m5d","size":"large","vcpu":2,"memoryMiB":8192,"architecture":"amd64","maxENI":3,"ipv4PerENI":10,"maxPods":29},
+{"name":"m5.large","family":"m5","size":"large","vcpu":2,"memoryMiB":8192,"architecture":"amd64","maxENI":3,"ipv4PerENI":10,"maxPods":29}]`
+	nvme := WriteLocalNVMe([]string{"a header"}, map[string]int{"m5d.large": 75, "m9d.large": 80})
+	out, err := Generate([]byte(src), nvme)
+	if err != nil {
+		t.Fatalf("Generate: %v", err)
+	}
+	got, err := parse(out)
+	if err != nil {
+		t.Fatalf("parsing the generated catalog: %v", err)
+	}
+	nvmeOf := map[string]int{}
+	for _, it := range got {
+		nvmeOf[it.Name] = it.LocalNVMeGiB
+	}
+	if diff := cmp.Diff(map[string]int{"m5.large": 0, "m5d.large": 75}, nvmeOf); diff != "" {
+		t.Errorf("local NVMe GiB (-want, +got):\n%s", diff)
+	}
+}
+
+// TestLocalNVMeFromDocs reads a reference shaped as Karpenter's: the newest copy that lists a
+// type decides, and a type listed without the label has no local NVMe.
+func TestLocalNVMeFromDocs(t *testing.T) {
+	newest := []byte("## m5d Family\n### `m5d.large`\n#### Labels\n | Label | Value |\n |--|--|\n" +
+		" |karpenter.k8s.aws/instance-local-nvme|75|\n |karpenter.k8s.aws/instance-memory|8192|\n" +
+		"### `m5.large`\n#### Labels\n |karpenter.k8s.aws/instance-memory|8192|\n")
+	older := []byte("### `m5.large`\n |karpenter.k8s.aws/instance-local-nvme|99|\n" +
+		"### `f1.2xlarge`\n |karpenter.k8s.aws/instance-local-nvme|470|\n")
+	got, err := LocalNVMeFromDocs(newest, older)
+	if err != nil {
+		t.Fatalf("LocalNVMeFromDocs: %v", err)
+	}
+	want := map[string]int{"m5d.large": 75, "f1.2xlarge": 470}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("LocalNVMeFromDocs (-want, +got):\n%s", diff)
+	}
+	// What WriteLocalNVMe writes, ParseLocalNVMe reads back.
+	back, err := ParseLocalNVMe(WriteLocalNVMe([]string{"source: a test", ""}, got))
+	if err != nil {
+		t.Fatalf("ParseLocalNVMe: %v", err)
+	}
+	if diff := cmp.Diff(want, back); diff != "" {
+		t.Errorf("round trip (-want, +got):\n%s", diff)
+	}
+	for name, doc := range map[string]string{
+		"no types":     "# nothing here\n",
+		"not a number": "### `m5d.large`\n |karpenter.k8s.aws/instance-local-nvme|lots|\n",
+	} {
+		if _, err := LocalNVMeFromDocs([]byte(doc)); err == nil {
+			t.Errorf("%s: LocalNVMeFromDocs succeeded, want an error", name)
+		}
+	}
+	for name, extract := range map[string]string{
+		"no size":   "m5d.large\n",
+		"zero":      "m5d.large 0\n",
+		"duplicate": "m5d.large 75\nm5d.large 75\n",
+	} {
+		if _, err := ParseLocalNVMe([]byte(extract)); err == nil {
+			t.Errorf("%s: ParseLocalNVMe succeeded, want an error", name)
+		}
 	}
 }
 
@@ -118,7 +201,7 @@ func TestGenerateRejectsBadData(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Generate([]byte(tc.src)); err == nil {
+			if _, err := Generate([]byte(tc.src), nil); err == nil {
 				t.Error("Generate succeeded, want an error")
 			}
 		})

@@ -1,10 +1,12 @@
 package catalog
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -32,10 +34,15 @@ type source struct {
 }
 
 // Generate turns the shared data set into the catalog file: the fields InstanceType holds,
-// sorted by name, one object per line. It checks what the catalog relies on (unique names,
-// family and size derived from the name, a known architecture, positive sizes) so that bad
-// source data fails here and not at run time.
-func Generate(src []byte) ([]byte, error) {
+// sorted by name, one object per line, with the local NVMe storage of localNVMe (a file as
+// WriteLocalNVMe writes it; types it does not name have none). It checks what the catalog
+// relies on (unique names, family and size derived from the name, a known architecture,
+// positive sizes) so that bad source data fails here and not at run time.
+func Generate(src, localNVMe []byte) ([]byte, error) {
+	nvme, err := ParseLocalNVMe(localNVMe)
+	if err != nil {
+		return nil, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.DisallowUnknownFields()
 	var in []source
@@ -51,6 +58,7 @@ func Generate(src []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		it.LocalNVMeGiB = nvme[it.Name]
 		out = append(out, it)
 	}
 	slices.SortFunc(out, func(a, b InstanceType) int { return strings.Compare(a.Name, b.Name) })
@@ -110,4 +118,89 @@ func convert(s source) (InstanceType, error) {
 		it.OnDemandPriceUSD = *s.OnDemandPriceUSD
 	}
 	return it, nil
+}
+
+// localNVMeLabel is the label whose value Karpenter's instance-type reference gives as the
+// GiB of local NVMe instance storage (EC2's InstanceStorageInfo.TotalSizeInGB).
+const localNVMeLabel = "karpenter.k8s.aws/instance-local-nvme"
+
+// LocalNVMeFromDocs reads the local NVMe storage of every instance type listed in Karpenter's
+// instance-type reference (website/content/en/.../reference/instance-types.md of
+// aws/karpenter-provider-aws): a "### `name`" heading per type, then a table of its labels.
+// Given several versions of the reference, newest first, a type is taken from the first that
+// lists it; a type listed without the label has no local NVMe and is left out of the result.
+func LocalNVMeFromDocs(docs ...[]byte) (map[string]int, error) {
+	seen := map[string]bool{}
+	out := map[string]int{}
+	for _, doc := range docs {
+		listed := map[string]bool{}
+		current := ""
+		sc := bufio.NewScanner(bytes.NewReader(doc))
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if name, ok := strings.CutPrefix(line, "### `"); ok {
+				current = strings.TrimSuffix(name, "`")
+				listed[current] = true
+				continue
+			}
+			value, ok := strings.CutPrefix(line, "|"+localNVMeLabel+"|")
+			if !ok || current == "" || seen[current] {
+				continue
+			}
+			gib, err := strconv.Atoi(strings.TrimSuffix(value, "|"))
+			if err != nil || gib <= 0 {
+				return nil, fmt.Errorf("instance type %q: %s %q is not a positive integer", current, localNVMeLabel, value)
+			}
+			out[current] = gib
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("reading the instance-type reference: %w", err)
+		}
+		if len(listed) == 0 {
+			return nil, fmt.Errorf("an instance-type reference lists no instance types")
+		}
+		for name := range listed {
+			seen[name] = true
+		}
+	}
+	return out, nil
+}
+
+// WriteLocalNVMe writes local NVMe storage as ParseLocalNVMe reads it: the header's lines as
+// "# " comments, then "name GiB" per instance type, sorted by name.
+func WriteLocalNVMe(header []string, gib map[string]int) []byte {
+	var buf bytes.Buffer
+	for _, h := range header {
+		buf.WriteString(strings.TrimRight("# "+h, " ") + "\n")
+	}
+	names := make([]string, 0, len(gib))
+	for name := range gib {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		fmt.Fprintf(&buf, "%s %d\n", name, gib[name])
+	}
+	return buf.Bytes()
+}
+
+// ParseLocalNVMe reads a file WriteLocalNVMe wrote: the GiB of local NVMe storage by instance
+// type. Comment lines start with "#".
+func ParseLocalNVMe(data []byte) (map[string]int, error) {
+	out := map[string]int{}
+	for i, line := range strings.Split(string(data), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, " ")
+		gib, err := strconv.Atoi(value)
+		if !ok || err != nil || gib <= 0 {
+			return nil, fmt.Errorf("local NVMe line %d %q: want an instance type and a positive number of GiB", i+1, line)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("local NVMe line %d: instance type %q appears twice", i+1, name)
+		}
+		out[name] = gib
+	}
+	return out, nil
 }

@@ -46,6 +46,15 @@ func TestDescribeInstanceTypesPaginatesEveryCatalogType(t *testing.T) {
 			t.Errorf("%s: vcpu %d, memory %d, arch %v; catalog %d, %d, %s", it.Name, aws.ToInt32(info.VCpuInfo.DefaultVCpus),
 				aws.ToInt64(info.MemoryInfo.SizeInMiB), info.ProcessorInfo.SupportedArchitectures, it.VCPU, it.MemoryMiB, it.Architecture)
 		}
+		// Bare metal has no hypervisor; local NVMe storage is the catalog's.
+		var nvme int64
+		if s := info.InstanceStorageInfo; s != nil && s.NvmeSupport != ec2types.EphemeralNvmeSupportUnsupported {
+			nvme = aws.ToInt64(s.TotalSizeInGB)
+		}
+		if string(info.Hypervisor) != it.Hypervisor || aws.ToBool(info.BareMetal) != it.BareMetal || nvme != int64(it.LocalNVMeGiB) {
+			t.Errorf("%s: hypervisor %q, bare metal %v, local NVMe %d GiB; catalog %q, %v, %d", it.Name, info.Hypervisor,
+				aws.ToBool(info.BareMetal), nvme, it.Hypervisor, it.BareMetal, it.LocalNVMeGiB)
+		}
 		// The default card's interfaces reproduce the catalog's max pods.
 		card := info.NetworkInfo.NetworkCards[aws.ToInt32(info.NetworkInfo.DefaultNetworkCardIndex)]
 		if pods := int(aws.ToInt32(card.MaximumNetworkInterfaces))*(int(aws.ToInt32(info.NetworkInfo.Ipv4AddressesPerInterface))-1) + 2; pods != it.MaxPods {

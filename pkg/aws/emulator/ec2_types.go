@@ -27,6 +27,7 @@ type instanceTypeInfoXML struct {
 	VCPUInfo                      vcpuXML       `xml:"vCpuInfo"`
 	MemoryInfo                    memoryXML     `xml:"memoryInfo"`
 	InstanceStorageSupported      bool          `xml:"instanceStorageSupported"`
+	InstanceStorageInfo           *storageXML   `xml:"instanceStorageInfo,omitempty"`
 	EBSInfo                       ebsInfoXML    `xml:"ebsInfo"`
 	NetworkInfo                   networkXML    `xml:"networkInfo"`
 	GPUInfo                       *gpuInfoXML   `xml:"gpuInfo,omitempty"`
@@ -47,6 +48,19 @@ type vcpuXML struct {
 
 type memoryXML struct {
 	SizeInMiB int64 `xml:"sizeInMiB"`
+}
+
+type storageXML struct {
+	TotalSizeInGB     int            `xml:"totalSizeInGB"`
+	Disks             items[diskXML] `xml:"disks"`
+	NVMeSupport       string         `xml:"nvmeSupport"`
+	EncryptionSupport string         `xml:"encryptionSupport"`
+}
+
+type diskXML struct {
+	SizeInGB int    `xml:"sizeInGB"`
+	Count    int    `xml:"count"`
+	Type     string `xml:"type"`
 }
 
 type ebsInfoXML struct {
@@ -94,7 +108,8 @@ var gpuManufacturers = map[string]string{"nvidia": "NVIDIA", "amd": "AMD", "haba
 // lacks are derived: the network cards from maxENI and maxPods (the default card has
 // (maxPods-2)/(ipv4PerENI-1) interfaces, every card as many), the GPU's name as the catalog's
 // model in upper case (so that lower-casing it gives the catalog's gpuType back), current
-// generation as "not Xen".
+// generation as "not Xen", the local NVMe storage as one SSD of the catalog's size (the
+// instance storage the catalog does not count, d2's and h1's, is left out).
 func instanceTypeInfo(it catalog.InstanceType) instanceTypeInfoXML {
 	perCard := (it.MaxPods - 2) / (it.IPv4PerENI - 1)
 	cards := max(1, it.MaxENI/max(1, perCard))
@@ -129,6 +144,15 @@ func instanceTypeInfo(it catalog.InstanceType) instanceTypeInfoXML {
 		DedicatedHostsSupported:       true,
 		AutoRecoverySupported:         !it.BareMetal,
 		SupportedBootModes:            items[string]{"legacy-bios", "uefi"},
+	}
+	if it.LocalNVMeGiB > 0 {
+		info.InstanceStorageSupported = true
+		info.InstanceStorageInfo = &storageXML{
+			TotalSizeInGB:     it.LocalNVMeGiB,
+			Disks:             items[diskXML]{{SizeInGB: it.LocalNVMeGiB, Count: 1, Type: "ssd"}},
+			NVMeSupport:       "required",
+			EncryptionSupport: "required",
+		}
 	}
 	if _, spot := spotBandOf(it); spot {
 		info.SupportedUsageClasses = append(info.SupportedUsageClasses, "spot")
