@@ -243,6 +243,7 @@ func (p *Provider) instanceTypes(ctx context.Context, resolved *resolvedNodeClas
 		return nil, err
 	}
 	var out []*cloud.InstanceType
+	volumes := volumesCost(blockDeviceMappings(amiFamily(resolved.nodeClass), resolved.nodeClass.Spec.BlockDeviceMappings))
 	for _, info := range infos {
 		if resolved.ami(info) == nil {
 			continue
@@ -252,7 +253,7 @@ func (p *Provider) instanceTypes(ctx context.Context, resolved *resolvedNodeClas
 		if err != nil {
 			return nil, err
 		}
-		it := &cloud.InstanceType{Name: info.name, Labels: info.labels(p.region), Capacity: capacity, Overhead: o}
+		it := &cloud.InstanceType{Name: info.name, Labels: info.labels(p.region), Capacity: capacity, Overhead: o, NodeCost: volumes}
 		for _, zone := range resolved.zones() {
 			if !info.zones[zone] {
 				continue

@@ -69,6 +69,9 @@ type InstanceType struct {
 	Overhead Overhead
 	// Offerings are the zone and capacity type combinations it can be launched in.
 	Offerings []Offering
+	// NodeCost is what a node of this type costs besides its instance, whatever its
+	// offering, in USD per hour: on AWS, the EBS volumes its node class gives it.
+	NodeCost float64
 }
 
 // Overhead is the part of a node's capacity that pods cannot request.

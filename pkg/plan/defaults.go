@@ -34,6 +34,20 @@ func defaultsReject(t *Template, pod *v1.Pod, req v1.ResourceList) string {
 	return ""
 }
 
+// NotForPlainPods returns why nodewright does not buy it by default for a pod that selects no
+// architecture, requests no GPU or accelerator and names no instance type, under a
+// Provisioner that names no architecture (see defaultsReject and excludedByDefault), or "":
+// the offerings a bound on the fleet of such pods may count.
+func NotForPlainPods(it *cloud.InstanceType) string {
+	switch {
+	case it.Labels[v1.LabelArchStable] != DefaultArchitecture:
+		return "architecture " + it.Labels[v1.LabelArchStable]
+	case it.Labels[v1alpha1.LabelInstanceGPUName] != "" || requestsAccelerator(it.Capacity):
+		return "GPU or accelerator"
+	}
+	return excludedType(it.Labels)
+}
+
 // hasAccelerator reports whether t's instance type has a GPU or accelerator, counted or
 // fractional (its GPU name label says so when the count is 0).
 func hasAccelerator(t *Template) bool {
@@ -99,10 +113,18 @@ func requiresLabel(p *v1alpha1.Provisioner, key string) bool {
 //	HPC              hpc*: sold for tightly coupled HPC jobs, on-demand only
 //	Mac              mac*: dedicated hosts only
 //	FPGA             f1, f2
+//	accelerator      inf1, inf2 (Inferentia), trn1, trn2 (Trainium), dl1, dl2q, vt1: machine
+//	                 learning and video accelerators, which the catalog gives no device
+//	                 count for
 //
 // excludedByDefault returns which of these t is, or "".
 func excludedByDefault(t *Template) string {
-	family, size := t.Node.Labels[v1alpha1.LabelInstanceFamily], t.Node.Labels[v1alpha1.LabelInstanceSize]
+	return excludedType(t.Node.Labels)
+}
+
+// excludedType returns which of the types excluded by default a type of labels is, or "".
+func excludedType(labels map[string]string) string {
+	family, size := labels[v1alpha1.LabelInstanceFamily], labels[v1alpha1.LabelInstanceSize]
 	switch {
 	case strings.HasPrefix(size, "metal"):
 		return "bare metal"
@@ -114,6 +136,8 @@ func excludedByDefault(t *Template) string {
 		return "Mac"
 	case fpga.MatchString(family):
 		return "FPGA"
+	case accelerator.MatchString(family):
+		return "accelerator"
 	}
 	return ""
 }
@@ -124,6 +148,9 @@ var (
 	highMemory = regexp.MustCompile(`^u\d+[a-z]*-\d+tb$`)
 	// fpga matches the FPGA families: f1, f2.
 	fpga = regexp.MustCompile(`^f\d+$`)
+	// accelerator matches the families of AWS's and others' accelerators: inf1, inf2,
+	// trn1, trn1n, trn2, dl1, dl2q, vt1.
+	accelerator = regexp.MustCompile(`^(inf|trn|dl|vt)\d`)
 )
 
 // namesType reports whether reqs, a Provisioner's requirements or a term of a pod's node

@@ -22,6 +22,8 @@ func TestExcludedByDefault(t *testing.T) {
 		{"hpc7g.16xlarge", "HPC"}, {"hpc6a.48xlarge", "HPC"},
 		{"mac2-m2pro.metal", "bare metal"}, {"mac1.metal", "bare metal"},
 		{"f1.2xlarge", "FPGA"}, {"f2.12xlarge", "FPGA"},
+		{"inf1.2xlarge", "accelerator"}, {"inf2.xlarge", "accelerator"}, {"trn1n.32xlarge", "accelerator"},
+		{"dl2q.24xlarge", "accelerator"}, {"vt1.3xlarge", "accelerator"}, {"d3.xlarge", ""}, {"i4i.large", ""},
 	} {
 		tmpl := NewTemplate(klog.Background(), plantest.Provisioner("default"), namedType(tc.name, 4, 0.1),
 			cloud.Offering{Zone: "us-east-1a", CapacityType: "on-demand", Price: 0.1, Available: true}, "us-east-1", "n", nil, nil)

@@ -30,6 +30,7 @@ func (p *packer) open(ctx context.Context, f *podFacts) *openNode {
 					n.candidates = append(n.candidates, o)
 				}
 			}
+			n.maxPrice = p.maxPrice(n, f)
 			n.pods = []*v1.Pod{f.pod}
 			n.podReqs = sum(f.req)
 			n.independent = f.independent

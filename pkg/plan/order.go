@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"slices"
 	"sort"
 
 	v1 "k8s.io/api/core/v1"
@@ -124,4 +125,54 @@ func sortLargestFirst(pods []*v1.Pod) {
 		}
 		return pods[i].Name < pods[j].Name
 	})
+}
+
+// sortBalanced reorders pods, sorted largest first (sortLargestFirst), to the shapes of the
+// LP relaxation's optimum (see shadowPrices), fewest GiB per core first: as many cores of pods
+// as each shape covers come in that shape's ratio of memory to cpu, those that request more
+// memory per core interleaved with those that request less, while pods of both kinds are
+// left. First-fit then fills the cpu and memory of a node of the shape together, and the
+// pods that suit another shape are left for its nodes. Packed in plain largest-first order,
+// the first nodes fill their cpu with the cpu-heavy pods and keep memory nobody takes, and
+// the last ones the reverse. Without shapes the order stays largest first.
+func sortBalanced(pods []*v1.Pod, requests func(*v1.Pod) v1.ResourceList, shapes []shape) {
+	if len(shapes) == 0 {
+		return
+	}
+	sorted := slices.Clone(pods)
+	used := make([]bool, len(sorted))
+	// next[kind] is where the search for the next pod of a kind (0: cpu-heavy, 1: memory-heavy
+	// at the current shape's ratio) resumes: the pods before it are used or of the other kind.
+	var next [2]int
+	var cpu, mem, covered float64
+	s := 0
+	for i := range pods {
+		for s < len(shapes)-1 && cpu >= covered+shapes[s].cores {
+			covered += shapes[s].cores
+			s++
+			next = [2]int{}
+		}
+		ratio := shapes[s].ratio
+		kind := 0
+		if mem < ratio*cpu {
+			kind = 1
+		}
+		k := -1
+		for _, want := range []int{kind, 1 - kind} {
+			for j := next[want]; j < len(sorted); j++ {
+				if r := requests(sorted[j]); !used[j] && (gib(r) >= ratio*cores(r)) == (want == 1) {
+					k, next[want] = j, j
+					break
+				}
+			}
+			if k >= 0 {
+				break
+			}
+			next[want] = len(sorted)
+		}
+		used[k] = true
+		r := requests(sorted[k])
+		cpu, mem = cpu+cores(r), mem+gib(r)
+		pods[i] = sorted[k]
+	}
 }

@@ -23,6 +23,9 @@ type openNode struct {
 	// stale is true when the snapshot holds the node as another candidate than
 	// candidates[0] (see packer.flushNode).
 	stale bool
+	// maxPrice is the typeCost of the largest candidate the node may grow to (see
+	// packer.maxPrice); 0 for a node that does not grow.
+	maxPrice float64
 	// claim is, for a launched node (see Input.Launched), its NodeClaim: its one
 	// candidate is its instance type, and pods holds only the pods planned there now.
 	claim string
@@ -64,4 +67,13 @@ type packer struct {
 	ignored func(v1.ResourceName) bool
 	// prefs caches prefers by pod.
 	prefs map[*v1.Pod]bool
+	// queue is the pods still to be placed; prices the shadow prices of each Provisioner
+	// that has them (see shadowPrices); fillables caches fillable.
+	queue     *queue
+	prices    map[string][3]float64
+	fillables map[fillKey]bool
+	// uncapped is true while nodes may grow past their maxPrice (see tryAddUncapped).
+	uncapped bool
+	// typeCosts caches typeCost by group and instance type.
+	typeCosts map[string]map[string]float64
 }

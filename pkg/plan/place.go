@@ -46,6 +46,11 @@ func (p *packer) place(ctx context.Context, pod *v1.Pod) {
 		p.logger.V(5).Info("Planned pod onto new node", "pod", klog.KObj(pod), "node", n.name, "template", n.candidates[0].Key)
 		return
 	}
+	if n := p.tryAddUncapped(ctx, f); n != nil {
+		p.logger.V(4).Info("Planned pod onto a planned node grown past its most efficient size: no new node takes it",
+			"pod", klog.KObj(pod), "node", n.name)
+		return
+	}
 	if !f.anyType && p.hasExcluded {
 		// Nothing nodewright buys by default serves the pod: any type may.
 		f.anyType, p.anyTypes[pod] = true, true
@@ -56,6 +61,21 @@ func (p *packer) place(ctx context.Context, pod *v1.Pod) {
 		}
 	}
 	p.unplanned = append(p.unplanned, p.explain(ctx, f))
+}
+
+// tryAddUncapped puts f's pod on the first planned node that accepts it grown to any of its
+// candidates, past the size the objective chose for it (openNode.maxPrice), and returns the
+// node; nil if none does. It is for a pod that only a planned node can take: one whose
+// required affinity ties it to pods there.
+func (p *packer) tryAddUncapped(ctx context.Context, f *podFacts) *openNode {
+	p.uncapped = true
+	defer func() { p.uncapped = false }()
+	for _, n := range p.nodes {
+		if n.maxPrice > 0 && p.tryAdd(ctx, n, f) {
+			return n
+		}
+	}
+	return nil
 }
 
 // facts returns the facts of pod as it is placed now: independence depends on the pods
@@ -80,6 +100,9 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
 	for i, c := range n.candidates {
 		if tried > maxSwitches {
 			break
+		}
+		if i > 0 && !p.uncapped && n.maxPrice > 0 && p.typeCost(c) > n.maxPrice {
+			continue // larger than the node may grow
 		}
 		if !p.mayHold(ctx, c, f, n.podReqs) || i > 0 && !p.withinLimits(c, n.candidates[0].InstanceType.Capacity) {
 			continue

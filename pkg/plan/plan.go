@@ -141,6 +141,7 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
 		openLabels: map[string]map[string][]v1alpha1.NodeSelectorRequirement{}, forPod: map[string][]*Template{},
 		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{}, podNames: map[labelsKey]bool{}, anyTypes: map[*v1.Pod]bool{},
+		prices: map[string][3]float64{}, fillables: map[fillKey]bool{}, typeCosts: map[string]map[string]float64{},
 		ignored: IgnoredResources(in.PluginConfig)}
 	p.buildTemplates()
 	p.addPhantoms()
@@ -148,7 +149,21 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 	p.openExisting()
 	pods := append([]*v1.Pod(nil), in.Pods...)
 	sortLargestFirst(pods)
-	for _, pod := range affinityTargetsFirst(pods) {
+	p.queue = p.newQueue(pods)
+	var shapes []shape
+	for _, prov := range p.provs {
+		if y, s, ok := p.shadowPrices(p.templates[prov.Name]); ok {
+			p.prices[prov.Name] = y
+			if shapes == nil {
+				shapes = s
+			}
+		}
+	}
+	sortBalanced(pods, p.requests, shapes)
+	pods = affinityTargetsFirst(pods)
+	p.queue = p.newQueue(pods)
+	for _, pod := range pods {
+		p.queue.take(pod)
 		p.place(ctx, pod)
 	}
 	for _, name := range p.phantoms {

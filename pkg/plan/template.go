@@ -52,6 +52,9 @@ type Template struct {
 	// for it by name (namesType), which lifts that.
 	excluded string
 	named    bool
+	// NodeCost is what a node of the template costs beyond its instance, in USD per hour
+	// (see Cost).
+	NodeCost float64
 	// daemonAffinity is true if a DaemonSet pod has inter-pod constraints (or volumes): then
 	// whether a pod fits the empty template can depend on its labels.
 	daemonAffinity bool
@@ -78,6 +81,7 @@ func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 	}
 	t.Node = templateNode(p, it, o, region, nodeName, chosen)
 	t.DaemonPods = daemonPods(logger, t.Node, daemonSets)
+	t.NodeCost = it.NodeCost + p.Spec.NodeCostUSDPerHour()
 	t.excluded = excludedByDefault(t)
 	t.named = t.excluded != "" && namesType(p.Spec.Requirements, t)
 	t.DaemonRequests = v1.ResourceList{v1.ResourcePods: *resource.NewQuantity(int64(len(t.DaemonPods)), resource.DecimalSI)}
@@ -111,6 +115,9 @@ func templateNode(p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offer
 	}
 	return readyNode(name, "template-"+name, labels, p.Name, region, p.Spec.Taints, it.Capacity.DeepCopy(), it.Allocatable())
 }
+
+// Cost is what a node of t costs per hour: its offering's price and its NodeCost.
+func (t *Template) Cost() float64 { return t.Offering.Price + t.NodeCost }
 
 // UserLabels returns the labels of t's node that are the user's (v1alpha1.IsUserLabel): its
 // Provisioner's (ProvisionerSpec.NodeLabels) and the Chosen ones.

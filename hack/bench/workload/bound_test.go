@@ -70,3 +70,37 @@ func lpType(name string, cpu, mem int64, price float64) *cloud.InstanceType {
 		Offerings: []cloud.Offering{{Zone: "us-east-1a", CapacityType: "on-demand", Price: price, Available: true}},
 	}
 }
+
+// TestConstrainedBound: the diverse mix's hostname anti-affinity pods (every fifth, all
+// labelled app: nginx) force a node each, and the bound buys them; a mix without them keeps
+// LP*.
+func TestConstrainedBound(t *testing.T) {
+	pods := Pods(100, Seed, PodOptions{})
+	if got := ForcedNodes(pods); got != 20 {
+		t.Fatalf("ForcedNodes = %d, want 20 (one per HostnameAntiAffinity pod)", got)
+	}
+	if got := ForcedNodes(Pods(100, Seed, PodOptions{}, Generic)); got != 0 {
+		t.Errorf("ForcedNodes of generic pods = %d, want 0", got)
+	}
+	// On the synthetic catalog every type costs 0.3 USD/h per vCPU; with a node cost of 0.05
+	// LP* buys a fraction of the largest type, and 20 nodes cost at least 20 x 0.05 more
+	// than their vCPUs.
+	types := SyntheticCatalog()
+	lp, err := LPBound(pods, types, nil, 0.05)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := ConstrainedBound(pods, types, nil, 0.05)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cb.Nodes < 20-1e-9 || cb.USDPerHour <= lp.USDPerHour {
+		t.Errorf("constrained bound %v USD/h over %v nodes, want ≥ 20 nodes and more than LP* (%v USD/h over %v nodes)",
+			cb.USDPerHour, cb.Nodes, lp.USDPerHour, lp.Nodes)
+	}
+	generic := Pods(100, Seed, PodOptions{}, Generic)
+	lp, _ = LPBound(generic, types, nil, 0.05)
+	if cb, _ = ConstrainedBound(generic, types, nil, 0.05); cb.USDPerHour != lp.USDPerHour {
+		t.Errorf("without forced nodes: %v USD/h, want LP* %v", cb.USDPerHour, lp.USDPerHour)
+	}
+}

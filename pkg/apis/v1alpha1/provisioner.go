@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"maps"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -120,6 +121,34 @@ type ProvisionerSpec struct {
 	//
 	// +optional
 	Kubelet *KubeletConfiguration `json:"kubelet,omitempty"`
+
+	// NodeCost is what each node costs beyond its instance and its volumes, in USD per hour,
+	// as a decimal ("0.01"): per-host licences of monitoring or security agents, a public
+	// IPv4 address (0.005), the work of running one more node. nodewright plans the fleet
+	// whose instances, volumes and node costs add up to the least, so a higher NodeCost
+	// favours fewer, larger nodes. Unset, DefaultNodeCost.
+	//
+	// +optional
+	// +kubebuilder:validation:Pattern=`^[0-9]{1,4}(\.[0-9]{1,6})?$`
+	NodeCost *string `json:"nodeCost,omitempty"`
+}
+
+// DefaultNodeCost is a Provisioner's NodeCost when unset, in USD per hour: 7.30 USD a month,
+// the order of what a per-host monitoring or security agent's licence, or a public IPv4
+// address (3.65 USD a month), adds to every node.
+const DefaultNodeCost = 0.01
+
+// NodeCostUSDPerHour returns the Provisioner's NodeCost, or DefaultNodeCost when it is unset
+// or, which the apiserver's validation prevents, not a number.
+func (s *ProvisionerSpec) NodeCostUSDPerHour() float64 {
+	if s.NodeCost == nil {
+		return DefaultNodeCost
+	}
+	v, err := strconv.ParseFloat(*s.NodeCost, 64)
+	if err != nil || v < 0 {
+		return DefaultNodeCost
+	}
+	return v
 }
 
 // NodeLabels returns the labels every node launched for the Provisioner carries besides

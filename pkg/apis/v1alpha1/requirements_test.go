@@ -101,3 +101,16 @@ func TestMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeCostUSDPerHour: a Provisioner's node cost, DefaultNodeCost when unset.
+func TestNodeCostUSDPerHour(t *testing.T) {
+	for _, tc := range []struct {
+		cost *string
+		want float64
+	}{{nil, DefaultNodeCost}, {new("0"), 0}, {new("0.25"), 0.25}, {new("junk"), DefaultNodeCost}} {
+		spec := ProvisionerSpec{NodeCost: tc.cost}
+		if got := spec.NodeCostUSDPerHour(); got != tc.want {
+			t.Errorf("nodeCost %v: %v USD/h, want %v", tc.cost, got, tc.want)
+		}
+	}
+}
