@@ -56,7 +56,7 @@ func (p *packer) holdsAll(ctx context.Context, t *Template, pods []*v1.Pod, tota
 }
 
 // finalize turns n into a planned node: its representative and the other candidates that
-// hold all its pods, within limits, cheapest first.
+// hold all its pods, within limits and MaxOptionCostFactor of its cost, cheapest first.
 func (p *packer) finalize(ctx context.Context, n *openNode) *PlannedNode {
 	if n.independent && all(n.pods, p.sim.movable) {
 		p.rehome(ctx, n)
@@ -65,8 +65,8 @@ func (p *packer) finalize(ctx context.Context, n *openNode) *PlannedNode {
 	options := []*Template{chosen}
 	seen := map[string]bool{chosen.InstanceType.Name: true}
 	for _, c := range n.candidates[1:] {
-		if len(options) == MaxInstanceTypeOptions {
-			break
+		if len(options) == MaxInstanceTypeOptions || c.Cost() > chosen.Cost()*MaxOptionCostFactor {
+			break // cheapest first: the rest cost more
 		}
 		if seen[c.InstanceType.Name] || !p.withinLimits(c, chosen.InstanceType.Capacity) {
 			continue

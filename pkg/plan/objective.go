@@ -259,7 +259,8 @@ func (p *packer) mostEfficient(types []*Template, first v1.ResourceList, y [3]fl
 // every group, the largest share that fits, then whole pods of the groups in order while
 // they fit what is left.
 func (p *packer) fill(t *Template, first v1.ResourceList, y [3]float64, left []int) (worth float64, pods int) {
-	room := usable(t)
+	fi := p.fillInfo(t)
+	room := fi.usable
 	if first != nil {
 		room[0] -= cores(first)
 		room[1] -= gib(first)
@@ -268,7 +269,7 @@ func (p *packer) fill(t *Template, first v1.ResourceList, y [3]float64, left []i
 	}
 	var total [3]float64
 	for i, g := range p.queue.groups {
-		if left[i] > 0 && p.fillable(t, g) {
+		if left[i] > 0 && fi.fillable[i] {
 			n := float64(left[i])
 			total[0], total[1], total[2] = total[0]+n*g.cpu, total[1]+n*g.mem, total[2]+n
 		}
@@ -288,14 +289,14 @@ func (p *packer) fill(t *Template, first v1.ResourceList, y [3]float64, left []i
 		left[i] -= int(k)
 	}
 	for i, g := range p.queue.groups {
-		if left[i] > 0 && p.fillable(t, g) {
+		if left[i] > 0 && fi.fillable[i] {
 			if k := math.Floor(share * float64(left[i])); k > 0 {
 				take(i, g, k)
 			}
 		}
 	}
 	for i, g := range p.queue.groups {
-		if left[i] == 0 || !p.fillable(t, g) {
+		if left[i] == 0 || !fi.fillable[i] {
 			continue
 		}
 		k := float64(left[i])
@@ -315,30 +316,33 @@ func (p *packer) fill(t *Template, first v1.ResourceList, y [3]float64, left []i
 // fillableLeft counts the pods of left whose group some of types may take.
 func (p *packer) fillableLeft(types []*Template, left []int) int {
 	n := 0
-	for i, g := range p.queue.groups {
-		if left[i] > 0 && slices.ContainsFunc(types, func(t *Template) bool { return p.fillable(t, g) }) {
+	for i := range p.queue.groups {
+		if left[i] > 0 && slices.ContainsFunc(types, func(t *Template) bool { return p.fillInfo(t).fillable[i] }) {
 			n += left[i]
 		}
 	}
 	return n
 }
 
-// fillable reports whether g's pods may go on a node of t by their node selection and the
-// packer's defaults, cached by group and template.
-func (p *packer) fillable(t *Template, g *queueGroup) bool {
-	key := fillKey{g, t}
-	ok, cached := p.fillables[key]
-	if !cached {
-		ok = matchesNodeSelection(g.rep, t.Node) && defaultsReject(t, g.rep, p.requests(g.rep)) == "" &&
-			(t.excluded == "" || t.named)
-		p.fillables[key] = ok
-	}
-	return ok
+// fillInfo is what fill reads of a template: its usable room and, by queue group, whether
+// the group's pods may go on it by their node selection and the packer's defaults.
+type fillInfo struct {
+	usable   [3]float64
+	fillable []bool
 }
 
-type fillKey struct {
-	g *queueGroup
-	t *Template
+// fillInfo returns t's fillInfo, cached.
+func (p *packer) fillInfo(t *Template) *fillInfo {
+	if fi, ok := p.fillInfos[t]; ok {
+		return fi
+	}
+	fi := &fillInfo{usable: usable(t), fillable: make([]bool, len(p.queue.groups))}
+	for i, g := range p.queue.groups {
+		fi.fillable[i] = matchesNodeSelection(g.rep, t.Node) && defaultsReject(t, g.rep, p.requests(g.rep)) == "" &&
+			(t.excluded == "" || t.named)
+	}
+	p.fillInfos[t] = fi
+	return fi
 }
 
 // cores is the cpu of l in cores.

@@ -240,15 +240,23 @@ func TestPlan(t *testing.T) {
 	}
 }
 
+// TestPlanOptions: 1 cpu fits every type in us-east-1a spot; the options are those that cost
+// at most MaxOptionCostFactor times the chosen t3a.medium (0.012 USD/h and the default node
+// cost of 0.01: 0.0264 at most), cheapest first, without the arm64 one (the pod selects no
+// architecture) and the GPU one (it requests no GPU).
 func TestPlanOptions(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	plan, err := Plan(ctx, planInput([]*v1.Pod{plantest.PendingPod("a", "1").Obj()}, plantest.Provisioner("default")))
+	in := planInput([]*v1.Pod{plantest.PendingPod("a", "1").Obj()}, plantest.Provisioner("default"))
+	in.InstanceTypes["default"] = append(in.InstanceTypes["default"],
+		plantest.InstanceType("t3.medium", "amd64", 2, 4, 0.0135, 0.0416),  // 0.0235 with the node cost: an option
+		plantest.InstanceType("m5a.large", "amd64", 2, 8, 0.0165, 0.086),   // 0.0265: just over
+		plantest.InstanceType("t4g.medium", "arm64", 2, 4, 0.0101, 0.0336), // arm64
+	)
+	plan, err := Plan(ctx, in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1 cpu fits every type in us-east-1a spot; cheapest first, without the arm64 one (the
-	// pod selects no architecture) and the GPU one (it requests no GPU).
-	want := []string{"t3a.medium", "t3a.xlarge", "t3a.2xlarge", "c5.4xlarge"}
+	want := []string{"t3a.medium", "t3.medium"}
 	if diff := cmp.Diff(want, plan.Nodes[0].InstanceTypeNames()); diff != "" {
 		t.Errorf("options (-want, +got):\n%s", diff)
 	}

@@ -68,10 +68,10 @@ type packer struct {
 	// prefs caches prefers by pod.
 	prefs map[*v1.Pod]bool
 	// queue is the pods still to be placed; prices the shadow prices of each Provisioner
-	// that has them (see shadowPrices); fillables caches fillable.
+	// that has them (see shadowPrices); fillInfos caches fillInfo.
 	queue     *queue
 	prices    map[string][3]float64
-	fillables map[fillKey]bool
+	fillInfos map[*Template]*fillInfo
 	// uncapped is true while nodes may grow past their maxPrice (see tryAddUncapped).
 	uncapped bool
 	// typeCosts caches typeCost by group and instance type.

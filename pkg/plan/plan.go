@@ -18,6 +18,13 @@ import (
 // MaxInstanceTypeOptions is the most instance types a planned node offers CreateFleet.
 const MaxInstanceTypeOptions = 60
 
+// MaxOptionCostFactor is how much more than the node's chosen offering another option may
+// cost (Template.Cost): CreateFleet's price-capacity-optimized strategy picks the spot pool
+// least likely to be interrupted among the options, whatever its price, so options must be
+// about as cheap as the choice. 20 % keeps a choice of pools for capacity (sizes and
+// generations of a family usually price within it) and bounds what the choice can cost.
+const MaxOptionCostFactor = 1.2
+
 // Input is what a plan is computed from. Plan reads it and changes none of it.
 type Input struct {
 	// Pods are the pending pods to plan nodes for.
@@ -141,7 +148,7 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
 		openLabels: map[string]map[string][]v1alpha1.NodeSelectorRequirement{}, forPod: map[string][]*Template{},
 		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{}, podNames: map[labelsKey]bool{}, anyTypes: map[*v1.Pod]bool{},
-		prices: map[string][3]float64{}, fillables: map[fillKey]bool{}, typeCosts: map[string]map[string]float64{},
+		prices: map[string][3]float64{}, fillInfos: map[*Template]*fillInfo{}, typeCosts: map[string]map[string]float64{},
 		ignored: IgnoredResources(in.PluginConfig)}
 	p.buildTemplates()
 	p.addPhantoms()
@@ -149,7 +156,6 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 	p.openExisting()
 	pods := append([]*v1.Pod(nil), in.Pods...)
 	sortLargestFirst(pods)
-	p.queue = p.newQueue(pods)
 	var shapes []shape
 	for _, prov := range p.provs {
 		if y, s, ok := p.shadowPrices(p.templates[prov.Name]); ok {
