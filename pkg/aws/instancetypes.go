@@ -40,6 +40,7 @@ type typeInfo struct {
 	hypervisor string // "nitro", "xen", "" for bare metal
 	nvmeGiB    int64  // local NVMe storage, 0 for none
 	bandwidth  int    // baseline network bandwidth in Mbit/s, 0 if not known
+	burstable  bool   // earns and spends CPU credits (t2, t3, t3a, t4g)
 	zones      map[string]bool
 }
 
@@ -161,6 +162,7 @@ func toTypeInfo(it ec2types.InstanceTypeInfo) (typeInfo, bool) {
 	}
 	info.spot = slices.Contains(it.SupportedUsageClasses, ec2types.UsageClassTypeSpot)
 	info.hypervisor = string(it.Hypervisor)
+	info.burstable = awssdk.ToBool(it.BurstablePerformanceSupported)
 	// Instance storage without NVMe (d2, h1) is not local NVMe, as Karpenter counts it.
 	if s := it.InstanceStorageInfo; s != nil && s.NvmeSupport != ec2types.EphemeralNvmeSupportUnsupported {
 		info.nvmeGiB = awssdk.ToInt64(s.TotalSizeInGB)
@@ -254,6 +256,9 @@ func (p *Provider) instanceTypes(ctx context.Context, resolved *resolvedNodeClas
 			return nil, err
 		}
 		it := &cloud.InstanceType{Name: info.name, Labels: info.labels(p.region), Capacity: capacity, Overhead: o, NodeCost: volumes}
+		if baseline, ok := baselineCPU(info.name, info.vcpu); ok && info.burstable {
+			it.BaselineCPU, it.SurplusCPUPrice = baseline, surplusCPUPrice
+		}
 		for _, zone := range resolved.zones() {
 			if !info.zones[zone] {
 				continue

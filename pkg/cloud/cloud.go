@@ -72,7 +72,12 @@ type InstanceType struct {
 	// NodeCost is what a node of this type costs besides its instance, whatever its
 	// offering, in USD per hour: on AWS, the EBS volumes its node class gives it.
 	NodeCost float64
+	// SurplusCPUPrice, for a burstable type, is what each core used above BaselineCPU, the
+	// cores it sustains, costs in USD per hour (on AWS, unlimited mode's surplus credits);
+	// 0 for other types.
+	BaselineCPU, SurplusCPUPrice float64
 }
+
 
 // Overhead is the part of a node's capacity that pods cannot request.
 type Overhead struct {

@@ -27,7 +27,9 @@ import (
 //
 //	pods/s    pods planned per second of Plan
 //	nodes     nodes in the plan
-//	usd/h     the plan's fleet cost per hour: each node's chosen offering and its node cost
+//	usd/h     the plan's fleet cost per hour: each node's chosen offering, its node cost, and
+//	          for a burstable type the cpu its pods request above its baseline (see
+//	          plan.Template.CostWith)
 //	cost/lb   usd/h over workload.LowerBound of the pods on the catalog (the old bound)
 //	cost/lp   usd/h over workload.LPBound (LP*) of the pods on the offerings of the catalog
 //	          nodewright may buy for them (plan.NotForPlainPods)
@@ -116,7 +118,7 @@ func benchmarkPlan(b *testing.B, types []*cloud.InstanceType, daemons []*appsv1.
 	var price float64
 	byType := map[string]int{}
 	for _, n := range result.Nodes {
-		price += n.Template.Cost()
+		price += n.Cost()
 		byType[fmt.Sprintf("%s/%s %.4f USD/h", n.Template.InstanceType.Name, n.Template.Offering.CapacityType, n.Template.Offering.Price)]++
 	}
 	b.Logf("nodes by type: %v", byType)

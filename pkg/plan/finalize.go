@@ -7,36 +7,42 @@ import (
 )
 
 // rehome moves n, whose pods are movable (no pod's placement depends on where they go, and
-// theirs on no other pod), to the cheapest template of its Provisioner and chosen labels, in
-// any zone and capacity type, that holds all its pods: the node grew within the zone and
-// capacity type of its first pod's cheapest template, which need not be the cheapest place
-// for all of them.
+// theirs on no other pod), to the template of its Provisioner and chosen labels, in any zone
+// and capacity type, that costs the least with them (Template.CostWith) and holds them all:
+// the node grew within the zone and capacity type of its first pod's cheapest template, by
+// price alone, which need not be the cheapest place for all of them.
 func (p *packer) rehome(ctx context.Context, n *openNode) {
 	current := n.candidates[0]
+	cpu := cores(n.podReqs)
+	best, least := current, current.CostWith(cpu)
 	for _, t := range p.templates[current.group] {
-		if t.Offering.Price >= current.Offering.Price {
-			return
+		if t.Cost() >= least {
+			break // cheapest first, and CostWith is at least Cost
 		}
-		if !p.holdsAll(ctx, t, n.pods, n.podReqs) || !p.withinLimits(t, current.InstanceType.Capacity) {
-			continue
+		if c := t.CostWith(cpu); t != current && c < least && p.holdsAll(ctx, t, n.pods, n.podReqs) &&
+			p.withinLimits(t, current.InstanceType.Capacity) {
+			best, least = t, c
 		}
-		if t = p.preferredHome(ctx, n, t); t.Offering.Price >= current.Offering.Price {
-			return
-		}
-		candidates := []*Template{t}
-		for _, o := range p.templates[t.group] {
-			if o != t && o.Offering.Zone == t.Offering.Zone && o.Offering.CapacityType == t.Offering.CapacityType && o.Offering.Price >= t.Offering.Price &&
-				p.holdsAll(ctx, o, n.pods, n.podReqs) {
-				candidates = append(candidates, o)
-			}
-		}
-		p.logger.V(4).Info("Moved planned node to a cheaper offering", "node", n.name, "from", current.Key, "to", t.Key)
-		p.release(current)
-		p.reserve(t)
-		n.candidates = candidates
-		p.install(n, t)
+	}
+	if best == current {
 		return
 	}
+	t := p.preferredHome(ctx, n, best)
+	if t.CostWith(cpu) >= current.CostWith(cpu) {
+		return
+	}
+	candidates := []*Template{t}
+	for _, o := range p.templates[t.group] {
+		if o != t && o.Offering.Zone == t.Offering.Zone && o.Offering.CapacityType == t.Offering.CapacityType && o.Offering.Price >= t.Offering.Price &&
+			p.holdsAll(ctx, o, n.pods, n.podReqs) {
+			candidates = append(candidates, o)
+		}
+	}
+	p.logger.V(4).Info("Moved planned node to a cheaper offering", "node", n.name, "from", current.Key, "to", t.Key)
+	p.release(current)
+	p.reserve(t)
+	n.candidates = candidates
+	p.install(n, t)
 }
 
 // holdsAll reports whether a node of t holds pods, which are independent, together; total
@@ -62,11 +68,15 @@ func (p *packer) finalize(ctx context.Context, n *openNode) *PlannedNode {
 		p.rehome(ctx, n)
 	}
 	chosen := n.candidates[0]
+	cpu := cores(n.podReqs)
 	options := []*Template{chosen}
 	seen := map[string]bool{chosen.InstanceType.Name: true}
 	for _, c := range n.candidates[1:] {
-		if len(options) == MaxInstanceTypeOptions || c.Cost() > chosen.Cost()*MaxOptionCostFactor {
+		if len(options) == MaxInstanceTypeOptions || c.Cost() > chosen.CostWith(cpu)*MaxOptionCostFactor {
 			break // cheapest first: the rest cost more
+		}
+		if c.CostWith(cpu) > chosen.CostWith(cpu)*MaxOptionCostFactor {
+			continue
 		}
 		if seen[c.InstanceType.Name] || !p.withinLimits(c, chosen.InstanceType.Capacity) {
 			continue

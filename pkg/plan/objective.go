@@ -126,7 +126,7 @@ func (p *packer) shadowPrices(templates []*Template) ([3]float64, []shape, bool)
 		if u[0] <= 0 || u[1] <= 0 || u[2] <= 0 {
 			continue
 		}
-		costs = append(costs, t.Cost())
+		costs = append(costs, t.CostWith(u[0]))
 		cols = append(cols, u[:])
 	}
 	sol, err := lp.Minimize(costs, cols, demand)
@@ -174,7 +174,7 @@ func (p *packer) maxPrice(n *openNode, f *podFacts) float64 {
 		left[i] = g.left
 	}
 	first := f.req
-	best, scores, taken := p.mostEfficient(types, first, y, left)
+	best, scores, taken, costs := p.mostEfficient(types, first, y, left)
 	limit := 0.0
 	for i, t := range types {
 		if scores[i] >= scores[best]*(1-growthTolerance) {
@@ -189,19 +189,19 @@ func (p *packer) maxPrice(n *openNode, f *podFacts) float64 {
 	fleet, pods := 0.0, 0
 	rest := slices.Clone(left)
 	for range maxTailNodes {
-		i, _, took := p.mostEfficient(types, first, y, rest)
+		i, _, took, cost := p.mostEfficient(types, first, y, rest)
 		if took[i] == 0 {
 			break
 		}
-		fleet += p.typeCost(types[i])
+		fleet += cost[i]
 		pods += took[i]
 		p.fill(types[i], first, y, rest)
 		first = nil
 	}
 	cheapest := math.Inf(1)
 	for i, t := range types {
-		if c := p.typeCost(t); taken[i] >= pods && c <= fleet*(1+growthTolerance) {
-			cheapest = min(cheapest, c)
+		if taken[i] >= pods && costs[i] <= fleet*(1+growthTolerance) {
+			cheapest = min(cheapest, p.typeCost(t))
 		}
 	}
 	if math.IsInf(cheapest, 1) {
@@ -236,31 +236,35 @@ const maxTailNodes = 8
 
 // mostEfficient returns which of types serves the queue most efficiently, a node's first pod
 // requesting first (nil: none) and the rest filled from the groups' counts left: the index
-// of the best, the efficiency of each (worth at shadow prices y over cost), and how many
-// pods each takes. left is not changed.
-func (p *packer) mostEfficient(types []*Template, first v1.ResourceList, y [3]float64, left []int) (best int, scores []float64, taken []int) {
-	scores, taken = make([]float64, len(types)), make([]int, len(types))
+// of the best, and of each the efficiency (worth at shadow prices y over cost), how many
+// pods it takes and its cost with them (typeCost, and the surplus of a burstable type, see
+// Template.CostWith). left is not changed.
+func (p *packer) mostEfficient(types []*Template, first v1.ResourceList, y [3]float64, left []int) (best int, scores []float64, taken []int, costs []float64) {
+	scores, taken, costs = make([]float64, len(types)), make([]int, len(types)), make([]float64, len(types))
 	scratch := make([]int, len(left))
 	for i, t := range types {
 		copy(scratch, left)
-		worth, n := p.fill(t, first, y, scratch)
-		scores[i], taken[i] = worth/p.typeCost(t), n
+		worth, n, cpu := p.fill(t, first, y, scratch)
+		costs[i] = p.typeCost(t) + t.CostWith(cpu) - t.Cost()
+		scores[i], taken[i] = worth/costs[i], n
 		if scores[i] > scores[best] {
 			best = i
 		}
 	}
-	return best, scores, taken
+	return best, scores, taken, costs
 }
 
 // fill returns the worth at shadow prices y of what a node of t takes: a first pod
 // requesting first (nil: none), then pods of the queue, by the groups' counts left, of the
-// groups whose node selection t meets; and how many pods it takes. It takes them from left.
+// groups whose node selection t meets; how many pods it takes, and the cores they request.
+// It takes them from left.
 // The pods come in as the packer's order brings them (see sortBalanced): an even share of
 // every group, the largest share that fits, then whole pods of the groups in order while
 // they fit what is left.
-func (p *packer) fill(t *Template, first v1.ResourceList, y [3]float64, left []int) (worth float64, pods int) {
+func (p *packer) fill(t *Template, first v1.ResourceList, y [3]float64, left []int) (worth float64, pods int, cpu float64) {
 	fi := p.fillInfo(t)
 	room := fi.usable
+	defer func() { cpu = fi.usable[0] - room[0] }()
 	if first != nil {
 		room[0] -= cores(first)
 		room[1] -= gib(first)
@@ -310,7 +314,7 @@ func (p *packer) fill(t *Template, first v1.ResourceList, y [3]float64, left []i
 			take(i, g, k)
 		}
 	}
-	return worth, pods
+	return worth, pods, 0
 }
 
 // fillableLeft counts the pods of left whose group some of types may take.

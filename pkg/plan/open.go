@@ -3,45 +3,80 @@ package plan
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 )
 
-// open plans a new node for f's pod: the cheapest template of the heaviest Provisioner that
-// accepts it alone, within limits, with the labels chosen for it (see templatesFor), unless
-// the pod's preferences choose another (see preferred). The node's candidates are the
-// templates of that template's zone, capacity type and chosen labels that may hold the pod
-// too.
+// open plans a new node for f's pod: the template of the heaviest Provisioner that accepts
+// it alone, within limits, with the labels chosen for it (see templatesFor), and costs the
+// least with it (Template.CostWith: a burstable type's price leaves out the surplus the pod's
+// cpu costs), unless the pod's preferences choose another (see preferred). The node's
+// candidates are the templates of that template's zone, capacity type and chosen labels that
+// may hold the pod too.
 func (p *packer) open(ctx context.Context, f *podFacts) *openNode {
 	n := &openNode{name: fmt.Sprintf("nodewright-planned-%d", len(p.nodes)), podReqs: v1.ResourceList{}, independent: true}
 	for _, prov := range p.provs {
-		for _, t := range p.templatesFor(prov, f.pod, f.sig) {
-			if !p.accepts(ctx, n, t, f) {
-				continue
-			}
-			if p.prefers(f.pod) {
-				t = p.preferred(ctx, n, t, f)
-			}
-			n.candidates = []*Template{t}
-			for _, o := range p.templates[t.group] {
-				if o != t && o.Offering.Zone == t.Offering.Zone && o.Offering.CapacityType == t.Offering.CapacityType && p.mayHold(ctx, o, f, nil) {
-					n.candidates = append(n.candidates, o)
-				}
-			}
-			n.maxPrice = p.maxPrice(n, f)
-			n.pods = []*v1.Pod{f.pod}
-			n.podReqs = sum(f.req)
-			n.independent = f.independent
-			n.invariant = f.invariant
-			_ = p.sim.Place(f.pod, n.name)
-			p.reserve(t)
-			p.nodes = append(p.nodes, n)
-			return n
+		t := p.cheapestAccepting(ctx, n, prov, f)
+		if t == nil {
+			continue
 		}
+		if p.prefers(f.pod) {
+			t = p.preferred(ctx, n, t, f)
+		}
+		n.candidates = []*Template{t}
+		for _, o := range p.templates[t.group] {
+			if o != t && o.Offering.Zone == t.Offering.Zone && o.Offering.CapacityType == t.Offering.CapacityType && p.mayHold(ctx, o, f, nil) {
+				n.candidates = append(n.candidates, o)
+			}
+		}
+		n.maxPrice = p.maxPrice(n, f)
+		n.pods = []*v1.Pod{f.pod}
+		n.podReqs = sum(f.req)
+		n.independent = f.independent
+		n.invariant = f.invariant
+		_ = p.sim.Place(f.pod, n.name)
+		p.reserve(t)
+		p.nodes = append(p.nodes, n)
+		return n
 	}
 	return nil
+}
+
+// cheapestAccepting returns the template of prov that accepts f's pod alone on new node n
+// (see accepts) and costs the least with it, with n installed as it; nil if none does.
+// Templates come cheapest first by price, and a template costs at least its price: the
+// search ends at the first that costs no more with the pod than it does without (any type
+// but a burstable one), or at a price above the least cost found.
+func (p *packer) cheapestAccepting(ctx context.Context, n *openNode, prov *v1alpha1.Provisioner, f *podFacts) *Template {
+	var best *Template
+	// moved is true when n was installed as another template, or taken out, after best.
+	moved := false
+	least, cpu := math.Inf(1), cores(f.req)
+	for _, t := range p.templatesFor(prov, f.pod, f.sig) {
+		if t.Cost() >= least {
+			break
+		}
+		c := t.CostWith(cpu)
+		if c >= least {
+			continue
+		}
+		moved = best != nil
+		if !p.accepts(ctx, n, t, f) {
+			continue
+		}
+		best, least, moved = t, c, false
+		if c == t.Cost() {
+			break
+		}
+	}
+	if best != nil && moved {
+		p.install(n, best)
+	}
+	return best
 }
 
 // accepts reports whether new node n as t, within limits, takes f's pod alone; if it does,

@@ -120,6 +120,11 @@ type PlannedNode struct {
 	Requests v1.ResourceList
 }
 
+// Cost is what the node costs per hour as planned: Template.CostWith its pods' cpu.
+func (n *PlannedNode) Cost() float64 {
+	return n.Template.CostWith(cores(n.Requests) - cores(n.Template.DaemonRequests))
+}
+
 // InstanceTypeNames returns the names of the node's options, cheapest first.
 func (n *PlannedNode) InstanceTypeNames() []string {
 	names := make([]string, len(n.Options))

@@ -119,6 +119,14 @@ func templateNode(p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offer
 // Cost is what a node of t costs per hour: its offering's price and its NodeCost.
 func (t *Template) Cost() float64 { return t.Offering.Price + t.NodeCost }
 
+// CostWith is what a node of t costs per hour with pods requesting podCPU cores besides its
+// DaemonSet pods: Cost, and for a burstable type the cores requested above its baseline at
+// their surplus price (cloud.InstanceType.SurplusCPUPrice).
+func (t *Template) CostWith(podCPU float64) float64 {
+	it := t.InstanceType
+	return t.Cost() + it.SurplusCPUPrice*max(0, podCPU+cores(t.DaemonRequests)-it.BaselineCPU)
+}
+
 // UserLabels returns the labels of t's node that are the user's (v1alpha1.IsUserLabel): its
 // Provisioner's (ProvisionerSpec.NodeLabels) and the Chosen ones.
 func (t *Template) UserLabels() map[string]string {

@@ -29,7 +29,8 @@ import (
 // allocatable, so a fleet's usable resources, summed, cover the demand, and the fleet counted
 // by offering (x_t = its nodes of t) is a solution of the program, at the fleet's price. The
 // program may buy fractions of nodes and ignores every constraint but resources, which only
-// raise the real optimum. perNode must hold only DaemonSet pods that run on every node:
+// raise the real optimum; so does what a burstable type's pods cost above its baseline
+// (cloud.InstanceType.SurplusCPUPrice), which the program leaves out. perNode must hold only DaemonSet pods that run on every node:
 // one that skips some types would make their usable room too small and the bound too high.
 type LP struct {
 	// USDPerHour is the optimum, Nodes the (fractional) number of nodes of the optimal x.
