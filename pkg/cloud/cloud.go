@@ -78,7 +78,6 @@ type InstanceType struct {
 	BaselineCPU, SurplusCPUPrice float64
 }
 
-
 // Overhead is the part of a node's capacity that pods cannot request.
 type Overhead struct {
 	KubeReserved      corev1.ResourceList
