@@ -97,12 +97,16 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
 		return false
 	}
 	tried, installed := 0, false
+	cpu := cores(n.podReqs) + cores(f.req)
 	for i, c := range n.candidates {
 		if tried > maxSwitches {
 			break
 		}
 		if i > 0 && !p.uncapped && n.maxPrice > 0 && p.typeCost(c) > n.maxPrice {
 			continue // larger than the node may grow
+		}
+		if !p.uncapped && c.CostWith(cpu) > c.Cost() {
+			continue // a burstable type that would pay for cpu above its baseline
 		}
 		if !p.mayHold(ctx, c, f, n.podReqs) || i > 0 && !p.withinLimits(c, n.candidates[0].InstanceType.Capacity) {
 			continue

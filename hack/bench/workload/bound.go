@@ -1,10 +1,12 @@
 package workload
 
 import (
+	"cmp"
 	"fmt"
+	"math"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	resourcehelper "k8s.io/component-helpers/resource"
@@ -44,31 +46,61 @@ type LP struct {
 // every node (its pods resource their number; nil for none) and nodeCost what every node
 // costs beyond its instance and its type's NodeCost, in USD per hour.
 func LPBound(pods []*v1.Pod, types []*cloud.InstanceType, perNode v1.ResourceList, nodeCost float64) (*LP, error) {
-	return lpBound(pods, types, perNode, nodeCost, 0, nil)
+	return lpBound(pods, types, perNode, nodeCost, nil)
 }
 
-// ConstrainedBound is LP* with one more row: the fleet has at least as many nodes able to
-// hold a forced pod as the pods' constraints force, with F the forced pods (ForcedPods),
+// ConstrainedBound is LP* with rows for the nodes that the forced pods F (ForcedPods), which
+// keep each other off a node, need:
 //
-//	Σ_{t: usable_t ≥ m} x_t ≥ |F|,   m the least request of F's pods, resource by resource.
+//	Σ_{t: usable_t ≥ m} x_t ≥ |F|                 m the least request of F's pods, resource by resource
+//	Σ_{t: usable_cpu_t ≥ c} x_t ≥ |{p ∈ F: cpu_p ≥ c}|     for each cpu request c of F's pods
+//	Σ_{t: usable_mem_t ≥ g} x_t ≥ |{p ∈ F: mem_p ≥ g}|     for each memory request g of F's pods
 //
 // It is a lower bound on every fleet that holds the pods where the scheduler's filters
-// accept them, for the reason LP* is, and because such a fleet meets the row: no two pods of
-// F share a node, so F's pods are on |F| nodes, each of which has room for its pod of F and
-// therefore at least m. On a mix with pods that keep each other off a node it is LP* raised
-// by what the nodes those pods force cost beyond what LP* buys; without such pods it is LP*.
+// accept them, for the reason LP* is, and because such a fleet, counted by offering, meets
+// every row: no two pods of F share a node, so the pods of F that request at least c cores
+// are on as many nodes, each with room for its pod, so at least c usable cores (memory
+// alike), and every pod of F is on a node with room for at least m. On a mix with pods that
+// keep each other off a node it is LP* raised by the nodes those pods force beyond what LP*
+// buys; without such pods it is LP*.
 func ConstrainedBound(pods []*v1.Pod, types []*cloud.InstanceType, perNode v1.ResourceList, nodeCost float64) (*LP, error) {
 	forced := ForcedPods(pods)
-	least := v1.ResourceList{}
+	if len(forced) == 0 {
+		return LPBound(pods, types, perNode, nodeCost)
+	}
+	reqs := make([][2]float64, len(forced))
+	least := [2]float64{math.Inf(1), math.Inf(1)}
 	for i, p := range forced {
 		r := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})
-		for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
-			if q, ok := least[name]; i == 0 || ok && r.Name(name, resource.DecimalSI).Cmp(q) < 0 {
-				least[name] = r[name]
+		reqs[i] = [2]float64{cores(r), gib(r)}
+		least = [2]float64{min(least[0], reqs[i][0]), min(least[1], reqs[i][1])}
+	}
+	rows := []nodeRow{{least, len(forced)}}
+	for k := range 2 {
+		counts := map[float64]int{}
+		for _, r := range reqs {
+			counts[r[k]] = 0
+		}
+		for c := range counts {
+			for _, r := range reqs {
+				if r[k] >= c {
+					counts[c]++
+				}
 			}
+			var at [2]float64
+			at[k] = c
+			rows = append(rows, nodeRow{at, counts[c]})
 		}
 	}
-	return lpBound(pods, types, perNode, nodeCost, len(forced), least)
+	slices.SortFunc(rows, func(a, b nodeRow) int { return cmp.Or(cmp.Compare(a.at[0], b.at[0]), cmp.Compare(a.at[1], b.at[1])) })
+	return lpBound(pods, types, perNode, nodeCost, rows)
+}
+
+// nodeRow asks the fleet for at least count nodes whose usable room has at least at (cores,
+// GiB).
+type nodeRow struct {
+	at    [2]float64
+	count int
 }
 
 // ForcedNodes is how many nodes pods need whatever their resources: len(ForcedPods(pods)).
@@ -105,12 +137,12 @@ func ForcedPods(pods []*v1.Pod) []*v1.Pod {
 	return most
 }
 
-// lpBound is LP* with the fleet held to at least minNodes nodes whose usable room holds
-// least (no row when minNodes is 0).
-func lpBound(pods []*v1.Pod, types []*cloud.InstanceType, perNode v1.ResourceList, nodeCost float64, minNodes int, least v1.ResourceList) (*LP, error) {
+// lpBound is LP* with rows, each of which holds the fleet to at least count nodes with room
+// for at (none: LP*).
+func lpBound(pods []*v1.Pod, types []*cloud.InstanceType, perNode v1.ResourceList, nodeCost float64, rows []nodeRow) (*LP, error) {
 	demand := []float64{0, 0, float64(len(pods))}
-	if minNodes > 0 {
-		demand = append(demand, float64(minNodes))
+	for _, r := range rows {
+		demand = append(demand, float64(r.count))
 	}
 	for _, p := range pods {
 		r := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})
@@ -122,15 +154,15 @@ func lpBound(pods []*v1.Pod, types []*cloud.InstanceType, perNode v1.ResourceLis
 	for _, it := range types {
 		alloc := it.Allocatable()
 		usable := []float64{cores(alloc) - cores(perNode), gib(alloc) - gib(perNode), float64(alloc.Pods().Value() - perNode.Pods().Value())}
-		if minNodes > 0 {
+		if usable[0] <= 0 || usable[1] <= 0 || usable[2] <= 0 {
+			continue // it cannot hold a pod besides its DaemonSet pods
+		}
+		for _, r := range rows {
 			holds := 0.0
-			if usable[0] >= cores(least) && usable[1] >= gib(least) {
+			if usable[0] >= r.at[0] && usable[1] >= r.at[1] {
 				holds = 1
 			}
 			usable = append(usable, holds)
-		}
-		if usable[0] <= 0 || usable[1] <= 0 || usable[2] <= 0 {
-			continue // it cannot hold a pod besides its DaemonSet pods
 		}
 		for _, o := range it.Offerings {
 			if o.Available {

@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -102,5 +103,30 @@ func TestConstrainedBound(t *testing.T) {
 	lp, _ = LPBound(generic, types, nil, 0.05)
 	if cb, _ = ConstrainedBound(generic, types, nil, 0.05); cb.USDPerHour != lp.USDPerHour {
 		t.Errorf("without forced nodes: %v USD/h, want LP* %v", cb.USDPerHour, lp.USDPerHour)
+	}
+}
+
+// TestConstrainedBoundCountsRoomForEachForcedPod: ten pods that keep each other off a node,
+// five requesting 2 cores and five 0.5, need ten nodes of which five have 2 usable cores:
+// five "large" and five "small" ones (0.45 USD/h), where the resources alone take 12.5 small
+// ones (0.125) and one row for all ten nodes ten small ones.
+func TestConstrainedBoundCountsRoomForEachForcedPod(t *testing.T) {
+	types := []*cloud.InstanceType{lpType("small", 1, 2, 0.01), lpType("large", 4, 8, 0.08)}
+	var pods []*v1.Pod
+	for i := range 10 {
+		cpu := "2"
+		if i%2 == 1 {
+			cpu = "500m"
+		}
+		pods = append(pods, st.MakePod().Namespace("default").Name(fmt.Sprint("p", i)).Label("app", "x").
+			Req(map[v1.ResourceName]string{v1.ResourceCPU: cpu, v1.ResourceMemory: "100Mi"}).
+			PodAntiAffinity(v1.LabelHostname, st.MakeLabelSelector().Label("app", "x").Obj(), st.PodAntiAffinityWithRequiredReq).Obj())
+	}
+	got, err := ConstrainedBound(pods, types, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 5*0.08 + 5*0.01; math.Abs(got.USDPerHour-want) > 1e-9 {
+		t.Errorf("constrained bound %v USD/h over %v nodes, want %v (five large nodes, five small)", got.USDPerHour, got.Nodes, want)
 	}
 }
