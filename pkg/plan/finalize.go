@@ -61,6 +61,21 @@ func (p *packer) holdsAll(ctx context.Context, t *Template, pods []*v1.Pod, tota
 	return true
 }
 
+// mayHoldAll reports whether a node of t may hold pods, which request total together, by
+// what mayHold checks of pods that depend on others: the defaults, the prescreen of each
+// pod and their total.
+func (p *packer) mayHoldAll(t *Template, pods []*v1.Pod, total v1.ResourceList) bool {
+	if fitsResources(total, t.DaemonRequests, t.Node.Status.Allocatable) != "" {
+		return false
+	}
+	for _, pod := range pods {
+		if f := p.facts(pod); p.excludedFor(t, f) != "" || p.prescreen(t, f, nil) != "" {
+			return false
+		}
+	}
+	return true
+}
+
 // finalize turns n into a planned node: its representative and the other candidates that
 // hold all its pods, within limits and MaxOptionCostFactor of its cost, cheapest first.
 func (p *packer) finalize(ctx context.Context, n *openNode) *PlannedNode {

@@ -16,7 +16,8 @@ import (
 // least with it (Template.CostWith: a burstable type's price leaves out the surplus the pod's
 // cpu costs), unless the pod's preferences choose another (see preferred). The node's
 // candidates are the templates of that template's zone, capacity type and chosen labels that
-// may hold the pod too.
+// may hold the pod too, up to MaxOptionCostFactor times as dear as the node may grow
+// (maxPrice).
 func (p *packer) open(ctx context.Context, f *podFacts) *openNode {
 	n := &openNode{name: fmt.Sprintf("nodewright-planned-%d", len(p.nodes)), podReqs: v1.ResourceList{}, independent: true}
 	for _, prov := range p.provs {
@@ -34,6 +35,10 @@ func (p *packer) open(ctx context.Context, f *podFacts) *openNode {
 			}
 		}
 		n.maxPrice = p.maxPrice(n, f)
+		// Options may cost up to MaxOptionCostFactor times the node's template (see finalize).
+		n.candidates = slices.DeleteFunc(n.candidates, func(c *Template) bool {
+			return c != t && p.typeCost(c) > n.maxPrice*MaxOptionCostFactor
+		})
 		n.pods = []*v1.Pod{f.pod}
 		n.podReqs = sum(f.req)
 		n.independent = f.independent

@@ -24,7 +24,8 @@ type openNode struct {
 	// candidates[0] (see packer.flushNode).
 	stale bool
 	// maxPrice is the typeCost of the largest candidate the node may grow to (see
-	// packer.maxPrice); 0 for a node that does not grow.
+	// packer.maxPrice); candidates holds none more than MaxOptionCostFactor times dearer. 0
+	// for a node that does not grow.
 	maxPrice float64
 	// claim is, for a launched node (see Input.Launched), its NodeClaim: its one
 	// candidate is its instance type, and pods holds only the pods planned there now.

@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -63,17 +64,33 @@ func (p *packer) place(ctx context.Context, pod *v1.Pod) {
 	p.unplanned = append(p.unplanned, p.explain(ctx, f))
 }
 
-// tryAddUncapped puts f's pod on the first planned node that accepts it grown to any of its
-// candidates, past the size the objective chose for it (openNode.maxPrice), and returns the
-// node; nil if none does. It is for a pod that only a planned node can take: one whose
-// required affinity ties it to pods there.
+// tryAddUncapped puts f's pod on the first planned node that accepts it grown past the size
+// the objective chose for it (openNode.maxPrice), to a template of its group, zone and
+// capacity type that holds its pods, and returns the node; nil if none does. It is for a pod
+// that only a planned node can take: one whose required affinity ties it to pods there.
 func (p *packer) tryAddUncapped(ctx context.Context, f *podFacts) *openNode {
 	p.uncapped = true
 	defer func() { p.uncapped = false }()
 	for _, n := range p.nodes {
-		if n.maxPrice > 0 && p.tryAdd(ctx, n, f) {
+		if n.maxPrice == 0 {
+			continue
+		}
+		capped := n.candidates
+		rep := capped[0]
+		for _, t := range p.templates[rep.group] {
+			if p.typeCost(t) <= n.maxPrice*MaxOptionCostFactor || t.Offering.Zone != rep.Offering.Zone || t.Offering.CapacityType != rep.Offering.CapacityType {
+				continue
+			}
+			// tryAdd checks a node of pods that depend on each other on the template itself,
+			// but for what every candidate was checked for as the pods joined (see mayHold).
+			if n.independent && p.holdsAll(ctx, t, n.pods, n.podReqs) || !n.independent && p.mayHoldAll(t, n.pods, n.podReqs) {
+				n.candidates = append(slices.Clip(n.candidates), t)
+			}
+		}
+		if len(n.candidates) > len(capped) && p.tryAdd(ctx, n, f) {
 			return n
 		}
+		n.candidates = capped
 	}
 	return nil
 }
@@ -102,7 +119,7 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
 		if tried > maxSwitches {
 			break
 		}
-		if i > 0 && !p.uncapped && n.maxPrice > 0 && p.typeCost(c) > n.maxPrice {
+		if i > 0 && !p.uncapped && p.typeCost(c) > n.maxPrice {
 			continue // larger than the node may grow
 		}
 		if !p.uncapped && c.CostWith(cpu) > c.Cost() {
