@@ -20,7 +20,7 @@ import (
 func TestNodeClaimForSeedPlan(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	var pods []*v1.Pod
-	for _, name := range []string{"a", "b"} {
+	for _, name := range []string{"a", "b", "c"} {
 		pods = append(pods, plantest.PendingPod(name, "1").Obj())
 	}
 	prov := plantest.Provisioner("default", func(p *v1alpha1.Provisioner) {
@@ -43,19 +43,22 @@ func TestNodeClaimForSeedPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 2 pods x 1 cpu = 2 > t3a.medium's 1.9: t3a.xlarge, then every larger type in
-	// us-east-1a spot, cheapest first. The capacity-type requirement is narrowed to the plan's.
+	// 3 pods x 1 cpu: one t3a.xlarge (3.9 cpu, 0.055 USD/h with the default node cost) costs
+	// less than three t3a.medium (1.9 cpu, 0.022 each); no larger type in us-east-1a spot is
+	// within plan.MaxOptionCostFactor of it. The capacity-type requirement is narrowed to the
+	// plan's.
 	want := v1alpha1.NodeClaimSpec{
 		Provisioner:  "default",
 		NodeClassRef: v1alpha1.NodeClassReference{Name: "default"},
 		Requirements: []v1alpha1.NodeSelectorRequirement{
-			{Key: v1.LabelInstanceTypeStable, Operator: v1.NodeSelectorOpIn, Values: []string{"t3a.xlarge", "t3a.2xlarge", "c5.4xlarge"}},
+			{Key: v1.LabelInstanceTypeStable, Operator: v1.NodeSelectorOpIn, Values: []string{"t3a.xlarge"}},
 			{Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{"us-east-1a"}},
 			{Key: v1alpha1.LabelCapacityType, Operator: v1.NodeSelectorOpIn, Values: []string{"spot"}},
 		},
 		Resources:     v1alpha1.ResourceRequirements{Requests: result.Nodes[0].Requests},
 		StartupTaints: []v1alpha1.Taint{{Key: "cni", Effect: v1.TaintEffectNoSchedule}},
-		Pods:          []v1alpha1.PodReference{{Namespace: "default", Name: "a", UID: "a"}, {Namespace: "default", Name: "b", UID: "b"}},
+		Pods: []v1alpha1.PodReference{{Namespace: "default", Name: "a", UID: "a"}, {Namespace: "default", Name: "b", UID: "b"},
+			{Namespace: "default", Name: "c", UID: "c"}},
 	}
 	if diff := cmp.Diff(want, nc.Spec); diff != "" {
 		t.Errorf("nodeclaim spec (-want, +got):\n%s", diff)
