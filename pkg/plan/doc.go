@@ -25,7 +25,9 @@
 //
 // The Simulator (simulator.go) runs the framework's plugins (framework.go) over a snapshot
 // (snapshot.go) that gains and loses nodes as the packer plans; the packer changes it only
-// through the Simulator's operations.
+// through the Simulator's operations. Its checks judge topology spread both ways
+// (spread.go): a placement must keep the pods placed before it where the scheduler would
+// still put them, as confirm requires.
 //
 // What decides how much checking a pod needs. Each predicate is decided in one place:
 //
@@ -37,9 +39,10 @@
 //	                      spec: a hard default spread or a Filter plugin
 //	                      the audit does not list
 //	independent           not constrained, not allConstrained, and no       Simulator.independent
-//	                      required anti-affinity of a pod in the snapshot
-//	                      selects it: its fit on an empty template decides,
-//	                      by arithmetic, its fit anywhere; verdicts cached
+//	                      required anti-affinity or hard topology spread
+//	                      constraint of a pod in the snapshot selects it:
+//	                      its fit on an empty template decides, by
+//	                      arithmetic, its fit anywhere; verdicts cached
 //	movable               independent, and no inter-pod constraint of any   Simulator.movable
 //	                      pod in the snapshot selects it: it may change
 //	                      zone or go into a launched node's room

@@ -188,10 +188,11 @@ func perPod[V any](cache map[*v1.Pod]V, pod *v1.Pod, f func(*v1.Pod) V) V {
 }
 
 // Term is a term of a pod's required inter-pod (anti-)affinity or topology spread
-// constraints, as a selector of other pods; anti marks the required anti-affinity terms.
+// constraints, as a selector of other pods; anti marks the required anti-affinity terms,
+// spread the hard topology spread constraints (whenUnsatisfiable DoNotSchedule).
 type Term struct {
 	fwk.AffinityTerm
-	anti bool
+	anti, spread bool
 }
 
 // Terms are the terms of one pod.
@@ -218,14 +219,20 @@ func newTerms(pod *v1.Pod, info *framework.PodInfo) Terms {
 		}
 	}
 	for _, c := range pod.Spec.TopologySpreadConstraints {
-		sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
-		if err != nil {
-			sel = labels.Everything()
-		}
-		out = append(out, Term{AffinityTerm: fwk.AffinityTerm{Namespaces: sets.New(pod.Namespace), Selector: sel,
-			TopologyKey: c.TopologyKey, NamespaceSelector: labels.Nothing()}})
+		out = append(out, spreadTerm(pod, c))
 	}
 	return out
+}
+
+// spreadTerm returns c, a topology spread constraint of pod, as the term of the pods its
+// label selector selects.
+func spreadTerm(pod *v1.Pod, c v1.TopologySpreadConstraint) Term {
+	sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
+	if err != nil {
+		sel = labels.Everything()
+	}
+	return Term{AffinityTerm: fwk.AffinityTerm{Namespaces: sets.New(pod.Namespace), Selector: sel,
+		TopologyKey: c.TopologyKey, NamespaceSelector: labels.Nothing()}, spread: c.WhenUnsatisfiable == v1.DoNotSchedule}
 }
 
 // anyNamespace reports whether t selects namespaces by label, or all of them: with no
@@ -243,15 +250,19 @@ func (t Term) Selects(other *v1.Pod) bool {
 	return (t.anyNamespace() || t.Namespaces.Has(other.Namespace)) && t.Selector != nil && t.Selector.Matches(labels.Set(other.Labels))
 }
 
-// key identifies what t selects, and whether it is an anti-affinity term.
+// key identifies what t selects, and whether it is an anti-affinity term or a hard spread
+// constraint.
 func (t Term) key() string {
 	ns := "*"
 	if !t.anyNamespace() {
 		ns = strings.Join(sets.List(t.Namespaces), ",")
 	}
 	kind := "with"
-	if t.anti {
+	switch {
+	case t.anti:
 		kind = "anti"
+	case t.spread:
+		kind = "spread"
 	}
 	return kind + "|" + ns + "|" + t.Selector.String()
 }

@@ -49,6 +49,14 @@ type Simulator struct {
 	// spread (HardDefaultSpread), or a Filter plugin whose interactions are not audited (see
 	// filterInteractions).
 	allConstrained bool
+	// spread judges the placed pods of spreadGroups, by spreadKey (see keepsSpread); nil
+	// when the profile does not filter with PodTopologySpread. spreadOf is the group of each
+	// placed pod, spreadOrder the groups in the order they came, spreadKeys caches spreadKey.
+	spread       spreadFilter
+	spreadGroups map[string]*spreadGroup
+	spreadOf     map[*v1.Pod]*spreadGroup
+	spreadOrder  []*spreadGroup
+	spreadKeys   map[*v1.Pod]string
 }
 
 // preFilterRun is the outcome of the PreFilter plugins for pod on the snapshot at gen.
@@ -92,16 +100,22 @@ func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v
 			allConstrained = true
 		}
 	}
+	spread, err := newSpreadFilter(ctx, fw)
+	if err != nil {
+		return nil, err
+	}
 	return &Simulator{fw: fw, snap: snap, verdicts: map[string]*fwk.Status{}, stateFree: known, allConstrained: allConstrained,
 		independentPre: map[string]*preFilterRun{}, placedPre: map[string]*preFilterRun{}, probes: map[string]*framework.NodeInfo{},
-		copies: map[string]*Template{}}, nil
+		copies: map[string]*Template{}, spread: spread, spreadGroups: map[string]*spreadGroup{}, spreadOf: map[*v1.Pod]*spreadGroup{},
+		spreadKeys: map[*v1.Pod]string{}}, nil
 }
 
 // Check runs the PreFilter plugins for pod over the snapshot and then the Filter plugins
 // on the node named nodeName: the scheduling cycle the scheduler would run if that node were
-// the only candidate. pod must not be in the snapshot. The PreFilter outcome is reused while
-// the snapshot does not change, so checking one pod on many nodes costs one PreFilter run,
-// like one scheduling cycle over many nodes.
+// the only candidate; and it checks that pod there leaves the pods placed in the snapshot
+// where PodTopologySpread accepts them (keepsSpread). pod must not be in the snapshot. The
+// PreFilter outcome is reused while the snapshot does not change, so checking one pod on
+// many nodes costs one PreFilter run, like one scheduling cycle over many nodes.
 func (s *Simulator) Check(ctx context.Context, pod *v1.Pod, nodeName string) *fwk.Status {
 	ni, ok := s.snap.nodes[nodeName]
 	if !ok {
@@ -113,6 +127,15 @@ func (s *Simulator) Check(ctx context.Context, pod *v1.Pod, nodeName string) *fw
 // CheckOn is Check on ni, which need not be in the snapshot: the PreFilter plugins run over
 // the snapshot, the Filter plugins on ni.
 func (s *Simulator) CheckOn(ctx context.Context, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	st := s.cycle(ctx, pod, ni)
+	if st.IsSuccess() {
+		st = s.keepsSpread(ctx, pod, ni)
+	}
+	return st
+}
+
+// cycle runs the PreFilter plugins for pod over the snapshot and the Filter plugins on ni.
+func (s *Simulator) cycle(ctx context.Context, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
 	if s.pre.pod != pod || s.pre.gen != s.snap.gen {
 		s.pre = s.preFilter(ctx, pod)
 	}
@@ -179,7 +202,7 @@ func (s *Simulator) CheckPlaced(ctx context.Context, logger klog.Logger, pod *v1
 		if err := s.snap.removePod(logger, pod, nodeName); err != nil {
 			return fwk.AsStatus(err)
 		}
-		st := s.Check(ctx, pod, nodeName)
+		st := s.cycle(ctx, pod, ni)
 		_ = s.snap.addPod(pod, nodeName)
 		return st
 	}
@@ -268,10 +291,12 @@ const probeNodeName = "nodewright-probe"
 // independent reports whether pod's fit on a node cannot depend on pods other than the
 // DaemonSet pods of a template: it is not constrained (inter-pod constraints, host ports,
 // volumes or resource claims of its own: see constrained and filterInteractions) and no
-// required anti-affinity term of a pod in the snapshot selects it. Only independent pods'
-// verdicts are cached, and only they are packed by arithmetic alone.
+// required anti-affinity term or hard topology spread constraint (see keepsSpread) of a pod
+// in the snapshot selects it. Only independent pods' verdicts are cached, and only they are
+// packed by arithmetic alone.
 func (s *Simulator) independent(pod *v1.Pod) bool {
-	return !s.allConstrained && !s.snap.entry(pod).constrained && !s.snap.matchedBy(pod).anti
+	m := s.snap.matchedBy(pod)
+	return !s.allConstrained && !s.snap.entry(pod).constrained && !m.anti && !m.spread
 }
 
 // movable reports whether pod, which is independent, can move to another zone without
@@ -331,12 +356,23 @@ func (s *Simulator) RemoveNode(name string) { s.snap.removeNode(name) }
 // HasNode reports whether a node named name is there.
 func (s *Simulator) HasNode(name string) bool { return s.snap.nodes[name] != nil }
 
-// Place puts pod on the node named nodeName, which must be there.
-func (s *Simulator) Place(pod *v1.Pod, nodeName string) error { return s.snap.addPod(pod, nodeName) }
+// Place puts pod, planned, on the node named nodeName, which must be there. Checks after it
+// keep its hard topology spread constraints (see keepsSpread).
+func (s *Simulator) Place(pod *v1.Pod, nodeName string) error {
+	if err := s.snap.addPod(pod, nodeName); err != nil {
+		return err
+	}
+	s.watchSpread(pod, nodeName)
+	return nil
+}
 
 // Unplace takes pod off the node named nodeName.
 func (s *Simulator) Unplace(logger klog.Logger, pod *v1.Pod, nodeName string) error {
-	return s.snap.removePod(logger, pod, nodeName)
+	if err := s.snap.removePod(logger, pod, nodeName); err != nil {
+		return err
+	}
+	s.unwatchSpread(pod)
+	return nil
 }
 
 // Install makes the node named name a node of template t, with t's DaemonSet pods and pods,

@@ -71,8 +71,9 @@ type selectorEntry struct {
 
 // selectorMatch says which of the snapshot's constraints select a pod.
 type selectorMatch struct {
-	// any is true if one does; anti if a required anti-affinity term does.
-	any, anti bool
+	// any is true if one does; anti if a required anti-affinity term does, spread if a hard
+	// topology spread constraint does.
+	any, anti, spread bool
 }
 
 var (
@@ -293,11 +294,12 @@ func (s *snapshot) matchedBy(pod *v1.Pod) selectorMatch {
 	}
 	var m selectorMatch
 	for _, sel := range s.selectors {
-		if sel.pods == 0 || (m.any && (m.anti || !sel.term.anti)) || !sel.term.Selects(pod) {
+		if sel.pods == 0 || m.any && (m.anti || !sel.term.anti) && (m.spread || !sel.term.spread) || !sel.term.Selects(pod) {
 			continue
 		}
 		m.any = true
 		m.anti = m.anti || sel.term.anti
+		m.spread = m.spread || sel.term.spread
 	}
 	// +1 so that the zero value of a new entry is never current.
 	e.matched, e.matchedGen = m, s.selectorsGen+1

@@ -1,0 +1,237 @@
+package plan
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apiserver/pkg/util/feature"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/apis/config"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+	plfeature "k8s.io/kubernetes/pkg/scheduler/framework/plugins/feature"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/names"
+	"k8s.io/kubernetes/pkg/scheduler/framework/plugins/podtopologyspread"
+)
+
+// Topology spread both ways. PodTopologySpread's Filter judges a pod by its own constraints
+// only, and the scheduler never judges a bound pod again, though a pod bound after it into
+// its domain, which its constraint selects, raises the count it was judged by. A plan is
+// confirmed with each of its pods judged as if it came last, every other pod in place
+// (packer.confirm): the scheduler binds them in an order of its own. So checking a pod on a
+// node also judges, with the pod there, the pods placed before it whose hard spread
+// constraints select it, as InterPodAffinity's Filter judges required anti-affinity both
+// ways. Only the pods the plan places (Simulator.Place) count: bound pods are judged again
+// neither by the scheduler nor by confirm.
+
+// spreadFilter is the PodTopologySpread plugin the simulator judges placed pods with.
+type spreadFilter interface {
+	fwk.PreFilterPlugin
+	fwk.FilterPlugin
+}
+
+// newSpreadFilter returns a PodTopologySpread plugin over fw's snapshot, with the feature
+// gates the in-tree registry gives it, nil if fw's profile does not filter with it. Its
+// default constraints do not matter: it judges only pods with constraints of their own.
+func newSpreadFilter(ctx context.Context, fw framework.Framework) (spreadFilter, error) {
+	if pl := fw.ListPlugins(); pl != nil {
+		enabled := false
+		for _, p := range pl.Filter.Enabled {
+			enabled = enabled || p.Name == names.PodTopologySpread
+		}
+		if !enabled {
+			return nil, nil
+		}
+	}
+	args := &config.PodTopologySpreadArgs{DefaultingType: config.ListDefaulting}
+	pl, err := podtopologyspread.New(ctx, args, fw, plfeature.NewSchedulerFeaturesFromGates(feature.DefaultFeatureGate))
+	if err != nil {
+		return nil, fmt.Errorf("building the %s plugin: %w", names.PodTopologySpread, err)
+	}
+	return pl.(spreadFilter), nil
+}
+
+// spreadGroup are pods PodTopologySpread cannot tell apart when it judges them: the same
+// namespace, labels, node selection, tolerations and spread constraints, some of them hard.
+type spreadGroup struct {
+	// terms select, by the hard constraints' label selectors without their matchLabelKeys
+	// (which only narrow them), the pods whose placement may change the group's verdict;
+	// keys are the constraints' topology keys.
+	terms Terms
+	keys  []string
+	// invariant is true when every key is one of invariantKeys: then the verdict is the
+	// same on every candidate of an open node (see sameOnEveryCandidate).
+	invariant bool
+	// placed are the group's pods placed in the snapshot, with their nodes.
+	placed map[*v1.Pod]string
+	// pre is the plugin's PreFilter run for a pod of the group over the snapshot at gen.
+	pre preFilterRun
+}
+
+// spreadKey identifies pod's spreadGroup; "" when pod has no hard spread constraint.
+func spreadKey(pod *v1.Pod) string {
+	hard := false
+	for _, c := range pod.Spec.TopologySpreadConstraints {
+		hard = hard || c.WhenUnsatisfiable == v1.DoNotSchedule
+	}
+	if !hard {
+		return ""
+	}
+	var nodeAffinity *v1.NodeAffinity
+	if pod.Spec.Affinity != nil {
+		nodeAffinity = pod.Spec.Affinity.NodeAffinity
+	}
+	b, _ := json.Marshal(struct {
+		Namespace    string
+		Labels       map[string]string
+		NodeSelector map[string]string
+		NodeAffinity *v1.NodeAffinity
+		Tolerations  []v1.Toleration
+		Spread       []v1.TopologySpreadConstraint
+	}{pod.Namespace, pod.Labels, pod.Spec.NodeSelector, nodeAffinity, pod.Spec.Tolerations, pod.Spec.TopologySpreadConstraints})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:16])
+}
+
+// newSpreadGroup returns the group of pod, which has hard spread constraints.
+func newSpreadGroup(pod *v1.Pod) *spreadGroup {
+	g := &spreadGroup{invariant: true, placed: map[*v1.Pod]string{}}
+	for _, c := range pod.Spec.TopologySpreadConstraints {
+		if c.WhenUnsatisfiable != v1.DoNotSchedule {
+			continue
+		}
+		g.terms = append(g.terms, spreadTerm(pod, c))
+		g.keys = append(g.keys, c.TopologyKey)
+		g.invariant = g.invariant && invariantKeys[c.TopologyKey]
+	}
+	return g
+}
+
+// watchSpread notes pod, placed on the node named nodeName, as one whose hard spread
+// constraints the placements after it must keep (see keepsSpread).
+func (s *Simulator) watchSpread(pod *v1.Pod, nodeName string) {
+	if s.spread == nil {
+		return
+	}
+	key := perPod(s.spreadKeys, pod, spreadKey)
+	if key == "" {
+		return
+	}
+	g := s.spreadGroups[key]
+	if g == nil {
+		g = newSpreadGroup(pod)
+		s.spreadGroups[key] = g
+		s.spreadOrder = append(s.spreadOrder, g)
+	}
+	g.placed[pod] = nodeName
+	s.spreadOf[pod] = g
+}
+
+// unwatchSpread forgets pod, taken off its node.
+func (s *Simulator) unwatchSpread(pod *v1.Pod) {
+	if g := s.spreadOf[pod]; g != nil {
+		delete(g.placed, pod)
+		delete(s.spreadOf, pod)
+	}
+}
+
+// keepsSpread reports whether pod, on ni, leaves every placed pod whose hard spread
+// constraints select it where PodTopologySpread accepts it: each such pod in a domain of
+// ni, of each group once per domain, is judged by the plugin as CheckPlaced judges it, with
+// pod added on ni. A placed pod the plugin rejects already is not pod's doing, and does not
+// count. Nor do the pods of pod's own group: the plugin accepting pod on ni, with their
+// counts and domains, is accepting each of them with pod there.
+func (s *Simulator) keepsSpread(ctx context.Context, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	if s.spread == nil || !s.snap.matchedBy(pod).spread {
+		return nil
+	}
+	node := ni.Node()
+	info := s.snap.entry(pod).info
+	own := s.spreadGroups[perPod(s.spreadKeys, pod, spreadKey)]
+	for _, g := range s.spreadOrder {
+		if g == own || len(g.placed) == 0 || !g.terms.Selects(pod) {
+			continue
+		}
+		judged := map[string]bool{}
+		for q, name := range g.placed {
+			m, ok := s.snap.nodes[name]
+			if !ok || !g.near(m.Node(), node) {
+				continue
+			}
+			domain := g.domain(m.Node())
+			if judged[domain] {
+				continue
+			}
+			judged[domain] = true
+			if st := s.stillSpread(ctx, g, q, m, info, ni); !st.IsSuccess() {
+				return st
+			}
+			if len(g.keys) == 1 {
+				break // ni has one domain of the group's only key
+			}
+		}
+	}
+	return nil
+}
+
+// errReasonPlacedSpread is keepsSpread's reason, worded as the scheduler words its own.
+const errReasonPlacedSpread = "node(s) didn't satisfy planned pods' topology spread constraints"
+
+// stillSpread judges q, a placed pod of g on m, with the pod of info added on ni.
+func (s *Simulator) stillSpread(ctx context.Context, g *spreadGroup, q *v1.Pod, m *framework.NodeInfo, info fwk.PodInfo, ni fwk.NodeInfo) *fwk.Status {
+	if g.pre.gen != s.snap.gen {
+		s.PreFilters++
+		state := framework.NewCycleState()
+		_, status := s.spread.PreFilter(ctx, state, q, s.snap.all)
+		g.pre = preFilterRun{pod: q, gen: s.snap.gen, state: state, status: status}
+	}
+	if !g.pre.status.IsSuccess() {
+		return nil
+	}
+	state := g.pre.state.Clone()
+	ext := s.spread.PreFilterExtensions()
+	if st := ext.RemovePod(ctx, state, q, s.snap.entry(q).info, m); !st.IsSuccess() {
+		return st
+	}
+	s.Checks++
+	if !s.spread.Filter(ctx, state, q, m).IsSuccess() {
+		return nil
+	}
+	if st := ext.AddPod(ctx, state, q, info, ni); !st.IsSuccess() {
+		return st
+	}
+	s.Checks++
+	if s.spread.Filter(ctx, state, q, m).IsSuccess() {
+		return nil
+	}
+	st := fwk.NewStatus(fwk.Unschedulable, errReasonPlacedSpread)
+	if g.invariant {
+		st = st.WithPlugin(names.PodTopologySpread)
+	}
+	return st
+}
+
+// near reports whether nodes a and b share the domain of one of g's constraints.
+func (g *spreadGroup) near(a, b *v1.Node) bool {
+	for _, key := range g.keys {
+		va, okA := a.Labels[key]
+		vb, okB := b.Labels[key]
+		if okA && okB && va == vb {
+			return true
+		}
+	}
+	return false
+}
+
+// domain returns node's domains of g's constraints, as one string.
+func (g *spreadGroup) domain(node *v1.Node) string {
+	values := make([]string, len(g.keys))
+	for i, key := range g.keys {
+		values[i] = node.Labels[key]
+	}
+	return strings.Join(values, "\x00")
+}
