@@ -69,7 +69,7 @@ func (p *packer) mayHoldAll(t *Template, pods []*v1.Pod, total v1.ResourceList) 
 		return false
 	}
 	for _, pod := range pods {
-		if f := p.facts(pod); p.excludedFor(t, f) != "" || p.prescreen(t, f, nil) != "" {
+		if f := p.facts(pod); p.excludedFor(t, f) != "" || !p.passes(t, f, nil) {
 			return false
 		}
 	}

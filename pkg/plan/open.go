@@ -88,7 +88,7 @@ func (p *packer) cheapestAccepting(ctx context.Context, n *openNode, prov *v1alp
 // n is installed as t. A pod that depends on others is checked on n installed in the
 // snapshot.
 func (p *packer) accepts(ctx context.Context, n *openNode, t *Template, f *podFacts) bool {
-	if p.excludedFor(t, f) != "" || p.prescreen(t, f, nil) != "" || !p.withinLimits(t, nil) {
+	if p.excludedFor(t, f) != "" || !p.passes(t, f, nil) || !p.withinLimits(t, nil) {
 		return false
 	}
 	if f.independent && !p.sim.CheckEmpty(ctx, f.pod, f.sig, t).IsSuccess() {

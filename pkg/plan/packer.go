@@ -27,6 +27,13 @@ type openNode struct {
 	// packer.maxPrice); candidates holds none more than MaxOptionCostFactor times dearer. 0
 	// for a node that does not grow.
 	maxPrice float64
+	// room caches what the node has left (see roomFor).
+	room nodeRoom
+	// askedFor, askedAt and rejected remember rejectedAsItStands's last answer: for which pod,
+	// at which generation of the snapshot.
+	askedFor *v1.Pod
+	askedAt  uint64
+	rejected bool
 	// claim is, for a launched node (see Input.Launched), its NodeClaim: its one
 	// candidate is its instance type, and pods holds only the pods planned there now.
 	claim string
@@ -73,6 +80,9 @@ type packer struct {
 	queue     *queue
 	prices    map[string][3]float64
 	fillInfos map[*Template]*fillInfo
+	// growing is false while place tries the planned nodes as they stand, true while it
+	// tries them grown to larger candidates.
+	growing bool
 	// uncapped is true while nodes may grow past their maxPrice (see tryAddUncapped).
 	uncapped bool
 	// typeCosts caches typeCost by group and instance type.

@@ -32,12 +32,19 @@ func (p *packer) place(ctx context.Context, pod *v1.Pod) {
 			return
 		}
 	}
-	for _, n := range p.nodes {
-		if p.tryAdd(ctx, n, f) {
-			p.logger.V(5).Info("Planned pod onto planned node", "pod", klog.KObj(pod), "node", n.name)
-			return
+	// First into the room planned nodes have as they stand, then onto one grown to a larger
+	// candidate: a node grows only when no other has room.
+	for _, grow := range []bool{false, true} {
+		p.growing = grow
+		for _, n := range p.nodes {
+			if p.tryAdd(ctx, n, f) {
+				p.growing = false
+				p.logger.V(5).Info("Planned pod onto planned node", "pod", klog.KObj(pod), "node", n.name)
+				return
+			}
 		}
 	}
+	p.growing = false
 	if p.atNodeLimit() {
 		p.unplanned = append(p.unplanned, &Unplanned{Pod: pod, Resolvable: true,
 			Reasons: []string{fmt.Sprintf("the plan may open at most %d new node(s)", *p.in.MaxNewNodes)}})
@@ -98,8 +105,9 @@ func (p *packer) tryAddUncapped(ctx context.Context, f *podFacts) *openNode {
 // facts returns the facts of pod as it is placed now: independence depends on the pods
 // planned so far.
 func (p *packer) facts(pod *v1.Pod) *podFacts {
-	return &podFacts{pod: pod, sig: p.signature(pod), req: p.requests(pod), independent: p.sim.independent(pod), invariant: p.invariant(pod),
-		anyType: p.anyTypes[pod]}
+	req := p.requests(pod)
+	return &podFacts{pod: pod, sig: p.signature(pod), req: req, independent: p.sim.independent(pod), invariant: p.invariant(pod),
+		anyType: p.anyTypes[pod], milliCPU: req.Cpu().MilliValue(), memory: req.Memory().Value()}
 }
 
 // maxSwitches is how many candidates past the first tryAdd checks a pod on: a node switches
@@ -110,6 +118,9 @@ const maxSwitches = 3
 // or else the next cheapest candidates, each checked against every pod of n.
 func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
 	invariant := f.invariant && n.invariant
+	if !p.growing && !p.uncapped && (!roomFor(n, f) || !p.mayHold(ctx, n.candidates[0], f, n.podReqs)) {
+		return false // no room as it stands: the cheap checks first
+	}
 	if p.rejectedAsItStands(ctx, n, f, invariant) {
 		return false
 	}
@@ -118,6 +129,12 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
 	for i, c := range n.candidates {
 		if tried > maxSwitches {
 			break
+		}
+		if !p.growing && i > 0 && !p.uncapped {
+			break // the node as it stands only
+		}
+		if p.growing && i == 0 {
+			continue // tried as it stands already
 		}
 		if i > 0 && !p.uncapped && p.typeCost(c) > n.maxPrice {
 			continue // larger than the node may grow
@@ -144,6 +161,27 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
 	return false
 }
 
+// roomFor reports whether n as it stands has the cpu, memory and pod slot f's pod requests
+// left: what most nodes fail first, decided on integers kept with the node (openNode.room).
+func roomFor(n *openNode, f *podFacts) bool {
+	c := n.candidates[0]
+	if r := &n.room; r.of != c || r.pods != len(n.pods) {
+		alloc := c.Node.Status.Allocatable
+		*r = nodeRoom{of: c, pods: len(n.pods),
+			milliCPU: alloc.Cpu().MilliValue() - c.DaemonRequests.Cpu().MilliValue() - n.podReqs.Cpu().MilliValue(),
+			memory:   alloc.Memory().Value() - c.DaemonRequests.Memory().Value() - n.podReqs.Memory().Value(),
+			slots:    alloc.Pods().Value() - c.DaemonRequests.Pods().Value() - int64(len(n.pods))}
+	}
+	return n.room.milliCPU >= f.milliCPU && n.room.memory >= f.memory && n.room.slots >= 1
+}
+
+// nodeRoom is what an open node has left as its template of, with pods pods on it.
+type nodeRoom struct {
+	of                      *Template
+	pods                    int
+	milliCPU, memory, slots int64
+}
+
 // rejectedAsItStands reports whether f's pod, which depends on other pods, is turned away
 // from n by what is the same on every candidate of n (see sameOnEveryCandidate): then it is
 // asked once, of n as it stands, leaving resources aside.
@@ -151,9 +189,14 @@ func (p *packer) rejectedAsItStands(ctx context.Context, n *openNode, f *podFact
 	if f.independent || !invariant || !p.sim.StateFreePreFilters() {
 		return false
 	}
+	// place asks twice, the snapshot unchanged between: as n stands, then grown.
+	if n.askedFor == f.pod && n.askedAt == p.sim.Generation() {
+		return n.rejected
+	}
 	p.flushNode(ctx, n)
 	st := p.sim.CheckIgnoringResources(ctx, f.pod, n.name)
-	return !st.IsSuccess() && sameOnEveryCandidate.Has(st.Plugin())
+	n.askedFor, n.askedAt, n.rejected = f.pod, p.sim.Generation(), !st.IsSuccess() && sameOnEveryCandidate.Has(st.Plugin())
+	return n.rejected
 }
 
 // mayHold reports whether a node of t may hold f's pod next to pods requesting podReqs: it
@@ -161,7 +204,7 @@ func (p *packer) rejectedAsItStands(ctx context.Context, n *openNode, f *podFact
 // independent, fits t empty. For an independent pod on a node of independent pods that is
 // exact.
 func (p *packer) mayHold(ctx context.Context, t *Template, f *podFacts, podReqs v1.ResourceList) bool {
-	return p.excludedFor(t, f) == "" && p.prescreen(t, f, podReqs) == "" && (!f.independent || p.sim.CheckEmpty(ctx, f.pod, f.sig, t).IsSuccess())
+	return p.excludedFor(t, f) == "" && p.passes(t, f, podReqs) && (!f.independent || p.sim.CheckEmpty(ctx, f.pod, f.sig, t).IsSuccess())
 }
 
 // check reports whether n as its i-th candidate c accepts f's pod with n's pods, and, when
@@ -230,7 +273,7 @@ func (p *packer) commit(ctx context.Context, n *openNode, i int, c *Template, f 
 // other claims (the plugin's reservedConflict), and the pods reserved earlier were planned
 // without it, so it must neither constrain nor be constrained by another pod.
 func (p *packer) tryAddLaunched(ctx context.Context, n *openNode, f *podFacts) bool {
-	if !p.sim.movable(f.pod) || p.prescreen(n.candidates[0], f, n.podReqs) != "" || !p.sim.Check(ctx, f.pod, n.name).IsSuccess() {
+	if !p.sim.movable(f.pod) || !p.passes(n.candidates[0], f, n.podReqs) || !p.sim.Check(ctx, f.pod, n.name).IsSuccess() {
 		return false
 	}
 	n.pods = append(n.pods, f.pod)

@@ -37,6 +37,8 @@ type podFacts struct {
 	// anyType is true when no type but those excluded by default serves the pod: they are
 	// bought for it then (see excludedFor).
 	anyType bool
+	// milliCPU and memory are the cpu (millicores) and memory (bytes) of req, for roomFor.
+	milliCPU, memory int64
 }
 
 // filterVolumes returns the pod's volumes that a Filter plugin can look at: all but the

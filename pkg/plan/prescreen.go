@@ -50,11 +50,12 @@ func labelsReject(t *Template, pod *v1.Pod, req v1.ResourceList) string {
 	return defaultsReject(t, pod, req)
 }
 
-// prescreen is prescreen for f's pod with labelsReject cached by pod signature and template,
-// and the shapes the pod must avoid (Input.Avoid) left out.
-func (p *packer) prescreen(t *Template, f *podFacts, podReqs v1.ResourceList) string {
+// passes reports whether f's pod passes prescreen on t next to podReqs, with labelsReject
+// cached by pod signature and template, and the shapes the pod must avoid (Input.Avoid)
+// left out. It is the packer's hot path: it says no reason and allocates nothing.
+func (p *packer) passes(t *Template, f *podFacts, podReqs v1.ResourceList) bool {
 	if p.in.Avoid[f.pod.UID].Has(t.Shape) {
-		return avoidedShape
+		return false
 	}
 	key := labelsKey{f.sig, t}
 	reason, ok := p.labels[key]
@@ -62,10 +63,22 @@ func (p *packer) prescreen(t *Template, f *podFacts, podReqs v1.ResourceList) st
 		reason = labelsReject(t, f.pod, f.req)
 		p.labels[key] = reason
 	}
-	if reason != "" {
-		return reason
+	return reason == "" && hasRoom(f.req, podReqs, t.DaemonRequests, t.Node.Status.Allocatable)
+}
+
+// hasRoom reports whether allocatable holds requests next to used and daemons, as
+// fitsResources does, in millis of each resource.
+func hasRoom(requests, used, daemons, allocatable v1.ResourceList) bool {
+	for name, req := range requests {
+		if req.IsZero() {
+			continue
+		}
+		have, u, d := allocatable[name], used[name], daemons[name]
+		if req.MilliValue() > have.MilliValue()-u.MilliValue()-d.MilliValue() {
+			return false
+		}
 	}
-	return fitsResources(f.req, sum(podReqs, t.DaemonRequests), t.Node.Status.Allocatable)
+	return true
 }
 
 // avoidedShape is prescreen's reason for a template of Input.Avoid.

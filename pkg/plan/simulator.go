@@ -353,6 +353,10 @@ func (s *Simulator) AddNode(node *v1.Node, pods ...*v1.Pod) { s.snap.addNode(nod
 // RemoveNode removes the node named name, with its pods, if it is there.
 func (s *Simulator) RemoveNode(name string) { s.snap.removeNode(name) }
 
+// Generation changes with every change of the simulated cluster: what is computed from it
+// holds while the generation stands.
+func (s *Simulator) Generation() uint64 { return s.snap.gen }
+
 // HasNode reports whether a node named name is there.
 func (s *Simulator) HasNode(name string) bool { return s.snap.nodes[name] != nil }
 
