@@ -35,47 +35,7 @@ func markdown(r *Report) string {
 		p("| %s | %s | %s | %s |", t.Name, t.Target, t.Measured, t.Met)
 	}
 	p("")
-	p("## Provisioning throughput and fleet cost (Plan)")
-	p("")
-	p("`plan.Plan`, the code a provisioning round runs, in memory, for one Provisioner with no")
-	p("requirements. Command: `%s`", r.Commands["plan"])
-	p("")
-	p("- **diverse**: Karpenter's scheduling-benchmark mix, five equal classes (plain; zone spread and")
-	p("  hostname spread, maxSkew 1 DoNotSchedule on `my-label` a..g; zone affinity to `my-affinity`")
-	p("  a..g; hostname anti-affinity among `app: nginx`), CPU from {100,250,500,1000,1500}m and memory")
-	p("  from {100,256,512,1024,2048,4096}Mi, seed %d (hack/bench/workload). **generic**: plain pods only.", workload.Seed)
-	p("- **real** catalog: what pkg/aws's Provider builds from the EC2 emulator (every type of")
-	p("  pkg/aws/catalog, six zones, spot at the emulator's model prices and on-demand at the catalog's),")
-	p("  with two DaemonSets on every node (100m/128Mi and 200m/256Mi, as aws-node and kube-proxy) and")
-	p("  the default node cost (a 20 GiB gp3 root volume and the Provisioner's default 0.01 USD/h).")
-	p("  **synthetic**: exactly Karpenter's, 400 types, type i with i+1 vCPU, 2(i+1) GiB, 10(i+1) pods,")
-	p("  no overhead, 0.1 USD/h per vCPU + 0.1 per GiB, spot in two zones and on-demand in three; no")
-	p("  DaemonSets and no node cost.")
-	p("- **Fleet USD/h**: each node's offering, its node cost, and for a burstable type the cpu its pods")
-	p("  request above its baseline at the surplus-credit price (docs/concepts.md, \"The objective\").")
-	p("- **lower bound**: for CPU and for memory, the pods' total request times the lowest price per")
-	p("  unit of allocatable over every available offering, and the larger of the two. No fleet that")
-	p("  holds the pods costs less; it ignores pod limits and constraints (anti-affinity forces one")
-	p("  node per pod), so only the generic class is held to it.")
-	p("- **LP\\***: the fractional optimum of min Σ x_t · (price_t + node cost) subject to Σ x_t · usable_t")
-	p("  ≥ the pods' requests and count, over cpu, memory and pods, usable = allocatable less the")
-	p("  DaemonSet pods' requests, over the available offerings nodewright may buy for these pods")
-	p("  (amd64, no GPU, accelerator, bare metal, high-memory, HPC, Mac or FPGA type: plan.NotForPlainPods;")
-	p("  workload.LPBound). Every such fleet that holds the pods is a solution of it, so none costs")
-	p("  less; it ignores constraints. LP\\* nodes is its (fractional) node count.")
-	p("- **constrained bound**: LP\\* with rows for the nodes that pods keeping each other off a node")
-	p("  (hostname anti-affinity) need, each with room for its pod (workload.ConstrainedBound, proof")
-	p("  in its comment); LP\\* for mixes without such pods.")
-	p("- Figures are medians over the runs (`-count`); pods/s = pods / time of one Plan.")
-	p("")
-	p("| Catalog | Mix | Pods | Runs | s / Plan | pods/s | Nodes | Fleet USD/h | Cost / lower bound | Cost / LP\\* | LP\\* nodes | Cost / constrained bound | Unplanned |")
-	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-	for _, r := range r.Plan {
-		p("| %s | %s | %d | %d | %.3f | %.0f | %.0f | %.2f | %.3f | %s | %s | %s | %.0f |", r.Catalog, r.Mix, r.Pods, r.Runs, r.Seconds,
-			r.PodsPerSecond, r.Nodes, r.USDPerHour, r.CostRatio, orUnmeasured(r.LPRatio, "%.3f"), orUnmeasured(r.LPNodes, "%.1f"),
-			orUnmeasured(r.CBRatio, "%.3f"), r.Unplanned)
-	}
-	p("")
+	planMarkdown(p, r)
 	p("![pods/s and fleet cost against pod count](benchmarks.png)")
 	p("")
 	if r.E2E == nil {
@@ -165,4 +125,49 @@ func orUnmeasured(v float64, format string) string {
 		return "-"
 	}
 	return fmt.Sprintf(format, v)
+}
+
+// planMarkdown writes the section of Plan's figures with p.
+func planMarkdown(p func(format string, args ...any), r *Report) {
+	p("## Provisioning throughput and fleet cost (Plan)")
+	p("")
+	p("`plan.Plan`, the code a provisioning round runs, in memory, for one Provisioner with no")
+	p("requirements. Command: `%s`", r.Commands["plan"])
+	p("")
+	p("- **diverse**: Karpenter's scheduling-benchmark mix, five equal classes (plain; zone spread and")
+	p("  hostname spread, maxSkew 1 DoNotSchedule on `my-label` a..g; zone affinity to `my-affinity`")
+	p("  a..g; hostname anti-affinity among `app: nginx`), CPU from {100,250,500,1000,1500}m and memory")
+	p("  from {100,256,512,1024,2048,4096}Mi, seed %d (hack/bench/workload). **generic**: plain pods only.", workload.Seed)
+	p("- **real** catalog: what pkg/aws's Provider builds from the EC2 emulator (every type of")
+	p("  pkg/aws/catalog, six zones, spot at the emulator's model prices and on-demand at the catalog's),")
+	p("  with two DaemonSets on every node (100m/128Mi and 200m/256Mi, as aws-node and kube-proxy) and")
+	p("  the default node cost (a 20 GiB gp3 root volume and the Provisioner's default 0.01 USD/h).")
+	p("  **synthetic**: exactly Karpenter's, 400 types, type i with i+1 vCPU, 2(i+1) GiB, 10(i+1) pods,")
+	p("  no overhead, 0.1 USD/h per vCPU + 0.1 per GiB, spot in two zones and on-demand in three; no")
+	p("  DaemonSets and no node cost.")
+	p("- **Fleet USD/h**: each node's offering, its node cost, and for a burstable type the cpu its pods")
+	p("  request above its baseline at the surplus-credit price (docs/concepts.md, \"The objective\").")
+	p("- **lower bound**: for CPU and for memory, the pods' total request times the lowest price per")
+	p("  unit of allocatable over every available offering, and the larger of the two. No fleet that")
+	p("  holds the pods costs less; it ignores pod limits and constraints (anti-affinity forces one")
+	p("  node per pod), so only the generic class is held to it.")
+	p("- **LP\\***: the fractional optimum of min Σ x_t · (price_t + node cost) subject to Σ x_t · usable_t")
+	p("  ≥ the pods' requests and count, over cpu, memory and pods, usable = allocatable less the")
+	p("  DaemonSet pods' requests, over the available offerings nodewright may buy for these pods")
+	p("  (amd64, no GPU, accelerator, bare metal, high-memory, HPC, Mac or FPGA type: plan.NotForPlainPods;")
+	p("  workload.LPBound). Every such fleet that holds the pods is a solution of it, so none costs")
+	p("  less; it ignores constraints. LP\\* nodes is its (fractional) node count.")
+	p("- **constrained bound**: LP\\* with rows for the nodes that pods keeping each other off a node")
+	p("  (hostname anti-affinity) need, each with room for its pod (workload.ConstrainedBound, proof")
+	p("  in its comment); LP\\* for mixes without such pods.")
+	p("- Figures are medians over the runs (`-count`); pods/s = pods / time of one Plan.")
+	p("")
+	p("| Catalog | Mix | Pods | Runs | s / Plan | pods/s | Nodes | Fleet USD/h | Cost / lower bound | Cost / LP\\* | LP\\* nodes | Cost / constrained bound | Unplanned |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range r.Plan {
+		p("| %s | %s | %d | %d | %.3f | %.0f | %.0f | %.2f | %.3f | %s | %s | %s | %.0f |", r.Catalog, r.Mix, r.Pods, r.Runs, r.Seconds,
+			r.PodsPerSecond, r.Nodes, r.USDPerHour, r.CostRatio, orUnmeasured(r.LPRatio, "%.3f"), orUnmeasured(r.LPNodes, "%.1f"),
+			orUnmeasured(r.CBRatio, "%.3f"), r.Unplanned)
+	}
+	p("")
 }

@@ -277,6 +277,49 @@ func targets(r *Report) []Target {
 	} else {
 		out = append(out, missing(throughput, throughputTarget))
 	}
+	out = append(out, costTargets(r, find, verdict, missing)...)
+	const running, latency, overhead, rss = "End to end: all pods Running", "End to end: p99 creation -> bound", "Provision plugin overhead", "Scheduler peak RSS"
+	// A figure measured on fewer pods or nodes than the target names says so instead of a verdict.
+	atScale := func(ok bool, n int) string {
+		if n < 1000 {
+			return fmt.Sprintf("not measured (%d, not 1,000)", n)
+		}
+		return verdict(ok)
+	}
+	if m := r.ScaleUpMedian; m != nil {
+		measured := fmt.Sprintf("%.1f s", m.AllRunningSeconds)
+		if m.NotRunning > 0 {
+			measured = fmt.Sprintf("%d pods never ran (timeout %.0f s)", m.NotRunning, m.AllRunningSeconds)
+			if m.LastRunningSeconds > 0 {
+				measured += fmt.Sprintf("; the others in %.1f s", m.LastRunningSeconds)
+			}
+		}
+		out = append(out,
+			Target{running, "1,000 pods <= 20 s", measured, atScale(m.NotRunning == 0 && m.AllRunningSeconds <= 20, m.Pods)},
+			Target{latency, "< 2 s", fmt.Sprintf("%.2f s", m.BoundP99Seconds), atScale(m.BoundP99Seconds < 2, m.Pods)})
+	} else {
+		out = append(out, missing(running, "1,000 pods <= 20 s"), missing(latency, "< 2 s"))
+	}
+	if r.E2E != nil && r.E2E.Overhead != nil {
+		o := r.E2E.Overhead
+		out = append(out, Target{overhead, "< 5 %", fmt.Sprintf("%.1f %%", o.OverheadPercent), verdict(o.OverheadPercent < 5)})
+	} else {
+		out = append(out, missing(overhead, "< 5 %"))
+	}
+	if r.E2E != nil && r.E2E.RSS != nil {
+		s := r.E2E.RSS
+		out = append(out, Target{rss, "< 300 MiB at 1,000 nodes", fmt.Sprintf("%.0f MiB at %d nodes", s.PeakRSSMiB, s.Nodes), atScale(s.PeakRSSMiB < 300, s.Nodes)})
+	} else {
+		out = append(out, missing(rss, "< 300 MiB at 1,000 nodes"))
+	}
+	return out
+}
+
+// costTargets are issue 15's targets on Plan's fleets: find returns the result of a run,
+// verdict and missing make a Target's verdict.
+func costTargets(r *Report, find func(catalog, mix string, pods int) *PlanResult, verdict func(bool) string,
+	missing func(name, target string) Target) []Target {
+	var out []Target
 	var generic []*PlanResult
 	for i := range r.Plan {
 		if r.Plan[i].Mix == "generic" {
@@ -322,39 +365,5 @@ func targets(r *Report) []Target {
 		unplanned = max(unplanned, p.Unplanned)
 	}
 	out = append(out, Target{"Pods unplanned in one round, every mix and size", "0", fmt.Sprintf("%.0f at most", unplanned), verdict(unplanned == 0)})
-	const running, latency, overhead, rss = "End to end: all pods Running", "End to end: p99 creation -> bound", "Provision plugin overhead", "Scheduler peak RSS"
-	// A figure measured on fewer pods or nodes than the target names says so instead of a verdict.
-	atScale := func(ok bool, n int) string {
-		if n < 1000 {
-			return fmt.Sprintf("not measured (%d, not 1,000)", n)
-		}
-		return verdict(ok)
-	}
-	if m := r.ScaleUpMedian; m != nil {
-		measured := fmt.Sprintf("%.1f s", m.AllRunningSeconds)
-		if m.NotRunning > 0 {
-			measured = fmt.Sprintf("%d pods never ran (timeout %.0f s)", m.NotRunning, m.AllRunningSeconds)
-			if m.LastRunningSeconds > 0 {
-				measured += fmt.Sprintf("; the others in %.1f s", m.LastRunningSeconds)
-			}
-		}
-		out = append(out,
-			Target{running, "1,000 pods <= 20 s", measured, atScale(m.NotRunning == 0 && m.AllRunningSeconds <= 20, m.Pods)},
-			Target{latency, "< 2 s", fmt.Sprintf("%.2f s", m.BoundP99Seconds), atScale(m.BoundP99Seconds < 2, m.Pods)})
-	} else {
-		out = append(out, missing(running, "1,000 pods <= 20 s"), missing(latency, "< 2 s"))
-	}
-	if r.E2E != nil && r.E2E.Overhead != nil {
-		o := r.E2E.Overhead
-		out = append(out, Target{overhead, "< 5 %", fmt.Sprintf("%.1f %%", o.OverheadPercent), verdict(o.OverheadPercent < 5)})
-	} else {
-		out = append(out, missing(overhead, "< 5 %"))
-	}
-	if r.E2E != nil && r.E2E.RSS != nil {
-		s := r.E2E.RSS
-		out = append(out, Target{rss, "< 300 MiB at 1,000 nodes", fmt.Sprintf("%.0f MiB at %d nodes", s.PeakRSSMiB, s.Nodes), atScale(s.PeakRSSMiB < 300, s.Nodes)})
-	} else {
-		out = append(out, missing(rss, "< 300 MiB at 1,000 nodes"))
-	}
 	return out
 }

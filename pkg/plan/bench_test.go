@@ -127,6 +127,14 @@ func benchmarkPlan(b *testing.B, types []*cloud.InstanceType, daemons []*appsv1.
 	b.ReportMetric(float64(len(result.Nodes)), "nodes")
 	b.ReportMetric(price, "usd/h")
 	b.ReportMetric(price/workload.LowerBound(pods, types), "cost/lb")
+	reportBounds(b, pods, types, daemons, prov.Spec.NodeCostUSDPerHour(), price)
+	b.ReportMetric(float64(len(result.Unplanned)), "unplanned")
+}
+
+// reportBounds reports the fleet's cost, price, over LP* and the constrained bound of pods on
+// the offerings of types nodewright may buy for them, with daemons on every node and
+// nodeCost, and LP*'s node count.
+func reportBounds(b *testing.B, pods []*v1.Pod, types []*cloud.InstanceType, daemons []*appsv1.DaemonSet, nodeCost, price float64) {
 	perNode := daemonRequests(daemons)
 	// The bounds count the offerings nodewright may buy for these pods, which ask for
 	// nothing special: its defaults leave the rest out (plan.NotForPlainPods).
@@ -136,18 +144,17 @@ func benchmarkPlan(b *testing.B, types []*cloud.InstanceType, daemons []*appsv1.
 			allowed = append(allowed, it)
 		}
 	}
-	if bound, err := workload.LPBound(pods, allowed, perNode, prov.Spec.NodeCostUSDPerHour()); err == nil {
+	if bound, err := workload.LPBound(pods, allowed, perNode, nodeCost); err == nil {
 		b.ReportMetric(price/bound.USDPerHour, "cost/lp")
 		b.ReportMetric(bound.Nodes, "lp-nodes")
 	} else {
 		b.Errorf("LP*: %v", err)
 	}
-	if bound, err := workload.ConstrainedBound(pods, allowed, perNode, prov.Spec.NodeCostUSDPerHour()); err == nil {
+	if bound, err := workload.ConstrainedBound(pods, allowed, perNode, nodeCost); err == nil {
 		b.ReportMetric(price/bound.USDPerHour, "cost/cb")
 	} else {
 		b.Errorf("constrained bound: %v", err)
 	}
-	b.ReportMetric(float64(len(result.Unplanned)), "unplanned")
 }
 
 // realCatalog returns the instance types pkg/aws's Provider builds from the EC2 emulator for
