@@ -303,8 +303,11 @@ func (env *provisionEnv) log() string {
 	return u.GetBuffer().String()
 }
 
-// cheapest returns the lowest price of an available offering with capacityType of an amd64
-// type without GPU whose allocatable holds cpu, and the price of instanceType in zone with capacityType.
+// cheapest returns the least cost, as nodewright counts it for pods requesting cpu (the
+// offering's price, the node's volumes, and for a burstable type the cpu above its baseline:
+// docs/concepts.md, "The objective"), of an available offering with capacityType of a type
+// nodewright buys for plain pods whose allocatable holds cpu, and that cost of instanceType
+// in zone with capacityType.
 func (env *provisionEnv) cheapest(capacityType string, cpu resource.Quantity, instanceType, zone string) (lowest, got float64) {
 	env.t.Helper()
 	provider, _ := framework.AWSProvider(env.t, env.emulator)
@@ -314,21 +317,25 @@ func (env *provisionEnv) cheapest(capacityType string, cpu resource.Quantity, in
 	}
 	lowest, got = math.Inf(1), math.NaN()
 	for _, it := range its {
-		// The pods select no architecture and request no GPU: nodewright's defaults.
-		if it.Labels[corev1.LabelArchStable] != plan.DefaultArchitecture || it.Labels[v1alpha1.LabelInstanceGPUName] != "" {
+		// The pods select no architecture, request no GPU and name no type: nodewright's
+		// defaults leave the rest out.
+		if plan.NotForPlainPods(it) != "" {
 			continue
 		}
 		alloc := it.Allocatable()
 		fits := alloc.Cpu().Cmp(cpu) >= 0
+		// What nodewright weighs besides the price: the node's volumes and, for a burstable
+		// type, the cpu above its baseline (the Provisioner's nodeCost is the same for all).
+		extra := it.NodeCost + it.SurplusCPUPrice*max(0, float64(cpu.MilliValue())/1000-it.BaselineCPU)
 		for _, o := range it.Offerings {
 			if o.CapacityType != capacityType {
 				continue
 			}
 			if it.Name == instanceType && o.Zone == zone {
-				got = o.Price
+				got = o.Price + extra
 			}
-			if fits && o.Available && o.Price < lowest {
-				lowest = o.Price
+			if fits && o.Available && o.Price+extra < lowest {
+				lowest = o.Price + extra
 			}
 		}
 	}
@@ -337,7 +344,8 @@ func (env *provisionEnv) cheapest(capacityType string, cpu resource.Quantity, in
 
 // TestProvisionSeedScenario is the seed: a Provisioner allowing spot, `inflate` scaled from 0
 // to 5 -> exactly one NodeClaim and one Node, of the cheapest spot offering that holds the 5
-// pods, all Running on it, and the operator-facing packing line logged.
+// pods, right-sized (at most 8 vCPUs), all Running on it, and the operator-facing packing line
+// logged.
 func TestProvisionSeedScenario(t *testing.T) {
 	env := newProvisionEnv(t, v1alpha1.ProvisionerSpec{
 		Requirements: []v1alpha1.NodeSelectorRequirement{{Key: v1alpha1.LabelCapacityType, Operator: corev1.NodeSelectorOpIn, Values: []string{v1alpha1.CapacityTypeSpot}}},
@@ -363,6 +371,9 @@ func TestProvisionSeedScenario(t *testing.T) {
 	if got != lowest {
 		t.Errorf("node is %s in %s at $%v/h, want the cheapest spot offering holding 5 CPUs ($%v/h)",
 			node.Labels[corev1.LabelInstanceTypeStable], node.Labels[corev1.LabelTopologyZone], got, lowest)
+	}
+	if vcpu := node.Status.Capacity.Cpu().Value(); vcpu > 8 {
+		t.Errorf("node %s has %d vCPUs, want at most 8 for 5 x 1 CPU", node.Labels[corev1.LabelInstanceTypeStable], vcpu)
 	}
 	if want := "Computed packing of 1 node(s) for 5 pod(s) with instance type option(s) ["; !strings.Contains(env.log(), want) {
 		t.Errorf("the log has no %q line", want)
