@@ -81,9 +81,6 @@ func hasRoom(requests, used, daemons, allocatable v1.ResourceList) bool {
 	return true
 }
 
-// avoidedShape is prescreen's reason for a template of Input.Avoid.
-const avoidedShape = "a node of this shape launched for the pod rejected it"
-
 // labelsKey keys the cache of labelsReject.
 type labelsKey struct {
 	sig string
