@@ -42,7 +42,7 @@ func NotForPlainPods(it *cloud.InstanceType) string {
 	switch {
 	case it.Labels[v1.LabelArchStable] != DefaultArchitecture:
 		return "architecture " + it.Labels[v1.LabelArchStable]
-	case it.Labels[v1alpha1.LabelInstanceGPUName] != "" || requestsAccelerator(it.Capacity):
+	case acceleratorIn(it.Labels, it.Capacity):
 		return "GPU or accelerator"
 	}
 	return excludedType(it.Labels)
@@ -50,16 +50,12 @@ func NotForPlainPods(it *cloud.InstanceType) string {
 
 // hasAccelerator reports whether t's instance type has a GPU or accelerator, counted or
 // fractional (its GPU name label says so when the count is 0).
-func hasAccelerator(t *Template) bool {
-	if t.Node.Labels[v1alpha1.LabelInstanceGPUName] != "" {
-		return true
-	}
-	for _, name := range cloud.AcceleratorResources {
-		if q, ok := t.Node.Status.Capacity[name]; ok && !q.IsZero() {
-			return true
-		}
-	}
-	return false
+func hasAccelerator(t *Template) bool { return acceleratorIn(t.Node.Labels, t.Node.Status.Capacity) }
+
+// acceleratorIn reports whether a node of labels and capacity has a GPU or accelerator: a GPU
+// name label, or a count of one of cloud.AcceleratorResources.
+func acceleratorIn(labels map[string]string, capacity v1.ResourceList) bool {
+	return labels[v1alpha1.LabelInstanceGPUName] != "" || requestsAccelerator(capacity)
 }
 
 func requestsAccelerator(req v1.ResourceList) bool {

@@ -84,13 +84,14 @@ func (p *packer) finalize(ctx context.Context, n *openNode) *PlannedNode {
 	}
 	chosen := n.candidates[0]
 	cpu := cores(n.podReqs)
+	limit := chosen.CostWith(cpu) * MaxOptionCostFactor
 	options := []*Template{chosen}
 	seen := map[string]bool{chosen.InstanceType.Name: true}
 	for _, c := range n.candidates[1:] {
-		if len(options) == MaxInstanceTypeOptions || c.Cost() > chosen.CostWith(cpu)*MaxOptionCostFactor {
+		if len(options) == MaxInstanceTypeOptions || c.Cost() > limit {
 			break // cheapest first: the rest cost more
 		}
-		if c.CostWith(cpu) > chosen.CostWith(cpu)*MaxOptionCostFactor {
+		if c.CostWith(cpu) > limit {
 			continue
 		}
 		if seen[c.InstanceType.Name] || !p.withinLimits(c, chosen.InstanceType.Capacity) {

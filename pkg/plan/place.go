@@ -125,7 +125,6 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
 		return false
 	}
 	tried, installed := 0, false
-	cpu := cores(n.podReqs) + cores(f.req)
 	for i, c := range n.candidates {
 		if tried > maxSwitches {
 			break
@@ -139,7 +138,7 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
 		if i > 0 && !p.uncapped && p.typeCost(c) > n.maxPrice {
 			continue // larger than the node may grow
 		}
-		if !p.uncapped && c.CostWith(cpu) > c.Cost() {
+		if !p.uncapped && c.InstanceType.SurplusCPUPrice > 0 && c.CostWith(cores(n.podReqs)+float64(f.milliCPU)/1000) > c.Cost() {
 			continue // a burstable type that would pay for cpu above its baseline
 		}
 		if !p.mayHold(ctx, c, f, n.podReqs) || i > 0 && !p.withinLimits(c, n.candidates[0].InstanceType.Capacity) {
