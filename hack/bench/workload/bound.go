@@ -26,14 +26,24 @@ import (
 // of t has for them: its allocatable less perNode, the requests (and, as pods, the number) of
 // the DaemonSet pods every node runs.
 //
+// A burstable type (cloud.InstanceType.BaselineCPU, SurplusCPUPrice) has two columns per
+// offering, alike but for cpu and cost: the node at its baseline (cpu b = max(0, baseline -
+// perNode's cpu), no more than its usable cpu u, costing price plus what the DaemonSet pods
+// use above the baseline) and the node at its full cpu (u, costing price plus the surplus of
+// all its allocatable cpu above the baseline), as plan.Template.CostWith prices a node.
+//
 // It is a lower bound on every fleet of those offerings that holds the pods: on each node the
 // scheduler's NodeResourcesFit keeps the requests of its pods and DaemonSet pods within its
 // allocatable, so a fleet's usable resources, summed, cover the demand, and the fleet counted
-// by offering (x_t = its nodes of t) is a solution of the program, at the fleet's price. The
-// program may buy fractions of nodes and ignores every constraint but resources, which only
-// raise the real optimum; so does what a burstable type's pods cost above its baseline
-// (cloud.InstanceType.SurplusCPUPrice), which the program leaves out. perNode must hold only DaemonSet pods that run on every node:
-// one that skips some types would make their usable room too small and the bound too high.
+// by offering (x_t = its nodes of t) is a solution of the program, at the fleet's price. A
+// node of a burstable type whose pods request c ≤ u cores costs f(c) = price + surplus ·
+// max(0, c + perNode's cpu - baseline), which is flat up to b and linear from b to u: for c ≤ b
+// the baseline column alone covers it at f(c), and for c > b the mix λ = (c-b)/(u-b) of the full
+// column and 1-λ of the baseline column has cpu c, the node's memory and pods, weight 1 in the
+// node rows below, and costs f(c) exactly. The program may buy fractions of nodes and ignores
+// every constraint but resources, which only raise the real optimum. perNode must hold only
+// DaemonSet pods that run on every node: one that skips some types would make their usable
+// room too small and the bound too high.
 type LP struct {
 	// USDPerHour is the optimum, Nodes the (fractional) number of nodes of the optimal x.
 	USDPerHour, Nodes float64
@@ -165,10 +175,21 @@ func lpBound(pods []*v1.Pod, types []*cloud.InstanceType, perNode v1.ResourceLis
 			usable = append(usable, holds)
 		}
 		for _, o := range it.Offerings {
-			if o.Available {
-				costs = append(costs, o.Price+it.NodeCost+nodeCost)
-				cols = append(cols, usable)
+			if !o.Available {
+				continue
 			}
+			price := o.Price + it.NodeCost + nodeCost
+			if it.SurplusCPUPrice == 0 || it.BaselineCPU >= cores(alloc) {
+				costs = append(costs, price)
+				cols = append(cols, usable)
+				continue
+			}
+			// A burstable type: the node at its baseline, and at its full cpu.
+			daemons := cores(perNode)
+			atBase := slices.Clone(usable)
+			atBase[0] = min(usable[0], max(0, it.BaselineCPU-daemons))
+			costs = append(costs, price+it.SurplusCPUPrice*max(0, daemons-it.BaselineCPU), price+it.SurplusCPUPrice*(cores(alloc)-it.BaselineCPU))
+			cols = append(cols, atBase, usable)
 		}
 	}
 	sol, err := lp.Minimize(costs, cols, demand)

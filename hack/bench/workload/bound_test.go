@@ -62,6 +62,38 @@ func TestLPBoundCountsNodes(t *testing.T) {
 	}
 }
 
+// TestLPBoundPricesBurstCredits: a burstable type is as cheap as its price up to its
+// baseline cpu and pays the surplus-credit price above it, as the fleet's cost counts it.
+func TestLPBoundPricesBurstCredits(t *testing.T) {
+	burst := lpType("burst", 2, 4, 0.02)
+	burst.BaselineCPU, burst.SurplusCPUPrice = 0.4, 0.05 // full: 0.02 + 1.6 x 0.05 = 0.10 USD/h
+	types := []*cloud.InstanceType{burst, lpType("steady", 2, 4, 0.06)}
+	pods := func(n int, cpu, mem string) []*v1.Pod {
+		out := make([]*v1.Pod, n)
+		for i := range out {
+			out[i] = st.MakePod().Name("p").Req(map[v1.ResourceName]string{v1.ResourceCPU: cpu, v1.ResourceMemory: mem}).Obj()
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		pods []*v1.Pod
+		want float64
+	}{
+		// Without the credits it would be 5 burstable nodes at 0.02.
+		{"cpu-bound pods: the steady type", pods(10, "1", "100Mi"), 5 * 0.06},
+		{"memory-bound pods within the baseline: the burstable type", pods(8, "100m", "2Gi"), 4 * 0.02},
+	} {
+		got, err := LPBound(tc.pods, types, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(got.USDPerHour-tc.want) > 1e-9 {
+			t.Errorf("%s: LP* = %v USD/h (%v nodes), want %v", tc.name, got.USDPerHour, got.Nodes, tc.want)
+		}
+	}
+}
+
 // lpType is a type of cpu cores and mem GiB, 110 pods, no overhead, on-demand in one zone.
 func lpType(name string, cpu, mem int64, price float64) *cloud.InstanceType {
 	return &cloud.InstanceType{
