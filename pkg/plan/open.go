@@ -40,6 +40,7 @@ func (p *packer) open(ctx context.Context, f *podFacts) *openNode {
 			return c != t && p.typeCost(c) > n.maxPrice*MaxOptionCostFactor
 		})
 		n.pods = []*v1.Pod{f.pod}
+		n.addApart(f)
 		n.podReqs = sum(f.req)
 		n.independent = f.independent
 		n.invariant = f.invariant

@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
 )
 
@@ -22,7 +23,14 @@ func affinityTargetsFirst(pods []*v1.Pod) []*v1.Pod {
 	if len(deps) == 0 {
 		return pods
 	}
-	o := &targetsFirst{deps: deps, out: make([]*v1.Pod, 0, len(pods)), placed: make(map[*v1.Pod]bool, len(pods))}
+	o := &targetsFirst{out: make([]*v1.Pod, 0, len(pods)), placed: make(map[*v1.Pod]bool, len(pods)),
+		missing: make(map[*v1.Pod]int, len(deps)), dependents: map[*v1.Pod][]*v1.Pod{}}
+	for pod, targets := range deps {
+		o.missing[pod] = len(targets)
+		for _, t := range targets {
+			o.dependents[t] = append(o.dependents[t], pod)
+		}
+	}
 	for _, pod := range pods {
 		if o.ready(pod) {
 			o.emit(pod)
@@ -43,6 +51,8 @@ func affinityTargetsFirst(pods []*v1.Pod) []*v1.Pod {
 // other pods of pods those terms select.
 func affinityTargets(pods []*v1.Pod) map[*v1.Pod][]*v1.Pod {
 	deps := map[*v1.Pod][]*v1.Pod{}
+	// Terms select pods by namespace and labels: pods alike in both are selected alike.
+	var alike [][]*v1.Pod
 	for _, pod := range pods {
 		a := pod.Spec.Affinity
 		if a == nil || a.PodAffinity == nil || len(a.PodAffinity.RequiredDuringSchedulingIgnoredDuringExecution) == 0 {
@@ -57,47 +67,77 @@ func affinityTargets(pods []*v1.Pod) map[*v1.Pod][]*v1.Pod {
 		for _, t := range info.RequiredAffinityTerms {
 			terms = append(terms, Term{AffinityTerm: t})
 		}
-		for _, other := range pods {
-			if other != pod && terms.Selects(other) {
-				deps[pod] = append(deps[pod], other)
+		if alike == nil {
+			alike = byNamespaceAndLabels(pods)
+		}
+		for _, group := range alike {
+			if !terms.Selects(group[0]) {
+				continue
+			}
+			for _, other := range group {
+				if other != pod {
+					deps[pod] = append(deps[pod], other)
+				}
 			}
 		}
 	}
 	return deps
 }
 
+// byNamespaceAndLabels groups pods by namespace and labels, in the order of each group's first pod.
+func byNamespaceAndLabels(pods []*v1.Pod) [][]*v1.Pod {
+	index := map[string]int{}
+	var groups [][]*v1.Pod
+	for _, pod := range pods {
+		key := pod.Namespace + "/" + labels.Set(pod.Labels).String()
+		i, ok := index[key]
+		if !ok {
+			i = len(groups)
+			index[key] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], pod)
+	}
+	return groups
+}
+
 // targetsFirst is the state of affinityTargetsFirst: the pods in order so far, and those
 // waiting for their targets.
+// missing counts, for each pod with targets, those not in order yet; dependents are the
+// pods whose targets include each pod; freed is set when a count comes to 0.
 type targetsFirst struct {
-	deps    map[*v1.Pod][]*v1.Pod
-	out     []*v1.Pod
-	placed  map[*v1.Pod]bool
-	waiting []*v1.Pod
+	freed      bool
+	out        []*v1.Pod
+	placed     map[*v1.Pod]bool
+	waiting    []*v1.Pod
+	missing    map[*v1.Pod]int
+	dependents map[*v1.Pod][]*v1.Pod
 }
 
 // ready reports whether every target of pod is in order already.
-func (o *targetsFirst) ready(pod *v1.Pod) bool {
-	for _, d := range o.deps[pod] {
-		if !o.placed[d] {
-			return false
+func (o *targetsFirst) ready(pod *v1.Pod) bool { return o.missing[pod] == 0 }
+
+// put puts pod next in order.
+func (o *targetsFirst) put(pod *v1.Pod) {
+	o.out = append(o.out, pod)
+	o.placed[pod] = true
+	for _, d := range o.dependents[pod] {
+		if o.missing[d]--; o.missing[d] == 0 {
+			o.freed = true
 		}
 	}
-	return true
 }
 
 // emit puts pod next in order, and after it the waiting pods it frees.
 func (o *targetsFirst) emit(pod *v1.Pod) {
-	o.out = append(o.out, pod)
-	o.placed[pod] = true
+	o.put(pod)
 	// Each placement may free pods that wait; those freed may free others.
-	for progress := true; progress; {
-		progress = false
+	for o.freed {
+		o.freed = false
 		for i, w := range o.waiting {
 			if w != nil && !o.placed[w] && o.ready(w) {
 				o.waiting[i] = nil
-				o.out = append(o.out, w)
-				o.placed[w] = true
-				progress = true
+				o.put(w)
 			}
 		}
 	}
@@ -175,4 +215,38 @@ func sortBalanced(pods []*v1.Pod, requests func(*v1.Pod) v1.ResourceList, shapes
 		cpu, mem = cpu+cores(r), mem+gib(r)
 		pods[i] = sorted[k]
 	}
+}
+
+// apartFirst moves to the front, in their order, the pods that keep pods like themselves off
+// their node (apartKey): every such pod needs a node of its own, so the plan opens those
+// nodes first, each sized by the objective for the fill the queue holds, and the other pods
+// fill their room. Placed in size order among the others, the last of them each open a node
+// for one pod at the end, when the queue has little left to fill it.
+func apartFirst(pods []*v1.Pod) []*v1.Pod {
+	out := make([]*v1.Pod, 0, len(pods))
+	var rest []*v1.Pod
+	for _, pod := range pods {
+		if apartKey(pod) != "" {
+			out = append(out, pod)
+		} else {
+			rest = append(rest, pod)
+		}
+	}
+	return append(out, rest...)
+}
+
+// apartKey identifies the required anti-affinity term on the hostname by which pod keeps
+// pods like itself off its node (replicas one per node): the first that selects pod itself;
+// "" if none does. Two pods with one key keep each other off a node.
+func apartKey(pod *v1.Pod) string {
+	a := pod.Spec.Affinity
+	if a == nil || a.PodAntiAffinity == nil || len(a.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution) == 0 {
+		return ""
+	}
+	for _, t := range TermsOf(pod) {
+		if t.anti && t.TopologyKey == v1.LabelHostname && t.Selects(pod) {
+			return t.key()
+		}
+	}
+	return ""
 }

@@ -70,6 +70,20 @@ func TestAffinityTargetsFirst(t *testing.T) {
 	}
 }
 
+// TestApartFirst: the pods whose hostname anti-affinity selects themselves come first, in
+// their order; a pod whose anti-affinity selects only others stays where it was.
+func TestApartFirst(t *testing.T) {
+	apart := func(name, app string) *v1.Pod {
+		return plantest.PendingPod(name, "1").Label("app", app).
+			PodAntiAffinity(v1.LabelHostname, st.MakeLabelSelector().Label("app", "nginx").Obj(), st.PodAntiAffinityWithRequiredReq).Obj()
+	}
+	pods := []*v1.Pod{affineTo("web-1", "web", "", "", "2"), apart("nginx-1", "nginx"), apart("shy", "shy"),
+		affineTo("web-2", "web", "", "", "2"), apart("nginx-2", "nginx")}
+	if diff := cmp.Diff([]string{"nginx-1", "nginx-2", "web-1", "shy", "web-2"}, inOrder(apartFirst(pods))); diff != "" {
+		t.Errorf("order (-want, +got):\n%s", diff)
+	}
+}
+
 // TestPlanAffinityChain: db <- web <- cache <- ui, each requiring a node with a pod of the one
 // before it, listed so that largest-first order plans ui first. All four are planned onto one
 // node in one plan, which grows past the smallest type to hold them: 4 x 600m = 2.4 cpu >

@@ -2,6 +2,7 @@ package plan
 
 import (
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -34,6 +35,8 @@ type openNode struct {
 	askedFor *v1.Pod
 	askedAt  uint64
 	rejected bool
+	// apart holds the apartKey of its pods that have one.
+	apart sets.Set[string]
 	// claim is, for a launched node (see Input.Launched), its NodeClaim: its one
 	// candidate is its instance type, and pods holds only the pods planned there now.
 	claim string
@@ -87,4 +90,21 @@ type packer struct {
 	uncapped bool
 	// typeCosts caches typeCost by group and instance type.
 	typeCosts map[string]map[string]float64
+	// domainOnlys caches domainOnly by pod; domainVerdicts holds rejectedAsItStands's answers
+	// by domain.
+	domainOnlys    map[*v1.Pod]bool
+	domainVerdicts *domainVerdicts
+	// aparts caches apartKey by pod.
+	aparts map[*v1.Pod]string
+}
+
+// addApart notes the apartKey of f's pod, placed on n.
+func (n *openNode) addApart(f *podFacts) {
+	if f.apart == "" {
+		return
+	}
+	if n.apart == nil {
+		n.apart = sets.New[string]()
+	}
+	n.apart.Insert(f.apart)
 }

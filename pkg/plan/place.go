@@ -107,7 +107,7 @@ func (p *packer) tryAddUncapped(ctx context.Context, f *podFacts) *openNode {
 func (p *packer) facts(pod *v1.Pod) *podFacts {
 	req := p.requests(pod)
 	return &podFacts{pod: pod, sig: p.signature(pod), req: req, independent: p.sim.independent(pod), invariant: p.invariant(pod),
-		anyType: p.anyTypes[pod], milliCPU: req.Cpu().MilliValue(), memory: req.Memory().Value()}
+		domainOnly: perPod(p.domainOnlys, pod, domainOnly), apart: perPod(p.aparts, pod, apartKey), anyType: p.anyTypes[pod], milliCPU: req.Cpu().MilliValue(), memory: req.Memory().Value()}
 }
 
 // maxSwitches is how many candidates past the first tryAdd checks a pod on: a node switches
@@ -117,13 +117,21 @@ const maxSwitches = 3
 // tryAdd puts f's pod on n if a candidate of n accepts it with n's pods: the representative,
 // or else the next cheapest candidates, each checked against every pod of n.
 func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
+	if n.apart.Has(f.apart) {
+		return false // the pod's own anti-affinity keeps it off a node with a pod like it
+	}
 	invariant := f.invariant && n.invariant
-	if !p.growing && !p.uncapped && (!roomFor(n, f) || !p.mayHold(ctx, n.candidates[0], f, n.podReqs)) {
-		return false // no room as it stands: the cheap checks first
+	if !p.growing && !p.uncapped {
+		if !roomFor(n, f) || !p.mayHold(ctx, n.candidates[0], f, n.podReqs) {
+			return false // no room as it stands: the cheap checks first
+		}
+		// As it stands, the node's own check answers rejectedAsItStands too (see check).
+		if rejected, _ := p.knownAsItStands(ctx, n, f); rejected && p.asksAsItStands(f, invariant) {
+			return false
+		}
 	}
-	if p.rejectedAsItStands(ctx, n, f, invariant) {
-		return false
-	}
+	// Grown, rejectedAsItStands is asked once a candidate passes the cheap checks.
+	asked := !p.growing && !p.uncapped
 	tried, installed := 0, false
 	for i, c := range n.candidates {
 		if tried > maxSwitches {
@@ -143,6 +151,11 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
 		}
 		if !p.mayHold(ctx, c, f, n.podReqs) || i > 0 && !p.withinLimits(c, n.candidates[0].InstanceType.Capacity) {
 			continue
+		}
+		if !asked {
+			if asked = true; p.rejectedAsItStands(ctx, n, f, invariant) {
+				return false
+			}
 		}
 		tried++
 		ok, final := p.check(ctx, n, i, c, f, invariant, &installed)
@@ -185,17 +198,79 @@ type nodeRoom struct {
 // from n by what is the same on every candidate of n (see sameOnEveryCandidate): then it is
 // asked once, of n as it stands, leaving resources aside.
 func (p *packer) rejectedAsItStands(ctx context.Context, n *openNode, f *podFacts, invariant bool) bool {
-	if f.independent || !invariant || !p.sim.StateFreePreFilters() {
+	if !p.asksAsItStands(f, invariant) {
 		return false
 	}
+	if rejected, known := p.knownAsItStands(ctx, n, f); known {
+		return rejected
+	}
+	st, filtered := p.sim.CheckIgnoringResources(ctx, f.pod, n.name)
+	p.noteAsItStands(n, f, st, filtered)
+	return n.rejected
+}
+
+// asksAsItStands reports whether rejectedAsItStands asks for f's pod: whether the answer
+// holds for every candidate.
+func (p *packer) asksAsItStands(f *podFacts, invariant bool) bool {
+	return !f.independent && invariant && p.sim.StateFreePreFilters()
+}
+
+// knownAsItStands returns rejectedAsItStands's answer for f's pod on n if it is known
+// without a check: asked of n, or a rejection in n's domain (see domainVerdicts), at this
+// generation of the snapshot.
+func (p *packer) knownAsItStands(ctx context.Context, n *openNode, f *podFacts) (rejected, known bool) {
 	// place asks twice, the snapshot unchanged between: as n stands, then grown.
 	if n.askedFor == f.pod && n.askedAt == p.sim.Generation() {
-		return n.rejected
+		return n.rejected, true
 	}
 	p.flushNode(ctx, n)
-	st := p.sim.CheckIgnoringResources(ctx, f.pod, n.name)
+	if d := p.domainVerdicts; p.sharesDomain(f) && d.pod == f.pod && d.gen == p.sim.Generation() && d.rejected.Has(domainOf(n)) {
+		n.askedFor, n.askedAt, n.rejected = f.pod, d.gen, true
+		return true, true
+	}
+	return false, false
+}
+
+// noteAsItStands keeps st, the verdict on f's pod of n as it stands, as rejectedAsItStands's
+// answer: with resources left aside, or st is a rejection by a plugin other than
+// NodeResourcesFit. filtered says that the Filter plugins gave it, not keepsSpread.
+func (p *packer) noteAsItStands(n *openNode, f *podFacts, st *fwk.Status, filtered bool) {
 	n.askedFor, n.askedAt, n.rejected = f.pod, p.sim.Generation(), !st.IsSuccess() && sameOnEveryCandidate.Has(st.Plugin())
-	return n.rejected
+	if n.rejected && filtered && p.sharesDomain(f) {
+		d := p.domainVerdicts
+		if d.pod != f.pod || d.gen != n.askedAt {
+			*d = domainVerdicts{pod: f.pod, gen: n.askedAt, rejected: sets.New[nodeDomain]()}
+		}
+		d.rejected.Insert(domainOf(n))
+	}
+}
+
+// sharesDomain reports whether the Filter plugins' verdicts on f's pod hold for every node of
+// a domain (see domainVerdicts).
+func (p *packer) sharesDomain(f *podFacts) bool {
+	return f.domainOnly && p.sim.filteredByDomain(f.pod)
+}
+
+// domainOf returns n's nodeDomain.
+func domainOf(n *openNode) nodeDomain {
+	c := n.candidates[0]
+	return nodeDomain{c.Provisioner.Name, c.Offering.Zone, c.Offering.CapacityType}
+}
+
+// nodeDomain is what the nodes of one Provisioner, zone and capacity type share: their
+// values of domainKeys.
+type nodeDomain struct{ provisioner, zone, capacityType string }
+
+// domainVerdicts remembers the domains whose nodes the Filter plugins of
+// sameOnEveryCandidate turn one pod away from, at one generation of the snapshot: for a pod
+// filteredByDomain they judge every node of a domain alike, so a pod that a spread or
+// affinity over zones keeps out of a zone is asked once there, not once per planned node of
+// the zone. On another node of the domain, the node's own check would give that rejection,
+// or one by a plugin that runs before it.
+type domainVerdicts struct {
+	pod      *v1.Pod
+	gen      uint64
+	rejected sets.Set[nodeDomain]
 }
 
 // mayHold reports whether a node of t may hold f's pod next to pods requesting podReqs: it
@@ -221,7 +296,11 @@ func (p *packer) check(ctx context.Context, n *openNode, i int, c *Template, f *
 	var st *fwk.Status
 	switch {
 	case i == 0:
-		st = p.sim.Check(ctx, f.pod, n.name)
+		var filtered bool
+		st, filtered = p.sim.CheckFiltered(ctx, f.pod, n.name)
+		if !st.IsSuccess() && p.asksAsItStands(f, invariant) {
+			p.noteAsItStands(n, f, st, filtered)
+		}
 	case p.sim.StateFreePreFilters() && invariant && matchesNodeSelection(f.pod, n.candidates[0].Node):
 		// n as c differs from n as its representative only in what the prescreen checked:
 		// the PreFilter state over the snapshot as it is holds for n as c, so c is judged
@@ -260,6 +339,7 @@ func (p *packer) commit(ctx context.Context, n *openNode, i int, c *Template, f 
 	}
 	n.candidates = keep
 	n.pods = append(n.pods, f.pod)
+	n.addApart(f)
 	addTo(n.podReqs, f.req)
 	n.independent = n.independent && f.independent
 	n.invariant = invariant

@@ -32,8 +32,10 @@ type podFacts struct {
 	sig string
 	req v1.ResourceList
 	// independent is Simulator.independent(pod) when the pod is placed; invariant is
-	// invariantOnly(pod).
-	independent, invariant bool
+	// invariantOnly(pod), domainOnly domainOnly(pod).
+	independent, invariant, domainOnly bool
+	// apart is apartKey(pod).
+	apart string
 	// anyType is true when no type but those excluded by default serves the pod: they are
 	// bought for it then (see excludedFor).
 	anyType bool
@@ -144,6 +146,23 @@ var invariantKeys = map[string]bool{
 	v1alpha1.LabelCapacityType: true, v1alpha1.LabelProvisionerName: true,
 }
 
+// domainKeys are the invariantKeys that many nodes share: those of a Provisioner, zone and
+// capacity type (see nodeDomain).
+var domainKeys = map[string]bool{
+	v1.LabelTopologyZone: true, v1.LabelTopologyRegion: true, v1alpha1.LabelCapacityType: true, v1alpha1.LabelProvisionerName: true,
+}
+
+// domainOnly reports whether every topology pod's inter-pod constraints name, soft ones too,
+// is one of domainKeys.
+func domainOnly(pod *v1.Pod) bool {
+	for _, t := range TermsOf(pod) {
+		if !domainKeys[t.TopologyKey] {
+			return false
+		}
+	}
+	return true
+}
+
 // invariantOnly reports whether every topology pod's inter-pod constraints name is one of
 // invariantKeys, the same on every candidate of an open node, and pod has no volumes
 // (volume limits differ by instance type). A node whose pods all are (openNode.invariant),
@@ -247,6 +266,10 @@ func (t Term) anyNamespace() bool {
 	return selectable
 }
 
+// perNode reports whether t is a required anti-affinity term that keeps the pods it selects
+// off nodes one by one, not off a domain many nodes share (domainKeys).
+func (t Term) perNode() bool { return t.anti && !domainKeys[t.TopologyKey] }
+
 // Selects reports whether t selects other, by namespace and labels.
 func (t Term) Selects(other *v1.Pod) bool {
 	return (t.anyNamespace() || t.Namespaces.Has(other.Namespace)) && t.Selector != nil && t.Selector.Matches(labels.Set(other.Labels))
@@ -265,6 +288,9 @@ func (t Term) key() string {
 		kind = "anti"
 	case t.spread:
 		kind = "spread"
+	}
+	if t.perNode() {
+		kind += "|node"
 	}
 	return kind + "|" + ns + "|" + t.Selector.String()
 }

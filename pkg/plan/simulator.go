@@ -57,6 +57,8 @@ type Simulator struct {
 	spreadOf     map[*v1.Pod]*spreadGroup
 	spreadOrder  []*spreadGroup
 	spreadKeys   map[*v1.Pod]string
+	// spreadRejects remembers keepsSpread's rejections by domain (see spreadVerdicts).
+	spreadRejects spreadVerdicts
 }
 
 // preFilterRun is the outcome of the PreFilter plugins for pod on the snapshot at gen.
@@ -124,6 +126,24 @@ func (s *Simulator) Check(ctx context.Context, pod *v1.Pod, nodeName string) *fw
 	return s.CheckOn(ctx, pod, ni)
 }
 
+// CheckFiltered is Check, and says whether the Filter plugins turned pod away (filtered),
+// not keepsSpread.
+func (s *Simulator) CheckFiltered(ctx context.Context, pod *v1.Pod, nodeName string) (st *fwk.Status, filtered bool) {
+	ni, ok := s.snap.nodes[nodeName]
+	if !ok {
+		return fwk.NewStatus(fwk.Error, fmt.Sprintf("node %s is not in the snapshot", nodeName)), false
+	}
+	return s.checkFiltered(ctx, pod, ni)
+}
+
+// checkFiltered is CheckOn, and says whether the Filter plugins turned pod away.
+func (s *Simulator) checkFiltered(ctx context.Context, pod *v1.Pod, ni fwk.NodeInfo) (*fwk.Status, bool) {
+	if st := s.cycle(ctx, pod, ni); !st.IsSuccess() {
+		return st, true
+	}
+	return s.keepsSpread(ctx, pod, ni), false
+}
+
 // CheckOn is Check on ni, which need not be in the snapshot: the PreFilter plugins run over
 // the snapshot, the Filter plugins on ni.
 func (s *Simulator) CheckOn(ctx context.Context, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
@@ -161,13 +181,14 @@ func (s *Simulator) filter(ctx context.Context, pre *preFilterRun, pod *v1.Pod, 
 }
 
 // CheckIgnoringResources is Check with the node's allocatable left aside: whether anything
-// but room turns pod away from the node named nodeName.
-func (s *Simulator) CheckIgnoringResources(ctx context.Context, pod *v1.Pod, nodeName string) *fwk.Status {
+// but room turns pod away from the node named nodeName. filtered is true when the Filter
+// plugins did, not keepsSpread.
+func (s *Simulator) CheckIgnoringResources(ctx context.Context, pod *v1.Pod, nodeName string) (st *fwk.Status, filtered bool) {
 	ni, ok := s.snap.nodes[nodeName]
 	if !ok {
-		return fwk.NewStatus(fwk.Error, fmt.Sprintf("node %s is not in the snapshot", nodeName))
+		return fwk.NewStatus(fwk.Error, fmt.Sprintf("node %s is not in the snapshot", nodeName)), false
 	}
-	return s.CheckOn(ctx, pod, roomless{ni})
+	return s.checkFiltered(ctx, pod, roomless{ni})
 }
 
 // roomless is a node with no limit on room: its allocatable is as large as it gets, so the
@@ -297,6 +318,15 @@ const probeNodeName = "nodewright-probe"
 func (s *Simulator) independent(pod *v1.Pod) bool {
 	m := s.snap.matchedBy(pod)
 	return !s.allConstrained && !s.snap.entry(pod).constrained && !m.anti && !m.spread
+}
+
+// filteredByDomain reports whether the Filter plugins of sameOnEveryCandidate judge pod,
+// whose own constraints name only domainKeys (domainOnly), alike on every node of one
+// nodeDomain: no required anti-affinity term of a pod in the snapshot keeps it off nodes one
+// by one, and no default or unaudited plugin constrains every pod. (The placed pods whose
+// spread it must keep are judged node by node: keepsSpread.)
+func (s *Simulator) filteredByDomain(pod *v1.Pod) bool {
+	return s.stateFree && !s.allConstrained && !s.snap.matchedBy(pod).perNodeAnti
 }
 
 // movable reports whether pod, which is independent, can move to another zone without

@@ -71,9 +71,10 @@ type selectorEntry struct {
 
 // selectorMatch says which of the snapshot's constraints select a pod.
 type selectorMatch struct {
-	// any is true if one does; anti if a required anti-affinity term does, spread if a hard
-	// topology spread constraint does.
-	any, anti, spread bool
+	// any is true if one does; anti if a required anti-affinity term does, perNodeAnti if
+	// one that keeps it off nodes one by one (Term.perNode) does, spread if a hard topology
+	// spread constraint does.
+	any, anti, perNodeAnti, spread bool
 }
 
 var (
@@ -294,12 +295,14 @@ func (s *snapshot) matchedBy(pod *v1.Pod) selectorMatch {
 	}
 	var m selectorMatch
 	for _, sel := range s.selectors {
-		if sel.pods == 0 || m.any && (m.anti || !sel.term.anti) && (m.spread || !sel.term.spread) || !sel.term.Selects(pod) {
+		if sel.pods == 0 || m.any && (m.anti || !sel.term.anti) && (m.spread || !sel.term.spread) && (m.perNodeAnti || !sel.term.perNode()) ||
+			!sel.term.Selects(pod) {
 			continue
 		}
 		m.any = true
 		m.anti = m.anti || sel.term.anti
 		m.spread = m.spread || sel.term.spread
+		m.perNodeAnti = m.perNodeAnti || sel.term.perNode()
 	}
 	// +1 so that the zero value of a new entry is never current.
 	e.matched, e.matchedGen = m, s.selectorsGen+1

@@ -64,10 +64,18 @@ type spreadGroup struct {
 	terms Terms
 	keys  []string
 	// invariant is true when every key is one of invariantKeys: then the verdict is the
-	// same on every candidate of an open node (see sameOnEveryCandidate).
-	invariant bool
-	// placed are the group's pods placed in the snapshot, with their nodes.
+	// same on every candidate of an open node (see sameOnEveryCandidate). byDomain is true
+	// when every key is one of domainKeys and the node a pod joins counts for the group by
+	// those keys alone (its pods select nodes by no label, and their constraints leave
+	// taints aside): then keepsSpread's verdict on a node is the same on every node that
+	// shares its values of the keys.
+	invariant, byDomain bool
+	// placed are the group's pods placed in the snapshot, with their nodes. For an
+	// invariant group, in holds them by the domains (key=value, see spreadDomain) of the nodes
+	// they were placed on, in the order they came; a pod moved or taken off stays listed
+	// where it was (placed says where it is).
 	placed map[*v1.Pod]string
+	in     map[string][]*v1.Pod
 	// pre is the plugin's PreFilter run for a pod of the group over the snapshot at gen.
 	pre preFilterRun
 }
@@ -99,7 +107,9 @@ func spreadKey(pod *v1.Pod) string {
 
 // newSpreadGroup returns the group of pod, which has hard spread constraints.
 func newSpreadGroup(pod *v1.Pod) *spreadGroup {
-	g := &spreadGroup{invariant: true, placed: map[*v1.Pod]string{}}
+	selects := pod.Spec.NodeSelector != nil || pod.Spec.Affinity != nil && pod.Spec.Affinity.NodeAffinity != nil &&
+		pod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil
+	g := &spreadGroup{invariant: true, byDomain: !selects, placed: map[*v1.Pod]string{}, in: map[string][]*v1.Pod{}}
 	for _, c := range pod.Spec.TopologySpreadConstraints {
 		if c.WhenUnsatisfiable != v1.DoNotSchedule {
 			continue
@@ -107,8 +117,24 @@ func newSpreadGroup(pod *v1.Pod) *spreadGroup {
 		g.terms = append(g.terms, spreadTerm(pod, c))
 		g.keys = append(g.keys, c.TopologyKey)
 		g.invariant = g.invariant && invariantKeys[c.TopologyKey]
+		g.byDomain = g.byDomain && domainKeys[c.TopologyKey] && (c.NodeTaintsPolicy == nil || *c.NodeTaintsPolicy == v1.NodeInclusionPolicyIgnore)
 	}
 	return g
+}
+
+// spreadVerdicts are keepsSpread's rejections of one pod at one generation of the snapshot,
+// by byDomain group and domain (spreadGroup.domain): a pod that a placed group's spread over
+// zones keeps out of a zone is judged once there, not once per node of the zone.
+type spreadVerdicts struct {
+	pod      *v1.Pod
+	gen      uint64
+	rejected map[spreadVerdict]*fwk.Status
+}
+
+// spreadVerdict is a group and a domain of it.
+type spreadVerdict struct {
+	group  *spreadGroup
+	domain string
 }
 
 // watchSpread notes pod, placed on the node named nodeName, as one whose hard spread
@@ -129,7 +155,17 @@ func (s *Simulator) watchSpread(pod *v1.Pod, nodeName string) {
 	}
 	g.placed[pod] = nodeName
 	s.spreadOf[pod] = g
+	if ni, ok := s.snap.nodes[nodeName]; ok && g.invariant {
+		for _, k := range g.keys {
+			if v, ok := ni.Node().Labels[k]; ok {
+				g.in[spreadDomain(k, v)] = append(g.in[spreadDomain(k, v)], pod)
+			}
+		}
+	}
 }
+
+// spreadDomain names the domain of a spreadGroup's topology key where its value is value.
+func spreadDomain(key, value string) string { return key + "=" + value }
 
 // unwatchSpread forgets pod, taken off its node.
 func (s *Simulator) unwatchSpread(pod *v1.Pod) {
@@ -149,29 +185,83 @@ func (s *Simulator) keepsSpread(ctx context.Context, pod *v1.Pod, ni fwk.NodeInf
 	if s.spread == nil || !s.snap.matchedBy(pod).spread {
 		return nil
 	}
-	node := ni.Node()
 	info := s.snap.entry(pod).info
 	own := s.spreadGroups[perPod(s.spreadKeys, pod, spreadKey)]
 	for _, g := range s.spreadOrder {
 		if g == own || len(g.placed) == 0 || !g.terms.Selects(pod) {
 			continue
 		}
-		judged := map[string]bool{}
-		for q, name := range g.placed {
-			m, ok := s.snap.nodes[name]
-			if !ok || !g.near(m.Node(), node) {
-				continue
+		var at spreadVerdict
+		if g.byDomain {
+			at = spreadVerdict{g, g.domain(ni.Node())}
+			if r := &s.spreadRejects; r.pod == pod && r.gen == s.snap.gen && r.rejected[at] != nil {
+				return r.rejected[at]
 			}
+		}
+		st := s.keepsGroupSpread(ctx, g, info, ni)
+		if st.IsSuccess() {
+			continue
+		}
+		if g.byDomain {
+			if r := &s.spreadRejects; r.pod != pod || r.gen != s.snap.gen {
+				*r = spreadVerdicts{pod: pod, gen: s.snap.gen, rejected: map[spreadVerdict]*fwk.Status{}}
+			}
+			s.spreadRejects.rejected[at] = st
+		}
+		return st
+	}
+	return nil
+}
+
+// keepsGroupSpread is keepsSpread for the placed pods of g: one of each domain of g near
+// ni is judged.
+func (s *Simulator) keepsGroupSpread(ctx context.Context, g *spreadGroup, info fwk.PodInfo, ni fwk.NodeInfo) *fwk.Status {
+	node := ni.Node()
+	var judged map[string]bool // by domain; with one key, the first judged ends the search
+	judge := func(q *v1.Pod) (*fwk.Status, bool) {
+		name, placed := g.placed[q]
+		m, ok := s.snap.nodes[name]
+		if !placed || !ok || !g.near(m.Node(), node) {
+			return nil, false
+		}
+		if len(g.keys) > 1 {
 			domain := g.domain(m.Node())
 			if judged[domain] {
-				continue
+				return nil, false
+			}
+			if judged == nil {
+				judged = map[string]bool{}
 			}
 			judged[domain] = true
-			if st := s.stillSpread(ctx, g, q, m, info, ni); !st.IsSuccess() {
+		}
+		return s.stillSpread(ctx, g, q, m, info, ni), true
+	}
+	if !g.invariant {
+		for q := range g.placed {
+			st, judgedQ := judge(q)
+			if !st.IsSuccess() {
 				return st
 			}
-			if len(g.keys) == 1 {
+			if judgedQ && len(g.keys) == 1 {
 				break // ni has one domain of the group's only key
+			}
+		}
+		return nil
+	}
+	// The nodes' values of invariant keys stay as they were placed: the pods near ni are
+	// those listed in ni's domains.
+	for _, k := range g.keys {
+		v, ok := node.Labels[k]
+		if !ok {
+			continue
+		}
+		for _, q := range g.in[spreadDomain(k, v)] {
+			st, judgedQ := judge(q)
+			if !st.IsSuccess() {
+				return st
+			}
+			if judgedQ && len(g.keys) == 1 {
+				break
 			}
 		}
 	}
