@@ -21,6 +21,8 @@ var rules = map[string][]string{
 	// The plugin decides and the lifecycle acts, through pkg/cloud: neither knows AWS.
 	"pkg/plugins/...":   {module + "pkg/aws", module + "pkg/sandbox", "github.com/aws/"},
 	"pkg/lifecycle/...": {module + "pkg/plugins", module + "pkg/aws", module + "pkg/sandbox", "github.com/aws/"},
+	// Disruption decides with the planner, as the plugin does, and knows no cloud either.
+	"pkg/disruption/...": {module + "pkg/plugins", module + "pkg/aws", module + "pkg/sandbox", "github.com/aws/"},
 	// pkg/aws never imports the scheduler.
 	"pkg/aws/...": {module + "pkg/plugins", module + "pkg/plan", module + "pkg/lifecycle", "k8s.io/kubernetes/pkg/scheduler"},
 }

@@ -24,7 +24,7 @@ func (in Input) Without(nodeNames ...string) Input {
 		switch {
 		case !gone.Has(pod.Spec.NodeName):
 			out.ScheduledPods = append(out.ScheduledPods, pod)
-		case !goesWithNode(pod):
+		case !GoesWithNode(pod):
 			c := pod.DeepCopy()
 			c.Spec.NodeName = ""
 			out.Pods = append(out.Pods, c)
@@ -33,9 +33,9 @@ func (in Input) Without(nodeNames ...string) Input {
 	return out
 }
 
-// goesWithNode reports whether pod is one its node's removal removes for good: a DaemonSet's
+// GoesWithNode reports whether pod is one its node's removal removes for good: a DaemonSet's
 // pod or a mirror pod.
-func goesWithNode(pod *v1.Pod) bool {
+func GoesWithNode(pod *v1.Pod) bool {
 	if _, mirror := pod.Annotations[v1.MirrorPodAnnotationKey]; mirror {
 		return true
 	}

@@ -133,10 +133,9 @@ func registeredAsTemplates(planned []*PlannedNode) ([]*v1.Node, []*v1.Pod) {
 	var nodes []*v1.Node
 	var pods []*v1.Pod
 	for _, n := range planned {
-		r := n.Template.renamed(n.Name)
-		nodes = append(nodes, r.Node)
-		pods = append(pods, r.DaemonPods...)
-		pods = append(pods, boundTo(n.Name, n.Pods)...)
+		node, on := n.Registered()
+		nodes = append(nodes, node)
+		pods = append(pods, on...)
 	}
 	return nodes, pods
 }

@@ -125,6 +125,20 @@ func (n *PlannedNode) Cost() float64 {
 	return n.Template.CostWith(cores(n.Requests) - cores(n.Template.DaemonRequests))
 }
 
+// Registered returns the node n registers as when launched as its chosen template, and the
+// pods on it: its DaemonSet pods and its pods, bound to it. It is how tests and benchmarks
+// stand up the cluster a plan makes.
+func (n *PlannedNode) Registered() (*v1.Node, []*v1.Pod) {
+	r := n.Template.renamed(n.Name)
+	pods := slices.Clone(r.DaemonPods)
+	for _, pod := range n.Pods {
+		bound := pod.DeepCopy()
+		bound.Spec.NodeName = n.Name
+		pods = append(pods, bound)
+	}
+	return r.Node, pods
+}
+
 // InstanceTypeNames returns the names of the node's options, cheapest first.
 func (n *PlannedNode) InstanceTypeNames() []string {
 	names := make([]string, len(n.Options))
