@@ -2,12 +2,15 @@ package plan
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "k8s.io/api/core/v1"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	"k8s.io/kubernetes/test/utils/ktesting"
 
+	"github.com/nodewright/nodewright/hack/bench/workload"
 	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
@@ -58,4 +61,51 @@ func TestZoneVerdictsAskedOncePerZone(t *testing.T) {
 		t.Errorf("%d Filter runs for %d replicas and %d spread pods: the spread pods were judged node by node in a zone (< %d expected)",
 			plan.Checks, replicas, spread, limit)
 	}
+}
+
+// TestSharedVerdictsChangeNoPlan: the verdicts shared between nodes and the nodes skipped for
+// a pod's own anti-affinity only leave out checks whose answer is known, so every plan comes
+// out the same with them and without (Input.exhaustive): random pods of every constraint the
+// stranded-pod tests draw, and the diverse mix at a few sizes and seeds.
+func TestSharedVerdictsChangeNoPlan(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 2026))
+	newFramework := DefaultFrameworkFactory(nil, volumeCluster(t))
+	var inputs []Input
+	for c := range 200 {
+		in := planInput(randomPods(r, c), plantest.Provisioner("default"))
+		in.Framework = newFramework
+		inputs = append(inputs, in)
+	}
+	for _, n := range []int{100, 300} {
+		for seed := range uint64(3) {
+			inputs = append(inputs, planInput(workload.Pods(n, seed, workload.PodOptions{}), plantest.Provisioner("default")))
+		}
+	}
+	for i, in := range inputs {
+		_, ctx := ktesting.NewTestContext(t)
+		shared, err := Plan(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.exhaustive = true
+		every, err := Plan(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(planOutline(every), planOutline(shared)); diff != "" {
+			t.Errorf("input %d (%d pods): plan (-exhaustive, +with shared verdicts):\n%s", i, len(in.Pods), diff)
+		}
+	}
+}
+
+// planOutline is what a plan decides: each node's template and pods, the pods unplanned.
+func planOutline(r *Result) []string {
+	var out []string
+	for _, n := range r.Nodes {
+		out = append(out, fmt.Sprintf("%s %s: %v", n.Name, n.Template.Key, podNames(n.Pods)))
+	}
+	for _, u := range r.Unplanned {
+		out = append(out, "unplanned "+u.Pod.Name)
+	}
+	return out
 }

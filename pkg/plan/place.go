@@ -117,7 +117,7 @@ const maxSwitches = 3
 // tryAdd puts f's pod on n if a candidate of n accepts it with n's pods: the representative,
 // or else the next cheapest candidates, each checked against every pod of n.
 func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
-	if n.apart.Has(f.apart) {
+	if !p.in.exhaustive && n.apart.Has(f.apart) {
 		return false // the pod's own anti-affinity keeps it off a node with a pod like it
 	}
 	invariant := f.invariant && n.invariant
@@ -248,7 +248,7 @@ func (p *packer) noteAsItStands(n *openNode, f *podFacts, st *fwk.Status, filter
 // sharesDomain reports whether the Filter plugins' verdicts on f's pod hold for every node of
 // a domain (see domainVerdicts).
 func (p *packer) sharesDomain(f *podFacts) bool {
-	return f.domainOnly && p.sim.filteredByDomain(f.pod)
+	return !p.in.exhaustive && f.domainOnly && p.sim.filteredByDomain(f.pod)
 }
 
 // domainOf returns n's nodeDomain.

@@ -68,6 +68,11 @@ type Input struct {
 	// whatever its spec, and the resources NodeResourcesFit ignores (IgnoredResources) are
 	// left out of the prescreen.
 	PluginConfig []config.PluginConfig
+	// exhaustive, for the package's tests, has the packer share no verdict between nodes
+	// (domainVerdicts, spreadVerdicts) and skip no node for a pod's own anti-affinity
+	// (openNode.apart): those only leave out checks whose answer is known, so plans come out
+	// the same either way.
+	exhaustive bool
 }
 
 // LaunchedNode is the node of a NodeClaim that has launched and not yet registered: the
@@ -164,6 +169,7 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	sim.exhaustive = in.exhaustive
 	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
 		openLabels: map[string]map[string][]v1alpha1.NodeSelectorRequirement{}, forPod: map[string][]*Template{},
 		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{}, podNames: map[labelsKey]bool{}, anyTypes: map[*v1.Pod]bool{},

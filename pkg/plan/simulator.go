@@ -57,8 +57,10 @@ type Simulator struct {
 	spreadOf     map[*v1.Pod]*spreadGroup
 	spreadOrder  []*spreadGroup
 	spreadKeys   map[*v1.Pod]string
-	// spreadRejects remembers keepsSpread's rejections by domain (see spreadVerdicts).
+	// spreadRejects remembers keepsSpread's rejections by domain (see spreadVerdicts), unless
+	// exhaustive (Input.exhaustive).
 	spreadRejects spreadVerdicts
+	exhaustive    bool
 }
 
 // preFilterRun is the outcome of the PreFilter plugins for pod on the snapshot at gen.

@@ -192,7 +192,8 @@ func (s *Simulator) keepsSpread(ctx context.Context, pod *v1.Pod, ni fwk.NodeInf
 			continue
 		}
 		var at spreadVerdict
-		if g.byDomain {
+		byDomain := g.byDomain && !s.exhaustive
+		if byDomain {
 			at = spreadVerdict{g, g.domain(ni.Node())}
 			if r := &s.spreadRejects; r.pod == pod && r.gen == s.snap.gen && r.rejected[at] != nil {
 				return r.rejected[at]
@@ -202,7 +203,7 @@ func (s *Simulator) keepsSpread(ctx context.Context, pod *v1.Pod, ni fwk.NodeInf
 		if st.IsSuccess() {
 			continue
 		}
-		if g.byDomain {
+		if byDomain {
 			if r := &s.spreadRejects; r.pod != pod || r.gen != s.snap.gen {
 				*r = spreadVerdicts{pod: pod, gen: s.snap.gen, rejected: map[spreadVerdict]*fwk.Status{}}
 			}
