@@ -11,9 +11,9 @@ import (
 // instance types of n's options, the zone and capacity type the plan chose (the pods may
 // depend on them), the labels of the user's its template carries (the Provisioner's labels
 // and the values chosen for its open ones, each as a single-valued In requirement: see
-// v1alpha1.RequirementLabels), the requests, the taints and the pods. The Provisioner's
-// requirements on those keys are narrowed to the plan's values. Its name is generated from
-// the Provisioner's.
+// v1alpha1.RequirementLabels), the requests, the taints and the pods, and the Provisioner's
+// NodeHash (v1alpha1.AnnotationProvisionerHash). The Provisioner's requirements on those
+// keys are narrowed to the plan's values. Its name is generated from the Provisioner's.
 func NodeClaimFor(n *PlannedNode) *v1alpha1.NodeClaim {
 	prov := n.Template.Provisioner
 	labels := n.Template.UserLabels()
@@ -34,7 +34,8 @@ func NodeClaimFor(n *PlannedNode) *v1alpha1.NodeClaim {
 	)
 	reqs = append(reqs, v1alpha1.LabelRequirements(labels)...)
 	nc := &v1alpha1.NodeClaim{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: prov.Name + "-", Labels: map[string]string{v1alpha1.LabelProvisionerName: prov.Name}},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: prov.Name + "-", Labels: map[string]string{v1alpha1.LabelProvisionerName: prov.Name},
+			Annotations: map[string]string{v1alpha1.AnnotationProvisionerHash: prov.Spec.NodeHash()}},
 		Spec: v1alpha1.NodeClaimSpec{
 			Provisioner:   prov.Name,
 			NodeClassRef:  prov.Spec.NodeClassRef,

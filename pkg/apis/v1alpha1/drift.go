@@ -1,0 +1,54 @@
+package v1alpha1
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"slices"
+)
+
+// AnnotationProvisionerHash on a NodeClaim is the NodeHash of its Provisioner's spec when
+// the claim was written: a claim whose Provisioner's NodeHash is another now was made for a
+// spec that has changed in a way its node shows (drift).
+const AnnotationProvisionerHash = GroupName + "/provisioner-hash"
+
+// NodeHash returns a hash of what in s shapes the nodes it launches: its node class,
+// requirements, labels, taints, startup taints and kubelet configuration; not its limits,
+// weight, node cost or TTLs, which change what is launched next or when nodes go, not what a
+// node is. The order of requirements, their values and taints does not count.
+func (s *ProvisionerSpec) NodeHash() string {
+	reqs := make([]NodeSelectorRequirement, len(s.Requirements))
+	for i, r := range s.Requirements {
+		r.Values = slices.Sorted(slices.Values(r.Values))
+		reqs[i] = r
+	}
+	slices.SortFunc(reqs, func(a, b NodeSelectorRequirement) int {
+		return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Operator, b.Operator), slices.Compare(a.Values, b.Values))
+	})
+	return hashOf(struct {
+		NodeClassRef  NodeClassReference
+		Requirements  []NodeSelectorRequirement
+		Labels        map[string]LabelValue
+		Taints        []Taint
+		StartupTaints []Taint
+		Kubelet       *KubeletConfiguration
+	}{s.NodeClassRef, reqs, s.Labels, sortedTaints(s.Taints), sortedTaints(s.StartupTaints), s.Kubelet})
+}
+
+// sortedTaints returns taints by key, effect and value.
+func sortedTaints(taints []Taint) []Taint {
+	return slices.SortedFunc(slices.Values(taints), func(a, b Taint) int {
+		return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Effect, b.Effect), cmp.Compare(a.Value, b.Value))
+	})
+}
+
+// hashOf returns the FNV-1a hash of v's JSON, in hex. encoding/json writes map keys in
+// order, so equal values hash alike; it fails only on channels, functions and cycles, which
+// API types do not hold.
+func hashOf(v any) string {
+	b, _ := json.Marshal(v)
+	h := fnv.New64a()
+	_, _ = h.Write(b)
+	return fmt.Sprintf("%016x", h.Sum64())
+}
