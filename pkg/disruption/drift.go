@@ -1,21 +1,49 @@
 package disruption
 
 import (
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
 )
 
 // Drifted returns why nc's node no longer is what its Provisioner prov would launch; "" if
-// it still is, or if nc tells nothing (written before claims carried the hash). A node
-// drifts when the Provisioner's NodeHash has changed since the claim was written
-// (v1alpha1.AnnotationProvisionerHash): its requirements, labels, taints, startup taints,
-// kubelet configuration or node class.
-func Drifted(nc *v1alpha1.NodeClaim, prov *v1alpha1.Provisioner) string {
-	written, ok := nc.Annotations[v1alpha1.AnnotationProvisionerHash]
-	if !ok || prov == nil {
+// it still is. it is the node's instance type as the Provisioner's catalog has it (nil if
+// the catalog no longer has it: then its labels are not judged). A node drifts when:
+//   - the Provisioner's NodeHash has changed since the claim was written
+//     (v1alpha1.AnnotationProvisionerHash; a claim written before carries none): its labels,
+//     taints, startup taints, kubelet configuration or node class;
+//   - its labels no longer meet the Provisioner's requirements: its type's labels, its
+//     instance type, zone and capacity type, and the labels of the user's its claim carries.
+//     A requirement on a well-known key those do not say (the region) is not judged.
+func Drifted(nc *v1alpha1.NodeClaim, prov *v1alpha1.Provisioner, it *cloud.InstanceType) string {
+	if prov == nil {
 		return ""
 	}
-	if now := prov.Spec.NodeHash(); now != written {
-		return "its Provisioner's requirements, labels, taints, kubelet configuration or node class changed since it was launched"
+	if written, ok := nc.Annotations[v1alpha1.AnnotationProvisionerHash]; ok && written != prov.Spec.NodeHash() {
+		return "its Provisioner's labels, taints, kubelet configuration or node class changed since it was launched"
+	}
+	labels := v1alpha1.RequirementLabels(nc.Spec.Requirements, func(key string) bool { return !v1alpha1.WellKnownLabels.Has(key) })
+	if it != nil {
+		for k, v := range it.Labels {
+			labels[k] = v
+		}
+	}
+	labels[v1.LabelInstanceTypeStable], labels[v1.LabelTopologyZone], labels[v1alpha1.LabelCapacityType] =
+		nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType
+	for _, r := range prov.Spec.Requirements {
+		value, has := labels[r.Key]
+		if !has && v1alpha1.WellKnownLabels.Has(r.Key) {
+			continue
+		}
+		if !r.Matches(value, has) {
+			if has {
+				return fmt.Sprintf("its label %s=%s no longer meets its Provisioner's requirement %s", r.Key, value, r)
+			}
+			return fmt.Sprintf("it has no label %s, which its Provisioner's requirement %s now asks for", r.Key, r)
+		}
 	}
 	return ""
 }

@@ -1,6 +1,7 @@
 package disruption
 
 import (
+	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -11,31 +12,68 @@ import (
 	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
-// TestDrifted: a claim written by a plan carries its Provisioner's hash; it drifts when the
-// Provisioner's taints change, not when its limits do; a claim without the hash does not.
+// TestDrifted: a claim a plan wrote, launched as its chosen offering, against changes of its
+// Provisioner.
 func TestDrifted(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	prov := plantest.Provisioner("default")
-	in := plan.Input{Pods: []*v1.Pod{plantest.PendingPod("a", "1").Obj()}, Provisioners: []*v1alpha1.Provisioner{prov},
-		InstanceTypes: plantest.Catalogs(prov), Region: "us-east-1"}
+	base := plantest.Provisioner("default")
+	in := plan.Input{Pods: []*v1.Pod{plantest.PendingPod("a", "1").Obj()}, Provisioners: []*v1alpha1.Provisioner{base},
+		InstanceTypes: plantest.Catalogs(base), Region: "us-east-1"}
 	result, err := plan.Plan(ctx, in)
 	if err != nil || len(result.Nodes) != 1 {
 		t.Fatalf("plan: %v, %d nodes", err, len(result.Nodes))
 	}
-	nc := plan.NodeClaimFor(result.Nodes[0])
-	if got := Drifted(nc, prov); got != "" {
-		t.Errorf("fresh claim drifted: %s", got)
+	node := result.Nodes[0]
+	nc := plan.NodeClaimFor(node)
+	nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType =
+		node.Template.InstanceType.Name, node.Template.Offering.Zone, node.Template.Offering.CapacityType
+	if nc.Status.CapacityType != v1alpha1.CapacityTypeSpot {
+		t.Fatalf("planned %s, want spot", nc.Status.CapacityType)
 	}
-	prov.Spec.Limits = v1.ResourceList{v1.ResourceCPU: {}}
-	if got := Drifted(nc, prov); got != "" {
-		t.Errorf("claim drifted by a change of limits: %s", got)
+	req := func(key string, op v1.NodeSelectorOperator, values ...string) v1alpha1.NodeSelectorRequirement {
+		return v1alpha1.NodeSelectorRequirement{Key: key, Operator: op, Values: values}
 	}
-	prov.Spec.Taints = []v1alpha1.Taint{{Key: "dedicated", Effect: v1.TaintEffectNoSchedule}}
-	if got := Drifted(nc, prov); got == "" {
-		t.Error("claim did not drift when its Provisioner's taints changed")
-	}
-	delete(nc.Annotations, v1alpha1.AnnotationProvisionerHash)
-	if got := Drifted(nc, prov); got != "" {
-		t.Errorf("claim without a hash drifted: %s", got)
+	for _, tc := range []struct {
+		name    string
+		mutate  func(*v1alpha1.Provisioner, *v1alpha1.NodeClaim)
+		drifted string // "" for none; else a part of the reason
+	}{
+		{name: "unchanged"},
+		{name: "limits", mutate: func(p *v1alpha1.Provisioner, _ *v1alpha1.NodeClaim) {
+			p.Spec.Limits = v1.ResourceList{v1.ResourceCPU: {}}
+		}},
+		{name: "requirements widened", mutate: func(p *v1alpha1.Provisioner, _ *v1alpha1.NodeClaim) {
+			p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{req(v1alpha1.LabelCapacityType, v1.NodeSelectorOpIn, "spot", "on-demand")}
+		}},
+		{name: "on-demand only", mutate: func(p *v1alpha1.Provisioner, _ *v1alpha1.NodeClaim) {
+			p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{req(v1alpha1.LabelCapacityType, v1.NodeSelectorOpIn, "on-demand")}
+		}, drifted: "its label nodewright.dev/capacity-type=spot no longer meets"},
+		{name: "fewer CPUs", mutate: func(p *v1alpha1.Provisioner, _ *v1alpha1.NodeClaim) {
+			p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{req(v1alpha1.LabelInstanceCPU, v1.NodeSelectorOpLt, "2")}
+		}, drifted: "nodewright.dev/instance-cpu"},
+		{name: "a label of the user's now required", mutate: func(p *v1alpha1.Provisioner, _ *v1alpha1.NodeClaim) {
+			p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{req("team", v1.NodeSelectorOpIn, "a")}
+		}, drifted: "it has no label team"},
+		{name: "a region requirement is not judged", mutate: func(p *v1alpha1.Provisioner, _ *v1alpha1.NodeClaim) {
+			p.Spec.Requirements = []v1alpha1.NodeSelectorRequirement{req(v1.LabelTopologyRegion, v1.NodeSelectorOpIn, "eu-west-1")}
+		}},
+		{name: "taints", mutate: func(p *v1alpha1.Provisioner, _ *v1alpha1.NodeClaim) {
+			p.Spec.Taints = []v1alpha1.Taint{{Key: "dedicated", Effect: v1.TaintEffectNoSchedule}}
+		}, drifted: "taints"},
+		{name: "taints, of a claim without the hash", mutate: func(p *v1alpha1.Provisioner, nc *v1alpha1.NodeClaim) {
+			p.Spec.Taints = []v1alpha1.Taint{{Key: "dedicated", Effect: v1.TaintEffectNoSchedule}}
+			delete(nc.Annotations, v1alpha1.AnnotationProvisionerHash)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prov, claim := base.DeepCopy(), nc.DeepCopy()
+			if tc.mutate != nil {
+				tc.mutate(prov, claim)
+			}
+			got := Drifted(claim, prov, node.Template.InstanceType)
+			if (got == "") != (tc.drifted == "") || !strings.Contains(got, tc.drifted) {
+				t.Errorf("Drifted = %q, want %q", got, tc.drifted)
+			}
+		})
 	}
 }

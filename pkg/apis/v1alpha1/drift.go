@@ -13,27 +13,19 @@ import (
 // spec that has changed in a way its node shows (drift).
 const AnnotationProvisionerHash = GroupName + "/provisioner-hash"
 
-// NodeHash returns a hash of what in s shapes the nodes it launches: its node class,
-// requirements, labels, taints, startup taints and kubelet configuration; not its limits,
-// weight, node cost or TTLs, which change what is launched next or when nodes go, not what a
-// node is. The order of requirements, their values and taints does not count.
+// NodeHash returns a hash of what in s a node takes at launch and keeps: its node class,
+// labels, taints, startup taints and kubelet configuration. Not its requirements: a node
+// still meets them or not, whatever else changed in them (widening them changes no node);
+// nor its limits, weight, node cost or TTLs, which change what is launched next or when
+// nodes go, not what a node is. The order of taints does not count.
 func (s *ProvisionerSpec) NodeHash() string {
-	reqs := make([]NodeSelectorRequirement, len(s.Requirements))
-	for i, r := range s.Requirements {
-		r.Values = slices.Sorted(slices.Values(r.Values))
-		reqs[i] = r
-	}
-	slices.SortFunc(reqs, func(a, b NodeSelectorRequirement) int {
-		return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Operator, b.Operator), slices.Compare(a.Values, b.Values))
-	})
 	return hashOf(struct {
 		NodeClassRef  NodeClassReference
-		Requirements  []NodeSelectorRequirement
 		Labels        map[string]LabelValue
 		Taints        []Taint
 		StartupTaints []Taint
 		Kubelet       *KubeletConfiguration
-	}{s.NodeClassRef, reqs, s.Labels, sortedTaints(s.Taints), sortedTaints(s.StartupTaints), s.Kubelet})
+	}{s.NodeClassRef, s.Labels, sortedTaints(s.Taints), sortedTaints(s.StartupTaints), s.Kubelet})
 }
 
 // sortedTaints returns taints by key, effect and value.
