@@ -2,6 +2,7 @@ package disruption
 
 import (
 	"fmt"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -44,6 +45,26 @@ func Drifted(nc *v1alpha1.NodeClaim, prov *v1alpha1.Provisioner, it *cloud.Insta
 			}
 			return fmt.Sprintf("it has no label %s, which its Provisioner's requirement %s now asks for", r.Key, r)
 		}
+	}
+	return ""
+}
+
+// DriftedFromClass returns why nc's node no longer is what its EC2NodeClass class would
+// launch; "" if it still is, or if nothing tells (a claim launched before claims recorded the
+// class's hash; a class that resolved no AMI yet). A node drifts when the class's spec has
+// changed since it launched (NodeClaimStatus.NodeClassHash), or when the AMI it booted is no
+// longer one the class resolves (EC2NodeClassStatus.AMIs): a new AMI was released, or the
+// selector changed what it selects.
+func DriftedFromClass(nc *v1alpha1.NodeClaim, class *v1alpha1.EC2NodeClass) string {
+	if class == nil {
+		return ""
+	}
+	if h := nc.Status.NodeClassHash; h != "" && h != class.Spec.Hash() {
+		return fmt.Sprintf("its EC2NodeClass %s changed since it was launched", class.Name)
+	}
+	if image := nc.Status.ImageID; image != "" && len(class.Status.AMIs) > 0 &&
+		!slices.ContainsFunc(class.Status.AMIs, func(a v1alpha1.AMI) bool { return a.ID == image }) {
+		return fmt.Sprintf("its AMI %s is no longer one its EC2NodeClass %s resolves", image, class.Name)
 	}
 	return ""
 }

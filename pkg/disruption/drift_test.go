@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -73,6 +74,43 @@ func TestDrifted(t *testing.T) {
 			got := Drifted(claim, prov, node.Template.InstanceType)
 			if (got == "") != (tc.drifted == "") || !strings.Contains(got, tc.drifted) {
 				t.Errorf("Drifted = %q, want %q", got, tc.drifted)
+			}
+		})
+	}
+}
+
+// TestDriftedFromClass: a node launched with a class drifts when the class's spec changes, or
+// when the AMI it booted is no longer among those the class resolves.
+func TestDriftedFromClass(t *testing.T) {
+	class := &v1alpha1.EC2NodeClass{ObjectMeta: metav1.ObjectMeta{Name: "default"},
+		Spec:   v1alpha1.EC2NodeClassSpec{AMIFamily: "AL2023", Tags: map[string]string{"team": "a"}},
+		Status: v1alpha1.EC2NodeClassStatus{AMIs: []v1alpha1.AMI{{ID: "ami-new"}, {ID: "ami-arm"}}}}
+	launched := &v1alpha1.NodeClaim{Status: v1alpha1.NodeClaimStatus{ImageID: "ami-new", NodeClassHash: class.Spec.Hash()}}
+	for _, tc := range []struct {
+		name    string
+		mutate  func(*v1alpha1.EC2NodeClass, *v1alpha1.NodeClaim)
+		drifted string
+	}{
+		{name: "unchanged"},
+		{name: "a tag", mutate: func(c *v1alpha1.EC2NodeClass, _ *v1alpha1.NodeClaim) { c.Spec.Tags["team"] = "b" },
+			drifted: "its EC2NodeClass default changed"},
+		{name: "a tag, of a claim launched before the hash", mutate: func(c *v1alpha1.EC2NodeClass, nc *v1alpha1.NodeClaim) {
+			c.Spec.Tags["team"] = "b"
+			nc.Status.NodeClassHash = ""
+		}},
+		{name: "a new AMI released", mutate: func(c *v1alpha1.EC2NodeClass, _ *v1alpha1.NodeClaim) {
+			c.Status.AMIs = []v1alpha1.AMI{{ID: "ami-newer"}}
+		}, drifted: "its AMI ami-new is no longer one"},
+		{name: "no AMI resolved yet", mutate: func(c *v1alpha1.EC2NodeClass, _ *v1alpha1.NodeClaim) { c.Status.AMIs = nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, nc := class.DeepCopy(), launched.DeepCopy()
+			if tc.mutate != nil {
+				tc.mutate(c, nc)
+			}
+			got := DriftedFromClass(nc, c)
+			if (got == "") != (tc.drifted == "") || !strings.Contains(got, tc.drifted) {
+				t.Errorf("DriftedFromClass = %q, want %q", got, tc.drifted)
 			}
 		})
 	}

@@ -125,6 +125,7 @@ func (l *launcher) reconcile(ctx context.Context, name string) (time.Duration, e
 		nc.Status.Zone = instance.Zone
 		nc.Status.CapacityType = instance.CapacityType
 		nc.Status.ImageID = instance.ImageID
+		nc.Status.NodeClassHash = nodeClass.Spec.Hash()
 		nc.Status.LaunchTime = &metav1.Time{Time: launchTime}
 		l.setCondition(nc, v1alpha1.ConditionLaunched, metav1.ConditionTrue, reasonLaunched, "")
 		return true

@@ -24,6 +24,8 @@ func TestLaunch(t *testing.T) {
 		Zone:         "us-east-1a",
 		CapacityType: v1alpha1.CapacityTypeSpot,
 		LaunchTime:   &metav1.Time{Time: t0},
+		// What the claim's class had when it launched, for drift.
+		NodeClassHash: nodeClass("default").Spec.Hash(),
 		Conditions: []metav1.Condition{{
 			Type: v1alpha1.ConditionLaunched, Status: metav1.ConditionTrue, Reason: reasonLaunched, LastTransitionTime: metav1.NewTime(t0),
 		}},

@@ -28,6 +28,11 @@ func (s *ProvisionerSpec) NodeHash() string {
 	}{s.NodeClassRef, s.Labels, sortedTaints(s.Taints), sortedTaints(s.StartupTaints), s.Kubelet})
 }
 
+// Hash returns a hash of s, all of which shapes the instances launched with it (AMIs,
+// subnets, security groups, instance profile, user data, block devices, tags, metadata
+// options): a node launched with another drifts. The order of its lists counts.
+func (s *EC2NodeClassSpec) Hash() string { return hashOf(s) }
+
 // sortedTaints returns taints by key, effect and value.
 func sortedTaints(taints []Taint) []Taint {
 	return slices.SortedFunc(slices.Values(taints), func(a, b Taint) int {

@@ -205,6 +205,12 @@ type NodeClaimStatus struct {
 	// +optional
 	ImageID string `json:"imageID,omitempty"`
 
+	// NodeClassHash is the Hash of the EC2NodeClass's spec the instance was launched with: a
+	// node whose class's spec has another now has drifted.
+	//
+	// +optional
+	NodeClassHash string `json:"nodeClassHash,omitempty"`
+
 	// Capacity is the node's capacity, as the instance type promises it.
 	//
 	// +optional
