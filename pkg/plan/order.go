@@ -101,10 +101,10 @@ func byNamespaceAndLabels(pods []*v1.Pod) [][]*v1.Pod {
 	return groups
 }
 
-// targetsFirst is the state of affinityTargetsFirst: the pods in order so far, and those
-// waiting for their targets.
-// missing counts, for each pod with targets, those not in order yet; dependents are the
-// pods whose targets include each pod; freed is set when a count comes to 0.
+// targetsFirst is the state of affinityTargetsFirst: the pods in order so far (placed), and
+// those waiting for their targets; missing counts, for each pod with targets, those not in
+// order yet, dependents are the pods whose targets include each pod, and freed is set when a
+// count comes to 0.
 type targetsFirst struct {
 	freed      bool
 	out        []*v1.Pod
@@ -218,15 +218,16 @@ func sortBalanced(pods []*v1.Pod, requests func(*v1.Pod) v1.ResourceList, shapes
 }
 
 // apartFirst moves to the front, in their order, the pods that keep pods like themselves off
-// their node (apartKey): every such pod needs a node of its own, so the plan opens those
-// nodes first, each sized by the objective for the fill the queue holds, and the other pods
-// fill their room. Placed in size order among the others, the last of them each open a node
-// for one pod at the end, when the queue has little left to fill it.
-func apartFirst(pods []*v1.Pod) []*v1.Pod {
+// their node (key, apartKey or a cache of it, is not ""): every such pod needs a node of its
+// own, so the plan opens those nodes first, each sized by the objective for the fill the
+// queue holds, and the other pods fill their room. Placed in size order among the others, the
+// last of them each open a node for one pod at the end, when the queue has little left to
+// fill it.
+func apartFirst(pods []*v1.Pod, key func(*v1.Pod) string) []*v1.Pod {
 	out := make([]*v1.Pod, 0, len(pods))
 	var rest []*v1.Pod
 	for _, pod := range pods {
-		if apartKey(pod) != "" {
+		if key(pod) != "" {
 			out = append(out, pod)
 		} else {
 			rest = append(rest, pod)

@@ -79,7 +79,7 @@ func TestApartFirst(t *testing.T) {
 	}
 	pods := []*v1.Pod{affineTo("web-1", "web", "", "", "2"), apart("nginx-1", "nginx"), apart("shy", "shy"),
 		affineTo("web-2", "web", "", "", "2"), apart("nginx-2", "nginx")}
-	if diff := cmp.Diff([]string{"nginx-1", "nginx-2", "web-1", "shy", "web-2"}, inOrder(apartFirst(pods))); diff != "" {
+	if diff := cmp.Diff([]string{"nginx-1", "nginx-2", "web-1", "shy", "web-2"}, inOrder(apartFirst(pods, apartKey))); diff != "" {
 		t.Errorf("order (-want, +got):\n%s", diff)
 	}
 }

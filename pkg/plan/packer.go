@@ -93,7 +93,7 @@ type packer struct {
 	// domainOnlys caches domainOnly by pod; domainVerdicts holds rejectedAsItStands's answers
 	// by domain.
 	domainOnlys    map[*v1.Pod]bool
-	domainVerdicts *domainVerdicts
+	domainVerdicts domainVerdicts
 	// aparts caches apartKey by pod.
 	aparts map[*v1.Pod]string
 }

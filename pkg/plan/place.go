@@ -224,7 +224,7 @@ func (p *packer) knownAsItStands(ctx context.Context, n *openNode, f *podFacts) 
 		return n.rejected, true
 	}
 	p.flushNode(ctx, n)
-	if d := p.domainVerdicts; p.sharesDomain(f) && d.pod == f.pod && d.gen == p.sim.Generation() && d.rejected.Has(domainOf(n)) {
+	if d := &p.domainVerdicts; p.sharesDomain(f) && d.pod == f.pod && d.gen == p.sim.Generation() && d.rejected.Has(domainOf(n)) {
 		n.askedFor, n.askedAt, n.rejected = f.pod, d.gen, true
 		return true, true
 	}
@@ -237,7 +237,7 @@ func (p *packer) knownAsItStands(ctx context.Context, n *openNode, f *podFacts) 
 func (p *packer) noteAsItStands(n *openNode, f *podFacts, st *fwk.Status, filtered bool) {
 	n.askedFor, n.askedAt, n.rejected = f.pod, p.sim.Generation(), !st.IsSuccess() && sameOnEveryCandidate.Has(st.Plugin())
 	if n.rejected && filtered && p.sharesDomain(f) {
-		d := p.domainVerdicts
+		d := &p.domainVerdicts
 		if d.pod != f.pod || d.gen != n.askedAt {
 			*d = domainVerdicts{pod: f.pod, gen: n.askedAt, rejected: sets.New[nodeDomain]()}
 		}

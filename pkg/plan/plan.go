@@ -174,7 +174,7 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 		openLabels: map[string]map[string][]v1alpha1.NodeSelectorRequirement{}, forPod: map[string][]*Template{},
 		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{}, podNames: map[labelsKey]bool{}, anyTypes: map[*v1.Pod]bool{},
 		prices: map[string][3]float64{}, fillInfos: map[*Template]*fillInfo{}, typeCosts: map[string]map[string]float64{},
-		domainOnlys: map[*v1.Pod]bool{}, domainVerdicts: &domainVerdicts{}, aparts: map[*v1.Pod]string{},
+		domainOnlys: map[*v1.Pod]bool{}, aparts: map[*v1.Pod]string{},
 		ignored: IgnoredResources(in.PluginConfig)}
 	p.buildTemplates()
 	p.addPhantoms()
@@ -192,7 +192,7 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 		}
 	}
 	sortBalanced(pods, p.requests, shapes)
-	pods = affinityTargetsFirst(apartFirst(pods))
+	pods = affinityTargetsFirst(apartFirst(pods, func(pod *v1.Pod) string { return perPod(p.aparts, pod, apartKey) }))
 	p.queue = p.newQueue(pods)
 	for _, pod := range pods {
 		p.queue.take(pod)

@@ -121,21 +121,27 @@ func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v
 // PreFilter outcome is reused while the snapshot does not change, so checking one pod on
 // many nodes costs one PreFilter run, like one scheduling cycle over many nodes.
 func (s *Simulator) Check(ctx context.Context, pod *v1.Pod, nodeName string) *fwk.Status {
-	ni, ok := s.snap.nodes[nodeName]
-	if !ok {
-		return fwk.NewStatus(fwk.Error, fmt.Sprintf("node %s is not in the snapshot", nodeName))
-	}
-	return s.CheckOn(ctx, pod, ni)
+	st, _ := s.CheckFiltered(ctx, pod, nodeName)
+	return st
 }
 
 // CheckFiltered is Check, and says whether the Filter plugins turned pod away (filtered),
 // not keepsSpread.
 func (s *Simulator) CheckFiltered(ctx context.Context, pod *v1.Pod, nodeName string) (st *fwk.Status, filtered bool) {
-	ni, ok := s.snap.nodes[nodeName]
-	if !ok {
-		return fwk.NewStatus(fwk.Error, fmt.Sprintf("node %s is not in the snapshot", nodeName)), false
+	ni, st := s.nodeInfo(nodeName)
+	if st != nil {
+		return st, false
 	}
 	return s.checkFiltered(ctx, pod, ni)
+}
+
+// nodeInfo returns the node named nodeName, or an error status if it is not in the snapshot.
+func (s *Simulator) nodeInfo(nodeName string) (*framework.NodeInfo, *fwk.Status) {
+	ni, ok := s.snap.nodes[nodeName]
+	if !ok {
+		return nil, fwk.NewStatus(fwk.Error, fmt.Sprintf("node %s is not in the snapshot", nodeName))
+	}
+	return ni, nil
 }
 
 // checkFiltered is CheckOn, and says whether the Filter plugins turned pod away.
@@ -149,10 +155,7 @@ func (s *Simulator) checkFiltered(ctx context.Context, pod *v1.Pod, ni fwk.NodeI
 // CheckOn is Check on ni, which need not be in the snapshot: the PreFilter plugins run over
 // the snapshot, the Filter plugins on ni.
 func (s *Simulator) CheckOn(ctx context.Context, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
-	st := s.cycle(ctx, pod, ni)
-	if st.IsSuccess() {
-		st = s.keepsSpread(ctx, pod, ni)
-	}
+	st, _ := s.checkFiltered(ctx, pod, ni)
 	return st
 }
 
@@ -186,9 +189,9 @@ func (s *Simulator) filter(ctx context.Context, pre *preFilterRun, pod *v1.Pod, 
 // but room turns pod away from the node named nodeName. filtered is true when the Filter
 // plugins did, not keepsSpread.
 func (s *Simulator) CheckIgnoringResources(ctx context.Context, pod *v1.Pod, nodeName string) (st *fwk.Status, filtered bool) {
-	ni, ok := s.snap.nodes[nodeName]
-	if !ok {
-		return fwk.NewStatus(fwk.Error, fmt.Sprintf("node %s is not in the snapshot", nodeName)), false
+	ni, st := s.nodeInfo(nodeName)
+	if st != nil {
+		return st, false
 	}
 	return s.checkFiltered(ctx, pod, roomless{ni})
 }
@@ -208,9 +211,9 @@ var unlimitedRoom = &framework.Resource{MilliCPU: math.MaxInt64 / 4, Memory: mat
 // over the snapshot with them all in it; each then takes itself out of a copy of the state
 // with the plugins' RemovePod extensions, as preemption takes out victims.
 func (s *Simulator) CheckPlaced(ctx context.Context, logger klog.Logger, pod *v1.Pod, nodeName string) *fwk.Status {
-	ni, ok := s.snap.nodes[nodeName]
-	if !ok {
-		return fwk.NewStatus(fwk.Error, fmt.Sprintf("node %s is not in the snapshot", nodeName))
+	ni, missing := s.nodeInfo(nodeName)
+	if missing != nil {
+		return missing
 	}
 	class := s.snap.class(pod)
 	run := s.placedPre[class]
