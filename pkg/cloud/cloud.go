@@ -78,6 +78,13 @@ type InstanceType struct {
 	BaselineCPU, SurplusCPUPrice float64
 }
 
+// SurplusCost is what a node of it pays per hour, beyond its price, for cpu cores requested on
+// it (by all its pods, DaemonSet pods too): the cores above BaselineCPU at SurplusCPUPrice; 0
+// for a type that is not burstable.
+func (it *InstanceType) SurplusCost(cpu float64) float64 {
+	return it.SurplusCPUPrice * max(0, cpu-it.BaselineCPU)
+}
+
 // Overhead is the part of a node's capacity that pods cannot request.
 type Overhead struct {
 	KubeReserved      corev1.ResourceList

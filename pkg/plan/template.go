@@ -121,10 +121,9 @@ func (t *Template) Cost() float64 { return t.Offering.Price + t.NodeCost }
 
 // CostWith is what a node of t costs per hour with pods requesting podCPU cores besides its
 // DaemonSet pods: Cost, and for a burstable type the cores requested above its baseline at
-// their surplus price (cloud.InstanceType.SurplusCPUPrice).
+// their surplus price (cloud.InstanceType.SurplusCost).
 func (t *Template) CostWith(podCPU float64) float64 {
-	it := t.InstanceType
-	return t.Cost() + it.SurplusCPUPrice*max(0, podCPU+cores(t.DaemonRequests)-it.BaselineCPU)
+	return t.Cost() + t.InstanceType.SurplusCost(podCPU+cores(t.DaemonRequests))
 }
 
 // UserLabels returns the labels of t's node that are the user's (v1alpha1.IsUserLabel): its

@@ -188,7 +188,7 @@ func lpBound(pods []*v1.Pod, types []*cloud.InstanceType, perNode v1.ResourceLis
 			daemons := cores(perNode)
 			atBase := slices.Clone(usable)
 			atBase[0] = min(usable[0], max(0, it.BaselineCPU-daemons))
-			costs = append(costs, price+it.SurplusCPUPrice*max(0, daemons-it.BaselineCPU), price+it.SurplusCPUPrice*(cores(alloc)-it.BaselineCPU))
+			costs = append(costs, price+it.SurplusCost(daemons), price+it.SurplusCost(cores(alloc)))
 			cols = append(cols, atBase, usable)
 		}
 	}
