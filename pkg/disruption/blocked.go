@@ -17,11 +17,7 @@ import (
 // from being disrupted, with the value "true": nodewright's, Karpenter's (users migrating keep
 // it on their workloads), and the seed's do-not-evict, which keeps a pod's node from emptiness
 // and expiry already.
-var doNotDisruptKeys = []string{doNotDisruptKey, "karpenter.sh/do-not-disrupt", v1alpha1.AnnotationDoNotEvict}
-
-// doNotDisruptKey is nodewright's do-not-disrupt annotation. It goes into pkg/apis, and the
-// docs, with the controller that honours it.
-const doNotDisruptKey = v1alpha1.GroupName + "/do-not-disrupt"
+var doNotDisruptKeys = []string{v1alpha1.AnnotationDoNotDisrupt, "karpenter.sh/do-not-disrupt", v1alpha1.AnnotationDoNotEvict}
 
 // Blocked returns why node, running pods, may not be disrupted now; "" if it may. A node is
 // blocked by:
@@ -33,14 +29,14 @@ const doNotDisruptKey = v1alpha1.GroupName + "/do-not-disrupt"
 // DaemonSet and mirror pods do not count: they go with the node (plan.GoesWithNode).
 // Terminal pods (Succeeded, Failed) do not either: nothing runs.
 func Blocked(node *v1.Node, pods []*v1.Pod, pdbs []*policyv1.PodDisruptionBudget) string {
-	if key := doNotDisrupt(node.Annotations); key != "" {
+	if key := DoNotDisrupt(node.Annotations); key != "" {
 		return fmt.Sprintf("node has annotation %s=true", key)
 	}
 	for _, pod := range pods {
 		if plan.GoesWithNode(pod) || pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 			continue
 		}
-		if key := doNotDisrupt(pod.Annotations); key != "" {
+		if key := DoNotDisrupt(pod.Annotations); key != "" {
 			return fmt.Sprintf("pod %s has annotation %s=true", klog.KObj(pod), key)
 		}
 		if metav1.GetControllerOf(pod) == nil {
@@ -53,9 +49,9 @@ func Blocked(node *v1.Node, pods []*v1.Pod, pdbs []*policyv1.PodDisruptionBudget
 	return ""
 }
 
-// doNotDisrupt returns the first of doNotDisruptKeys that annotations set to "true"; "" if
+// DoNotDisrupt returns the first of doNotDisruptKeys that annotations set to "true"; "" if
 // none.
-func doNotDisrupt(annotations map[string]string) string {
+func DoNotDisrupt(annotations map[string]string) string {
 	for _, key := range doNotDisruptKeys {
 		if annotations[key] == "true" {
 			return key

@@ -39,12 +39,12 @@ func TestBlocked(t *testing.T) {
 	}{
 		{name: "pods with a controller, a DaemonSet pod and a finished pod: free",
 			pods: []*v1.Pod{owned("web-1", map[string]string{"app": "web"}), daemon, done}, pdbs: []*policyv1.PodDisruptionBudget{pdb("web", 1, web)}},
-		{name: "the node annotated", node: st.MakeNode().Name("n").Annotation(doNotDisruptKey, "true").Obj(), blocking: "node has annotation nodewright.dev/do-not-disrupt"},
-		{name: "a pod annotated", pods: []*v1.Pod{annotated(owned("web-1", nil), doNotDisruptKey)}, blocking: "pod default/web-1 has annotation nodewright.dev/do-not-disrupt"},
+		{name: "the node annotated", node: st.MakeNode().Name("n").Annotation(v1alpha1.AnnotationDoNotDisrupt, "true").Obj(), blocking: "node has annotation nodewright.dev/do-not-disrupt"},
+		{name: "a pod annotated", pods: []*v1.Pod{annotated(owned("web-1", nil), v1alpha1.AnnotationDoNotDisrupt)}, blocking: "pod default/web-1 has annotation nodewright.dev/do-not-disrupt"},
 		{name: "a pod annotated for Karpenter", pods: []*v1.Pod{annotated(owned("web-1", nil), "karpenter.sh/do-not-disrupt")}, blocking: "karpenter.sh/do-not-disrupt"},
 		{name: "annotated false: free", pods: []*v1.Pod{func() *v1.Pod {
 			p := owned("web-1", nil)
-			p.Annotations = map[string]string{doNotDisruptKey: "false"}
+			p.Annotations = map[string]string{v1alpha1.AnnotationDoNotDisrupt: "false"}
 			return p
 		}()}},
 		{name: "a pod annotated do-not-evict, the seed's way", pods: []*v1.Pod{annotated(owned("web-1", nil), v1alpha1.AnnotationDoNotEvict)}, blocking: "nodewright.dev/do-not-evict"},

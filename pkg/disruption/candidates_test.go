@@ -45,7 +45,7 @@ func TestCandidates(t *testing.T) {
 	claim("draining", time.Hour, func(_ *v1alpha1.NodeClaim, n *v1.Node, _ *v1.Pod) { n.DeletionTimestamp = &gone })
 	claim("booting", time.Hour, func(nc *v1alpha1.NodeClaim, _ *v1.Node, _ *v1.Pod) { nc.Status.Conditions = nil })
 	claim("kept", time.Hour, func(_ *v1alpha1.NodeClaim, _ *v1.Node, p *v1.Pod) {
-		p.Annotations = map[string]string{doNotDisruptKey: "true"}
+		p.Annotations = map[string]string{v1alpha1.AnnotationDoNotDisrupt: "true"}
 	})
 	claim("unpriced", time.Hour, func(nc *v1alpha1.NodeClaim, _ *v1.Node, _ *v1.Pod) { nc.Status.InstanceType = "x9.huge" })
 

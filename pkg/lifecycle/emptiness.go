@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/disruption"
 )
 
 // reasonNoPods is the reason of the Empty condition.
@@ -46,7 +47,11 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 	if err != nil && !apierrors.IsNotFound(err) {
 		return 0, fmt.Errorf("getting provisioner %s: %w", nc.Spec.Provisioner, err)
 	}
-	if provisioner == nil || provisioner.Spec.TTLSecondsAfterEmpty == nil {
+	var settings v1alpha1.DisruptionSettings
+	if provisioner != nil {
+		settings = provisioner.Spec.DisruptionSettings()
+	}
+	if provisioner == nil || !settings.Consolidates(v1alpha1.DisruptionEmpty) {
 		// Empty nodes of this Provisioner are kept: no timestamp to keep either. A node
 		// whose Provisioner is gone is deleted with its claim (orphans), empty or not.
 		return 0, e.clearEmpty(ctx, nc)
@@ -56,7 +61,7 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 		return 0, err
 	}
 	empty, blocked := nodeIsEmpty(pods)
-	if !empty || blocked {
+	if !empty || blocked || disruption.DoNotDisrupt(node.Annotations) != "" || disruption.Disrupting(nc) {
 		return 0, e.clearEmpty(ctx, nc)
 	}
 	// A fresh node is not empty while pods it was launched for are still on their way to it.
@@ -68,7 +73,7 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 	}
 
 	logger := klog.FromContext(ctx).WithValues("node", klog.KObj(node), "nodeClaim", klog.KObj(nc))
-	ttl := time.Duration(*provisioner.Spec.TTLSecondsAfterEmpty) * time.Second
+	ttl := *settings.ConsolidateAfter
 	emptySince, ttlStarted := nc.TrueSince(v1alpha1.ConditionEmpty)
 	if !ttlStarted {
 		// The condition's time is stored to the second: rounding it up, rather than letting
@@ -112,6 +117,14 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 			return 0, e.clearEmpty(ctx, nc)
 		}
 	}
+	claims, err := e.objects.listNodeClaims(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if ok, why := e.gate.Take(nc.Name, provisioner, claims, v1alpha1.DisruptionEmpty, e.clock.Now()); !ok {
+		logger.V(2).Info("Empty node waits for its disruption budget", "reason", why)
+		return budgetRecheck, nil
+	}
 	logger.Info(fmt.Sprintf("Triggering termination after %s for empty node", ttl))
 	e.recorder.Eventf(node, nc, corev1.EventTypeNormal, eventEmptyTTLExpired, actionDelete, "Node was empty for %s", ttl)
 	nodeClaimsTerminated.WithLabelValues(append(claimLabelValues(nc), reasonEmpty)...).Inc()
@@ -120,6 +133,10 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 	}
 	return 0, nil
 }
+
+// budgetRecheck is how soon a node that waits for its Provisioner's disruption budget is
+// looked at again: the nodes being disrupted going away does not name it.
+const budgetRecheck = 10 * time.Second
 
 // reservedRecheck is how soon a node that is empty but for reserved pods still pending is
 // looked at again: those pods' deletion does not name the node.

@@ -12,20 +12,22 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/disruption"
 )
 
 // reasonTTLExpired is the reason of the Expired condition.
 const reasonTTLExpired = "TTLExpired"
 
-// expiry replaces nodes older than their Provisioner's ttlSecondsUntilExpired, one node per
-// Provisioner at a time, so a workload never loses its capacity to expiry all at once. Its
-// keys are Provisioner names.
+// expiry replaces nodes older than their Provisioner's expireAfter (or the seed's
+// ttlSecondsUntilExpired), oldest first, as many at a time as the Provisioner's disruption
+// budgets allow (by default a tenth of its nodes, at least one), so a workload never loses
+// its capacity to expiry all at once. Its keys are Provisioner names.
 type expiry struct {
 	*deps
 }
 
 // reconcile marks the expired NodeClaims of the Provisioner named name Expired, and deletes
-// the oldest of them unless one of the Provisioner's NodeClaims is already going away.
+// the oldest of them its budgets let go now.
 func (e *expiry) reconcile(ctx context.Context, name string) (time.Duration, error) {
 	provisioner, err := e.objects.getProvisioner(ctx, name)
 	if apierrors.IsNotFound(err) {
@@ -34,10 +36,11 @@ func (e *expiry) reconcile(ctx context.Context, name string) (time.Duration, err
 	if err != nil {
 		return 0, fmt.Errorf("getting provisioner %s: %w", name, err)
 	}
-	if provisioner.Spec.TTLSecondsUntilExpired == nil {
+	settings := provisioner.Spec.DisruptionSettings()
+	if settings.ExpireAfter == nil {
 		return 0, nil
 	}
-	ttl := time.Duration(*provisioner.Spec.TTLSecondsUntilExpired) * time.Second
+	ttl := *settings.ExpireAfter
 	all, err := e.objects.listNodeClaims(ctx)
 	if err != nil {
 		return 0, err
@@ -45,13 +48,8 @@ func (e *expiry) reconcile(ctx context.Context, name string) (time.Duration, err
 	now := e.clock.Now()
 	var expired []*v1alpha1.NodeClaim
 	var next time.Duration // until the next NodeClaim expires
-	disrupting := false
 	for _, nc := range all {
-		if nc.Spec.Provisioner != name {
-			continue
-		}
-		if nc.DeletionTimestamp != nil || nc.IsTrue(v1alpha1.ConditionTerminating) {
-			disrupting = true
+		if nc.Spec.Provisioner != name || disruption.Disrupting(nc) {
 			continue
 		}
 		if !nc.IsTrue(v1alpha1.ConditionInitialized) {
@@ -71,20 +69,23 @@ func (e *expiry) reconcile(ctx context.Context, name string) (time.Duration, err
 			return 0, err
 		}
 	}
-	if len(expired) == 0 || disrupting {
-		if disrupting && len(expired) > 0 {
-			return drainPollInterval, nil
-		}
+	if len(expired) == 0 {
 		return next, nil
 	}
 	slices.SortFunc(expired, func(a, b *v1alpha1.NodeClaim) int { return launchTime(a).Compare(launchTime(b)) })
-	oldest := expired[0]
-	klog.FromContext(ctx).Info("Deleting expired node", "nodeClaim", klog.KObj(oldest), "node", oldest.Status.NodeName, "ttl", ttl)
-	e.recorder.Eventf(oldest, nil, corev1.EventTypeNormal, eventExpired, actionDelete, "Node is older than %s", ttl)
-	nodeClaimsTerminated.WithLabelValues(append(claimLabelValues(oldest), reasonExpired)...).Inc()
-	if err := e.objects.deleteNodeClaim(ctx, oldest.Name); err != nil {
-		return 0, err
+	for _, nc := range expired {
+		if ok, why := e.gate.Take(nc.Name, provisioner, all, v1alpha1.DisruptionExpired, now); !ok {
+			klog.FromContext(ctx).V(2).Info("Expired nodes wait for their disruption budget", "nodeClaims", len(expired), "reason", why)
+			break
+		}
+		klog.FromContext(ctx).Info("Deleting expired node", "nodeClaim", klog.KObj(nc), "node", nc.Status.NodeName, "ttl", ttl)
+		e.recorder.Eventf(nc, nil, corev1.EventTypeNormal, eventExpired, actionDelete, "Node is older than %s", ttl)
+		nodeClaimsTerminated.WithLabelValues(append(claimLabelValues(nc), reasonExpired)...).Inc()
+		if err := e.objects.deleteNodeClaim(ctx, nc.Name); err != nil {
+			e.gate.Release(nc.Name)
+			return 0, err
+		}
 	}
-	// The next one waits for this one to be gone; NodeClaim events bring us back.
+	// The rest wait for these to be gone; NodeClaim events bring us back.
 	return drainPollInterval, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/disruption"
 )
 
 // deps are what every controller uses.
@@ -34,6 +35,9 @@ type deps struct {
 	cloud    cloud.Provider
 	clock    clock.Clock
 	recorder events.EventRecorder
+	// gate keeps emptiness and expiry, with consolidation and drift, within each
+	// Provisioner's disruption budgets.
+	gate *disruption.Gate
 }
 
 // setCondition sets a NodeClaim condition, stamping a transition with the injected clock
@@ -213,7 +217,7 @@ func isEvictable(pod *corev1.Pod) bool {
 
 // hasDoNotEvict reports whether pod asks nodewright not to disrupt its node.
 func hasDoNotEvict(pod *corev1.Pod) bool {
-	return pod.Annotations[v1alpha1.AnnotationDoNotEvict] == "true"
+	return disruption.DoNotDisrupt(pod.Annotations) != ""
 }
 
 // removeString returns list without s, and whether s was in it.

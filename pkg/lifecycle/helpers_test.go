@@ -23,6 +23,7 @@ import (
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/disruption"
 	cloudfake "github.com/nodewright/nodewright/pkg/cloud/fake"
 )
 
@@ -51,7 +52,7 @@ func newEnv(t *testing.T) *env {
 		cloud: &cloudfake.Provider{Types: testTypes, Now: clk.Now},
 		clock: clk,
 	}
-	e.deps = &deps{kube: e.kube, objects: objects{client: e.dyn}, cloud: e.cloud, clock: clk, recorder: events.NewFakeRecorder(100)}
+	e.deps = &deps{kube: e.kube, objects: objects{client: e.dyn}, cloud: e.cloud, clock: clk, recorder: events.NewFakeRecorder(100), gate: disruption.NewGate()}
 	return e
 }
 

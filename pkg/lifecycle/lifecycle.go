@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/disruption"
 )
 
 // Defaults of Options.
@@ -59,6 +60,10 @@ type Options struct {
 	// leave out finished pods, as the scheduler's does: the lifecycle treats a finished pod as
 	// gone. nil means a factory of the Manager's own, which Run starts and stops.
 	Informers informers.SharedInformerFactory
+	// Gate keeps emptiness and expiry within the Provisioners' disruption budgets, together
+	// with the disruptions of whoever else holds it (the disruption controller); nil means a
+	// Gate of the Manager's own.
+	Gate *disruption.Gate
 	// DynamicInformers is the same for NodeClaims and Provisioners: the Provision plugin's,
 	// so that the plugin and the lifecycle keep one cache of NodeClaims.
 	DynamicInformers dynamicinformer.DynamicSharedInformerFactory
@@ -220,6 +225,10 @@ func New(opts Options) (*Manager, error) {
 		cloud:    opts.Cloud,
 		clock:    opts.Clock,
 		recorder: recorder,
+		gate:     opts.Gate,
+	}
+	if m.deps.gate == nil {
+		m.deps.gate = disruption.NewGate()
 	}
 	m.launcher = newLauncher(m.deps, opts.LaunchTimeout)
 	m.registrar = &registrar{deps: m.deps, timeout: opts.RegistrationTimeout}

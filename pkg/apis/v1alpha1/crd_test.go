@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"context"
+	"maps"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -134,4 +135,42 @@ func celValidator(t *testing.T, kind string) func(obj map[string]any) field.Erro
 	}
 	t.Fatalf("no CRD of kind %s", kind)
 	return nil
+}
+
+// TestDisruptionRules runs the Provisioner CRD's CEL rules on disruption settings: the seed's
+// TTLs and spec.disruption are one or the other, and a budget's schedule needs its duration;
+// each error names the field to change.
+func TestDisruptionRules(t *testing.T) {
+	validate := celValidator(t, "Provisioner")
+	for _, tc := range []struct {
+		name string
+		spec map[string]any
+		want []string
+	}{
+		{name: "the seed's TTLs alone", spec: map[string]any{"ttlSecondsAfterEmpty": int64(30), "ttlSecondsUntilExpired": int64(86400)}},
+		{name: "disruption alone", spec: map[string]any{"disruption": map[string]any{
+			"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "30s", "expireAfter": "720h",
+			"budgets": []any{map[string]any{"nodes": "10%"}, map[string]any{"nodes": "0", "schedule": "0 9 * * 1-5", "duration": "8h", "reasons": []any{"Underutilized"}}}}}},
+		{name: "disruption and ttlSecondsAfterEmpty", spec: map[string]any{"ttlSecondsAfterEmpty": int64(30), "disruption": map[string]any{}},
+			want: []string{"Forbidden spec.ttlSecondsAfterEmpty"}},
+		{name: "disruption and ttlSecondsUntilExpired", spec: map[string]any{"ttlSecondsUntilExpired": int64(30), "disruption": map[string]any{}},
+			want: []string{"Forbidden spec.ttlSecondsUntilExpired"}},
+		{name: "a schedule without its duration", spec: map[string]any{"disruption": map[string]any{
+			"budgets": []any{map[string]any{"nodes": "0", "schedule": "@daily"}}}},
+			want: []string{"Invalid value spec.disruption.budgets[0]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := map[string]any{"nodeClassRef": map[string]any{"name": "default"}}
+			maps.Copy(spec, tc.spec)
+			obj := map[string]any{"apiVersion": "nodewright.dev/v1alpha1", "kind": "Provisioner",
+				"metadata": map[string]any{"name": "default"}, "spec": spec}
+			var got []string
+			for _, err := range validate(obj) {
+				got = append(got, err.Type.String()+" "+err.Field)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("CEL errors (-want, +got):\n%s", diff)
+			}
+		})
+	}
 }

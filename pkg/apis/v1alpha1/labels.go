@@ -71,6 +71,30 @@ const AnnotationDoNotEvict = GroupName + "/do-not-evict"
 // written for (spec.pods, which never changes). See NodeClaim.ReservedPods.
 const AnnotationAddedPods = GroupName + "/added-pods"
 
+// AnnotationDoNotDisrupt on a pod or a node, with the value "true", keeps nodewright from
+// disrupting the node for any reason: consolidation, drift, expiry or emptiness. Karpenter's
+// karpenter.sh/do-not-disrupt and AnnotationDoNotEvict do the same.
+const AnnotationDoNotDisrupt = GroupName + "/do-not-disrupt"
+
+// TaintDisrupted, with effect NoSchedule, is on the nodes a disruption is removing, from its
+// decision until they are gone: no new pod goes there. It goes again if the disruption is
+// undone.
+const TaintDisrupted = GroupName + "/disrupted"
+
+// AnnotationReplaces on a NodeClaim written to replace other nodes names their NodeClaims,
+// comma-separated: the disruption that removes them waits for it to be initialized.
+const AnnotationReplaces = GroupName + "/replaces"
+
+// AnnotationHeldPods on a replacement NodeClaim holds its room for the pods moved to it: a
+// JSON object from hold key (the namespace, controller and pod template revision of the pods
+// a controller recreates alike) to the number of such pods planned onto it, until
+// AnnotationHeldUntil. Other pods do not go on the node while it holds room for pods not yet
+// there.
+const AnnotationHeldPods = GroupName + "/held-pods"
+
+// AnnotationHeldUntil on a replacement NodeClaim is when its hold of room ends, RFC 3339.
+const AnnotationHeldUntil = GroupName + "/held-until"
+
 // TerminationFinalizer is on every Node and NodeClaim nodewright launched: it is removed once
 // the node is drained and its instance terminated.
 const TerminationFinalizer = GroupName + "/termination"

@@ -26,6 +26,7 @@ import (
 // +kubebuilder:printcolumn:name="Capacity",type=string,JSONPath=`.status.capacityType`
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.nodeName`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Initialized")].status`
+// +kubebuilder:printcolumn:name="Disruption",type=string,JSONPath=`.status.conditions[?(@.type=="Disrupting")].reason`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Provisioner",type=string,JSONPath=`.spec.provisioner`,priority=1
 // +kubebuilder:printcolumn:name="Instance",type=string,JSONPath=`.status.instanceID`,priority=1
@@ -161,6 +162,10 @@ const (
 	// ConditionTerminating is true once the node is being drained and its instance
 	// terminated.
 	ConditionTerminating = "Terminating"
+	// ConditionDisrupting is true from when nodewright decides to remove the node (its
+	// reason is the DisruptionReason, its message the decision) until it is gone; a
+	// disruption that is undone removes it.
+	ConditionDisrupting = "Disrupting"
 )
 
 // ConditionReady is the condition type of Provisioners and EC2NodeClasses that are ready to

@@ -40,6 +40,9 @@ type Provisioner struct {
 }
 
 // ProvisionerSpec is what a Provisioner allows.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.disruption) || !has(self.ttlSecondsAfterEmpty)",message="ttlSecondsAfterEmpty is the seed's form of disruption.consolidateAfter: set disruption or ttlSecondsAfterEmpty, not both",fieldPath=".ttlSecondsAfterEmpty",reason="FieldValueForbidden"
+// +kubebuilder:validation:XValidation:rule="!has(self.disruption) || !has(self.ttlSecondsUntilExpired)",message="ttlSecondsUntilExpired is the seed's form of disruption.expireAfter: set disruption or ttlSecondsUntilExpired, not both",fieldPath=".ttlSecondsUntilExpired",reason="FieldValueForbidden"
 type ProvisionerSpec struct {
 	// NodeClassRef names the EC2NodeClass with the cloud settings of this Provisioner's nodes.
 	//
@@ -94,15 +97,24 @@ type ProvisionerSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(r, !string(self[r]).startsWith('-'))",message="limits must not be negative"
 	Limits corev1.ResourceList `json:"limits,omitempty"`
 
+	// Disruption says when nodewright removes the Provisioner's nodes: consolidation,
+	// expiry and their budgets. It replaces ttlSecondsAfterEmpty and ttlSecondsUntilExpired,
+	// which cannot be set with it. Unset, those two say it (see ttlSecondsAfterEmpty).
+	//
+	// +optional
+	Disruption *Disruption `json:"disruption,omitempty"`
+
 	// TTLSecondsAfterEmpty is how long a node with no pods but DaemonSet and mirror pods
-	// stays before nodewright deletes it. Unset, empty nodes are kept.
+	// stays before nodewright deletes it. Unset, empty nodes are kept. It is the seed's form
+	// of disruption.consolidationPolicy WhenEmpty with disruption.consolidateAfter that long,
+	// and works the same way (budgets of 10 %).
 	//
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	TTLSecondsAfterEmpty *int64 `json:"ttlSecondsAfterEmpty,omitempty"`
 
 	// TTLSecondsUntilExpired is how long after launch a node is drained and replaced. Unset,
-	// nodes do not expire.
+	// nodes do not expire. It is the seed's form of disruption.expireAfter.
 	//
 	// +optional
 	// +kubebuilder:validation:Minimum=0
