@@ -23,8 +23,8 @@ import (
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/cloud"
-	"github.com/nodewright/nodewright/pkg/disruption"
 	cloudfake "github.com/nodewright/nodewright/pkg/cloud/fake"
+	"github.com/nodewright/nodewright/pkg/disruption"
 )
 
 // t0 is the fake clock's start, a whole second since API times round to seconds.
