@@ -22,6 +22,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/plan"
 )
 
@@ -46,15 +47,20 @@ type Candidate struct {
 type Method string
 
 const (
-	// Delete removes the nodes: their pods fit on the nodes that stay.
-	Delete Method = "delete"
-	// Replace removes the nodes and launches one cheaper node for the pods that do not fit
-	// on the nodes that stay.
-	Replace Method = "replace"
+	// MethodDelete removes the nodes: their pods fit on the nodes that stay.
+	MethodDelete Method = "delete"
+	// MethodReplace removes the nodes and launches one node for the pods that do not fit on
+	// the nodes that stay: cheaper than them, for a consolidation.
+	MethodReplace Method = "replace"
 )
 
 // Decision is a consolidation.
 type Decision struct {
+	// Reason is why: Underutilized for a consolidation, Drifted for a drifted node's
+	// replacement.
+	Reason v1alpha1.DisruptionReason
+	// Why says more of the reason: what drifted.
+	Why    string
 	Method Method
 	// Nodes are the candidates it removes.
 	Nodes []Candidate
@@ -96,7 +102,7 @@ func Consolidate(ctx context.Context, cluster plan.Input, candidates []Candidate
 	var best *Decision
 	for lo <= hi {
 		mid := (lo + hi) / 2
-		d, err := consolidate(ctx, cluster, ordered[:mid])
+		d, err := consolidate(ctx, cluster, ordered[:mid], v1alpha1.DisruptionUnderutilized)
 		if err != nil {
 			return nil, err
 		}
@@ -114,7 +120,7 @@ func Consolidate(ctx context.Context, cluster plan.Input, candidates []Candidate
 		return best, nil
 	}
 	for _, c := range ordered {
-		d, err := consolidate(ctx, cluster, []Candidate{c})
+		d, err := consolidate(ctx, cluster, []Candidate{c}, v1alpha1.DisruptionUnderutilized)
 		if err != nil || d != nil {
 			return d, err
 		}
@@ -122,10 +128,18 @@ func Consolidate(ctx context.Context, cluster plan.Input, candidates []Candidate
 	return nil, nil
 }
 
-// consolidate returns the decision that removes nodes, deleting them if their pods and the
-// pending ones all fit on the nodes that stay, else replacing them if one new node that
-// costs less than the nodes by MinSavingsFraction takes the rest; nil if neither.
-func consolidate(ctx context.Context, cluster plan.Input, nodes []Candidate) (*Decision, error) {
+// Replace returns the decision that removes a drifted node: deleting it if its pods and the
+// pending ones all fit on the nodes that stay, else replacing it with one new node that
+// takes the rest, whatever it costs; nil if neither.
+func Replace(ctx context.Context, cluster plan.Input, node Candidate) (*Decision, error) {
+	return consolidate(ctx, cluster, []Candidate{node}, v1alpha1.DisruptionDrifted)
+}
+
+// consolidate returns the decision that removes nodes for reason, deleting them if their pods
+// and the pending ones all fit on the nodes that stay, else replacing them if one new node
+// takes the rest (and, for a consolidation, costs less than the nodes by
+// MinSavingsFraction); nil if neither.
+func consolidate(ctx context.Context, cluster plan.Input, nodes []Candidate, reason v1alpha1.DisruptionReason) (*Decision, error) {
 	names := make([]string, len(nodes))
 	var price float64
 	for i, c := range nodes {
@@ -146,11 +160,11 @@ func consolidate(ctx context.Context, cluster plan.Input, nodes []Candidate) (*D
 		if len(result.Unplanned) > 0 {
 			continue
 		}
-		d := &Decision{Method: Delete, Nodes: nodes, Moves: result.Added, Savings: price}
+		d := &Decision{Reason: reason, Method: MethodDelete, Nodes: nodes, Moves: result.Added, Savings: price}
 		if len(result.Nodes) == 1 {
-			d.Method, d.Replacement = Replace, result.Nodes[0]
+			d.Method, d.Replacement = MethodReplace, result.Nodes[0]
 			d.Savings -= d.Replacement.Cost()
-			if d.Savings <= MinSavingsFraction*price {
+			if reason == v1alpha1.DisruptionUnderutilized && d.Savings <= MinSavingsFraction*price {
 				return nil, nil
 			}
 		}

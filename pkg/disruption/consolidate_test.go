@@ -77,7 +77,7 @@ func TestConsolidateDeletesNodesWhosePodsFitElsewhere(t *testing.T) {
 	if err != nil || d == nil {
 		t.Fatalf("Consolidate: %v, %v; want a decision", d, err)
 	}
-	if d.Method != Delete || len(d.Nodes) != 2 || d.Replacement != nil {
+	if d.Method != MethodDelete || len(d.Nodes) != 2 || d.Replacement != nil {
 		t.Fatalf("decision %s, want to delete 2 nodes", d)
 	}
 	if want := candidates[0].Price * 2; math.Abs(d.Savings-want) > 1e-9 {
@@ -105,7 +105,7 @@ func TestConsolidateReplacesAnOversizedNode(t *testing.T) {
 	if err != nil || d == nil {
 		t.Fatalf("Consolidate: %v, %v; want a decision", d, err)
 	}
-	if d.Method != Replace || d.Replacement == nil || len(d.Replacement.Pods) != 1 {
+	if d.Method != MethodReplace || d.Replacement == nil || len(d.Replacement.Pods) != 1 {
 		t.Fatalf("decision %s, want a replacement holding the pod", d)
 	}
 	got, was := d.Replacement.Template.InstanceType.Name, in.Nodes[0].Labels[v1.LabelInstanceTypeStable]

@@ -1,9 +1,16 @@
 package disruption
 
 import (
+	"encoding/json"
+	"fmt"
+	"time"
+
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/plan"
 )
 
 // HoldKey identifies the pods a controller recreates alike, by which a consolidation holds
@@ -22,4 +29,41 @@ func HoldKey(pod *v1.Pod) string {
 		revision = r
 	}
 	return pod.Namespace + "/" + owner.Kind + "/" + string(owner.UID) + "/" + revision
+}
+
+// Held returns why pod may not go on the node of nc now; "" if it may. A replacement's claim
+// holds its node's room for the pods moved to it (AnnotationHeldPods, by HoldKey) until
+// AnnotationHeldUntil: until then only those pods, as many of each key as were moved, and
+// pods that go with the node, may go there, unless all the held pods are there already.
+// onNode are the pods on the node. A claim that holds nothing, or whose annotations do not
+// parse, holds nothing.
+func Held(nc *v1alpha1.NodeClaim, pod *v1.Pod, onNode []*v1.Pod, now time.Time) string {
+	value, ok := nc.Annotations[v1alpha1.AnnotationHeldPods]
+	if !ok || plan.GoesWithNode(pod) {
+		return ""
+	}
+	until, err := time.Parse(time.RFC3339, nc.Annotations[v1alpha1.AnnotationHeldUntil])
+	if err != nil || !now.Before(until) {
+		return ""
+	}
+	var held map[string]int
+	if err := json.Unmarshal([]byte(value), &held); err != nil {
+		return ""
+	}
+	for _, p := range onNode {
+		if key := HoldKey(p); held[key] > 0 {
+			held[key]--
+		}
+	}
+	if held[HoldKey(pod)] > 0 {
+		return ""
+	}
+	waiting := 0
+	for _, n := range held {
+		waiting += n
+	}
+	if waiting == 0 {
+		return ""
+	}
+	return fmt.Sprintf("node held until %s for %d pod(s) moved to it from %s", until.Format(time.RFC3339), waiting, nc.Annotations[v1alpha1.AnnotationReplaces])
 }

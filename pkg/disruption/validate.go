@@ -25,7 +25,7 @@ func Revalidate(ctx context.Context, cluster plan.Input, candidates []Candidate,
 		}
 		nodes[i] = cur
 	}
-	again, err := consolidate(ctx, cluster, nodes)
+	again, err := consolidate(ctx, cluster, nodes, d.Reason)
 	switch {
 	case err != nil:
 		return nil, "", err

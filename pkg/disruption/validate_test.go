@@ -22,10 +22,10 @@ func TestRevalidate(t *testing.T) {
 	pods, now := threeApart("300m", false)
 	in, candidates := clusterOf(ctx, t, pods, now)
 	d, err := Consolidate(ctx, in, candidates)
-	if err != nil || d == nil || d.Method != Delete {
+	if err != nil || d == nil || d.Method != MethodDelete {
 		t.Fatalf("Consolidate: %v, %v; want a deletion", d, err)
 	}
-	if again, why, err := Revalidate(ctx, in, candidates, d); err != nil || again == nil || again.Method != Delete {
+	if again, why, err := Revalidate(ctx, in, candidates, d); err != nil || again == nil || again.Method != MethodDelete {
 		t.Errorf("unchanged cluster: %v, %q, %v; want the deletion", again, why, err)
 	}
 	var kept string

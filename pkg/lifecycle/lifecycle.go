@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -60,6 +61,10 @@ type Options struct {
 	// leave out finished pods, as the scheduler's does: the lifecycle treats a finished pod as
 	// gone. nil means a factory of the Manager's own, which Run starts and stops.
 	Informers informers.SharedInformerFactory
+	// Leading are run, each on a goroutine of its own, with the controllers while this
+	// replica holds the Lease, until it is lost or ctx ends: controllers of others that must
+	// act only in the leader (the disruption controller).
+	Leading []func(ctx context.Context)
 	// Gate keeps emptiness and expiry within the Provisioners' disruption budgets, together
 	// with the disruptions of whoever else holds it (the disruption controller); nil means a
 	// Gate of the Manager's own.

@@ -105,6 +105,9 @@ func (m *Manager) runControllers(ctx context.Context) {
 	for _, c := range []*controller{m.launch, m.register, m.empty, m.nodeTermination, m.claimTermination, m.orphan} {
 		start(func(ctx context.Context) { c.run(ctx, workers) })
 	}
+	for _, f := range m.opts.Leading {
+		start(f)
+	}
 	// One expiry worker: it is what keeps disruption to one node per Provisioner at a time.
 	start(func(ctx context.Context) { m.expire.run(ctx, 1) })
 	start(func(ctx context.Context) { m.caches.resyncEvery(ctx, m.opts.Clock, resyncPeriod) })

@@ -614,3 +614,13 @@ func TestProvisionUsesProfilePluginArgs(t *testing.T) {
 		t.Errorf("the pod runs on a %s node, want on-demand", got)
 	}
 }
+
+// withArgs adds args to the Provision plugin's.
+func withArgs(args map[string]any) envOption {
+	return func(o *envOptions) {
+		if o.args == nil {
+			o.args = map[string]any{}
+		}
+		maps.Copy(o.args, args)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/disruption"
 	"github.com/nodewright/nodewright/pkg/lifecycle"
 )
 
@@ -91,6 +92,13 @@ type Args struct {
 	// first failed attempt, before the claim is deleted and its pods are planned again;
 	// attempts are retried with backoff in between. Defaults to 5m.
 	LaunchTimeout *metav1.Duration `json:"launchTimeout,omitempty"`
+	// DisruptionInterval is the time between the disruption controller's passes, each of
+	// which decides at most one consolidation or drift replacement. Defaults to 10s.
+	DisruptionInterval *metav1.Duration `json:"disruptionInterval,omitempty"`
+	// DisruptionValidationDelay is how long after deciding a disruption the controller
+	// decides it again, on the cluster as it is then, before carrying it out: pods a
+	// scale-up is creating show up meanwhile. Defaults to 15s.
+	DisruptionValidationDelay *metav1.Duration `json:"disruptionValidationDelay,omitempty"`
 }
 
 // argsPath is where the args live in a KubeSchedulerConfiguration, for error messages.
@@ -156,6 +164,12 @@ func (a *Args) SetDefaults() {
 	if a.LaunchTimeout == nil {
 		a.LaunchTimeout = &metav1.Duration{Duration: lifecycle.DefaultLaunchTimeout}
 	}
+	if a.DisruptionInterval == nil {
+		a.DisruptionInterval = &metav1.Duration{Duration: disruption.DefaultInterval}
+	}
+	if a.DisruptionValidationDelay == nil {
+		a.DisruptionValidationDelay = &metav1.Duration{Duration: disruption.DefaultValidationDelay}
+	}
 }
 
 // Validate checks defaulted args and returns every problem, each with its field path.
@@ -199,6 +213,12 @@ func (a *Args) Validate() field.ErrorList {
 	}
 	if d := a.LaunchTimeout.Duration; d <= 0 {
 		errs = append(errs, field.Invalid(argsPath.Child("launchTimeout"), d.String(), "must be positive"))
+	}
+	if d := a.DisruptionInterval.Duration; d <= 0 {
+		errs = append(errs, field.Invalid(argsPath.Child("disruptionInterval"), d.String(), "must be positive"))
+	}
+	if d := a.DisruptionValidationDelay.Duration; d <= 0 {
+		errs = append(errs, field.Invalid(argsPath.Child("disruptionValidationDelay"), d.String(), "must be positive"))
 	}
 	return errs
 }

@@ -9,6 +9,7 @@ import (
 	fwk "k8s.io/kube-scheduler/framework"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/disruption"
 )
 
 var (
@@ -61,6 +62,17 @@ func (p *Provision) Filter(_ context.Context, _ fwk.CycleState, pod *v1.Pod, nod
 	}
 	if pending := p.reserved.pendingReserved(claim, pod.UID); pending > 0 {
 		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: node held for %d pending pod(s) of nodeclaim %s", Name, pending, claim))
+	}
+	// A replacement holds its room for the pods moved to it (pkg/disruption).
+	if nc, ok := p.ledger.Claim(claim); ok && nc.Annotations[v1alpha1.AnnotationHeldPods] != "" {
+		infos := nodeInfo.GetPods()
+		onNode := make([]*v1.Pod, len(infos))
+		for i, info := range infos {
+			onNode[i] = info.GetPod()
+		}
+		if why := disruption.Held(nc, pod, onNode, p.opts.Clock.Now()); why != "" {
+			return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: %s", Name, why))
+		}
 	}
 	return nil
 }

@@ -9,13 +9,16 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config"
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	"k8s.io/utils/clock"
 
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/disruption"
 	"github.com/nodewright/nodewright/pkg/lifecycle"
 	"github.com/nodewright/nodewright/pkg/plan"
 )
@@ -65,6 +68,8 @@ type Provision struct {
 	unplannedPods *unplannedMemo
 	// waits times pods from unschedulable to bound (podUnschedulableToBound).
 	waits *waitTimes
+	// claimStore is the cache of NodeClaims, those being deleted too.
+	claimStore cache.Store
 	// pluginConfig are the plugin args of the profile (see Options.ConfigFile), nil for
 	// the defaults.
 	pluginConfig []config.PluginConfig
@@ -151,6 +156,7 @@ func build(ctx context.Context, d *deps, queue cloud.InterruptionQueue, startLif
 	// One cache of NodeClaims for the plugin and the lifecycle: both register on it, then
 	// start starts it.
 	claimInformers := dynamicinformer.NewDynamicSharedInformerFactory(d.opts.Dynamic, 0)
+	p.claimStore = claimInformers.ForResource(v1alpha1.NodeClaimGVR).Informer().GetStore()
 	if startLifecycle {
 		if err := p.startLifecycle(ctx, queue, claimInformers); err != nil {
 			return nil, err
@@ -176,7 +182,14 @@ func (p *Provision) Name() string { return Name }
 // delayCacheUntilActive holds its informers back until it leads; the lifecycle then waits
 // for them before it competes for its own Lease).
 func (p *Provision) startLifecycle(ctx context.Context, queue cloud.InterruptionQueue, claimInformers dynamicinformer.DynamicSharedInformerFactory) error {
+	gate := disruption.NewGate()
+	disrupter, err := p.disruptionController(gate)
+	if err != nil {
+		return fmt.Errorf("building the disruption controller: %w", err)
+	}
 	mgr, err := lifecycle.New(lifecycle.Options{
+		Leading:          []func(context.Context){disrupter.Run},
+		Gate:             gate,
 		Client:           p.handle.ClientSet(),
 		Dynamic:          p.opts.Dynamic,
 		Informers:        p.handle.SharedInformerFactory(),
