@@ -12,7 +12,7 @@ import (
 // disrupts nodes (the lifecycle's emptiness and expiry, consolidation and drift): each asks
 // it before it starts to remove a node, one at a time. A node counts as disrupting from then
 // until it is gone: its NodeClaim is being deleted, Terminating or Disrupting, or the Gate
-// let it start less than startedFor ago (the cache may not show it yet).
+// let it start less than startedFor ago and the cache does not show that yet.
 type Gate struct {
 	mu      sync.Mutex
 	started map[string]started // by NodeClaim name
@@ -68,22 +68,24 @@ func (g *Gate) Allowed(prov *v1alpha1.Provisioner, claims []*v1alpha1.NodeClaim,
 // count returns the number of the NodeClaims of the Provisioner named prov, and of those
 // disrupting; it forgets started disruptions older than startedFor.
 func (g *Gate) count(prov string, claims []*v1alpha1.NodeClaim, now time.Time) (total, disrupting int) {
-	seen := map[string]bool{}
+	shown := map[string]bool{} // whether the cache shows a claim disrupting, by name
 	for _, nc := range claims {
+		shown[nc.Name] = Disrupting(nc)
 		if nc.Spec.Provisioner != prov {
 			continue
 		}
 		total++
 		if Disrupting(nc) {
 			disrupting++
-			seen[nc.Name] = true
 		}
 	}
 	for name, s := range g.started {
+		disrupted, exists := shown[name]
 		switch {
-		case now.Sub(s.at) > startedFor:
+		case !exists || disrupted || now.Sub(s.at) > startedFor:
+			// Gone, or shown: the cache counts it from now on.
 			delete(g.started, name)
-		case s.provisioner == prov && !seen[name]:
+		case s.provisioner == prov:
 			disrupting++
 		}
 	}

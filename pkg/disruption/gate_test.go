@@ -39,6 +39,14 @@ func TestGate(t *testing.T) {
 	if ok, _ := g.Take("a-2", a, claims, v1alpha1.DisruptionEmpty, now.Add(2*startedFor)); ok {
 		t.Error("second of a while a-1 is Disrupting: allowed")
 	}
+	// Gone from the cache: it no longer counts.
+	g2 := NewGate()
+	if ok, _ := g2.Take("a-1", a, claims[1:], v1alpha1.DisruptionEmpty, now); !ok {
+		t.Fatal("a-1 alone: refused")
+	}
+	if ok, why := g2.Take("a-2", a, claims[1:], v1alpha1.DisruptionEmpty, now); !ok {
+		t.Errorf("a-2 after a-1 is gone from the cache: refused: %s", why)
+	}
 	// Undone: a-2 may go.
 	claims[0].Status.Conditions = nil
 	g.Release("a-1")

@@ -2,16 +2,27 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/nodewright/nodewright/hack/bench/workload"
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/aws/emulator"
+	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/plan"
 	"github.com/nodewright/nodewright/test/integration/framework"
 )
 
@@ -69,4 +80,261 @@ func TestDisruptionReplacesOversizedNode(t *testing.T) {
 	got, _ := env.cheapest(v1alpha1.CapacityTypeSpot, resource.MustParse("500m"), claims[0].Status.InstanceType, claims[0].Status.Zone)
 	t.Logf("replaced node %s by %s (%s in %s)", oldNode, claims[0].Status.NodeName, claims[0].Status.InstanceType, claims[0].Status.Zone)
 	_ = got
+}
+
+// diverseDeployments creates one Deployment of one replica per pod of the benchmarks'
+// diverse mix of n pods (workload.Pods), named d-000..., and returns their names.
+func (env *provisionEnv) diverseDeployments(n int) []string {
+	env.t.Helper()
+	pods := workload.Pods(n, workload.Seed, workload.PodOptions{Namespace: env.ns, SchedulerName: schedulerName})
+	names := make([]string, len(pods))
+	var wg sync.WaitGroup
+	errs := make(chan error, len(pods))
+	work := make(chan int)
+	for range 10 {
+		wg.Go(func() {
+			for i := range work {
+				p := pods[i]
+				name := fmt.Sprintf("d-%03d", i)
+				labels := maps.Clone(p.Labels)
+				if labels == nil {
+					labels = map[string]string{}
+				}
+				labels["deploy"] = name
+				spec := p.Spec.DeepCopy()
+				spec.Volumes = nil // the apiserver gives each pod its token volume
+				spec.Containers[0].Image = "registry.k8s.io/pause:3.10"
+				spec.TerminationGracePeriodSeconds = ptr.To[int64](0)
+				d := &appsv1.Deployment{
+					ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: env.ns},
+					Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1),
+						Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"deploy": name}},
+						Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: *spec}},
+				}
+				if _, err := env.client.AppsV1().Deployments(env.ns).Create(env.ctx, d, metav1.CreateOptions{}); err != nil {
+					errs <- err
+				}
+				names[i] = name
+			}
+		})
+	}
+	for i := range pods {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		env.t.Fatal(err)
+	}
+	return names
+}
+
+// scale sets the replicas of the Deployment named name.
+func (env *provisionEnv) scale(name string, replicas int32) {
+	env.t.Helper()
+	scale := &autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: env.ns}, Spec: autoscalingv1.ScaleSpec{Replicas: replicas}}
+	if _, err := env.client.AppsV1().Deployments(env.ns).UpdateScale(env.ctx, name, scale, metav1.UpdateOptions{}); err != nil {
+		env.t.Fatal(err)
+	}
+}
+
+// fleetCost returns what the env's Provisioner's nodes cost per hour, as consolidation
+// prices them (offering, the type's node cost, the Provisioner's node cost), and how many
+// there are.
+func (env *provisionEnv) fleetCost(its []*cloud.InstanceType) (float64, int) {
+	env.t.Helper()
+	prices := map[string]float64{}
+	for _, it := range its {
+		for _, o := range it.Offerings {
+			prices[it.Name+"/"+o.Zone+"/"+o.CapacityType] = o.Price + it.NodeCost
+		}
+	}
+	var cost float64
+	claims := env.claims()
+	for _, nc := range claims {
+		p, ok := prices[nc.Status.InstanceType+"/"+nc.Status.Zone+"/"+nc.Status.CapacityType]
+		if !ok {
+			env.t.Fatalf("no price for nodeclaim %s (%s %s %s)", nc.Name, nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType)
+		}
+		cost += p + env.prov.Spec.NodeCostUSDPerHour()
+	}
+	return cost, len(claims)
+}
+
+// freshPlanCost returns what a fresh plan of the namespace's pods (not being deleted)
+// costs per hour, priced as fleetCost prices nodes, and how many nodes it has.
+func (env *provisionEnv) freshPlanCost(its []*cloud.InstanceType) (float64, int) {
+	env.t.Helper()
+	list, err := env.client.CoreV1().Pods(env.ns).List(env.ctx, metav1.ListOptions{})
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	var pods []*corev1.Pod
+	for i := range list.Items {
+		if p := list.Items[i].DeepCopy(); p.DeletionTimestamp == nil {
+			p.Spec.NodeName = ""
+			pods = append(pods, p)
+		}
+	}
+	daemonSets, err := env.client.AppsV1().DaemonSets("").List(env.ctx, metav1.ListOptions{})
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	in := plan.Input{Pods: pods, Provisioners: []*v1alpha1.Provisioner{env.prov},
+		InstanceTypes: map[string][]*cloud.InstanceType{env.prov.Name: its}, Region: emulator.Region}
+	for i := range daemonSets.Items {
+		in.DaemonSets = append(in.DaemonSets, &daemonSets.Items[i])
+	}
+	result, err := plan.Plan(env.ctx, in)
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	if len(result.Unplanned) > 0 {
+		env.t.Fatalf("a fresh plan leaves %d of %d pods unplanned", len(result.Unplanned), len(pods))
+	}
+	var cost float64
+	for _, n := range result.Nodes {
+		cost += n.Template.Offering.Price + n.Template.InstanceType.NodeCost + env.prov.Spec.NodeCostUSDPerHour()
+	}
+	return cost, len(result.Nodes)
+}
+
+// TestDisruptionScaleDown is the scale-down acceptance item: 200 pods of the diverse mix
+// (one Deployment each) and a Deployment guarded by a PodDisruptionBudget run; the diverse
+// Deployments are scaled to 50 pods, and within 3 minutes the fleet costs at most 1.15x a
+// fresh plan of the pods left, every pod runs, the budget is never broken, and every pod
+// consolidation moved was evicted (an Evicted event each).
+func TestDisruptionScaleDown(t *testing.T) {
+	env := newProvisionEnv(t, consolidating("10s"), fastDisruption)
+	provider, _ := framework.AWSProvider(t, env.emulator)
+	its, err := provider.InstanceTypes(env.ctx, env.class, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := env.diverseDeployments(200)
+	env.deployment("guarded", 4, func(s *corev1.PodSpec) {
+		s.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("250m")
+	})
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "guarded", Namespace: env.ns},
+		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(3)),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "guarded"}}}}
+	if _, err := env.client.PolicyV1().PodDisruptionBudgets(env.ns).Create(env.ctx, pdb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(env.ctx, t, 3*time.Minute, "204 pods running", func(ctx context.Context) (bool, error) {
+		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{FieldSelector: "status.phase=" + string(corev1.PodRunning)})
+		return err == nil && len(list.Items) == 204, err
+	})
+	before, nodesBefore := env.fleetCost(its)
+	t.Logf("200 diverse pods and 4 guarded run on %d nodes costing %.4f USD/h", nodesBefore, before)
+
+	// The budget's guarded pods, watched from here to the end.
+	ctx, stop := context.WithCancel(env.ctx)
+	defer stop()
+	violations := make(chan string, 100)
+	go func() {
+		for ctx.Err() == nil {
+			list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{LabelSelector: "app=guarded"})
+			if err == nil {
+				ready := 0
+				for _, p := range list.Items {
+					if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && podReady(&p) {
+						ready++
+					}
+				}
+				if ready < 3 {
+					select {
+					case violations <- fmt.Sprintf("%d guarded pods ready at %s", ready, time.Now().Format(time.RFC3339Nano)):
+					default:
+					}
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+
+	start := time.Now()
+	kept := 0
+	for i, name := range names {
+		if i%4 == 0 {
+			kept++
+			continue
+		}
+		env.scale(name, 0)
+	}
+	framework.Eventually(env.ctx, t, time.Minute, "the scale-down done", func(ctx context.Context) (bool, error) {
+		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{})
+		return err == nil && len(list.Items) == kept+4, err
+	})
+	steady := map[string]bool{}
+	list, err := env.client.CoreV1().Pods(env.ns).List(env.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.Items {
+		steady[p.Name] = true
+	}
+	fresh, freshNodes := env.freshPlanCost(its)
+	t.Logf("a fresh plan of the %d pods left: %d nodes, %.4f USD/h", kept+4, freshNodes, fresh)
+	var cost float64
+	var nodes int
+	framework.Eventually(env.ctx, t, 3*time.Minute, "the fleet within 1.15x a fresh plan", func(ctx context.Context) (bool, error) {
+		cost, nodes = env.fleetCost(its)
+		return cost <= 1.15*fresh, nil
+	})
+	took := time.Since(start)
+	// Every pod running, none left pending.
+	framework.Eventually(env.ctx, t, time.Minute, "every pod running", func(ctx context.Context) (bool, error) {
+		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{FieldSelector: "status.phase=" + string(corev1.PodRunning)})
+		return err == nil && len(list.Items) == kept+4, err
+	})
+	stop()
+	t.Logf("converged in %s: %d nodes, %.4f USD/h = %.3fx the fresh plan (from %d nodes, %.4f USD/h)", took.Round(time.Second), nodes, cost, cost/fresh, nodesBefore, before)
+	close(violations)
+	for v := range violations {
+		t.Errorf("PodDisruptionBudget broken: %s", v)
+	}
+	// Each pod consolidation moved was evicted, and said so.
+	events, err := env.client.EventsV1().Events(env.ns).List(env.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evicted := map[string]bool{}
+	for _, e := range events.Items {
+		if e.Reason == "Evicted" {
+			evicted[e.Regarding.Name] = true
+		}
+	}
+	list, err = env.client.CoreV1().Pods(env.ns).List(env.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := map[string]bool{}
+	for _, p := range list.Items {
+		now[p.Name] = true
+	}
+	moved := 0
+	for name := range steady {
+		if !now[name] {
+			moved++
+			if !evicted[name] {
+				t.Errorf("pod %s left its node with no Evicted event", name)
+			}
+		}
+	}
+	t.Logf("%d pods moved, %d Evicted events", moved, len(evicted))
+	if !strings.Contains(env.log(), "Disrupting node(s) via consolidation") {
+		t.Error("no consolidation was logged")
+	}
+}
+
+// podReady reports whether pod's Ready condition is true.
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
