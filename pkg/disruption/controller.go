@@ -123,6 +123,8 @@ type Controller struct {
 	opts Options
 	// idle is the fingerprint of the cluster on which the last pass found nothing to do.
 	idle string
+	// lastWhy is why the last pass did nothing.
+	lastWhy string
 }
 
 // NewController returns a Controller for opts, defaulted and validated.
@@ -162,9 +164,15 @@ func (c *Controller) pass(ctx context.Context) error {
 	}
 	d, _, why, err := c.decide(ctx, nil)
 	if err != nil || d == nil {
+		// Said when it changes; again only at a higher verbosity.
 		if why != "" {
-			klog.FromContext(ctx).V(4).Info("No disruption", "reason", why)
+			v := 2
+			if why == c.lastWhy {
+				v = 5
+			}
+			klog.FromContext(ctx).V(v).Info("No disruption", "reason", why)
 		}
+		c.lastWhy = why
 		return err
 	}
 	klog.FromContext(ctx).V(2).Info("Disruption decided; deciding again after the delay", "decision", d.String(), "delay", c.opts.ValidationDelay)
@@ -191,6 +199,8 @@ type state struct {
 	claims  []*v1alpha1.NodeClaim
 	cluster Cluster
 	classes map[string]*v1alpha1.EC2NodeClass
+	// budgeted says which candidates the budgets held back.
+	budgeted []string
 }
 
 // observe reads the cluster now.
@@ -265,6 +275,9 @@ func (c *Controller) decideOn(ctx context.Context, s *state, last *Decision) (*D
 	drifted := c.candidates(s, v1alpha1.DisruptionDrifted, now)
 	underutilized := c.candidates(s, v1alpha1.DisruptionUnderutilized, now)
 	if len(drifted)+len(underutilized) == 0 {
+		if len(s.budgeted) > 0 {
+			return nil, "no candidate: disruption budgets hold back " + strings.Join(s.budgeted, ", "), nil
+		}
 		return nil, "no candidate", nil
 	}
 	// A pass that found nothing to do finds nothing again on the same cluster: it is not
@@ -417,7 +430,11 @@ func (c *Controller) candidates(s *state, reason v1alpha1.DisruptionReason, now 
 		if reason == v1alpha1.DisruptionUnderutilized {
 			found = byValue(*s.in, found)
 		}
-		for _, f := range found[:min(len(found), allowed)] {
+		if len(found) > allowed {
+			s.budgeted = append(s.budgeted, fmt.Sprintf("%d %s node(s) of Provisioner %s", len(found)-allowed, reason, prov.Name))
+			found = found[:allowed]
+		}
+		for _, f := range found {
 			out = append(out, candidate{Candidate: f, why: whys[f.Claim]})
 		}
 	}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"strings"
@@ -13,8 +14,10 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/aws/emulator"
 	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/disruption"
 	"github.com/nodewright/nodewright/pkg/plan"
 	"github.com/nodewright/nodewright/test/integration/framework"
 )
@@ -42,24 +46,7 @@ func consolidating(after string) v1alpha1.ProvisionerSpec {
 // is gone.
 func TestDisruptionReplacesOversizedNode(t *testing.T) {
 	env := newProvisionEnv(t, consolidating("5s"), fastDisruption)
-	// A big pod gets a node of its own size; the small pod, created once it runs, takes the
-	// room left there, as the scheduler places pods on existing room first.
-	env.createPods([]*corev1.Pod{env.pod("big", "6").Obj()})
-	big := env.runningPods(1)[0]
-	env.deployment("small", 1, func(s *corev1.PodSpec) {
-		s.NodeSelector = map[string]string{v1alpha1.LabelProvisionerName: env.ns}
-		s.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("500m")
-	})
-	pods := env.runningPods(2)
-	for _, p := range pods {
-		if p.Spec.NodeName != big.Spec.NodeName {
-			t.Fatalf("pod %s runs on %s, not with the big pod on %s", p.Name, p.Spec.NodeName, big.Spec.NodeName)
-		}
-	}
-	oldNode := big.Spec.NodeName
-	if err := env.client.CoreV1().Pods(env.ns).Delete(env.ctx, "big", metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	oldNode := env.oversizedNode()
 	framework.Eventually(env.ctx, t, 2*time.Minute, "the oversized node replaced", func(ctx context.Context) (bool, error) {
 		if _, err := env.client.CoreV1().Nodes().Get(ctx, oldNode, metav1.GetOptions{}); err == nil {
 			return false, nil
@@ -337,4 +324,155 @@ func podReady(pod *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// patchProvisioner merge-patches the env's Provisioner's spec with spec.
+func (env *provisionEnv) patchProvisioner(spec map[string]any) {
+	env.t.Helper()
+	patch, err := json.Marshal(map[string]any{"spec": spec})
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	if _, err := framework.Dynamic(env.t).Resource(framework.ProvisionerGVR).Patch(env.ctx, env.prov.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		env.t.Fatal(err)
+	}
+}
+
+// watchDisrupting polls the env's NodeClaims until ctx ends and returns a func that reports
+// the most seen disrupting at once (Disrupting, Terminating or being deleted) and the names
+// of every claim seen disrupting.
+func (env *provisionEnv) watchDisrupting(ctx context.Context) func() (int, map[string]bool) {
+	var mu sync.Mutex
+	most, seen := 0, map[string]bool{}
+	go func() {
+		for ctx.Err() == nil {
+			if all, err := framework.ListNodeClaims(ctx, env.t); err == nil {
+				n := 0
+				for i := range all {
+					nc := &all[i]
+					if nc.Spec.Provisioner == env.prov.Name && disruption.Disrupting(nc) {
+						n++
+						mu.Lock()
+						seen[nc.Name] = true
+						mu.Unlock()
+					}
+				}
+				mu.Lock()
+				most = max(most, n)
+				mu.Unlock()
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	return func() (int, map[string]bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		return most, maps.Clone(seen)
+	}
+}
+
+// TestDisruptionBudgetAndDoNotDisrupt is the budgets acceptance item's first and last parts:
+// with a budget of one node, never more than one node is disrupted at once (watched
+// throughout) while a scale-down is consolidated; and the node of a pod annotated
+// nodewright.dev/do-not-disrupt is never disrupted.
+func TestDisruptionBudgetAndDoNotDisrupt(t *testing.T) {
+	spec := consolidating("5s")
+	spec.Disruption.Budgets = []v1alpha1.Budget{{Nodes: "1"}}
+	// Nodes of 2 vCPUs: two pods of 700m each.
+	spec.Requirements = append(spec.Requirements, v1alpha1.NodeSelectorRequirement{Key: v1alpha1.LabelInstanceCPU, Operator: corev1.NodeSelectorOpIn, Values: []string{"2"}})
+	env := newProvisionEnv(t, spec, fastDisruption)
+	onOurs := func(s *corev1.PodSpec) {
+		s.NodeSelector = map[string]string{v1alpha1.LabelProvisionerName: env.ns}
+		s.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("700m")
+	}
+	env.deployment("work", 8, onOurs)
+	env.runningPods(8)
+	env.deployment("pinned", 1, func(s *corev1.PodSpec) {
+		onOurs(s)
+	})
+	// The annotation goes on the pod template: patch it in before the pod is created.
+	pinned := env.runningPods(9)
+	var pinnedNode string
+	for _, p := range pinned {
+		if strings.HasPrefix(p.Name, "pinned-") {
+			pinnedNode = p.Spec.NodeName
+			if _, err := env.client.CoreV1().Pods(env.ns).Patch(env.ctx, p.Name, types.MergePatchType,
+				[]byte(`{"metadata":{"annotations":{"nodewright.dev/do-not-disrupt":"true"}}}`), metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := len(env.claims())
+	ctx, stop := context.WithCancel(env.ctx)
+	defer stop()
+	watched := env.watchDisrupting(ctx)
+	env.scale("work", 2)
+	// Consolidation leaves at most 2 nodes: the pinned pod's, and one for the 2 others if
+	// they do not fit beside it.
+	framework.Eventually(env.ctx, t, 3*time.Minute, "the scale-down consolidated", func(ctx context.Context) (bool, error) {
+		return len(env.claims()) <= 2 && len(env.runningPods(3)) == 3, nil
+	})
+	stop()
+	most, seen := watched()
+	t.Logf("%d nodes -> %d; %d disrupted, at most %d at once", before, len(env.claims()), len(seen), most)
+	if most > 1 {
+		t.Errorf("%d nodes disrupted at once, budget 1", most)
+	}
+	if len(seen) < 2 {
+		t.Errorf("%d nodes disrupted, want at least 2 for the budget to have been tested", len(seen))
+	}
+	node, err := env.client.CoreV1().Nodes().Get(env.ctx, pinnedNode, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the node of the do-not-disrupt pod: %v", err)
+	}
+	if nc := node.Labels[v1alpha1.LabelNodeClaim]; seen[nc] {
+		t.Errorf("the node of the do-not-disrupt pod (nodeclaim %s) was disrupted", nc)
+	}
+}
+
+// TestDisruptionScheduledBudgetBlocks is the budgets acceptance item's schedule-based
+// budget: a budget of 0 whose schedule holds now blocks a consolidation that would
+// otherwise replace an oversized node; once it is lifted, the node is replaced.
+func TestDisruptionScheduledBudgetBlocks(t *testing.T) {
+	spec := consolidating("5s")
+	spec.Disruption.Budgets = []v1alpha1.Budget{{Nodes: "0", Schedule: ptr.To("* * * * *"), Duration: &metav1.Duration{Duration: time.Hour}}}
+	env := newProvisionEnv(t, spec, fastDisruption)
+	oldNode := env.oversizedNode()
+	// Long enough for several passes past consolidateAfter.
+	time.Sleep(15 * time.Second)
+	if strings.Contains(env.log(), "Disrupting node(s)") {
+		t.Fatal("a node was disrupted while a budget of 0 held")
+	}
+	if !strings.Contains(env.log(), "disruption budgets hold back 1 Underutilized node(s) of Provisioner "+env.prov.Name) {
+		t.Error("no log said the budget held the node back")
+	}
+	env.patchProvisioner(map[string]any{"disruption": map[string]any{"budgets": []any{map[string]any{"nodes": "1"}}}})
+	framework.Eventually(env.ctx, t, time.Minute, "the oversized node replaced once the budget is lifted", func(ctx context.Context) (bool, error) {
+		_, err := env.client.CoreV1().Nodes().Get(ctx, oldNode, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	env.runningPods(1)
+}
+
+// oversizedNode runs a big pod and a small Deployment's pod on one node, deletes the big
+// pod, and returns the node's name: a node much larger than the pod left on it.
+func (env *provisionEnv) oversizedNode() string {
+	env.t.Helper()
+	env.createPods([]*corev1.Pod{env.pod("big", "6").Obj()})
+	big := env.runningPods(1)[0]
+	// The small pod, created once the big one runs, takes the room left on its node: the
+	// scheduler places pods on existing room first.
+	env.deployment("small", 1, func(s *corev1.PodSpec) {
+		s.NodeSelector = map[string]string{v1alpha1.LabelProvisionerName: env.ns}
+		s.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("500m")
+	})
+	for _, p := range env.runningPods(2) {
+		if p.Spec.NodeName != big.Spec.NodeName {
+			env.t.Fatalf("pod %s runs on %s, not with the big pod on %s", p.Name, p.Spec.NodeName, big.Spec.NodeName)
+		}
+	}
+	if err := env.client.CoreV1().Pods(env.ns).Delete(env.ctx, "big", metav1.DeleteOptions{}); err != nil {
+		env.t.Fatal(err)
+	}
+	return big.Spec.NodeName
 }
