@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -475,4 +476,75 @@ func (env *provisionEnv) oversizedNode() string {
 		env.t.Fatal(err)
 	}
 	return big.Spec.NodeName
+}
+
+// TestDisruptionDriftAMISelector is the drift acceptance item: changing the EC2NodeClass's
+// AMI selector replaces every node, one at a time within the default budget, and the pods
+// keep running (never more than one of three away).
+func TestDisruptionDriftAMISelector(t *testing.T) {
+	// Consolidation off: the nodes go for drift alone.
+	env := newProvisionEnv(t, consolidating("Never"), fastDisruption)
+	labels := map[string]string{"app": "drifting"}
+	env.deployment("drifting", 3, func(s *corev1.PodSpec) {
+		s.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("500m")
+		s.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+			TopologyKey: corev1.LabelHostname, LabelSelector: &metav1.LabelSelector{MatchLabels: labels}}}}}
+	})
+	env.runningPods(3)
+	old := map[string]string{}
+	for _, nc := range env.claims() {
+		old[nc.Name] = nc.Status.ImageID
+	}
+	if len(old) != 3 {
+		t.Fatalf("%d nodeclaims for 3 pods that keep apart, want 3", len(old))
+	}
+	ctx, stop := context.WithCancel(env.ctx)
+	defer stop()
+	watched := env.watchDisrupting(ctx)
+	fewest := make(chan int, 1)
+	fewest <- 3
+	go func() {
+		for ctx.Err() == nil {
+			list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{FieldSelector: "status.phase=" + string(corev1.PodRunning)})
+			if err == nil {
+				n := <-fewest
+				fewest <- min(n, len(list.Items))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+
+	patch := []byte(`{"spec":{"amiSelector":{"name":"amazon-eks-node-al2023-*-standard-1.36-*"}}}`)
+	if _, err := framework.Dynamic(t).Resource(framework.EC2NodeClassGVR).Patch(env.ctx, env.class.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(env.ctx, t, 3*time.Minute, "every drifted node replaced", func(ctx context.Context) (bool, error) {
+		claims := env.claims()
+		if len(claims) != 3 {
+			return false, nil
+		}
+		for _, nc := range claims {
+			if _, drifted := old[nc.Name]; drifted || !nc.IsTrue(v1alpha1.ConditionInitialized) {
+				return false, nil
+			}
+		}
+		return len(env.runningPods(3)) == 3, nil
+	})
+	stop()
+	most, seen := watched()
+	for _, nc := range env.claims() {
+		if nc.Status.ImageID == "" || slices.Contains(slices.Collect(maps.Values(old)), nc.Status.ImageID) {
+			t.Errorf("nodeclaim %s boots %q, an AMI of the old selector", nc.Name, nc.Status.ImageID)
+		}
+	}
+	if most > 1 {
+		t.Errorf("%d drifted nodes disrupted at once; the budget (10%% of 3) allows 1", most)
+	}
+	if n := <-fewest; n < 2 {
+		t.Errorf("only %d of the 3 pods ran at some point", n)
+	}
+	if got := strings.Count(env.log(), "Disrupting node(s) via drift replace"); got != 3 {
+		t.Errorf("%d drift replacements logged, want 3", got)
+	}
+	t.Logf("%d nodes disrupted, at most %d at once", len(seen), most)
 }
