@@ -61,7 +61,7 @@ func Candidates(c Cluster, now time.Time, consolidateAfter time.Duration) ([]Can
 			skipped[nc.Name] = err.Error()
 			continue
 		}
-		out = append(out, Candidate{Node: node.Name, Claim: nc.Name, Price: price})
+		out = append(out, Candidate{Node: node.Name, Claim: nc.Name, Provisioner: nc.Spec.Provisioner, Price: price})
 	}
 	return out, skipped
 }

@@ -51,7 +51,7 @@ func TestCandidates(t *testing.T) {
 
 	got, skipped := Candidates(c, now, 10*time.Minute)
 	// t3a.medium spot in the first zone, and the default node cost.
-	want := []Candidate{{Node: "node-settled", Claim: "settled", Price: 0.012 + v1alpha1.DefaultNodeCost}}
+	want := []Candidate{{Node: "node-settled", Claim: "settled", Provisioner: "default", Price: 0.012 + v1alpha1.DefaultNodeCost}}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 })); diff != "" {
 		t.Errorf("candidates (-want, +got):\n%s", diff)
 	}

@@ -38,6 +38,8 @@ const MaxMultiNode = 100
 type Candidate struct {
 	// Node is the node's name among the cluster's nodes, Claim its NodeClaim's name.
 	Node, Claim string
+	// Provisioner names the claim's Provisioner, whose budget the node counts against.
+	Provisioner string
 	// Price is what the node costs per hour: its offering's price and its node cost (as
 	// plan.Template.Cost counts a planned node's).
 	Price float64
@@ -96,13 +98,25 @@ func (d *Decision) String() string {
 // replaced by one cheaper node is found by bisection (which assumes that a prefix that
 // cannot be consolidated has no longer one that can: not always so, but it bounds the plans
 // to a few); failing that, each candidate alone, in order.
-func Consolidate(ctx context.Context, cluster plan.Input, candidates []Candidate) (*Decision, error) {
+//
+// allowed bounds how many nodes of each Provisioner one decision removes (its budget; a
+// Provisioner it does not name is unbounded): the prefixes are of the candidates that fit
+// in them, in order; each candidate alone needs a budget of one.
+func Consolidate(ctx context.Context, cluster plan.Input, candidates []Candidate, allowed map[string]int) (*Decision, error) {
 	ordered := byValue(cluster, candidates)
-	lo, hi := 2, min(len(ordered), MaxMultiNode)
+	taken := map[string]int{}
+	var multi []Candidate
+	for _, c := range ordered {
+		if n, bounded := allowed[c.Provisioner]; !bounded || taken[c.Provisioner] < n {
+			taken[c.Provisioner]++
+			multi = append(multi, c)
+		}
+	}
+	lo, hi := 2, min(len(multi), MaxMultiNode)
 	var best *Decision
 	for lo <= hi {
 		mid := (lo + hi) / 2
-		d, err := consolidate(ctx, cluster, ordered[:mid], v1alpha1.DisruptionUnderutilized)
+		d, err := consolidate(ctx, cluster, multi[:mid], v1alpha1.DisruptionUnderutilized)
 		if err != nil {
 			return nil, err
 		}
@@ -120,6 +134,9 @@ func Consolidate(ctx context.Context, cluster plan.Input, candidates []Candidate
 		return best, nil
 	}
 	for _, c := range ordered {
+		if n, bounded := allowed[c.Provisioner]; bounded && n < 1 {
+			continue
+		}
 		d, err := consolidate(ctx, cluster, []Candidate{c}, v1alpha1.DisruptionUnderutilized)
 		if err != nil || d != nil {
 			return d, err

@@ -73,7 +73,7 @@ func TestConsolidateDeletesNodesWhosePodsFitElsewhere(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	pods, now := threeApart("300m", false)
 	in, candidates := clusterOf(ctx, t, pods, now)
-	d, err := Consolidate(ctx, in, candidates)
+	d, err := Consolidate(ctx, in, candidates, nil)
 	if err != nil || d == nil {
 		t.Fatalf("Consolidate: %v, %v; want a decision", d, err)
 	}
@@ -101,7 +101,7 @@ func TestConsolidateReplacesAnOversizedNode(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	in, candidates := clusterOf(ctx, t, []*v1.Pod{plantest.PendingPod("big", "7").Obj()},
 		func(int) []*v1.Pod { return []*v1.Pod{plantest.PendingPod("small", "1").Obj()} })
-	d, err := Consolidate(ctx, in, candidates)
+	d, err := Consolidate(ctx, in, candidates, nil)
 	if err != nil || d == nil {
 		t.Fatalf("Consolidate: %v, %v; want a decision", d, err)
 	}
@@ -125,7 +125,7 @@ func TestConsolidateKeepsWhatTheFiltersRequire(t *testing.T) {
 	for _, stillApart := range []bool{true, false} {
 		pods, now := threeApart("300m", stillApart)
 		in, candidates := clusterOf(ctx, t, pods, now)
-		d, err := Consolidate(ctx, in, candidates)
+		d, err := Consolidate(ctx, in, candidates, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,5 +160,39 @@ func TestCandidatesByValue(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"cheap-to-lose", "plain", "costly", "important"}, got); diff != "" {
 		t.Errorf("order (-want, +got):\n%s", diff)
+	}
+}
+
+// TestConsolidateWithinBudgets: a budget of one node of a Provisioner makes a decision remove
+// at most one of its nodes, and when the most valuable candidate cannot go, the others are
+// still tried, each alone; a budget of 0 leaves its candidates out.
+func TestConsolidateWithinBudgets(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	pods, now := threeApart("300m", false)
+	in, candidates := clusterOf(ctx, t, pods, now)
+	for i := range candidates {
+		candidates[i].Provisioner = "default"
+	}
+	d, err := Consolidate(ctx, in, candidates, map[string]int{"default": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d == nil || len(d.Nodes) != 1 {
+		t.Fatalf("budget of 1: decision %v, want one node", d)
+	}
+	// Without the most valuable candidate: another one goes.
+	best := byValue(in, candidates)[0]
+	var rest []Candidate
+	for _, c := range candidates {
+		if c.Node != best.Node {
+			rest = append(rest, c)
+		}
+	}
+	d2, err := Consolidate(ctx, in, rest, map[string]int{"default": 1})
+	if err != nil || d2 == nil || len(d2.Nodes) != 1 || d2.Nodes[0].Node == best.Node {
+		t.Errorf("without the best candidate: decision %v, err %v; want another node", d2, err)
+	}
+	if d, err := Consolidate(ctx, in, candidates, map[string]int{"default": 0}); err != nil || d != nil {
+		t.Errorf("budget of 0: decision %v, err %v; want none", d, err)
 	}
 }

@@ -266,14 +266,15 @@ func (c *Controller) decideOn(ctx context.Context, s *state, last *Decision) (*D
 		if why, err := c.pendingPlaced(ctx, s); why != "" || err != nil {
 			return nil, why, err
 		}
-		again, why, err := Revalidate(ctx, in, candidatesOf(c.candidates(s, last.Reason, now)), last)
+		current, _ := c.candidates(s, last.Reason, now)
+		again, why, err := Revalidate(ctx, in, candidatesOf(current), last)
 		if again != nil {
 			again.Why = last.Why
 		}
 		return again, why, err
 	}
-	drifted := c.candidates(s, v1alpha1.DisruptionDrifted, now)
-	underutilized := c.candidates(s, v1alpha1.DisruptionUnderutilized, now)
+	drifted, _ := c.candidates(s, v1alpha1.DisruptionDrifted, now)
+	underutilized, allowed := c.candidates(s, v1alpha1.DisruptionUnderutilized, now)
 	if len(drifted)+len(underutilized) == 0 {
 		if len(s.budgeted) > 0 {
 			return nil, "no candidate: disruption budgets hold back " + strings.Join(s.budgeted, ", "), nil
@@ -286,7 +287,7 @@ func (c *Controller) decideOn(ctx context.Context, s *state, last *Decision) (*D
 	if key == c.idle {
 		return nil, "nothing changed since the last pass found nothing to do", nil
 	}
-	d, why, err := c.decideAnew(ctx, s, in, drifted, underutilized)
+	d, why, err := c.decideAnew(ctx, s, in, drifted, underutilized, allowed)
 	if d == nil && err == nil {
 		c.idle = key
 	}
@@ -294,7 +295,7 @@ func (c *Controller) decideOn(ctx context.Context, s *state, last *Decision) (*D
 }
 
 // decideAnew decides on s: a drifted node's replacement, else a consolidation.
-func (c *Controller) decideAnew(ctx context.Context, s *state, in plan.Input, drifted, underutilized []candidate) (*Decision, string, error) {
+func (c *Controller) decideAnew(ctx context.Context, s *state, in plan.Input, drifted, underutilized []candidate, allowed map[string]int) (*Decision, string, error) {
 	if why, err := c.pendingPlaced(ctx, s); why != "" || err != nil {
 		return nil, why, err
 	}
@@ -314,7 +315,8 @@ func (c *Controller) decideAnew(ctx context.Context, s *state, in plan.Input, dr
 	if len(underutilized) == 0 {
 		return nil, "no node to consolidate", nil
 	}
-	d, err := Consolidate(ctx, in, candidatesOf(underutilized))
+	klog.FromContext(ctx).V(1).Info("Consolidation candidates", "nodes", names(candidatesOf(underutilized)))
+	d, err := Consolidate(ctx, in, candidatesOf(underutilized), allowed)
 	if d == nil && err == nil {
 		return nil, fmt.Sprintf("none of %d candidate(s) can be removed or replaced for less", len(underutilized)), nil
 	}
@@ -384,7 +386,8 @@ type candidate struct {
 // Provisioner's budget for it (the most valuable first, for consolidation): drifted nodes,
 // or, for Underutilized, the nodes of Provisioners that consolidate them, past their
 // consolidateAfter, that are not empty (emptiness removes those).
-func (c *Controller) candidates(s *state, reason v1alpha1.DisruptionReason, now time.Time) []candidate {
+func (c *Controller) candidates(s *state, reason v1alpha1.DisruptionReason, now time.Time) ([]candidate, map[string]int) {
+	allowedBy := map[string]int{}
 	byProv := map[string][]*v1alpha1.NodeClaim{}
 	for _, nc := range s.claims {
 		if !Disrupting(nc) {
@@ -427,18 +430,19 @@ func (c *Controller) candidates(s *state, reason v1alpha1.DisruptionReason, now 
 		sub.Claims = claims
 		found, _ := Candidates(sub, now, after)
 		allowed := c.opts.Gate.Allowed(prov, s.claims, reason, now)
-		if reason == v1alpha1.DisruptionUnderutilized {
-			found = byValue(*s.in, found)
+		if len(found) == 0 {
+			continue
 		}
-		if len(found) > allowed {
-			s.budgeted = append(s.budgeted, fmt.Sprintf("%d %s node(s) of Provisioner %s", len(found)-allowed, reason, prov.Name))
-			found = found[:allowed]
+		if allowed < 1 {
+			s.budgeted = append(s.budgeted, fmt.Sprintf("%d %s node(s) of Provisioner %s", len(found), reason, prov.Name))
+			continue
 		}
+		allowedBy[prov.Name] = allowed
 		for _, f := range found {
 			out = append(out, candidate{Candidate: f, why: whys[f.Claim]})
 		}
 	}
-	return out
+	return out, allowedBy
 }
 
 // drifted returns why nc's node drifted from its Provisioner or node class; "" if it did not.

@@ -118,7 +118,7 @@ func TestConsolidateShrunkFleet(t *testing.T) {
 	before, nodesBefore := f.cost(), len(f.in.Nodes)
 	decisions := 0
 	for ; decisions < 100; decisions++ {
-		d, err := Consolidate(ctx, f.in, f.candidates())
+		d, err := Consolidate(ctx, f.in, f.candidates(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

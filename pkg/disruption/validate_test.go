@@ -21,7 +21,7 @@ func TestRevalidate(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	pods, now := threeApart("300m", false)
 	in, candidates := clusterOf(ctx, t, pods, now)
-	d, err := Consolidate(ctx, in, candidates)
+	d, err := Consolidate(ctx, in, candidates, nil)
 	if err != nil || d == nil || d.Method != MethodDelete {
 		t.Fatalf("Consolidate: %v, %v; want a deletion", d, err)
 	}

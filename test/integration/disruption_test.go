@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -18,8 +19,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/utils/ptr"
 
 	"github.com/nodewright/nodewright/hack/bench/workload"
@@ -547,4 +550,110 @@ func TestDisruptionDriftAMISelector(t *testing.T) {
 		t.Errorf("%d drift replacements logged, want 3", got)
 	}
 	t.Logf("%d nodes disrupted, at most %d at once", len(seen), most)
+}
+
+// zoneGuard is a Filter plugin of the test's own: it keeps pods labelled zone-guard=true off
+// nodes in us-east-1b.
+type zoneGuard struct{}
+
+const zoneGuardName = "ZoneGuard"
+
+func (zoneGuard) Name() string { return zoneGuardName }
+
+func (zoneGuard) Filter(_ context.Context, _ fwk.CycleState, pod *corev1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	if pod.Labels["zone-guard"] == "true" && ni.Node().Labels[corev1.LabelTopologyZone] == "us-east-1b" {
+		return fwk.NewStatus(fwk.Unschedulable, zoneGuardName+": not in us-east-1b")
+	}
+	return nil
+}
+
+// TestDisruptionOutOfTreeFilter is the out-of-tree acceptance item: with a Filter plugin of
+// the test's own in the profile, consolidation never moves a pod to a node that plugin
+// rejects, where a simulation without it would. The guarded pod runs alone on a node; the
+// only room for it elsewhere is on a node in the zone the plugin keeps it from.
+func TestDisruptionOutOfTreeFilter(t *testing.T) {
+	env := newProvisionEnv(t, consolidating("5s"), fastDisruption,
+		withFilter(zoneGuardName, func(context.Context, runtime.Object, fwk.Handle) (fwk.Plugin, error) { return zoneGuard{}, nil }))
+	ours := map[string]string{v1alpha1.LabelProvisionerName: env.ns}
+	env.deployment("guarded", 0, func(s *corev1.PodSpec) {
+		s.NodeSelector = ours
+		s.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("500m")
+	})
+	// The Deployment's pods are labelled app=guarded; the plugin wants zone-guard=true too.
+	if _, err := env.client.AppsV1().Deployments(env.ns).Patch(env.ctx, "guarded", types.MergePatchType,
+		[]byte(`{"spec":{"template":{"metadata":{"labels":{"zone-guard":"true"}}}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.scale("guarded", 1)
+	var guarded corev1.Pod
+	framework.Eventually(env.ctx, t, 90*time.Second, "the guarded pod running", func(ctx context.Context) (bool, error) {
+		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{LabelSelector: "zone-guard=true"})
+		if err != nil || len(list.Items) != 1 || list.Items[0].Status.Phase != corev1.PodRunning || list.Items[0].DeletionTimestamp != nil {
+			return false, err
+		}
+		guarded = list.Items[0]
+		return true, nil
+	})
+	// Room for it in us-east-1b: a node of 4 vCPUs holding 3.
+	env.deployment("filler", 1, func(s *corev1.PodSpec) {
+		s.NodeSelector = map[string]string{v1alpha1.LabelProvisionerName: env.ns, corev1.LabelTopologyZone: "us-east-1b"}
+		s.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("3")
+	})
+	env.runningPods(2)
+
+	// Without the plugin, a consolidation would delete the guarded pod's node and move it
+	// into the filler's node's room.
+	provider, _ := framework.AWSProvider(t, env.emulator)
+	its, err := provider.InstanceTypes(env.ctx, env.class, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := plan.Input{Provisioners: []*v1alpha1.Provisioner{env.prov}, InstanceTypes: map[string][]*cloud.InstanceType{env.prov.Name: its}, Region: emulator.Region}
+	for _, p := range env.runningPods(2) {
+		in.ScheduledPods = append(in.ScheduledPods, p.DeepCopy())
+	}
+	var guardedClaim string
+	for _, nc := range env.claims() {
+		node, err := env.client.CoreV1().Nodes().Get(env.ctx, nc.Status.NodeName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Nodes = append(in.Nodes, node)
+		if node.Name == guarded.Spec.NodeName {
+			guardedClaim = nc.Name
+		}
+	}
+	d, err := disruption.Consolidate(env.ctx, in, []disruption.Candidate{{Node: guarded.Spec.NodeName, Claim: guardedClaim, Price: 1}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d == nil || d.Method != disruption.MethodDelete {
+		t.Fatalf("without the plugin, the guarded pod's node is not deleted (%v): the test shows nothing", d)
+	}
+
+	// With it, nothing moves it into us-east-1b, through several passes past consolidateAfter.
+	time.Sleep(20 * time.Second)
+	list, err := env.client.CoreV1().Pods(env.ns).List(env.ctx, metav1.ListOptions{LabelSelector: "zone-guard=true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.Items {
+		if p.Spec.NodeName == "" {
+			continue
+		}
+		node, err := env.client.CoreV1().Nodes().Get(env.ctx, p.Spec.NodeName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if zone := node.Labels[corev1.LabelTopologyZone]; zone == "us-east-1b" {
+			t.Errorf("the guarded pod %s runs in %s, which its plugin rejects", p.Name, zone)
+		}
+	}
+	if strings.Contains(env.log(), "Disrupting node(s) via consolidation delete, terminating 1 node(s) ("+guarded.Spec.NodeName+")") {
+		t.Error("the guarded pod's node was deleted for its pod to move into us-east-1b")
+	}
+	// And not for want of trying.
+	if !regexp.MustCompile(`Consolidation candidates nodes="[^"]*` + regexp.QuoteMeta(guarded.Spec.NodeName)).MatchString(env.log()) {
+		t.Error("the guarded pod's node was never a consolidation candidate")
+	}
 }

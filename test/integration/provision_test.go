@@ -22,14 +22,18 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	klogtesting "k8s.io/klog/v2/ktesting"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	"k8s.io/kubernetes/test/utils/ktesting"
 	"k8s.io/utils/ptr"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/nodewright/nodewright/manifests"
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	nwaws "github.com/nodewright/nodewright/pkg/aws"
 	"github.com/nodewright/nodewright/pkg/aws/emulator"
 	"github.com/nodewright/nodewright/pkg/plan"
+	"github.com/nodewright/nodewright/pkg/plugins/provision"
 	"github.com/nodewright/nodewright/pkg/sandbox/scheduler"
 	"github.com/nodewright/nodewright/test/integration/framework"
 )
@@ -52,6 +56,39 @@ type provisionEnv struct {
 	config string
 	args   map[string]any
 	sched  *scheduler.Scheduler
+	// registry is the scheduler's out-of-tree plugins; nil for cmd/scheduler's.
+	registry []app.Option
+}
+
+// enableFilters enables filters in the profile of the env's configuration, after the
+// default Filter plugins, and registers them with Provision, as cmd/scheduler registers it
+// but with them as its OutOfTree, so that its plans judge with them too.
+func (env *provisionEnv) enableFilters(filters map[string]frameworkruntime.PluginFactory) {
+	env.t.Helper()
+	data, err := os.ReadFile(env.config)
+	if err != nil {
+		env.t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := sigsyaml.Unmarshal(data, &cfg); err != nil {
+		env.t.Fatal(err)
+	}
+	profile := cfg["profiles"].([]any)[0].(map[string]any)
+	filter := profile["plugins"].(map[string]any)["filter"].(map[string]any)
+	outOfTree := frameworkruntime.Registry{}
+	for _, name := range slices.Sorted(maps.Keys(filters)) {
+		filter["enabled"] = append(filter["enabled"].([]any), map[string]any{"name": name})
+		outOfTree[name] = filters[name]
+		env.registry = append(env.registry, app.WithPlugin(name, filters[name]))
+	}
+	if data, err = sigsyaml.Marshal(cfg); err != nil {
+		env.t.Fatal(err)
+	}
+	if err := os.WriteFile(env.config, data, 0o600); err != nil {
+		env.t.Fatal(err)
+	}
+	env.registry = append(env.registry, app.WithPlugin(provision.Name, provision.NewWithOptions(provision.Options{
+		NewCloud: nwaws.NewCloud, ConfigFile: env.config, OutOfTree: outOfTree})))
 }
 
 // envOption changes how newProvisionEnv starts the emulator or the scheduler.
@@ -61,6 +98,20 @@ type envOption func(*envOptions)
 type envOptions struct {
 	emulator emulator.Options
 	args     map[string]any
+	// filters are Filter plugins of the test's own, enabled in the profile after the
+	// default ones and registered as out-of-tree plugins, with Provision, as
+	// cmd/scheduler registers it.
+	filters map[string]frameworkruntime.PluginFactory
+}
+
+// withFilter adds a Filter plugin of the test's own to the profile.
+func withFilter(name string, factory frameworkruntime.PluginFactory) envOption {
+	return func(o *envOptions) {
+		if o.filters == nil {
+			o.filters = map[string]frameworkruntime.PluginFactory{}
+		}
+		o.filters[name] = factory
+	}
 }
 
 // newProvisionEnv starts everything; spec's nodeClassRef is set to the test's node class.
@@ -96,6 +147,9 @@ func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec, opts ...envOpt
 		t.Fatal(err)
 	}
 	env := &provisionEnv{t: t, ctx: ctx, logger: logger, client: client, ns: ns, emulator: e, class: class, prov: prov, config: path, args: args}
+	if len(eopts.filters) > 0 {
+		env.enableFilters(eopts.filters)
+	}
 	env.startScheduler()
 	t.Cleanup(func() {
 		if err := env.sched.Stop(); err != nil {
@@ -110,7 +164,7 @@ func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec, opts ...envOpt
 // startScheduler starts nodewright-scheduler in-process on the env's configuration.
 func (env *provisionEnv) startScheduler() {
 	env.t.Helper()
-	s, err := scheduler.Start(env.ctx, scheduler.Options{ConfigFile: env.config})
+	s, err := scheduler.Start(env.ctx, scheduler.Options{ConfigFile: env.config, Registry: env.registry})
 	if err != nil {
 		env.t.Fatalf("starting the scheduler: %v", err)
 	}
@@ -159,6 +213,11 @@ func (env *provisionEnv) cleanup(provisioner string) {
 	}
 	if err := env.client.AppsV1().Deployments(env.ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		t.Errorf("deleting deployments: %v", err)
+	}
+	// Their ReplicaSets too, at once: left to the garbage collector, they recreate the pods
+	// deleted below, for the next test's scheduler to provision.
+	if err := env.client.AppsV1().ReplicaSets(env.ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Errorf("deleting replicasets: %v", err)
 	}
 	if err := env.client.CoreV1().Pods(env.ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{}); err != nil {
 		t.Errorf("deleting pods: %v", err)
