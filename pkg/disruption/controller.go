@@ -159,8 +159,12 @@ func (c *Controller) Run(ctx context.Context) {
 func (c *Controller) pass(ctx context.Context) error {
 	start := c.opts.Clock.Now()
 	defer func() { passDuration.Observe(c.opts.Clock.Since(start).Seconds()) }()
-	if err := c.recover(ctx); err != nil {
+	waiting, err := c.recover(ctx)
+	if err != nil {
 		return fmt.Errorf("recovering disruptions left midway: %w", err)
+	}
+	if waiting {
+		return nil
 	}
 	d, _, why, err := c.decide(ctx, nil)
 	if err != nil || d == nil {

@@ -125,6 +125,11 @@ func (c *Controller) mark(ctx context.Context, n Candidate, d *Decision) error {
 // to be undone is.
 func (c *Controller) undo(ctx context.Context, nodes []Candidate, replacement string, d *Decision, why string) error {
 	logger := klog.FromContext(ctx)
+	if ctx.Err() != nil {
+		// Stopping, or no longer the leader: the next leader's recover finishes or undoes it.
+		logger.Info("Disruption interrupted midway; the next leader finishes or undoes it", "decision", d.String())
+		return nil
+	}
 	logger.Info("Disruption failed; undoing it", "decision", d.String(), "reason", why)
 	decisions.WithLabelValues(string(d.Reason), string(d.Method), resultFailed).Inc()
 	var errs []error
@@ -264,9 +269,12 @@ func (c *Controller) holdFrom(ctx context.Context, name string, now time.Time) e
 
 // recover finishes or undoes the disruptions a previous process left midway: a Disrupting
 // claim not being deleted, whose replacement (if it has one) is initialized, is deleted as
-// its decision said; any other is undone, its replacement deleted. A node tainted disrupted
-// whose claim is not Disrupting loses the taint.
-func (c *Controller) recover(ctx context.Context) error {
+// its decision said; one whose replacement is still launching, within ReplacementTimeout of
+// its creation, waits for it (a replacement deleted while its launch is in flight could
+// leave an instance for garbage collection); any other is undone, its replacement deleted. A
+// node tainted disrupted whose claim is not Disrupting loses the taint. It reports whether
+// a replacement is still awaited: the pass then decides nothing new.
+func (c *Controller) recover(ctx context.Context) (bool, error) {
 	logger := klog.FromContext(ctx)
 	claims := c.opts.Claims()
 	replacements := map[string]*v1alpha1.NodeClaim{}
@@ -278,6 +286,7 @@ func (c *Controller) recover(ctx context.Context) error {
 		}
 	}
 	var errs []error
+	waiting := false
 	disrupting := map[string]bool{}
 	for _, nc := range claims {
 		if !nc.IsTrue(v1alpha1.ConditionDisrupting) {
@@ -289,6 +298,11 @@ func (c *Controller) recover(ctx context.Context) error {
 		}
 		repl := replacements[nc.Name]
 		decision := nc.Status.Conditions[slices.IndexFunc(nc.Status.Conditions, func(c metav1.Condition) bool { return c.Type == v1alpha1.ConditionDisrupting })].Message
+		if repl != nil && !repl.IsTrue(v1alpha1.ConditionInitialized) && c.opts.Clock.Since(repl.CreationTimestamp.Time) < c.opts.ReplacementTimeout {
+			logger.V(2).Info("A disruption a previous process left midway waits for its replacement", "nodeClaim", klog.KObj(nc), "replacement", repl.Name)
+			waiting = true
+			continue
+		}
 		if repl != nil && repl.IsTrue(v1alpha1.ConditionInitialized) || repl == nil && strings.HasPrefix(decision, string(MethodDelete)+" ") {
 			logger.Info("Resuming a disruption a previous process left midway", "nodeClaim", klog.KObj(nc), "decision", decision)
 			if repl != nil {
@@ -315,7 +329,7 @@ func (c *Controller) recover(ctx context.Context) error {
 	}
 	nodes, err := c.opts.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelProvisionerName})
 	if err != nil {
-		return fmt.Errorf("listing nodes: %w", err)
+		return waiting, fmt.Errorf("listing nodes: %w", err)
 	}
 	for _, node := range nodes.Items {
 		if slices.ContainsFunc(node.Spec.Taints, isDisruptedTaint) && !disrupting[node.Name] && node.DeletionTimestamp == nil {
@@ -326,9 +340,9 @@ func (c *Controller) recover(ctx context.Context) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%v", errs)
+		return waiting, fmt.Errorf("%v", errs)
 	}
-	return nil
+	return waiting, nil
 }
 
 // isDisruptedTaint reports whether t is the taint of a node being disrupted.
