@@ -3,7 +3,6 @@ package disruption
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -482,9 +481,6 @@ func candidatesOf(cs []candidate) []Candidate {
 	}
 	return out
 }
-
-// errUndone is returned by a step that undid the disruption.
-var errUndone = errors.New("disruption undone")
 
 // names returns the node names of nodes, comma-separated.
 func names(nodes []Candidate) string {

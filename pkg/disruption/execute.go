@@ -361,7 +361,7 @@ func (c *Controller) setCondition(nc *v1alpha1.NodeClaim, cond metav1.Condition)
 }
 
 // updateClaimStatus reads the NodeClaim named name, applies change and, if it changed
-// anything, writes its status; again on a conflict.
+// anything, writes its conditions; again on a conflict.
 func (c *Controller) updateClaimStatus(ctx context.Context, name string, change func(*v1alpha1.NodeClaim) bool) error {
 	res := c.opts.Dynamic.Resource(v1alpha1.NodeClaimGVR)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -376,12 +376,16 @@ func (c *Controller) updateClaimStatus(ctx context.Context, name string, change 
 		if !change(nc) {
 			return nil
 		}
-		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(nc)
+		// A merge patch of the conditions at the version read: a conflict if the claim
+		// changed since (RBAC grants nodeclaims/status patch, not update).
+		patch, err := json.Marshal(map[string]any{
+			"metadata": map[string]any{"resourceVersion": nc.ResourceVersion},
+			"status":   map[string]any{"conditions": nc.Status.Conditions},
+		})
 		if err != nil {
 			return err
 		}
-		u.Object["status"] = obj["status"]
-		_, err = res.UpdateStatus(ctx, u, metav1.UpdateOptions{})
+		_, err = res.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 		return err
 	})
 }

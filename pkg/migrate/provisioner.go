@@ -3,6 +3,8 @@ package migrate
 import (
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
@@ -27,7 +29,14 @@ func (m *migration) provisionerV1alpha5(f *fields, p *v1alpha1.Provisioner) {
 	p.Spec.Weight = f.int32Ptr("weight")
 	if c := f.object("consolidation"); c != nil {
 		if enabled := c.boolPtr("enabled"); enabled != nil && *enabled {
-			c.warn("enabled", "consolidation of underutilized nodes is not supported: nodewright removes only empty nodes, after ttlSecondsAfterEmpty")
+			// Karpenter's consolidation (which excludes ttlSecondsAfterEmpty) is
+			// disruption's WhenEmptyOrUnderutilized; the TTL of expiry goes with it.
+			d := &v1alpha1.Disruption{ConsolidationPolicy: v1alpha1.ConsolidationPolicyWhenEmptyOrUnderutilized,
+				ConsolidateAfter: ptrTo(v1alpha1.NillableDuration("0s")), ExpireAfter: ptrTo(v1alpha1.Never)}
+			if ttl := p.Spec.TTLSecondsUntilExpired; ttl != nil {
+				d.ExpireAfter = ptrTo(v1alpha1.NillableDuration((time.Duration(*ttl) * time.Second).String()))
+			}
+			p.Spec.Disruption, p.Spec.TTLSecondsAfterEmpty, p.Spec.TTLSecondsUntilExpired = d, nil, nil
 		}
 		c.done()
 	}
@@ -61,6 +70,8 @@ func (m *migration) provisionerV1alpha5(f *fields, p *v1alpha1.Provisioner) {
 
 // nodePoolV1 converts the spec of a karpenter.sh/v1 NodePool.
 func (m *migration) nodePoolV1(f *fields, p *v1alpha1.Provisioner) {
+	// Karpenter v1's default: nodes expire after 30 days.
+	expireAfter := ptrTo(v1alpha1.NillableDuration("720h"))
 	if t := f.object("template"); t != nil {
 		if meta := t.object("metadata"); meta != nil {
 			p.Spec.Labels = labels(meta, "labels")
@@ -81,56 +92,71 @@ func (m *migration) nodePoolV1(f *fields, p *v1alpha1.Provisioner) {
 			} else {
 				s.warn("nodeClassRef", "missing: set spec.nodeClassRef.name in the Provisioner")
 			}
-			p.Spec.TTLSecondsUntilExpired = seconds(s, "expireAfter")
+			expireAfter = duration(s, "expireAfter")
 			s.drop("terminationGracePeriod", "not supported: nodewright drains nodes until their pods are evicted, respecting PodDisruptionBudgets")
 			s.done()
 		}
 		t.done()
 	}
 	m.disruptionV1(f, p)
+	p.Spec.Disruption.ExpireAfter = expireAfter
 	p.Spec.Limits = f.resources("limits")
 	p.Spec.Weight = f.int32Ptr("weight")
 	f.done()
 }
 
-// disruptionV1 converts a NodePool's disruption to ttlSecondsAfterEmpty. Absent fields take
-// Karpenter's defaults: WhenEmptyOrUnderutilized after 0s.
+// disruptionV1 converts a NodePool's disruption, field for field: consolidationPolicy,
+// consolidateAfter and budgets. Absent fields take Karpenter's defaults, which are
+// nodewright's too: WhenEmptyOrUnderutilized, after 0s, budgets of 10 %.
 func (m *migration) disruptionV1(f *fields, p *v1alpha1.Provisioner) {
 	d := f.object("disruption")
 	if d == nil {
 		d = newFields(f.obj, f.at("disruption"), map[string]any{})
 	}
-	policy, ok := d.str("consolidationPolicy")
-	if !ok {
-		policy = "WhenEmptyOrUnderutilized"
-	}
-	after, hasAfter := d.m["consolidateAfter"]
-	if !hasAfter || after == nil {
-		d.m["consolidateAfter"] = "0s"
-	}
-	p.Spec.TTLSecondsAfterEmpty = seconds(d, "consolidateAfter")
-	switch policy {
+	out := &v1alpha1.Disruption{ConsolidationPolicy: v1alpha1.ConsolidationPolicyWhenEmptyOrUnderutilized}
+	switch policy, _ := d.str("consolidationPolicy"); policy {
+	case "", "WhenEmptyOrUnderutilized":
 	case "WhenEmpty":
-	case "WhenEmptyOrUnderutilized", "WhenUnderutilized":
-		d.warn("consolidationPolicy", "%s: consolidation of underutilized nodes is not supported: nodewright removes only empty nodes, after ttlSecondsAfterEmpty", policy)
+		out.ConsolidationPolicy = v1alpha1.ConsolidationPolicyWhenEmpty
+	case "WhenUnderutilized":
+		d.warn("consolidationPolicy", "WhenUnderutilized (v1beta1) is WhenEmptyOrUnderutilized")
 	default:
-		d.warn("consolidationPolicy", "unknown policy %s: not carried over", policy)
+		d.warn("consolidationPolicy", "unknown policy %s: WhenEmptyOrUnderutilized, the default, instead", policy)
 	}
-	d.drop("budgets", "disruption budgets are not supported: nodewright removes each empty node when its TTL passes")
+	out.ConsolidateAfter = duration(d, "consolidateAfter")
+	for _, b := range d.objects("budgets") {
+		budget := v1alpha1.Budget{}
+		budget.Nodes, _ = b.str("nodes")
+		budget.Schedule = b.strPtr("schedule")
+		if s, ok := b.str("duration"); ok {
+			if v, err := time.ParseDuration(s); err == nil {
+				budget.Duration = &metav1.Duration{Duration: v}
+			} else {
+				b.warn("duration", "not a duration: not carried over")
+			}
+		}
+		for _, r := range b.strings("reasons") {
+			budget.Reasons = append(budget.Reasons, v1alpha1.DisruptionReason(r))
+		}
+		b.done()
+		out.Budgets = append(out.Budgets, budget)
+	}
 	d.done()
+	p.Spec.Disruption = out
 }
 
-// seconds converts a duration such as "720h" to seconds; "Never" is nil.
-func seconds(f *fields, key string) *int64 {
+// duration returns the duration such as "720h", or "Never", at key; nil if absent, and a
+// warning if it is neither.
+func duration(f *fields, key string) *v1alpha1.NillableDuration {
 	s, ok := f.str(key)
-	if !ok || s == "Never" {
+	if !ok {
 		return nil
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
+	if v, valid := v1alpha1.NillableDuration(s).Duration(); !valid && s != string(v1alpha1.Never) || v < 0 {
 		f.warn(key, "not a duration: not carried over")
 		return nil
 	}
-	n := int64(d / time.Second)
-	return &n
+	return ptrTo(v1alpha1.NillableDuration(s))
 }
+
+func ptrTo[T any](v T) *T { return &v }

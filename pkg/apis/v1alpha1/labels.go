@@ -72,8 +72,9 @@ const AnnotationDoNotEvict = GroupName + "/do-not-evict"
 const AnnotationAddedPods = GroupName + "/added-pods"
 
 // AnnotationDoNotDisrupt on a pod or a node, with the value "true", keeps nodewright from
-// disrupting the node for any reason: consolidation, drift, expiry or emptiness. Karpenter's
-// karpenter.sh/do-not-disrupt and AnnotationDoNotEvict do the same.
+// removing the node voluntarily: consolidation, drift or emptiness (expiry replaces nodes
+// regardless, as Karpenter v1's does). Karpenter's karpenter.sh/do-not-disrupt and
+// AnnotationDoNotEvict do the same.
 const AnnotationDoNotDisrupt = GroupName + "/do-not-disrupt"
 
 // TaintDisrupted, with effect NoSchedule, is on the nodes a disruption is removing, from its

@@ -232,7 +232,8 @@ type NodeClaimStatus struct {
 	// +optional
 	LaunchTime *metav1.Time `json:"launchTime,omitempty"`
 
-	// Conditions are Launched, Registered, Initialized, Empty, Expired and Terminating.
+	// Conditions are Launched, Registered, Initialized, Empty, Expired, Terminating and
+	// Disrupting.
 	//
 	// +optional
 	// +listType=map
