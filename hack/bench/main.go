@@ -25,9 +25,10 @@ import (
 
 // E2E is what `bench e2e` measures.
 type E2E struct {
-	ScaleUp  []*ScaleUp `json:"scaleUp,omitempty"`
-	Overhead *Overhead  `json:"overhead,omitempty"`
-	RSS      *RSS       `json:"rss,omitempty"`
+	ScaleUp       []*ScaleUp       `json:"scaleUp,omitempty"`
+	Consolidation []*Consolidation `json:"consolidation,omitempty"`
+	Overhead      *Overhead        `json:"overhead,omitempty"`
+	RSS           *RSS             `json:"rss,omitempty"`
 }
 
 func main() {
@@ -64,6 +65,11 @@ func e2eCommand(ctx context.Context, args []string) error {
 	rssNodes := fs.Int("rss-nodes", 1000, "nodes of the RSS run, and pods bound onto them; 0 skips it")
 	waves := fs.Int("waves", 1, "create the scale-up's pods in this many waves (1: at once)")
 	waveInterval := fs.Duration("wave-interval", 3*time.Second, "time between two waves of pods")
+	consolidationFrom := fs.Int("consolidation-from", 1000, "pods of the consolidation runs before their scale-down")
+	consolidationTo := fs.Int("consolidation-to", 300, "pods of the consolidation runs after it")
+	consolidationRuns := fs.Int("consolidation-runs", 1, "consolidation runs; 0 skips them")
+	consolidateAfter := fs.Duration("consolidate-after", 30*time.Second, "the Provisioner's consolidateAfter in the consolidation runs")
+	consolidationQuiet := fs.Duration("consolidation-quiet", 90*time.Second, "how long the fleet must not change for a consolidation run to have converged")
 	joinDelay := fs.Duration("join-delay", 0, "how long the scale-up's instances take to register their node once running (0: at once; EC2 takes ~30s)")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -79,6 +85,15 @@ func e2eCommand(ctx context.Context, args []string) error {
 		}
 		logger.Info("Scale-up run", "run", i, "result", r)
 		result.ScaleUp = append(result.ScaleUp, r)
+	}
+	for i := range *consolidationRuns {
+		r, err := runConsolidation(ctx, consolidationOptions{From: *consolidationFrom, To: *consolidationTo,
+			ConsolidateAfter: *consolidateAfter, Quiet: *consolidationQuiet, Timeout: *timeout})
+		if err != nil {
+			return fmt.Errorf("consolidation run %d: %w", i, err)
+		}
+		logger.Info("Consolidation run", "run", i, "result", r)
+		result.Consolidation = append(result.Consolidation, r)
 	}
 	var err error
 	if *overheadRuns > 0 {

@@ -56,7 +56,7 @@ func Candidates(c Cluster, now time.Time, consolidateAfter time.Duration) ([]Can
 			skipped[nc.Name] = reason
 			continue
 		}
-		price, err := priceOf(nc, c.Provisioners[nc.Spec.Provisioner], c.InstanceTypes[nc.Spec.Provisioner])
+		price, err := Price(nc, c.Provisioners[nc.Spec.Provisioner], c.InstanceTypes[nc.Spec.Provisioner])
 		if err != nil {
 			skipped[nc.Name] = err.Error()
 			continue
@@ -80,9 +80,9 @@ func settledAt(initialized time.Time, pods []*v1.Pod) time.Time {
 	return at
 }
 
-// priceOf returns what nc's node costs per hour: its offering's price, its type's node cost
+// Price returns what nc's node costs per hour: its offering's price, its type's node cost
 // and its Provisioner's, as plan.Template.Cost counts a planned node's.
-func priceOf(nc *v1alpha1.NodeClaim, prov *v1alpha1.Provisioner, types []*cloud.InstanceType) (float64, error) {
+func Price(nc *v1alpha1.NodeClaim, prov *v1alpha1.Provisioner, types []*cloud.InstanceType) (float64, error) {
 	if prov == nil {
 		return 0, fmt.Errorf("its Provisioner %q is gone", nc.Spec.Provisioner)
 	}

@@ -261,6 +261,11 @@ func (c *Controller) decideOn(ctx context.Context, s *state, last *Decision) (*D
 		if nc.DeletionTimestamp == nil && !nc.IsTrue(v1alpha1.ConditionInitialized) {
 			return nil, fmt.Sprintf("nodeclaim %s is launching", nc.Name), nil
 		}
+		// Emptiness goes first too: an empty node about to go looks like room to move pods
+		// to, and the scheduler, spreading pods, likes it best.
+		if nc.DeletionTimestamp == nil && nc.IsTrue(v1alpha1.ConditionEmpty) {
+			return nil, fmt.Sprintf("nodeclaim %s is empty and waits to be deleted", nc.Name), nil
+		}
 	}
 	now := c.opts.Clock.Now()
 	in := *s.in

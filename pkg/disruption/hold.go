@@ -67,3 +67,28 @@ func Held(nc *v1alpha1.NodeClaim, pod *v1.Pod, onNode []*v1.Pod, now time.Time) 
 	}
 	return fmt.Sprintf("node held until %s for %d pod(s) moved to it from %s", until.Format(time.RFC3339), waiting, nc.Annotations[v1alpha1.AnnotationReplaces])
 }
+
+// Holding reports whether nc's node holds room for moved pods at now (AnnotationHeldPods,
+// until AnnotationHeldUntil): emptiness leaves it alone meanwhile, since the pods it waits
+// for are on their way.
+func Holding(nc *v1alpha1.NodeClaim, now time.Time) bool {
+	if _, ok := nc.Annotations[v1alpha1.AnnotationHeldPods]; !ok {
+		return false
+	}
+	until, err := time.Parse(time.RFC3339, nc.Annotations[v1alpha1.AnnotationHeldUntil])
+	return err == nil && now.Before(until)
+}
+
+// HeldFor reports whether nc holds room for pods like pod (its HoldKey), whether or not they
+// are there yet.
+func HeldFor(nc *v1alpha1.NodeClaim, pod *v1.Pod) bool {
+	key := HoldKey(pod)
+	if key == "" {
+		return false
+	}
+	var held map[string]int
+	if err := json.Unmarshal([]byte(nc.Annotations[v1alpha1.AnnotationHeldPods]), &held); err != nil {
+		return false
+	}
+	return held[key] > 0
+}

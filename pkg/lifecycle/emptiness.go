@@ -64,6 +64,10 @@ func (e *emptiness) reconcile(ctx context.Context, name string) (time.Duration, 
 	if !empty || blocked || disruption.DoNotDisrupt(node.Annotations) != "" || disruption.Disrupting(nc) {
 		return 0, e.clearEmpty(ctx, nc)
 	}
+	// A replacement is not empty while it holds room for the pods a disruption moves to it.
+	if disruption.Holding(nc, e.clock.Now()) {
+		return reservedRecheck, e.clearEmpty(ctx, nc)
+	}
 	// A fresh node is not empty while pods it was launched for are still on their way to it.
 	if pending, err := e.reservedPending(ctx, nc); err != nil || pending != "" {
 		if pending != "" {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -734,4 +735,55 @@ func TestDisruptionRestartAndArrivals(t *testing.T) {
 	if !strings.Contains(env.log(), "a previous process left midway") {
 		t.Log("the restart found no disruption midway (it had finished or not started): the restart was not mid-consolidation")
 	}
+}
+
+// TestDisruptionNoChurn is the no-churn acceptance item: once a workload's fleet has
+// converged, a steady workload sees no disruption decision for a window:
+// NODEWRIGHT_NO_CHURN_WINDOW (the acceptance run: 10m), else 90s in CI.
+func TestDisruptionNoChurn(t *testing.T) {
+	window := 90 * time.Second
+	if s := os.Getenv("NODEWRIGHT_NO_CHURN_WINDOW"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("NODEWRIGHT_NO_CHURN_WINDOW: %v", err)
+		}
+		window = d
+	}
+	env := newProvisionEnv(t, consolidating("10s"), fastDisruption)
+	names := env.diverseDeployments(60)
+	framework.Eventually(env.ctx, t, 3*time.Minute, "60 pods running", func(ctx context.Context) (bool, error) {
+		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{FieldSelector: "status.phase=" + string(corev1.PodRunning)})
+		return err == nil && len(list.Items) == 60, err
+	})
+	for i, name := range names {
+		if i%3 != 0 {
+			env.scale(name, 0)
+		}
+	}
+	// Converged: no decision for 30s, and nothing launching or disrupting.
+	decisions := func() int { return strings.Count(env.log(), "Disruption decided") }
+	last, since := decisions(), time.Now()
+	framework.Eventually(env.ctx, t, 4*time.Minute, "consolidation converged", func(ctx context.Context) (bool, error) {
+		if n := decisions(); n != last {
+			last, since = n, time.Now()
+		}
+		for _, nc := range env.claims() {
+			if disruption.Disrupting(&nc) || !nc.IsTrue(v1alpha1.ConditionInitialized) {
+				since = time.Now()
+			}
+		}
+		return time.Since(since) > 30*time.Second, nil
+	})
+	before := env.claims()
+	t.Logf("converged on %d nodes after %d decisions; watching %s", len(before), last, window)
+	time.Sleep(window)
+	if n := decisions(); n != last {
+		t.Errorf("%d disruption decisions in %s of a steady workload, want 0", n-last, window)
+	}
+	after := env.claims()
+	if len(after) != len(before) {
+		t.Errorf("%d nodeclaims after %s of a steady workload, %d before", len(after), window, len(before))
+	}
+	plans := strings.Count(env.log(), "Consolidation candidates")
+	t.Logf("consolidation planned %d times in all", plans)
 }
