@@ -86,6 +86,37 @@ func e2eMarkdown(p func(string, ...any), r *Report) {
 		p("the percentiles are over the pods that were bound.")
 		p("")
 	}
+	if len(r.E2E.Consolidation) > 0 {
+		c0 := r.E2E.Consolidation[0]
+		p("### Consolidation: %d diverse pods scaled down to %d (issue 16)", c0.From, c0.To)
+		p("")
+		p("The diverse mix's first %d pods are the templates of as many Deployments of %d replicas", c0.From/10, 10)
+		p("(bench/workload, seed %d), provisioned for by the shipped configuration, the Provisioner with", workload.Seed)
+		p("`disruption: {consolidationPolicy: WhenEmptyOrUnderutilized, consolidateAfter: %.0fs}` and", c0.ConsolidateAfterSeconds)
+		p("the default budget (10 %%); then every Deployment is scaled to %d replicas at once.", c0.To/(c0.From/10))
+		p("*Converged*: the time from the scale-down to the last NodeClaim created or gone, followed")
+		p("by %.0f s without one. *Fresh plan*: `pkg/plan`'s plan of the pods left on an empty", c0.QuietSeconds)
+		p("cluster with the same catalog. Prices are the offering's, the type's node cost and the")
+		p("Provisioner's (as consolidation prices nodes). *Evictions*: Evicted events of the pods;")
+		p("*pending > 30 s*: pods created after the scale-down (those moved) that took longer to run.")
+		p("")
+		p("| Run | Converged (s) | <= 1.15x fresh (s) | Nodes before | USD/h before | Nodes after | USD/h after | Fresh plan nodes | Fresh USD/h | After / fresh | Decisions | Evictions | Pending > 30 s | Not running |")
+		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for i, c := range r.E2E.Consolidation {
+			converged := fmt.Sprintf("%.0f", c.ConvergedSeconds)
+			if !c.Converged {
+				converged = fmt.Sprintf("not within the timeout (last change %.0f)", c.ConvergedSeconds)
+			}
+			within := "never"
+			if c.Within115Seconds > 0 {
+				within = fmt.Sprintf("%.0f", c.Within115Seconds)
+			}
+			p("| %d | %s | %s | %d | %.3f | %d | %.3f | %d | %.3f | %.3fx | %d | %d | %d | %d |", i+1, converged, within,
+				c.NodesBefore, c.USDPerHourBefore, c.NodesAfter, c.USDPerHourAfter, c.FreshNodes, c.FreshUSDPerHour,
+				c.USDPerHourAfter/c.FreshUSDPerHour, c.Decisions, c.Evictions, c.PendingOver30s, c.NotRunning)
+		}
+		p("")
+	}
 	if o := r.E2E.Overhead; o != nil {
 		p("### Scheduler overhead of the Provision plugin")
 		p("")
