@@ -297,6 +297,34 @@ func (s *schedulerProcess) usage() (peakRSSMiB, cpuSeconds float64, err error) {
 	return peakRSSMiB, (utime + stime) / clockTicks, nil
 }
 
+// startShipped starts bin/nodewright-scheduler with the shipped configuration, logging to
+// scheduler.log, and waits until it holds its lease; then it creates the namespace ns and
+// starts watching its pods. Stop both when done.
+func (c *cluster) startShipped(ctx context.Context, ns string) (*schedulerProcess, *podWatch, error) {
+	config, err := c.schedulerConfig("scheduler-config.yaml", true, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := c.startScheduler(config, "scheduler.log")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.waitForLeader(ctx); err != nil {
+		s.stop()
+		return nil, nil, fmt.Errorf("waiting for the scheduler's lease: %w", err)
+	}
+	if err := c.createNamespace(ctx, ns); err != nil {
+		s.stop()
+		return nil, nil, err
+	}
+	w, err := c.watchPods(ctx, ns)
+	if err != nil {
+		s.stop()
+		return nil, nil, err
+	}
+	return s, w, nil
+}
+
 // waitForLeader waits until the scheduler with leader election on holds its lease.
 func (c *cluster) waitForLeader(ctx context.Context) error {
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {

@@ -5,21 +5,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/ptr"
 
 	"github.com/nodewright/nodewright/hack/bench/workload"
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -99,26 +96,12 @@ func runConsolidation(ctx context.Context, opts consolidationOptions) (res *Cons
 	if _, err := dyn.Resource(v1alpha1.ProvisionerGVR).Patch(ctx, "default", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		return nil, fmt.Errorf("setting the Provisioner's disruption: %w", err)
 	}
-	config, err := c.schedulerConfig("scheduler-config.yaml", true, false)
-	if err != nil {
-		return nil, err
-	}
-	s, err := c.startScheduler(config, "scheduler.log")
+	const ns = "consolidation"
+	s, w, err := c.startShipped(ctx, ns)
 	if err != nil {
 		return nil, err
 	}
 	defer s.stop()
-	if err := c.waitForLeader(ctx); err != nil {
-		return nil, fmt.Errorf("waiting for the scheduler's lease: %w", err)
-	}
-	const ns = "consolidation"
-	if err := c.createNamespace(ctx, ns); err != nil {
-		return nil, err
-	}
-	w, err := c.watchPods(ctx, ns)
-	if err != nil {
-		return nil, err
-	}
 	defer w.close()
 	deployments := opts.From / replicas
 	if err := c.createDeployments(ctx, ns, workload.Pods(deployments, workload.Seed, workload.PodOptions{Namespace: ns, SchedulerName: schedulerName}), replicas); err != nil {
@@ -212,23 +195,8 @@ func (c *cluster) createDeployments(ctx context.Context, ns string, templates []
 	for range 32 {
 		wg.Go(func() {
 			for i := range work {
-				p := templates[i]
 				name := fmt.Sprintf("d-%03d", i)
-				labels := maps.Clone(p.Labels)
-				if labels == nil {
-					labels = map[string]string{}
-				}
-				labels["deploy"] = name
-				spec := p.Spec.DeepCopy()
-				spec.Volumes = nil // the apiserver gives each pod its token volume
-				spec.Containers[0].Image = "registry.k8s.io/pause:3.10"
-				spec.TerminationGracePeriodSeconds = ptr.To[int64](0)
-				d := &appsv1.Deployment{
-					ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-					Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas),
-						Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"deploy": name}},
-						Template: v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: *spec}},
-				}
+				d := workload.Deployment(templates[i], name, replicas)
 				if _, err := c.client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 					errs <- fmt.Errorf("creating deployment %s: %w", name, err)
 				}

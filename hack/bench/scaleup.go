@@ -81,26 +81,12 @@ func runScaleUp(ctx context.Context, opts scaleUpOptions) (res *ScaleUp, err err
 	}
 	// A failed run, or one with pods that did not run, keeps the cluster's directory.
 	defer func() { c.stop(err == nil && res.NotRunning == 0) }()
-	config, err := c.schedulerConfig("scheduler-config.yaml", true, false)
-	if err != nil {
-		return nil, err
-	}
-	s, err := c.startScheduler(config, "scheduler.log")
+	const ns = "scaleup"
+	s, w, err := c.startShipped(ctx, ns)
 	if err != nil {
 		return nil, err
 	}
 	defer s.stop()
-	if err := c.waitForLeader(ctx); err != nil {
-		return nil, fmt.Errorf("waiting for the scheduler's lease: %w", err)
-	}
-	const ns = "scaleup"
-	if err := c.createNamespace(ctx, ns); err != nil {
-		return nil, err
-	}
-	w, err := c.watchPods(ctx, ns)
-	if err != nil {
-		return nil, err
-	}
 	defer w.close()
 	pods := workload.Pods(n, workload.Seed, workload.PodOptions{Namespace: ns, SchedulerName: schedulerName})
 	logger.Info("Creating pods", "pods", n, "waves", waves, "dir", c.dir)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -86,23 +85,8 @@ func (env *provisionEnv) diverseDeployments(n int) []string {
 	for range 10 {
 		wg.Go(func() {
 			for i := range work {
-				p := pods[i]
 				name := fmt.Sprintf("d-%03d", i)
-				labels := maps.Clone(p.Labels)
-				if labels == nil {
-					labels = map[string]string{}
-				}
-				labels["deploy"] = name
-				spec := p.Spec.DeepCopy()
-				spec.Volumes = nil // the apiserver gives each pod its token volume
-				spec.Containers[0].Image = "registry.k8s.io/pause:3.10"
-				spec.TerminationGracePeriodSeconds = ptr.To[int64](0)
-				d := &appsv1.Deployment{
-					ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: env.ns},
-					Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1),
-						Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"deploy": name}},
-						Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: *spec}},
-				}
+				d := workload.Deployment(pods[i], name, 1)
 				if _, err := env.client.AppsV1().Deployments(env.ns).Create(env.ctx, d, metav1.CreateOptions{}); err != nil {
 					errs <- err
 				}

@@ -6,12 +6,16 @@ package workload
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 
+	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
+	"k8s.io/utils/ptr"
 
 	"github.com/nodewright/nodewright/pkg/cloud"
 )
@@ -174,4 +178,26 @@ func LowerBound(pods []*v1.Pod, types []*cloud.InstanceType) float64 {
 		}
 	}
 	return max(cpu*perCPU, mem*perGiB)
+}
+
+// Deployment returns a Deployment named name of replicas pods like template (one of Pods):
+// its labels and spec, labelled deploy: name as the selector, without the token volume
+// (the apiserver gives each pod its own), running the pause image and going at once when
+// deleted.
+func Deployment(template *v1.Pod, name string, replicas int32) *appsv1.Deployment {
+	labels := maps.Clone(template.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels["deploy"] = name
+	spec := template.Spec.DeepCopy()
+	spec.Volumes = nil
+	spec.Containers[0].Image = "registry.k8s.io/pause:3.10"
+	spec.TerminationGracePeriodSeconds = ptr.To[int64](0)
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: template.Namespace},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"deploy": name}},
+			Template: v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: *spec}},
+	}
 }
