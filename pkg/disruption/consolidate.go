@@ -168,6 +168,7 @@ func consolidate(ctx context.Context, cluster plan.Input, nodes []Candidate, rea
 	for _, n := range in.Nodes {
 		in.Existing = append(in.Existing, n.Name)
 	}
+	in.Nodes, in.ScheduledPods = draining(cluster, in, names)
 	for _, newNodes := range []int{0, 1} {
 		in.MaxNewNodes = &newNodes
 		result, err := plan.Plan(ctx, in)
@@ -188,6 +189,33 @@ func consolidate(ctx context.Context, cluster plan.Input, nodes []Candidate, rea
 		return d, nil
 	}
 	return nil, nil
+}
+
+// draining returns in's nodes and bound pods with the nodes named names back, as they are
+// while their pods move: cordoned and tainted disrupted, running only the pods that go with
+// them. The scheduler places the moved pods while those nodes drain, and they still count as
+// domains of topology spread then (nodeTaintsPolicy Ignore, the default): a hostname-spread
+// pod may not join its sibling on the replacement while its old node holds none. Planning
+// as if they were gone already sent such pods pending, to be provisioned for, and
+// consolidated again: churn. They are not in Existing: no pod is planned onto them.
+func draining(cluster, in plan.Input, names []string) ([]*v1.Node, []*v1.Pod) {
+	gone := sets.New(names...)
+	nodes, pods := slices.Clone(in.Nodes), slices.Clone(in.ScheduledPods)
+	for _, n := range cluster.Nodes {
+		if !gone.Has(n.Name) {
+			continue
+		}
+		c := n.DeepCopy()
+		c.Spec.Unschedulable = true
+		c.Spec.Taints = append(c.Spec.Taints, v1.Taint{Key: v1alpha1.TaintDisrupted, Effect: v1.TaintEffectNoSchedule})
+		nodes = append(nodes, c)
+	}
+	for _, pod := range cluster.ScheduledPods {
+		if gone.Has(pod.Spec.NodeName) && plan.GoesWithNode(pod) {
+			pods = append(pods, pod)
+		}
+	}
+	return nodes, pods
 }
 
 // byValue returns candidates ordered by price per unit of disruption (disruptionCost of the

@@ -226,7 +226,22 @@ func (c *Controller) observe(ctx context.Context) (*state, error) {
 	}
 	s.cluster = Cluster{Claims: s.claims, Nodes: map[string]*v1.Node{}, Pods: map[string][]*v1.Pod{}, PDBs: pdbs,
 		Provisioners: map[string]*v1alpha1.Provisioner{}, InstanceTypes: in.InstanceTypes}
-	for _, n := range in.Nodes {
+	// A replacement holding room for pods on their way takes no other pod (Held): to the
+	// plans it is a node that takes none, or they would move pods into room they cannot
+	// have, to go pending and be provisioned for, a node a pass later consolidates: churn.
+	holding := map[string]bool{}
+	now := c.opts.Clock.Now()
+	for _, nc := range s.claims {
+		if nc.Status.NodeName != "" && Holding(nc, now) {
+			holding[nc.Status.NodeName] = true
+		}
+	}
+	for i, n := range in.Nodes {
+		if holding[n.Name] {
+			n = n.DeepCopy()
+			n.Spec.Taints = append(n.Spec.Taints, v1.Taint{Key: v1alpha1.AnnotationHeldPods, Effect: v1.TaintEffectNoSchedule})
+			in.Nodes[i] = n
+		}
 		s.cluster.Nodes[n.Name] = n
 	}
 	for _, pod := range in.ScheduledPods {

@@ -129,6 +129,9 @@ func (env *provisionEnv) fleetCost(its []*cloud.InstanceType) (float64, int) {
 	var cost float64
 	claims := env.claims()
 	for _, nc := range claims {
+		if nc.Status.InstanceType == "" {
+			continue // launching: no instance, no price yet
+		}
 		p, ok := prices[nc.Status.InstanceType+"/"+nc.Status.Zone+"/"+nc.Status.CapacityType]
 		if !ok {
 			env.t.Fatalf("no price for nodeclaim %s (%s %s %s)", nc.Name, nc.Status.InstanceType, nc.Status.Zone, nc.Status.CapacityType)
