@@ -25,7 +25,7 @@ func (p *Provision) Score(_ context.Context, _ fwk.CycleState, pod *v1.Pod, node
 	if !ok || !disruption.Holding(nc, p.opts.Clock.Now()) || !disruption.HeldFor(nc, pod) {
 		return 0, nil
 	}
-	return fwk.MaxNodeScore, nil
+	return fwk.MaxScore, nil
 }
 
 // ScoreExtensions returns nil: scores are 0 or the maximum already.
