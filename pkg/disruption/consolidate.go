@@ -182,8 +182,23 @@ func consolidate(ctx context.Context, cluster plan.Input, nodes []Candidate, rea
 		if len(result.Nodes) == 1 {
 			d.Method, d.Replacement = MethodReplace, result.Nodes[0]
 			d.Savings -= d.Replacement.Cost()
-			if reason == v1alpha1.DisruptionUnderutilized && d.Savings <= MinSavingsFraction*price {
-				return nil, nil
+			if reason == v1alpha1.DisruptionUnderutilized {
+				// The launch may pick any of the replacement's instance types: keep those
+				// that save enough, and count the dearest of them, or a replacement of a
+				// dearer type would itself be replaced, and so on.
+				r := *d.Replacement
+				extra := r.Cost() - r.Template.Cost()
+				r.Options = slices.DeleteFunc(slices.Clone(r.Options), func(o *plan.Template) bool {
+					return price-(o.Cost()+extra) <= MinSavingsFraction*price
+				})
+				if len(r.Options) == 0 {
+					return nil, nil
+				}
+				worst := 0.0
+				for _, o := range r.Options {
+					worst = max(worst, o.Cost()+extra)
+				}
+				d.Replacement, d.Savings = &r, price-worst
 			}
 		}
 		return d, nil

@@ -231,8 +231,12 @@ func (c *Controller) observe(ctx context.Context) (*state, error) {
 	// have, to go pending and be provisioned for, a node a pass later consolidates: churn.
 	holding := map[string]bool{}
 	now := c.opts.Clock.Now()
+	onNode := map[string][]*v1.Pod{}
+	for _, pod := range in.ScheduledPods {
+		onNode[pod.Spec.NodeName] = append(onNode[pod.Spec.NodeName], pod)
+	}
 	for _, nc := range s.claims {
-		if nc.Status.NodeName != "" && Holding(nc, now) {
+		if nc.Status.NodeName != "" && Waiting(nc, onNode[nc.Status.NodeName], now) > 0 {
 			holding[nc.Status.NodeName] = true
 		}
 	}

@@ -38,34 +38,43 @@ func HoldKey(pod *v1.Pod) string {
 // onNode are the pods on the node. A claim that holds nothing, or whose annotations do not
 // parse, holds nothing.
 func Held(nc *v1alpha1.NodeClaim, pod *v1.Pod, onNode []*v1.Pod, now time.Time) string {
-	value, ok := nc.Annotations[v1alpha1.AnnotationHeldPods]
-	if !ok || plan.GoesWithNode(pod) {
+	if plan.GoesWithNode(pod) {
 		return ""
 	}
-	until, err := time.Parse(time.RFC3339, nc.Annotations[v1alpha1.AnnotationHeldUntil])
-	if err != nil || !now.Before(until) {
+	held, waiting := waitingFor(nc, onNode, now)
+	if waiting == 0 || held[HoldKey(pod)] > 0 {
 		return ""
+	}
+	return fmt.Sprintf("node held until %s for %d pod(s) moved to it from %s", nc.Annotations[v1alpha1.AnnotationHeldUntil], waiting, nc.Annotations[v1alpha1.AnnotationReplaces])
+}
+
+// Waiting returns how many of the pods nc's node holds room for (Held) are not on it yet,
+// onNode being the pods on it; 0 once the hold is over.
+func Waiting(nc *v1alpha1.NodeClaim, onNode []*v1.Pod, now time.Time) int {
+	_, waiting := waitingFor(nc, onNode, now)
+	return waiting
+}
+
+// waitingFor returns, by hold key, the pods nc's node still holds room for at now, and their
+// number.
+func waitingFor(nc *v1alpha1.NodeClaim, onNode []*v1.Pod, now time.Time) (map[string]int, int) {
+	if !Holding(nc, now) {
+		return nil, 0
 	}
 	var held map[string]int
-	if err := json.Unmarshal([]byte(value), &held); err != nil {
-		return ""
+	if err := json.Unmarshal([]byte(nc.Annotations[v1alpha1.AnnotationHeldPods]), &held); err != nil {
+		return nil, 0
 	}
 	for _, p := range onNode {
 		if key := HoldKey(p); held[key] > 0 {
 			held[key]--
 		}
 	}
-	if held[HoldKey(pod)] > 0 {
-		return ""
-	}
 	waiting := 0
 	for _, n := range held {
 		waiting += n
 	}
-	if waiting == 0 {
-		return ""
-	}
-	return fmt.Sprintf("node held until %s for %d pod(s) moved to it from %s", until.Format(time.RFC3339), waiting, nc.Annotations[v1alpha1.AnnotationReplaces])
+	return held, waiting
 }
 
 // Holding reports whether nc's node holds room for moved pods at now (AnnotationHeldPods,
