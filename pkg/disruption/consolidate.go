@@ -77,11 +77,7 @@ type Decision struct {
 
 // String describes d in one line, as the logs and events say it.
 func (d *Decision) String() string {
-	names := make([]string, len(d.Nodes))
-	for i, c := range d.Nodes {
-		names[i] = c.Node
-	}
-	s := fmt.Sprintf("%s %d node(s) (%s)", d.Method, len(d.Nodes), strings.Join(names, ", "))
+	s := fmt.Sprintf("%s %d node(s) (%s)", d.Method, len(d.Nodes), names(d.Nodes))
 	if r := d.Replacement; r != nil {
 		s += fmt.Sprintf(" with a %s node from types [%s]", r.Template.Offering.CapacityType, strings.Join(r.InstanceTypeNames(), ", "))
 	}

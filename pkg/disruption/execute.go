@@ -12,8 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
@@ -203,21 +201,14 @@ func (c *Controller) launchReplacement(ctx context.Context, d *Decision) (string
 	// Held while it launches, too; holdFrom shortens this once it is initialized.
 	until := c.opts.Clock.Now().Add(c.opts.ReplacementTimeout + c.opts.HoldFor)
 	nc.Annotations[v1alpha1.AnnotationHeldUntil] = until.UTC().Format(time.RFC3339)
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(nc)
+	created, err := v1alpha1.CreateNodeClaim(ctx, c.opts.Dynamic, nc)
 	if err != nil {
 		return "", err
 	}
-	u := &unstructured.Unstructured{Object: obj}
-	u.SetAPIVersion(v1alpha1.SchemeGroupVersion.String())
-	u.SetKind("NodeClaim")
-	u, err = c.opts.Dynamic.Resource(v1alpha1.NodeClaimGVR).Create(ctx, u, metav1.CreateOptions{})
-	if err != nil {
-		return "", err
-	}
-	klog.FromContext(ctx).Info("Launching replacement", "nodeClaim", u.GetName(), "instanceTypes", d.Replacement.InstanceTypeNames(),
+	klog.FromContext(ctx).Info("Launching replacement", "nodeClaim", created.Name, "instanceTypes", d.Replacement.InstanceTypeNames(),
 		"zone", d.Replacement.Template.Offering.Zone, "capacityType", d.Replacement.Template.Offering.CapacityType,
 		"heldPods", len(d.Replacement.Pods), "replaces", claims)
-	return u.GetName(), nil
+	return created.Name, nil
 }
 
 // awaitReplacement waits until the claim named name is initialized; an error if it is

@@ -1,10 +1,13 @@
 package v1alpha1
 
 import (
+	"context"
 	"fmt"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 )
 
 // The resources of nodewright's objects, for the dynamic client and dynamic informers through
@@ -27,4 +30,22 @@ func FromUnstructured[T any](u *unstructured.Unstructured) (*T, error) {
 		return nil, fmt.Errorf("converting %s %s: %w", u.GetKind(), u.GetName(), err)
 	}
 	return out, nil
+}
+
+// CreateNodeClaim writes nc through the dynamic client and returns it as stored, with its
+// generated name: how the Provision plugin writes a planned node's claim and the disruption
+// controller a replacement's.
+func CreateNodeClaim(ctx context.Context, client dynamic.Interface, nc *NodeClaim) (*NodeClaim, error) {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(nc)
+	if err != nil {
+		return nil, fmt.Errorf("converting nodeclaim: %w", err)
+	}
+	u := &unstructured.Unstructured{Object: m}
+	u.SetAPIVersion(SchemeGroupVersion.String())
+	u.SetKind("NodeClaim")
+	u, err = client.Resource(NodeClaimGVR).Create(ctx, u, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("creating nodeclaim for provisioner %s: %w", nc.Spec.Provisioner, err)
+	}
+	return FromUnstructured[NodeClaim](u)
 }

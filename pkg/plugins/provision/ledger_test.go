@@ -39,7 +39,7 @@ func TestNodeClaimForSeedPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{v1alpha1.NodeClaimGVR: "NodeClaimList"})
-	nc, err := createNodeClaim(ctx, client, plan.NodeClaimFor(result.Nodes[0]))
+	nc, err := v1alpha1.CreateNodeClaim(ctx, client, plan.NodeClaimFor(result.Nodes[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestRecordAddedPods(t *testing.T) {
 	client := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{v1alpha1.NodeClaimGVR: "NodeClaimList"})
 	nc := plantest.Claim("c1", "", "a")
 	nc.GenerateName = ""
-	if _, err := createNodeClaim(ctx, client, nc); err != nil {
+	if _, err := v1alpha1.CreateNodeClaim(ctx, client, nc); err != nil {
 		t.Fatal(err)
 	}
 	refs := v1alpha1.PodReferencesTo([]*v1.Pod{plantest.PendingPod("b", "1").Obj(), plantest.PendingPod("c", "1").Obj()})

@@ -8,8 +8,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
@@ -63,7 +61,7 @@ func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) {
 		}
 		n.Pods = still
 	}
-	nc, err := createNodeClaim(ctx, w.opts.Dynamic, plan.NodeClaimFor(n))
+	nc, err := v1alpha1.CreateNodeClaim(ctx, w.opts.Dynamic, plan.NodeClaimFor(n))
 	if err != nil {
 		// Its pods stay unreserved: the next round plans them again.
 		logger.Error(err, "Writing the nodeclaim of a planned node", "provisioner", n.Template.Provisioner.Name,
@@ -148,20 +146,4 @@ func recordAddedPods(ctx context.Context, client dynamic.Interface, name string,
 		return fmt.Errorf("recording the pods added to nodeclaim %s: %w", name, err)
 	}
 	return nil
-}
-
-// createNodeClaim writes nc and returns it as stored, with its generated name.
-func createNodeClaim(ctx context.Context, client dynamic.Interface, nc *v1alpha1.NodeClaim) (*v1alpha1.NodeClaim, error) {
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(nc)
-	if err != nil {
-		return nil, fmt.Errorf("converting nodeclaim: %w", err)
-	}
-	u := &unstructured.Unstructured{Object: m}
-	u.SetAPIVersion(v1alpha1.SchemeGroupVersion.String())
-	u.SetKind("NodeClaim")
-	u, err = client.Resource(v1alpha1.NodeClaimGVR).Create(ctx, u, metav1.CreateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("creating nodeclaim for provisioner %s: %w", nc.Spec.Provisioner, err)
-	}
-	return v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
 }
