@@ -40,31 +40,54 @@ func (d *deps) afterFunc(delay time.Duration, f func()) {
 	time.AfterFunc(delay, f)
 }
 
-// pendingPods returns the pods of this profile that the scheduler could not place, that are
-// not bound and have no reservation.
+// pendingPods returns the pods of this profile, not bound and with no reservation, that want
+// a node: those the scheduler found unschedulable, and those it has not tried yet that fit
+// the free room of no node (freeRoom), which it could only find unschedulable. Taking these
+// at once starts the round of a burst of pods when they are created, not after the scheduler
+// has tried each one and written its status.
 func (d *deps) pendingPods(logger klog.Logger) []*v1.Pod {
-	pods, err := d.handle.SharedInformerFactory().Core().V1().Pods().Lister().List(labels.Everything())
+	informers := d.handle.SharedInformerFactory()
+	pods, err := informers.Core().V1().Pods().Lister().List(labels.Everything())
 	if err != nil {
 		logger.Error(err, "Listing pods")
 		return nil
 	}
-	var out []*v1.Pod
+	var out, untried []*v1.Pod
 	for _, pod := range pods {
-		if !d.wantsNode(pod) {
-			continue
-		}
 		if _, _, reserved := d.ledger.Reservation(pod.UID); reserved {
 			continue
 		}
-		out = append(out, pod)
+		switch {
+		case d.wantsNode(pod):
+			out = append(out, pod)
+		case d.untried(pod):
+			untried = append(untried, pod)
+		}
 	}
+	if len(untried) == 0 {
+		return out
+	}
+	nodes, err := informers.Core().V1().Nodes().Lister().List(labels.Everything())
+	if err != nil {
+		logger.Error(err, "Listing nodes; leaving the pods not tried yet to the scheduler")
+		return out
+	}
+	room := newFreeRoom(nodes, pods)
+	taken := 0
+	for _, pod := range untried {
+		if !room.mayFit(pod) {
+			out = append(out, pod)
+			taken++
+		}
+	}
+	logger.V(4).Info("Pods not tried by the scheduler yet", "pods", len(untried), "fittingNoNode", taken)
 	return out
 }
 
 // wantsNode reports whether pod is this profile's, unbound, and was found unschedulable by
 // the scheduler: a pod not tried yet may well fit an existing node.
 func (d *deps) wantsNode(pod *v1.Pod) bool {
-	if pod.Spec.SchedulerName != d.handle.ProfileName() || pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil {
+	if !d.ours(pod) {
 		return false
 	}
 	for _, c := range pod.Status.Conditions {
@@ -73,6 +96,25 @@ func (d *deps) wantsNode(pod *v1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// untried reports whether pod is this profile's, unbound, and not tried by the scheduler yet:
+// it has no PodScheduled condition (a pod with scheduling gates has one, SchedulingGated).
+func (d *deps) untried(pod *v1.Pod) bool {
+	if !d.ours(pod) || len(pod.Spec.SchedulingGates) > 0 {
+		return false
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == v1.PodScheduled {
+			return false
+		}
+	}
+	return true
+}
+
+// ours reports whether pod is this profile's, unbound and not being deleted.
+func (d *deps) ours(pod *v1.Pod) bool {
+	return pod.Spec.SchedulerName == d.handle.ProfileName() && pod.Spec.NodeName == "" && pod.DeletionTimestamp == nil
 }
 
 // unbound returns the pod namespace/name, as the informer sees it, if it is the pod with uid

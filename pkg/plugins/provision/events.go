@@ -131,13 +131,20 @@ func (p *Provision) release(ctx context.Context, nc *v1alpha1.NodeClaim) {
 	}
 }
 
-// onPod triggers a round for a pod of this profile the scheduler could not place.
+// onPod triggers a round for a pod of this profile the scheduler could not place, or has not
+// tried yet: the round takes the latter only if it fits no node's free room (pendingPods).
+// Each pod counts once per batch window (TriggerPod).
 func (p *Provision) onPod(obj any) {
 	pod, ok := obj.(*v1.Pod)
-	if !ok || !p.wantsNode(pod) {
+	if !ok {
 		return
 	}
-	p.waits.seen(pod.UID, p.opts.Clock.Now())
+	switch {
+	case p.wantsNode(pod):
+		p.waits.seen(pod.UID, p.opts.Clock.Now())
+	case !p.untried(pod):
+		return
+	}
 	if _, _, reserved := p.ledger.Reservation(pod.UID); reserved {
 		return
 	}
@@ -146,7 +153,7 @@ func (p *Provision) onPod(obj any) {
 		// the pod asks again.
 		return
 	}
-	p.batcher.Trigger()
+	p.batcher.TriggerPod(pod.UID)
 }
 
 // observeBound settles the claim a pod that binds was reserved on, if it has no other pod

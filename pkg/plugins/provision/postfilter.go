@@ -64,6 +64,6 @@ func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Po
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("%s: %s", Name, u.Message()))
 	}
 	logger.V(4).Info("Pod triggers a provisioning round", "pod", klog.KObj(pod))
-	p.batcher.Trigger()
+	p.batcher.TriggerPod(pod.UID)
 	return nil, fwk.NewStatus(fwk.Unschedulable, Name+": a node is being planned")
 }

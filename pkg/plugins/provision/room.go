@@ -1,0 +1,117 @@
+package provision
+
+import (
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	resourcehelper "k8s.io/component-helpers/resource"
+)
+
+// roomResources are the resources freeRoom checks: those NodeResourcesFit never ignores. A
+// pod's other requests (extended resources, which a profile may tell it to ignore) are
+// taken to fit.
+var roomResources = []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage}
+
+// freeRoom is the room the cluster's nodes have left by their pods' requests alone: the cheap
+// check that lets a provisioning round take a pod the scheduler has not tried yet. Room by
+// requests is necessary for a node to take a pod (NodeResourcesFit), so a pod that fits the
+// free room of no node cannot go on any node that exists now, whatever the other filters say;
+// a pod that fits some node's is left to the scheduler, which tries it as before.
+//
+// Every error of the check is on the side of "may fit": room held for reserved pods, pods
+// nominated by preemption, taints and the other filters are not counted; only the pods bound
+// are. The scheduler's own cache may hold more (pods it assumed and is binding), which makes
+// room look larger, not smaller.
+type freeRoom struct {
+	nodes []nodeRoom
+	// lowestPriority is the lowest priority of a bound pod, and bound whether there is one: a
+	// pod of a higher priority may preempt it, and is left to the scheduler.
+	lowestPriority int32
+	bound          bool
+}
+
+// nodeRoom is one node's allocatable less its pods' requests, and how many more pods it takes.
+type nodeRoom struct {
+	free v1.ResourceList
+	pods int64
+}
+
+// newFreeRoom returns the free room of nodes, with pods, the pods bound to them.
+func newFreeRoom(nodes []*v1.Node, pods []*v1.Pod) *freeRoom {
+	r := &freeRoom{}
+	index := make(map[string]int, len(nodes))
+	for _, n := range nodes {
+		index[n.Name] = len(r.nodes)
+		room := nodeRoom{free: v1.ResourceList{}, pods: n.Status.Allocatable.Pods().Value()}
+		for _, name := range roomResources {
+			if q, ok := n.Status.Allocatable[name]; ok {
+				room.free[name] = q.DeepCopy()
+			}
+		}
+		r.nodes = append(r.nodes, room)
+	}
+	for _, pod := range pods {
+		i, ok := index[pod.Spec.NodeName]
+		if !ok || pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+			continue
+		}
+		if p := priority(pod); !r.bound || p < r.lowestPriority {
+			r.lowestPriority, r.bound = p, true
+		}
+		room := &r.nodes[i]
+		room.pods--
+		reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+		for _, name := range roomResources {
+			if q, ok := reqs[name]; ok {
+				free := room.free[name]
+				free.Sub(q)
+				room.free[name] = free
+			}
+		}
+	}
+	return r
+}
+
+// mayFit reports whether pod might go on a node that exists: it fits some node's free room,
+// or it may preempt a bound pod.
+func (r *freeRoom) mayFit(pod *v1.Pod) bool {
+	if r.bound && priority(pod) > r.lowestPriority &&
+		(pod.Spec.PreemptionPolicy == nil || *pod.Spec.PreemptionPolicy != v1.PreemptNever) {
+		return true
+	}
+	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	for _, room := range r.nodes {
+		if room.fits(reqs) {
+			return true
+		}
+	}
+	return false
+}
+
+// fits reports whether reqs fit room, and room takes one more pod.
+func (room nodeRoom) fits(reqs v1.ResourceList) bool {
+	if room.pods < 1 {
+		return false
+	}
+	for _, name := range roomResources {
+		q, ok := reqs[name]
+		if !ok || q.IsZero() {
+			continue
+		}
+		free, ok := room.free[name]
+		if !ok {
+			free = resource.Quantity{}
+		}
+		if free.Cmp(q) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// priority returns pod's priority, 0 when it has none.
+func priority(pod *v1.Pod) int32 {
+	if pod.Spec.Priority != nil {
+		return *pod.Spec.Priority
+	}
+	return 0
+}

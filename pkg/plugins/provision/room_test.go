@@ -1,0 +1,133 @@
+package provision
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/klog/v2"
+	st "k8s.io/kubernetes/pkg/scheduler/testing"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
+)
+
+func roomNode(name, cpu, memory, pods string) *v1.Node {
+	return st.MakeNode().Name(name).Capacity(map[v1.ResourceName]string{
+		v1.ResourceCPU: cpu, v1.ResourceMemory: memory, v1.ResourcePods: pods}).Obj()
+}
+
+// TestFreeRoom: a pod may fit where some node's allocatable less its bound pods' requests
+// holds its cpu and memory and one more pod; a pod of a higher priority than a bound pod may
+// preempt it, unless it never preempts; finished pods take no room.
+func TestFreeRoom(t *testing.T) {
+	nodes := []*v1.Node{roomNode("a", "4", "8Gi", "3"), roomNode("b", "2", "16Gi", "110")}
+	bound := []*v1.Pod{
+		plantest.PendingPod("a1", "3").Node("a").Obj(),
+		plantest.PendingPod("b1", "1").Node("b").Obj(),
+		plantest.PendingPod("done", "2").Node("b").Phase(v1.PodSucceeded).Obj(),
+		plantest.PendingPod("elsewhere", "8").Node("gone").Obj(),
+	}
+	room := newFreeRoom(nodes, bound)
+	tests := []struct {
+		name string
+		pod  *v1.Pod
+		want bool
+	}{
+		{"fits a's cpu", plantest.PendingPod("p", "1").Obj(), true},
+		{"fits no node's cpu", plantest.PendingPod("p", "1500m").Obj(), false},
+		{"fits b's memory only with b's cpu", st.MakePod().Name("p").Req(map[v1.ResourceName]string{v1.ResourceCPU: "500m", v1.ResourceMemory: "12Gi"}).Obj(), true},
+		{"fits no node's memory", st.MakePod().Name("p").Req(map[v1.ResourceName]string{v1.ResourceMemory: "20Gi"}).Obj(), false},
+		{"requests nothing", st.MakePod().Name("p").Obj(), true},
+		{"extended resources are taken to fit", st.MakePod().Name("p").Req(map[v1.ResourceName]string{"example.com/gpu": "1"}).Obj(), true},
+		{"may preempt", plantest.PendingPod("p", "8").Priority(10).Obj(), true},
+		{"never preempts", plantest.PendingPod("p", "8").Priority(10).PreemptionPolicy(v1.PreemptNever).Obj(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := room.mayFit(tt.pod); got != tt.want {
+				t.Errorf("mayFit = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	full := newFreeRoom([]*v1.Node{roomNode("a", "4", "8Gi", "1")}, []*v1.Pod{plantest.PendingPod("a1", "100m").Node("a").Obj()})
+	if full.mayFit(plantest.PendingPod("p", "100m").Obj()) {
+		t.Error("mayFit = true on a node that takes no more pods")
+	}
+	if newFreeRoom(nil, nil).mayFit(plantest.PendingPod("p", "100m").Obj()) {
+		t.Error("mayFit = true with no node")
+	}
+}
+
+// TestPendingPodsTakesUntriedPodsThatFitNoNode: a round takes the pods the scheduler found
+// unschedulable, and of those it has not tried yet the ones that fit no node's free room;
+// not pods with scheduling gates, pods of other schedulers, or pods already reserved.
+func TestPendingPodsTakesUntriedPodsThatFitNoNode(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	objs := []runtime.Object{
+		roomNode("n", "2", "8Gi", "110"),
+		plantest.PendingPod("bound", "1").Node("n").Obj(),
+		plantest.PendingPod("unschedulable", "100m").Condition(v1.PodScheduled, v1.ConditionFalse, v1.PodReasonUnschedulable).Obj(),
+		plantest.PendingPod("untried-fits", "500m").Obj(),
+		plantest.PendingPod("untried-big", "2").Obj(),
+		plantest.PendingPod("gated", "2").SchedulingGates([]string{"example.com/wait"}).
+			Condition(v1.PodScheduled, v1.ConditionFalse, v1.PodReasonSchedulingGated).Obj(),
+		plantest.PendingPod("other-scheduler", "2").SchedulerName("default-scheduler").Obj(),
+		plantest.PendingPod("reserved", "2").Obj(),
+	}
+	factory := informers.NewSharedInformerFactory(fake.NewClientset(objs...), 0)
+	factory.Core().V1().Pods().Informer()
+	factory.Core().V1().Nodes().Informer()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	d := &deps{handle: informerHandle{factory: factory}, ledger: NewLedger()}
+	d.ledger.Set(plantest.Claim("c1", "", "reserved"))
+
+	var got []string
+	for _, pod := range d.pendingPods(klog.Background()) {
+		got = append(got, pod.Name)
+	}
+	slices.Sort(got)
+	if want := []string{"unschedulable", "untried-big"}; !slices.Equal(got, want) {
+		t.Errorf("pending pods = %v, want %v", got, want)
+	}
+}
+
+// TestTriggerPodCountsOncePerWindow: a pod's first trigger starts a window and its later
+// ones neither start nor extend it, until the next round starts.
+func TestTriggerPodCountsOncePerWindow(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clk := clocktesting.NewFakeClock(time.Now())
+	rounds := make(chan struct{}, 10)
+	b := newBatcher(clk, time.Second, 10*time.Second, func(context.Context) { rounds <- struct{}{} })
+	go b.Run(ctx)
+
+	b.TriggerPod("a")
+	waitForTimers(t, clk)
+	clk.Step(600 * time.Millisecond)
+	b.TriggerPod("a") // the scheduler's attempt at a: no new arrival
+	clk.Step(600 * time.Millisecond)
+	select {
+	case <-rounds:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no round 1s after the only pod arrived: its later triggers extended the window")
+	}
+	b.TriggerPod("a") // a new window: the round that started forgot a
+	waitForTimers(t, clk)
+	clk.Step(time.Second)
+	select {
+	case <-rounds:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no round for a pod triggering after the last round started")
+	}
+	if n := len(rounds); n != 0 {
+		t.Errorf("%d more rounds, want none", n)
+	}
+}
