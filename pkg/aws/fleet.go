@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -42,11 +43,12 @@ func candidates(nodeClaim *v1alpha1.NodeClaim, types []*cloud.InstanceType, info
 		if !fits(it.Allocatable(), nodeClaim.Spec.Resources.Requests) {
 			continue
 		}
+		// One copy of the type's labels, the offering's zone and capacity type set in turn.
+		labels := make(map[string]string, len(it.Labels)+2)
+		for k, v := range it.Labels {
+			labels[k] = v
+		}
 		for _, o := range it.Offerings {
-			labels := make(map[string]string, len(it.Labels)+2)
-			for k, v := range it.Labels {
-				labels[k] = v
-			}
 			labels[corev1.LabelTopologyZone] = o.Zone
 			labels[v1alpha1.LabelCapacityType] = o.CapacityType
 			if !allows(nodeClaim.Spec.Requirements, labels) {
@@ -63,6 +65,23 @@ func candidates(nodeClaim *v1alpha1.NodeClaim, types []*cloud.InstanceType, info
 		return out[i].String() < out[j].String()
 	})
 	return out
+}
+
+// allowedTypes returns the instance types requirements allow by name, the intersection of
+// their In requirements on the instance type label; nil if none names them.
+func allowedTypes(requirements []v1alpha1.NodeSelectorRequirement) sets.Set[string] {
+	var allowed sets.Set[string]
+	for _, r := range requirements {
+		if r.Key != corev1.LabelInstanceTypeStable || r.Operator != corev1.NodeSelectorOpIn {
+			continue
+		}
+		if allowed == nil {
+			allowed = sets.New(r.Values...)
+		} else {
+			allowed = allowed.Intersection(sets.New(r.Values...))
+		}
+	}
+	return allowed
 }
 
 // fits reports whether allocatable holds every request.

@@ -33,7 +33,7 @@ func (p *Provider) Create(ctx context.Context, nodeClaim *v1alpha1.NodeClaim, no
 	if err != nil {
 		return nil, err
 	}
-	types, err := p.instanceTypes(ctx, resolved, kubelet)
+	types, err := p.instanceTypes(ctx, resolved, kubelet, allowedTypes(nodeClaim.Spec.Requirements))
 	if err != nil {
 		return nil, err
 	}

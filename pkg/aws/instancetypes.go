@@ -16,6 +16,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -231,12 +232,14 @@ func (p *Provider) InstanceTypes(ctx context.Context, nodeClass *v1alpha1.EC2Nod
 	if err != nil {
 		return nil, err
 	}
-	return p.instanceTypes(ctx, resolved, kubelet)
+	return p.instanceTypes(ctx, resolved, kubelet, nil)
 }
 
 // instanceTypes builds the instance types a resolved node class can launch: those of an
-// architecture it has an AMI for, with offerings in its subnets' zones.
-func (p *Provider) instanceTypes(ctx context.Context, resolved *resolvedNodeClass, kubelet *v1alpha1.KubeletConfiguration) ([]*cloud.InstanceType, error) {
+// architecture it has an AMI for, with offerings in its subnets' zones; only those named in
+// only, when it is not nil (a launch builds the few types its NodeClaim allows, not the
+// catalog's hundreds).
+func (p *Provider) instanceTypes(ctx context.Context, resolved *resolvedNodeClass, kubelet *v1alpha1.KubeletConfiguration, only sets.Set[string]) ([]*cloud.InstanceType, error) {
 	infos, err := p.typeCache.get(ctx)
 	if err != nil {
 		return nil, err
@@ -247,7 +250,7 @@ func (p *Provider) instanceTypes(ctx context.Context, resolved *resolvedNodeClas
 	var out []*cloud.InstanceType
 	volumes := volumesCost(blockDeviceMappings(amiFamily(resolved.nodeClass), resolved.nodeClass.Spec.BlockDeviceMappings))
 	for _, info := range infos {
-		if resolved.ami(info) == nil {
+		if (only != nil && !only.Has(info.name)) || resolved.ami(info) == nil {
 			continue
 		}
 		capacity := info.capacity(kubelet)

@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -34,8 +35,13 @@ func FromUnstructured[T any](u *unstructured.Unstructured) (*T, error) {
 
 // CreateNodeClaim writes nc through the dynamic client and returns it as stored, with its
 // generated name: how the Provision plugin writes a planned node's claim and the disruption
-// controller a replacement's.
+// controller a replacement's. The claim is written with the termination finalizer, which the
+// launch would otherwise add in a write of its own before its cloud call.
 func CreateNodeClaim(ctx context.Context, client dynamic.Interface, nc *NodeClaim) (*NodeClaim, error) {
+	if !slices.Contains(nc.Finalizers, TerminationFinalizer) {
+		nc = nc.DeepCopy()
+		nc.Finalizers = append(nc.Finalizers, TerminationFinalizer)
+	}
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(nc)
 	if err != nil {
 		return nil, fmt.Errorf("converting nodeclaim: %w", err)
