@@ -21,11 +21,16 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/nodewright/nodewright/hack/bench/workload"
 )
 
 // E2E is what `bench e2e` measures.
 type E2E struct {
-	ScaleUp       []*ScaleUp       `json:"scaleUp,omitempty"`
+	ScaleUp []*ScaleUp `json:"scaleUp,omitempty"`
+	// Karpenter are the scale-ups of Karpenter's performance suite's cases
+	// (workload.MixKarpenterBasic, workload.MixKarpenterHostnameSpread).
+	Karpenter     []*ScaleUp       `json:"karpenter,omitempty"`
 	Consolidation []*Consolidation `json:"consolidation,omitempty"`
 	Overhead      *Overhead        `json:"overhead,omitempty"`
 	RSS           *RSS             `json:"rss,omitempty"`
@@ -57,6 +62,9 @@ func e2eCommand(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("e2e", flag.ExitOnError)
 	out := fs.String("out", "e2e.json", "file to write the results to, as JSON")
 	pods := fs.Int("pods", 1000, "pods of the scale-up")
+	mix := fs.String("mix", workload.MixDiverse, fmt.Sprintf("the scale-up's pods, one of %v", workload.Mixes))
+	karpenterRuns := fs.Int("karpenter-runs", 1, "scale-ups of each of Karpenter's performance cases (karpenter-basic, karpenter-hostname-spread); 0 skips them")
+	karpenterPods := fs.Int("karpenter-pods", 1000, "pods of each of Karpenter's performance cases (the suite's are of 1,000)")
 	runs := fs.Int("runs", 5, "scale-up runs; 0 skips the scale-up")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long a scale-up may take before it fails")
 	overheadNodes := fs.Int("overhead-nodes", 100, "existing nodes of the overhead runs")
@@ -79,12 +87,22 @@ func e2eCommand(ctx context.Context, args []string) error {
 	ctx = klog.NewContext(ctx, logger)
 	var result E2E
 	for i := range *runs {
-		r, err := runScaleUp(ctx, scaleUpOptions{Pods: *pods, Waves: *waves, WaveInterval: *waveInterval, JoinDelay: *joinDelay, Timeout: *timeout})
+		r, err := runScaleUp(ctx, scaleUpOptions{Pods: *pods, Mix: *mix, Waves: *waves, WaveInterval: *waveInterval, JoinDelay: *joinDelay, Timeout: *timeout})
 		if err != nil {
 			return fmt.Errorf("scale-up run %d: %w", i, err)
 		}
 		logger.Info("Scale-up run", "run", i, "result", r)
 		result.ScaleUp = append(result.ScaleUp, r)
+	}
+	for _, m := range []string{workload.MixKarpenterBasic, workload.MixKarpenterHostnameSpread} {
+		for i := range *karpenterRuns {
+			r, err := runScaleUp(ctx, scaleUpOptions{Pods: *karpenterPods, Mix: m, Waves: 1, Timeout: *timeout})
+			if err != nil {
+				return fmt.Errorf("%s run %d: %w", m, i, err)
+			}
+			logger.Info("Karpenter performance case", "mix", m, "run", i, "result", r)
+			result.Karpenter = append(result.Karpenter, r)
+		}
 	}
 	for i := range *consolidationRuns {
 		r, err := runConsolidation(ctx, consolidationOptions{From: *consolidationFrom, To: *consolidationTo,

@@ -27,7 +27,7 @@ func markdown(r *Report) string {
 	m := r.Machine
 	p("| %d | %s | %d GiB | %s | %s | %s |", m.CPUs, m.CPUModel, m.MemoryGiB, m.GoVersion, m.Commit, m.Date)
 	p("")
-	p("## Targets (issues 8 and 15)")
+	p("## Targets (issues 8, 15 and 17)")
 	p("")
 	p("| Figure | Target | Measured | Met |")
 	p("|---|---|---|---|")
@@ -64,15 +64,20 @@ func e2eMarkdown(p func(string, ...any), r *Report) {
 	if s := r.ScaleUpMedian; s != nil {
 		p("### Scale-up: %d diverse pods created at once (shipped configuration)", s.Pods)
 		p("")
-		p("| Run | All Running (s) | Never ran | Last that ran (s) | p50 create->bound (s) | p99 create->bound (s) | 1st unschedulable -> 1st CreateFleet (s) | Nodes | Fleet USD/h | CPU util. | Memory util. | Scheduler peak RSS (MiB) | Scheduler CPU (s) |")
-		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		p("| Run | Pods created in (s) | All Running (s) | Never ran | Last that ran (s) | p50 create->bound (s) | p99 create->bound (s) | 1st unschedulable -> 1st CreateFleet (s) | Nodes | Fleet USD/h | CPU util. | Memory util. | Scheduler peak RSS (MiB) | Scheduler CPU (s) |")
+		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		row := func(name string, s *ScaleUp) {
 			// 0: not recorded (runs before the field existed).
 			last := "-"
 			if s.LastRunningSeconds > 0 {
 				last = fmt.Sprintf("%.1f", s.LastRunningSeconds)
 			}
-			p("| %s | %.1f | %d | %s | %.2f | %.2f | %.2f | %d | %.2f | %.0f %% | %.0f %% | %.0f | %.1f |", name, s.AllRunningSeconds, s.NotRunning, last, s.BoundP50Seconds, s.BoundP99Seconds,
+			// 0: not recorded (runs before the field existed).
+			creating := "-"
+			if s.CreatingSeconds > 0 {
+				creating = fmt.Sprintf("%.1f", s.CreatingSeconds)
+			}
+			p("| %s | %s | %.1f | %d | %s | %.2f | %.2f | %.2f | %d | %.2f | %.0f %% | %.0f %% | %.0f | %.1f |", name, creating, s.AllRunningSeconds, s.NotRunning, last, s.BoundP50Seconds, s.BoundP99Seconds,
 				s.UnschedulableToFleetSeconds, s.Nodes, s.FleetUSDPerHour, 100*s.CPUUtilization, 100*s.MemoryUtilization, s.SchedulerPeakRSSMiB, s.SchedulerCPUSeconds)
 		}
 		for i, run := range r.E2E.ScaleUp {
@@ -84,6 +89,33 @@ func e2eMarkdown(p func(string, ...any), r *Report) {
 		p("utilisation is the pods' requests over the allocatable of the launched nodes. A pod that")
 		p("never ran (stranded: a bug) ends the run at its timeout, which then stands as the time;")
 		p("the percentiles are over the pods that were bound.")
+		p("")
+	}
+	if len(r.E2E.Karpenter) > 0 {
+		p("### Karpenter's performance suite: its cases on the sandbox (issue 17)")
+		p("")
+		p("The scale-up cases of kubernetes-sigs/karpenter's test/suites/performance, created at once")
+		p("as above: *basic*, %d pods of 900m cpu and 3100Mi and as many of 3500m and 28Gi;", r.E2E.Karpenter[0].Pods/2)
+		p("*hostname spread*, pods of 950m and 3900Mi spread over nodes (maxSkew 1, DoNotSchedule)")
+		p("and as many of 3800m and 31Gi without constraints. *Karpenter's limits* are what its suite")
+		p("requires of Karpenter on EKS: all Running within the time, fewer nodes than the limit, the")
+		p("nodes' cpu and memory requested above the utilisations (pods' requests over allocatable).")
+		p("")
+		p("| Case | All Running (s) | Never ran | Nodes | CPU util. | Memory util. | Fleet USD/h | Karpenter's limits | Met |")
+		p("|---|---|---|---|---|---|---|---|---|")
+		for _, run := range r.E2E.Karpenter {
+			l := karpenterCases[run.Mix]
+			limits := fmt.Sprintf("< %.0f s, cpu > %.0f %%, memory > %.0f %%", l.seconds, 100*l.cpuUtil, 100*l.memoryUtil)
+			if l.nodes > 0 {
+				limits += fmt.Sprintf(", < %d nodes", l.nodes)
+			}
+			met := "yes"
+			if !l.meets(run, 0) {
+				met = "no"
+			}
+			p("| %s | %.1f | %d | %d | %.0f %% | %.0f %% | %.2f | %s | %s |", run.Mix, run.AllRunningSeconds, run.NotRunning, run.Nodes,
+				100*run.CPUUtilization, 100*run.MemoryUtilization, run.FleetUSDPerHour, limits, met)
+		}
 		p("")
 	}
 	if len(r.E2E.Consolidation) > 0 {

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nodewright/nodewright/hack/bench/workload"
 )
 
 // Report is docs/benchmarks.json.
@@ -64,7 +66,7 @@ type PlanResult struct {
 	Unplanned float64 `json:"unplanned"`
 }
 
-// Target is one of the targets of issues 8 and 15 and whether the run met it.
+// Target is one of the targets of issues 8, 15 and 17 and whether the run met it.
 type Target struct {
 	Name     string `json:"name"`
 	Target   string `json:"target"`
@@ -236,7 +238,9 @@ func scaleUpMedian(runs []*ScaleUp) *ScaleUp {
 	}
 	return &ScaleUp{
 		Pods:                        runs[0].Pods,
+		Mix:                         runs[0].Mix,
 		NotRunning:                  int(of(func(r *ScaleUp) float64 { return float64(r.NotRunning) })),
+		CreatingSeconds:             of(func(r *ScaleUp) float64 { return r.CreatingSeconds }),
 		AllRunningSeconds:           of(func(r *ScaleUp) float64 { return r.AllRunningSeconds }),
 		LastRunningSeconds:          of(func(r *ScaleUp) float64 { return r.LastRunningSeconds }),
 		BoundP50Seconds:             of(func(r *ScaleUp) float64 { return r.BoundP50Seconds }),
@@ -300,6 +304,7 @@ func targets(r *Report) []Target {
 	} else {
 		out = append(out, missing(running, "1,000 pods <= 20 s"), missing(latency, "< 2 s"))
 	}
+	out = append(out, scaleUpTargets(r, verdict, missing)...)
 	if r.E2E != nil && r.E2E.Overhead != nil {
 		o := r.E2E.Overhead
 		out = append(out, Target{overhead, "< 5 %", fmt.Sprintf("%.1f %%", o.OverheadPercent), verdict(o.OverheadPercent < 5)})
@@ -313,6 +318,70 @@ func targets(r *Report) []Target {
 		out = append(out, missing(rss, "< 300 MiB at 1,000 nodes"))
 	}
 	return out
+}
+
+// karpenterLimits are what Karpenter's performance suite requires of a case's scale-up.
+type karpenterLimits struct {
+	seconds             float64
+	nodes               int // 0: no limit
+	cpuUtil, memoryUtil float64
+}
+
+// karpenterCases are the limits of the cases of Karpenter's suite the bench runs, by mix.
+var karpenterCases = map[string]karpenterLimits{
+	workload.MixKarpenterBasic:          {seconds: 120, cpuUtil: 0.53, memoryUtil: 0.65},
+	workload.MixKarpenterHostnameSpread: {seconds: 300, nodes: 650, cpuUtil: 0.55, memoryUtil: 0.75},
+}
+
+// meets reports whether run meets Karpenter's limits for its case, and within seconds when
+// it is not 0 (issue 17's own, stricter, limit).
+func (l karpenterLimits) meets(run *ScaleUp, seconds float64) bool {
+	if seconds == 0 {
+		seconds = l.seconds
+	}
+	return run.NotRunning == 0 && run.AllRunningSeconds <= seconds && (l.nodes == 0 || run.Nodes < l.nodes) &&
+		run.CPUUtilization > l.cpuUtil && run.MemoryUtilization > l.memoryUtil
+}
+
+// scaleUpTargets are issue 17's targets on the end-to-end scale-ups: the first CreateFleet
+// within 2 s of the first unschedulable pod in every run, the scheduler's peak RSS in the
+// scale-up in every run, and Karpenter's basic case within 20 s at its utilisation.
+func scaleUpTargets(r *Report, verdict func(bool) string, missing func(name, target string) Target) []Target {
+	const fleet, fleetTarget = "End to end: 1st unschedulable -> 1st CreateFleet", "<= 2 s in every run"
+	const rss, rssTarget = "Scheduler peak RSS in the 1,000-pod scale-up", "<= 260 MiB in every run"
+	const basic, basicTarget = "Karpenter's basic case: all Running, CPU and memory utilisation", "<= 20 s, > 53 %, > 65 %"
+	var out []Target
+	if r.E2E == nil || len(r.E2E.ScaleUp) == 0 {
+		out = append(out, missing(fleet, fleetTarget), missing(rss, rssTarget))
+	} else {
+		worstFleet, worstRSS := 0.0, 0.0
+		for _, run := range r.E2E.ScaleUp {
+			worstFleet, worstRSS = max(worstFleet, run.UnschedulableToFleetSeconds), max(worstRSS, run.SchedulerPeakRSSMiB)
+		}
+		n := len(r.E2E.ScaleUp)
+		out = append(out,
+			Target{fleet, fleetTarget, fmt.Sprintf("%.2f s at most over %d runs", worstFleet, n), verdict(worstFleet <= 2)},
+			Target{rss, rssTarget, fmt.Sprintf("%.0f MiB at most over %d runs of %d pods", worstRSS, n, r.E2E.ScaleUp[0].Pods),
+				verdict(worstRSS <= 260 && r.E2E.ScaleUp[0].Pods >= 1000)})
+	}
+	var runs []*ScaleUp
+	if r.E2E != nil {
+		for _, run := range r.E2E.Karpenter {
+			if run.Mix == workload.MixKarpenterBasic {
+				runs = append(runs, run)
+			}
+		}
+	}
+	if len(runs) == 0 {
+		return append(out, missing(basic, basicTarget))
+	}
+	m := scaleUpMedian(runs)
+	met := m.Pods >= 1000
+	for _, run := range runs {
+		met = met && karpenterCases[workload.MixKarpenterBasic].meets(run, 20)
+	}
+	return append(out, Target{basic, basicTarget, fmt.Sprintf("%.1f s, %.0f %%, %.0f %% (median of %d runs of %d pods)",
+		m.AllRunningSeconds, 100*m.CPUUtilization, 100*m.MemoryUtilization, len(runs), m.Pods), verdict(met)})
 }
 
 // costTargets are issue 15's targets on Plan's fleets: find returns the result of a run,

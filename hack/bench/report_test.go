@@ -3,11 +3,13 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/nodewright/nodewright/hack/bench/workload"
 	"github.com/nodewright/nodewright/manifests"
 )
 
@@ -94,5 +96,50 @@ func TestRemoveProvision(t *testing.T) {
 				t.Errorf("Provision still in pluginConfig")
 			}
 		}
+	}
+}
+
+// TestScaleUpTargets: issue 17's end-to-end targets are judged on every run (the worst
+// first CreateFleet and peak RSS), and Karpenter's basic case on its time, utilisation and
+// every pod running.
+func TestScaleUpTargets(t *testing.T) {
+	verdict := func(ok bool) string {
+		if ok {
+			return "yes"
+		}
+		return "no"
+	}
+	missing := func(name, target string) Target { return Target{Name: name, Met: "not measured"} }
+	run := func(fleet, rss float64) *ScaleUp {
+		return &ScaleUp{Pods: 1000, UnschedulableToFleetSeconds: fleet, SchedulerPeakRSSMiB: rss}
+	}
+	basic := func(seconds, cpu, memory float64, notRunning int) *ScaleUp {
+		return &ScaleUp{Pods: 1000, Mix: workload.MixKarpenterBasic, AllRunningSeconds: seconds, CPUUtilization: cpu,
+			MemoryUtilization: memory, NotRunning: notRunning}
+	}
+	tests := []struct {
+		name string
+		e2e  *E2E
+		want []string
+	}{
+		{"nothing measured", nil, []string{"not measured", "not measured", "not measured"}},
+		{"all met", &E2E{ScaleUp: []*ScaleUp{run(1.2, 200), run(1.9, 250)}, Karpenter: []*ScaleUp{basic(15, 0.6, 0.7, 0)}},
+			[]string{"yes", "yes", "yes"}},
+		{"one slow first fleet, one large RSS", &E2E{ScaleUp: []*ScaleUp{run(1.2, 200), run(2.1, 261)}, Karpenter: []*ScaleUp{basic(15, 0.6, 0.7, 0)}},
+			[]string{"no", "no", "yes"}},
+		{"basic case too slow", &E2E{ScaleUp: []*ScaleUp{run(1, 200)}, Karpenter: []*ScaleUp{basic(21, 0.6, 0.7, 0)}}, []string{"yes", "yes", "no"}},
+		{"basic case under-uses memory", &E2E{ScaleUp: []*ScaleUp{run(1, 200)}, Karpenter: []*ScaleUp{basic(15, 0.6, 0.6, 0)}}, []string{"yes", "yes", "no"}},
+		{"basic case with a pod never running", &E2E{ScaleUp: []*ScaleUp{run(1, 200)}, Karpenter: []*ScaleUp{basic(15, 0.6, 0.7, 1)}}, []string{"yes", "yes", "no"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, target := range scaleUpTargets(&Report{E2E: tt.e2e}, verdict, missing) {
+				got = append(got, target.Met)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("met = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -22,6 +23,8 @@ import (
 // configuration.
 type ScaleUp struct {
 	Pods int `json:"pods"`
+	// Mix is the pods' mix (workload.Mixes) when it is not the diverse mix.
+	Mix string `json:"mix,omitempty"`
 	// Waves, WaveIntervalSeconds and JoinDelaySeconds are the run's scaleUpOptions, when
 	// they are not the defaults (at once, no join delay).
 	Waves               int     `json:"waves,omitempty"`
@@ -30,6 +33,9 @@ type ScaleUp struct {
 	// NotRunning counts the pods that did not run within the timeout; when there are any,
 	// AllRunningSeconds is the timeout and the percentiles are over the pods that were bound.
 	NotRunning int `json:"notRunning,omitempty"`
+	// CreatingSeconds is the time from the first pod's creation to the last one's, as the
+	// watch saw them: no round can plan the last pod sooner.
+	CreatingSeconds float64 `json:"creatingSeconds,omitempty"`
 	// AllRunningSeconds is the time from the first pod's creation to the last one Running, as
 	// the watch saw them.
 	AllRunningSeconds float64 `json:"allRunningSeconds"`
@@ -59,8 +65,9 @@ type ScaleUp struct {
 
 // scaleUpOptions are how a scale-up creates its pods and how fast its nodes join.
 type scaleUpOptions struct {
-	// Pods are created in Waves (1: at once), WaveInterval apart.
+	// Pods of Mix (workload.Mixes) are created in Waves (1: at once), WaveInterval apart.
 	Pods         int
+	Mix          string
 	Waves        int
 	WaveInterval time.Duration
 	// JoinDelay is how long an instance takes to register its node once running.
@@ -88,8 +95,12 @@ func runScaleUp(ctx context.Context, opts scaleUpOptions) (res *ScaleUp, err err
 	}
 	defer s.stop()
 	defer w.close()
-	pods := workload.Pods(n, workload.Seed, workload.PodOptions{Namespace: ns, SchedulerName: schedulerName})
-	logger.Info("Creating pods", "pods", n, "waves", waves, "dir", c.dir)
+	opts.Mix = cmp.Or(opts.Mix, workload.MixDiverse)
+	pods, err := workload.MixPods(opts.Mix, n, workload.PodOptions{Namespace: ns, SchedulerName: schedulerName})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("Creating pods", "pods", n, "mix", opts.Mix, "waves", waves, "dir", c.dir)
 	for i := range waves {
 		if i > 0 {
 			time.Sleep(opts.WaveInterval)
@@ -114,6 +125,9 @@ func runScaleUp(ctx context.Context, opts scaleUpOptions) (res *ScaleUp, err err
 		return nil, ctx.Err()
 	}
 	r := &ScaleUp{Pods: n, JoinDelaySeconds: opts.JoinDelay.Seconds()}
+	if opts.Mix != workload.MixDiverse {
+		r.Mix = opts.Mix
+	}
 	if waves > 1 {
 		r.Waves, r.WaveIntervalSeconds = waves, opts.WaveInterval.Seconds()
 	}
@@ -121,11 +135,14 @@ func runScaleUp(ctx context.Context, opts scaleUpOptions) (res *ScaleUp, err err
 		return nil, err
 	}
 	times := w.snapshot()
-	firstCreated, firstUnschedulable, lastRunning := time.Time{}, time.Time{}, time.Time{}
+	firstCreated, lastCreated, firstUnschedulable, lastRunning := time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	var decisions []float64
 	for _, t := range times {
 		if firstCreated.IsZero() || t.created.Before(firstCreated) {
 			firstCreated = t.created
+		}
+		if t.created.After(lastCreated) {
+			lastCreated = t.created
 		}
 		if t.running.IsZero() {
 			r.NotRunning++
@@ -140,6 +157,7 @@ func runScaleUp(ctx context.Context, opts scaleUpOptions) (res *ScaleUp, err err
 			decisions = append(decisions, t.bound.Sub(t.created).Seconds())
 		}
 	}
+	r.CreatingSeconds = lastCreated.Sub(firstCreated).Seconds()
 	r.AllRunningSeconds = lastRunning.Sub(firstCreated).Seconds()
 	r.LastRunningSeconds = r.AllRunningSeconds
 	if r.NotRunning > 0 {

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
@@ -101,14 +102,18 @@ func Pods(n int, seed uint64, opts PodOptions, classes ...Class) []*v1.Pod {
 			w = w.Label("app", "nginx").PodAntiAffinity(v1.LabelHostname,
 				st.MakeLabelSelector().Label("app", "nginx").Obj(), st.PodAntiAffinityWithRequiredReq)
 		}
-		pod := w.Obj()
-		// What the apiserver's ServiceAccount admission gives every pod: a token volume of
-		// its own name, so that the in-memory benchmarks plan pods as a round sees them.
-		pod.Spec.Volumes = append(pod.Spec.Volumes, v1.Volume{Name: fmt.Sprintf("kube-api-access-%05d", i),
-			VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{}}})
-		pods = append(pods, pod)
+		pods = append(pods, withToken(w.Obj(), i))
 	}
 	return pods
+}
+
+// withToken returns pod, the i-th of its mix, with what the apiserver's ServiceAccount
+// admission gives every pod: a token volume of its own name, so that the in-memory
+// benchmarks plan pods as a round sees them.
+func withToken(pod *v1.Pod, i int) *v1.Pod {
+	pod.Spec.Volumes = append(pod.Spec.Volumes, v1.Volume{Name: fmt.Sprintf("kube-api-access-%05d", i),
+		VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{}}})
+	return pod
 }
 
 // SyntheticZones are the zones of the synthetic catalog: spot is offered in the first two,
@@ -200,4 +205,63 @@ func Deployment(template *v1.Pod, name string, replicas int32) *appsv1.Deploymen
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"deploy": name}},
 			Template: v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: *spec}},
 	}
+}
+
+// The mixes of Karpenter's performance suite (kubernetes-sigs/karpenter,
+// test/suites/performance) the end-to-end scale-up can run besides the diverse mix.
+const (
+	// MixDiverse is the diverse mix of Pods.
+	MixDiverse = "diverse"
+	// MixKarpenterBasic is the suite's basic deployment case: 500 pods of 900m cpu and
+	// 3100Mi, 500 of 3500m and 28Gi. Karpenter requires all Running within 2 minutes, the
+	// nodes' cpu over 53 % requested and memory over 65 %.
+	MixKarpenterBasic = "karpenter-basic"
+	// MixKarpenterHostnameSpread is its hostname spreading case: 500 pods of 950m and 3900Mi
+	// spread over nodes (maxSkew 1, DoNotSchedule), 500 of 3800m and 31Gi without
+	// constraints. Karpenter requires all Running within 5 minutes on fewer than 650 nodes,
+	// cpu over 55 % requested and memory over 75 %.
+	MixKarpenterHostnameSpread = "karpenter-hostname-spread"
+)
+
+// Mixes are the mixes MixPods knows.
+var Mixes = []string{MixDiverse, MixKarpenterBasic, MixKarpenterHostnameSpread}
+
+// MixPods returns n pods of mix: the diverse mix's Pods(n, Seed, opts), or for one of
+// Karpenter's cases its two deployments' pods, half of n each (its cases are of 1,000).
+func MixPods(mix string, n int, opts PodOptions) ([]*v1.Pod, error) {
+	small, large := "900m/3100Mi", "3500m/28Gi"
+	spread := false
+	switch mix {
+	case MixDiverse:
+		return Pods(n, Seed, opts), nil
+	case MixKarpenterBasic:
+	case MixKarpenterHostnameSpread:
+		small, large, spread = "950m/3900Mi", "3800m/31Gi", true
+	default:
+		return nil, fmt.Errorf("unknown mix %q (one of %v)", mix, Mixes)
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	if opts.SchedulerName == "" {
+		opts.SchedulerName = "nodewright-scheduler"
+	}
+	pods := make([]*v1.Pod, 0, n)
+	for i := range n {
+		app, reqs := "small-resource-app", small
+		if i >= n/2 {
+			app, reqs = "large-resource-app", large
+		}
+		cpu, memory, _ := strings.Cut(reqs, "/")
+		name := fmt.Sprintf("%s-%05d", app, i)
+		w := st.MakePod().Namespace(opts.Namespace).Name(name).UID(opts.Namespace+"/"+name).
+			SchedulerName(opts.SchedulerName).Label("app", app).
+			Req(map[v1.ResourceName]string{v1.ResourceCPU: cpu, v1.ResourceMemory: memory})
+		if spread && app == "small-resource-app" {
+			w = w.SpreadConstraint(1, v1.LabelHostname, v1.DoNotSchedule,
+				st.MakeLabelSelector().Label("app", app).Obj(), nil, nil, nil, nil)
+		}
+		pods = append(pods, withToken(w.Obj(), i))
+	}
+	return pods, nil
 }
