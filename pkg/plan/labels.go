@@ -204,7 +204,7 @@ func (p *packer) variant(prov *v1alpha1.Provisioner, chosen map[string]string) [
 	}
 	var ts []*Template
 	for _, t := range p.templates[prov.Name] {
-		ts = append(ts, NewTemplate(p.logger, prov, t.InstanceType, t.Offering, p.in.Region, templateNodeName, chosen, p.in.DaemonSets))
+		ts = append(ts, newTemplate(p.logger, prov, t.InstanceType, t.Offering, p.in.Region, templateNodeName, chosen, p.in.DaemonSets, p.parts))
 	}
 	p.templates[group] = ts
 	return ts

@@ -51,6 +51,8 @@ type packer struct {
 	// templates are, cheapest first, by Provisioner name, each Provisioner's templates, and
 	// by group (see groupOf) those with labels chosen for the keys it leaves open.
 	templates map[string][]*Template
+	// parts are what the templates share (newTemplateParts), set by buildTemplates.
+	parts *templateParts
 	// openLabels are the open keys of each Provisioner that has some (see openKeys), and
 	// forPod the result of templatesFor by Provisioner and pod signature.
 	openLabels map[string]map[string][]v1alpha1.NodeSelectorRequirement

@@ -66,6 +66,39 @@ type Template struct {
 // not tolerate them (see ProvisionerSpec).
 func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offering, region, nodeName string,
 	chosen map[string]string, daemonSets []*appsv1.DaemonSet) *Template {
+	return newTemplate(logger, p, it, o, region, nodeName, chosen, daemonSets, nil)
+}
+
+// templateParts are what the templates of one plan share rather than each build its own:
+// the capacity and allocatable of each instance type, and the DaemonSet pods of each node
+// name. A round builds thousands of templates (types times offerings), and their copies
+// were most of a plan's memory. What is shared is never changed: a planned node is a copy
+// (Template.renamed).
+type templateParts struct {
+	resources  map[*cloud.InstanceType][2]v1.ResourceList
+	daemonPods map[string]*v1.Pod
+}
+
+func newTemplateParts() *templateParts {
+	return &templateParts{resources: map[*cloud.InstanceType][2]v1.ResourceList{}, daemonPods: map[string]*v1.Pod{}}
+}
+
+// capacity returns it's capacity and allocatable, shared when parts is not nil.
+func (parts *templateParts) capacity(it *cloud.InstanceType) (v1.ResourceList, v1.ResourceList) {
+	if parts == nil {
+		return it.Capacity.DeepCopy(), it.Allocatable()
+	}
+	r, ok := parts.resources[it]
+	if !ok {
+		r = [2]v1.ResourceList{it.Capacity.DeepCopy(), it.Allocatable()}
+		parts.resources[it] = r
+	}
+	return r[0], r[1]
+}
+
+// newTemplate is NewTemplate with parts shared with the plan's other templates (nil: none).
+func newTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offering, region, nodeName string,
+	chosen map[string]string, daemonSets []*appsv1.DaemonSet, parts *templateParts) *Template {
 	t := &Template{
 		Provisioner:  p,
 		InstanceType: it,
@@ -79,8 +112,9 @@ func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 		t.Key += "/" + labels.FormatLabels(chosen)
 		t.group += "/" + labels.FormatLabels(chosen)
 	}
-	t.Node = templateNode(p, it, o, region, nodeName, chosen)
-	t.DaemonPods = daemonPods(logger, t.Node, daemonSets)
+	capacity, allocatable := parts.capacity(it)
+	t.Node = templateNode(p, it, o, region, nodeName, chosen, capacity, allocatable)
+	t.DaemonPods = daemonPods(logger, t.Node, daemonSets, parts)
 	t.NodeCost = it.NodeCost + p.Spec.NodeCostUSDPerHour()
 	t.excluded = excludedByDefault(t)
 	t.named = t.excluded != "" && namesType(p.Spec.Requirements, t)
@@ -103,7 +137,8 @@ func ShapeKey(provisioner, instanceType, zone, capacityType string) string {
 // register as: the labels of its instance type and offering, and those of the user's, p's and
 // the chosen ones (its NodeClaim carries them, see NodeClaimFor), which are never
 // well-known ones.
-func templateNode(p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offering, region, name string, chosen map[string]string) *v1.Node {
+func templateNode(p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offering, region, name string, chosen map[string]string,
+	capacity, allocatable v1.ResourceList) *v1.Node {
 	labels := p.Spec.NodeLabels()
 	maps.Copy(labels, chosen)
 	maps.Copy(labels, it.Labels)
@@ -113,7 +148,7 @@ func templateNode(p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offer
 	if _, ok := labels[v1.LabelOSStable]; !ok {
 		labels[v1.LabelOSStable] = string(v1.Linux)
 	}
-	return readyNode(name, "template-"+name, labels, p.Name, region, p.Spec.Taints, it.Capacity.DeepCopy(), it.Allocatable())
+	return readyNode(name, "template-"+name, labels, p.Name, region, p.Spec.Taints, capacity, allocatable)
 }
 
 // Cost is what a node of t costs per hour: its offering's price and its NodeCost.
@@ -135,12 +170,20 @@ func (t *Template) UserLabels() map[string]string {
 }
 
 // daemonPods returns, sorted by name, a pod for every DaemonSet the DaemonSet controller
-// would run on node, as the controller creates it: pinned to the node.
-func daemonPods(logger klog.Logger, node *v1.Node, daemonSets []*appsv1.DaemonSet) []*v1.Pod {
+// would run on node, as the controller creates it: pinned to the node. A pod depends on its
+// DaemonSet and the node's name only: parts, if not nil, shares it between templates.
+func daemonPods(logger klog.Logger, node *v1.Node, daemonSets []*appsv1.DaemonSet, parts *templateParts) []*v1.Pod {
 	var pods []*v1.Pod
 	for _, ds := range daemonSets {
 		if shouldRun, _ := daemon.NodeShouldRunDaemonPod(logger, node, ds); !shouldRun {
 			continue
+		}
+		key := string(ds.UID) + "/" + ds.Namespace + "/" + ds.Name + "/" + node.Name
+		if parts != nil {
+			if pod, ok := parts.daemonPods[key]; ok {
+				pods = append(pods, pod)
+				continue
+			}
 		}
 		spec := ds.Spec.Template.Spec.DeepCopy()
 		spec.NodeName = node.Name
@@ -156,6 +199,9 @@ func daemonPods(logger klog.Logger, node *v1.Node, daemonSets []*appsv1.DaemonSe
 			},
 			Spec: *spec,
 		})
+		if parts != nil {
+			parts.daemonPods[key] = pods[len(pods)-1]
+		}
 	}
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 	return pods

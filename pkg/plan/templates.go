@@ -21,6 +21,7 @@ func (p *packer) buildTemplates() {
 		}
 		return p.provs[i].Name < p.provs[j].Name
 	})
+	p.parts = newTemplateParts()
 	for _, prov := range p.provs {
 		p.used[prov.Name] = sum(p.in.Used[prov.Name])
 		reqs := requirementsSelector(prov)
@@ -30,7 +31,7 @@ func (p *packer) buildTemplates() {
 				if !o.Available {
 					continue
 				}
-				t := NewTemplate(p.logger, prov, it, o, p.in.Region, templateNodeName, nil, p.in.DaemonSets)
+				t := newTemplate(p.logger, prov, it, o, p.in.Region, templateNodeName, nil, p.in.DaemonSets, p.parts)
 				if reqs != nil && !reqs.Match(t.Node) {
 					continue
 				}
@@ -158,7 +159,7 @@ func (p *packer) launchedTemplate(f LaunchedNode) *Template {
 			for _, o := range it.Offerings {
 				// Available or not: the instance exists.
 				if o.Zone == f.Zone && o.CapacityType == f.CapacityType {
-					return NewTemplate(p.logger, prov, it, o, p.in.Region, f.Node, f.Labels, p.in.DaemonSets)
+					return newTemplate(p.logger, prov, it, o, p.in.Region, f.Node, f.Labels, p.in.DaemonSets, p.parts)
 				}
 			}
 		}
