@@ -281,6 +281,12 @@ func targets(r *Report) []Target {
 	} else {
 		out = append(out, missing(throughput, throughputTarget))
 	}
+	const plan10k, plan10kTarget = "Plan time, synthetic catalog, 10,000 diverse pods", "<= 10 s"
+	if p := find("synthetic", "diverse", 10000); p != nil {
+		out = append(out, Target{plan10k, plan10kTarget, fmt.Sprintf("%.1f s", p.Seconds), verdict(p.Seconds <= 10)})
+	} else {
+		out = append(out, missing(plan10k, plan10kTarget))
+	}
 	out = append(out, costTargets(r, find, verdict, missing)...)
 	const running, latency, overhead, rss = "End to end: all pods Running", "End to end: p99 creation -> bound", "Provision plugin overhead", "Scheduler peak RSS"
 	// A figure measured on fewer pods or nodes than the target names says so instead of a verdict.
@@ -380,7 +386,7 @@ func scaleUpTargets(r *Report, verdict func(bool) string, missing func(name, tar
 	for _, run := range runs {
 		met = met && karpenterCases[workload.MixKarpenterBasic].meets(run, 20)
 	}
-	return append(out, Target{basic, basicTarget, fmt.Sprintf("%.1f s, %.0f %%, %.0f %% (median of %d runs of %d pods)",
+	return append(out, Target{basic, basicTarget, fmt.Sprintf("%.1f s, %.0f %%, %.0f %% (median of %d run(s) of %d pods)",
 		m.AllRunningSeconds, 100*m.CPUUtilization, 100*m.MemoryUtilization, len(runs), m.Pods), verdict(met)})
 }
 
