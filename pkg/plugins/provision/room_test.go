@@ -131,3 +131,34 @@ func TestTriggerPodCountsOncePerWindow(t *testing.T) {
 		t.Errorf("%d more rounds, want none", n)
 	}
 }
+
+// TestOnPodTriggersForUntriedPods: a pod the scheduler has not tried yet starts a batch
+// window as an unschedulable one does; a pod of another scheduler, a bound pod, a pod with
+// scheduling gates and a pod already reserved do not.
+func TestOnPodTriggersForUntriedPods(t *testing.T) {
+	tests := []struct {
+		name string
+		pod  *v1.Pod
+		want bool
+	}{
+		{"untried", plantest.PendingPod("a", "1").Obj(), true},
+		{"unschedulable", plantest.PendingPod("a", "1").Condition(v1.PodScheduled, v1.ConditionFalse, v1.PodReasonUnschedulable).Obj(), true},
+		{"other scheduler", plantest.PendingPod("a", "1").SchedulerName("default-scheduler").Obj(), false},
+		{"bound", plantest.PendingPod("a", "1").Node("n").Obj(), false},
+		{"gated", plantest.PendingPod("a", "1").SchedulingGates([]string{"example.com/wait"}).
+			Condition(v1.PodScheduled, v1.ConditionFalse, v1.PodReasonSchedulingGated).Obj(), false},
+		{"reserved", plantest.PendingPod("reserved", "1").Obj(), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(time.Now())
+			p := newProvision(&deps{handle: profileHandle{}, opts: Options{Clock: clk}, ledger: NewLedger()}, false)
+			p.batcher = newBatcher(clk, time.Second, 10*time.Second, nil)
+			p.ledger.Set(plantest.Claim("c1", "", "reserved"))
+			p.onPod(tt.pod)
+			if got := len(p.batcher.pending) == 1; got != tt.want {
+				t.Errorf("triggered = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
