@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -68,13 +67,8 @@ func TestShippedRBACRunsTheScheduler(t *testing.T) {
 		},
 	})
 
-	cfg := framework.RESTConfig(t)
 	config := filepath.Join(t.TempDir(), "scheduler-config.yaml")
-	if err := scheduler.WriteConfig(manifests.SchedulerConfig, config, kubeconfig, map[string]any{
-		"clusterName": emulator.DefaultClusterName, "region": emulator.Region, "endpoint": e.URL(),
-		"clusterEndpoint": cfg.Host, "clusterCA": base64.StdEncoding.EncodeToString(cfg.CAData),
-		"clusterCIDR": framework.ControlPlane.ServiceCIDR(),
-	}); err != nil {
+	if err := scheduler.WriteConfig(manifests.SchedulerConfig, config, kubeconfig, emulatorArgs(t, e)); err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)

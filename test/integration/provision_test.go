@@ -135,13 +135,8 @@ func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec, opts ...envOpt
 	spec.NodeClassRef = v1alpha1.NodeClassReference{Name: class.Name}
 	prov := framework.Provisioner(ctx, t, &v1alpha1.Provisioner{ObjectMeta: metav1.ObjectMeta{Name: ns}, Spec: spec})
 
-	cfg := framework.RESTConfig(t)
 	path := filepath.Join(t.TempDir(), "scheduler-config.yaml")
-	args := map[string]any{
-		"clusterName": emulator.DefaultClusterName, "region": emulator.Region, "endpoint": e.URL(),
-		"clusterEndpoint": cfg.Host, "clusterCA": base64.StdEncoding.EncodeToString(cfg.CAData),
-		"clusterCIDR": framework.ControlPlane.ServiceCIDR(),
-	}
+	args := emulatorArgs(t, e)
 	maps.Copy(args, eopts.args)
 	if err := scheduler.WriteConfig(manifests.SchedulerConfig, path, framework.ControlPlane.Kubeconfig(), args); err != nil {
 		t.Fatal(err)
@@ -159,6 +154,18 @@ func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec, opts ...envOpt
 	// Registered after the scheduler, so it runs while the scheduler's lifecycle still does.
 	t.Cleanup(func() { env.cleanup(prov.Name) })
 	return env
+}
+
+// emulatorArgs are the Provision plugin's args that point it at the emulator e and the test
+// control plane, for the shipped configuration (scheduler.WriteConfig).
+func emulatorArgs(t *testing.T, e *emulator.Emulator) map[string]any {
+	t.Helper()
+	cfg := framework.RESTConfig(t)
+	return map[string]any{
+		"clusterName": emulator.DefaultClusterName, "region": emulator.Region, "endpoint": e.URL(),
+		"clusterEndpoint": cfg.Host, "clusterCA": base64.StdEncoding.EncodeToString(cfg.CAData),
+		"clusterCIDR": framework.ControlPlane.ServiceCIDR(),
+	}
 }
 
 // startScheduler starts nodewright-scheduler in-process on the env's configuration.

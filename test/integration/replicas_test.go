@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,13 +34,8 @@ func TestTwoReplicasProvisionOnce(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: ns},
 		Spec:       v1alpha1.ProvisionerSpec{NodeClassRef: v1alpha1.NodeClassReference{Name: class.Name}},
 	})
-	cfg := framework.RESTConfig(t)
 	config := filepath.Join(t.TempDir(), "scheduler-config.yaml")
-	if err := scheduler.WriteConfig(manifests.SchedulerConfig, config, framework.ControlPlane.Kubeconfig(), map[string]any{
-		"clusterName": emulator.DefaultClusterName, "region": emulator.Region, "endpoint": e.URL(),
-		"clusterEndpoint": cfg.Host, "clusterCA": base64.StdEncoding.EncodeToString(cfg.CAData),
-		"clusterCIDR": framework.ControlPlane.ServiceCIDR(),
-	}); err != nil {
+	if err := scheduler.WriteConfig(manifests.SchedulerConfig, config, framework.ControlPlane.Kubeconfig(), emulatorArgs(t, e)); err != nil {
 		t.Fatal(err)
 	}
 	logs := []string{filepath.Join(t.TempDir(), "replica-a.log"), filepath.Join(t.TempDir(), "replica-b.log")}
