@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -65,23 +64,6 @@ func candidates(nodeClaim *v1alpha1.NodeClaim, types []*cloud.InstanceType, info
 		return out[i].String() < out[j].String()
 	})
 	return out
-}
-
-// allowedTypes returns the instance types requirements allow by name, the intersection of
-// their In requirements on the instance type label; nil if none names them.
-func allowedTypes(requirements []v1alpha1.NodeSelectorRequirement) sets.Set[string] {
-	var allowed sets.Set[string]
-	for _, r := range requirements {
-		if r.Key != corev1.LabelInstanceTypeStable || r.Operator != corev1.NodeSelectorOpIn {
-			continue
-		}
-		if allowed == nil {
-			allowed = sets.New(r.Values...)
-		} else {
-			allowed = allowed.Intersection(sets.New(r.Values...))
-		}
-	}
-	return allowed
 }
 
 // fits reports whether allocatable holds every request.

@@ -8,6 +8,7 @@ import (
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -33,7 +34,7 @@ func (p *Provider) Create(ctx context.Context, nodeClaim *v1alpha1.NodeClaim, no
 	if err != nil {
 		return nil, err
 	}
-	types, err := p.instanceTypes(ctx, resolved, kubelet, allowedTypes(nodeClaim.Spec.Requirements))
+	types, err := p.instanceTypes(ctx, resolved, kubelet, v1alpha1.AllowedValues(nodeClaim.Spec.Requirements, corev1.LabelInstanceTypeStable))
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/kubernetes/test/utils/ktesting"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -256,38 +255,6 @@ func TestInstanceFactLabels(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("labels (-want, +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-// TestAllowedTypes: a launch builds only the instance types its NodeClaim names, the
-// intersection of its In requirements on the instance type label; with none, every type.
-func TestAllowedTypes(t *testing.T) {
-	in := func(values ...string) v1alpha1.NodeSelectorRequirement {
-		return v1alpha1.NodeSelectorRequirement{Key: corev1.LabelInstanceTypeStable, Operator: corev1.NodeSelectorOpIn, Values: values}
-	}
-	tests := []struct {
-		name string
-		reqs []v1alpha1.NodeSelectorRequirement
-		want []string
-	}{
-		{"none", nil, nil},
-		{"other keys and operators only", []v1alpha1.NodeSelectorRequirement{
-			{Key: corev1.LabelTopologyZone, Operator: corev1.NodeSelectorOpIn, Values: []string{"us-east-1a"}},
-			{Key: corev1.LabelInstanceTypeStable, Operator: corev1.NodeSelectorOpNotIn, Values: []string{"m5.large"}},
-		}, nil},
-		{"one", []v1alpha1.NodeSelectorRequirement{in("m5.large", "c5.large")}, []string{"c5.large", "m5.large"}},
-		{"intersection", []v1alpha1.NodeSelectorRequirement{in("m5.large", "c5.large"), in("c5.large", "r5.large")}, []string{"c5.large"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := allowedTypes(tt.reqs)
-			if (got == nil) != (tt.want == nil) {
-				t.Fatalf("allowedTypes = %v, want %v", got, tt.want)
-			}
-			if got != nil && !slices.Equal(sets.List(got), tt.want) {
-				t.Errorf("allowedTypes = %v, want %v", sets.List(got), tt.want)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 )
 
 // NodeSelectorRequirement constrains one node label: which values of Key a node nodewright
@@ -127,6 +128,24 @@ func RequirementLabels(reqs []NodeSelectorRequirement, keep func(key string) boo
 		}
 	}
 	return labels
+}
+
+// AllowedValues returns the values of key that reqs allow by name, the intersection of their
+// In requirements on key; nil if none names them. A launch builds only the instance types its
+// NodeClaim allows this way.
+func AllowedValues(reqs []NodeSelectorRequirement, key string) sets.Set[string] {
+	var allowed sets.Set[string]
+	for _, r := range reqs {
+		if r.Key != key || r.Operator != corev1.NodeSelectorOpIn {
+			continue
+		}
+		if allowed == nil {
+			allowed = sets.New(r.Values...)
+		} else {
+			allowed = allowed.Intersection(sets.New(r.Values...))
+		}
+	}
+	return allowed
 }
 
 // LabelRequirements returns the requirements that give a node labels, sorted by key: one In

@@ -1,10 +1,12 @@
 package v1alpha1
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
 )
 
 func TestRequirementLabels(t *testing.T) {
@@ -112,5 +114,37 @@ func TestNodeCostUSDPerHour(t *testing.T) {
 		if got := spec.NodeCostUSDPerHour(); got != tc.want {
 			t.Errorf("nodeCost %v: %v USD/h, want %v", tc.cost, got, tc.want)
 		}
+	}
+}
+
+// TestAllowedValues: a launch builds only the instance types its NodeClaim names, the
+// intersection of its In requirements on the instance type label; with none, every type.
+func TestAllowedValues(t *testing.T) {
+	in := func(values ...string) NodeSelectorRequirement {
+		return NodeSelectorRequirement{Key: corev1.LabelInstanceTypeStable, Operator: corev1.NodeSelectorOpIn, Values: values}
+	}
+	tests := []struct {
+		name string
+		reqs []NodeSelectorRequirement
+		want []string
+	}{
+		{"none", nil, nil},
+		{"other keys and operators only", []NodeSelectorRequirement{
+			{Key: corev1.LabelTopologyZone, Operator: corev1.NodeSelectorOpIn, Values: []string{"us-east-1a"}},
+			{Key: corev1.LabelInstanceTypeStable, Operator: corev1.NodeSelectorOpNotIn, Values: []string{"m5.large"}},
+		}, nil},
+		{"one", []NodeSelectorRequirement{in("m5.large", "c5.large")}, []string{"c5.large", "m5.large"}},
+		{"intersection", []NodeSelectorRequirement{in("m5.large", "c5.large"), in("c5.large", "r5.large")}, []string{"c5.large"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := AllowedValues(tt.reqs, corev1.LabelInstanceTypeStable)
+			if (got == nil) != (tt.want == nil) {
+				t.Fatalf("AllowedValues = %v, want %v", got, tt.want)
+			}
+			if got != nil && !slices.Equal(sets.List(got), tt.want) {
+				t.Errorf("AllowedValues = %v, want %v", sets.List(got), tt.want)
+			}
+		})
 	}
 }

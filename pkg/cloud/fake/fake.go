@@ -6,7 +6,6 @@ package fake
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -53,11 +52,11 @@ func (p *Provider) Create(_ context.Context, nodeClaim *v1alpha1.NodeClaim, _ *v
 	if id, ok := p.byClaim[nodeClaim.UID]; ok {
 		return copyOf(p.instances[id]), nil
 	}
-	allowed := allowedTypes(nodeClaim)
+	allowed := v1alpha1.AllowedValues(nodeClaim.Spec.Requirements, corev1.LabelInstanceTypeStable)
 	var best *cloud.Instance
 	bestPrice := 0.0
 	for _, it := range p.Types {
-		if allowed != nil && !slices.Contains(allowed, it.Name) {
+		if allowed != nil && !allowed.Has(it.Name) {
 			continue
 		}
 		for _, o := range it.Offerings {
@@ -137,17 +136,6 @@ func (p *Provider) now() time.Time {
 		return p.Now()
 	}
 	return time.Now()
-}
-
-// allowedTypes returns the values of nodeClaim's instance-type In requirement, or nil if it
-// has none.
-func allowedTypes(nodeClaim *v1alpha1.NodeClaim) []string {
-	for _, r := range nodeClaim.Spec.Requirements {
-		if r.Key == corev1.LabelInstanceTypeStable && r.Operator == corev1.NodeSelectorOpIn {
-			return r.Values
-		}
-	}
-	return nil
 }
 
 func copyOf(i *cloud.Instance) *cloud.Instance {
