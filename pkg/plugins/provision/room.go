@@ -2,14 +2,18 @@ package provision
 
 import (
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	resourcehelper "k8s.io/component-helpers/resource"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 )
 
-// roomResources are the resources freeRoom checks: those NodeResourcesFit never ignores. A
-// pod's other requests (extended resources, which a profile may tell it to ignore) are
-// taken to fit.
-var roomResources = []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage}
+// amounts are what freeRoom counts of a resource list: milli-cpu, memory and
+// ephemeral-storage bytes, the resources NodeResourcesFit never ignores. A pod's other
+// requests (extended resources, which a profile may tell it to ignore) are taken to fit.
+type amounts [3]int64
+
+func amountsOf(l v1.ResourceList) amounts {
+	return amounts{l.Cpu().MilliValue(), l.Memory().Value(), l.StorageEphemeral().Value()}
+}
 
 // freeRoom is the room the cluster's nodes have left by their pods' requests alone: the cheap
 // check that lets a provisioning round take a pod the scheduler has not tried yet. Room by
@@ -31,7 +35,7 @@ type freeRoom struct {
 
 // nodeRoom is one node's allocatable less its pods' requests, and how many more pods it takes.
 type nodeRoom struct {
-	free v1.ResourceList
+	free amounts
 	pods int64
 }
 
@@ -41,31 +45,21 @@ func newFreeRoom(nodes []*v1.Node, pods []*v1.Pod) *freeRoom {
 	index := make(map[string]int, len(nodes))
 	for _, n := range nodes {
 		index[n.Name] = len(r.nodes)
-		room := nodeRoom{free: v1.ResourceList{}, pods: n.Status.Allocatable.Pods().Value()}
-		for _, name := range roomResources {
-			if q, ok := n.Status.Allocatable[name]; ok {
-				room.free[name] = q.DeepCopy()
-			}
-		}
-		r.nodes = append(r.nodes, room)
+		r.nodes = append(r.nodes, nodeRoom{free: amountsOf(n.Status.Allocatable), pods: n.Status.Allocatable.Pods().Value()})
 	}
 	for _, pod := range pods {
 		i, ok := index[pod.Spec.NodeName]
 		if !ok || pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 			continue
 		}
-		if p := priority(pod); !r.bound || p < r.lowestPriority {
+		if p := corev1helpers.PodPriority(pod); !r.bound || p < r.lowestPriority {
 			r.lowestPriority, r.bound = p, true
 		}
 		room := &r.nodes[i]
 		room.pods--
-		reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
-		for _, name := range roomResources {
-			if q, ok := reqs[name]; ok {
-				free := room.free[name]
-				free.Sub(q)
-				room.free[name] = free
-			}
+		reqs := requests(pod)
+		for k := range room.free {
+			room.free[k] -= reqs[k]
 		}
 	}
 	return r
@@ -74,11 +68,11 @@ func newFreeRoom(nodes []*v1.Node, pods []*v1.Pod) *freeRoom {
 // mayFit reports whether pod might go on a node that exists: it fits some node's free room,
 // or it may preempt a bound pod.
 func (r *freeRoom) mayFit(pod *v1.Pod) bool {
-	if r.bound && priority(pod) > r.lowestPriority &&
+	if r.bound && corev1helpers.PodPriority(pod) > r.lowestPriority &&
 		(pod.Spec.PreemptionPolicy == nil || *pod.Spec.PreemptionPolicy != v1.PreemptNever) {
 		return true
 	}
-	reqs := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})
+	reqs := requests(pod)
 	for _, room := range r.nodes {
 		if room.fits(reqs) {
 			return true
@@ -88,30 +82,20 @@ func (r *freeRoom) mayFit(pod *v1.Pod) bool {
 }
 
 // fits reports whether reqs fit room, and room takes one more pod.
-func (room nodeRoom) fits(reqs v1.ResourceList) bool {
+func (room nodeRoom) fits(reqs amounts) bool {
 	if room.pods < 1 {
 		return false
 	}
-	for _, name := range roomResources {
-		q, ok := reqs[name]
-		if !ok || q.IsZero() {
-			continue
-		}
-		free, ok := room.free[name]
-		if !ok {
-			free = resource.Quantity{}
-		}
-		if free.Cmp(q) < 0 {
+	for k, req := range reqs {
+		if req > 0 && room.free[k] < req {
 			return false
 		}
 	}
 	return true
 }
 
-// priority returns pod's priority, 0 when it has none.
-func priority(pod *v1.Pod) int32 {
-	if pod.Spec.Priority != nil {
-		return *pod.Spec.Priority
-	}
-	return 0
+// requests returns what pod requests, as the scheduler counts it (init containers and
+// overhead included).
+func requests(pod *v1.Pod) amounts {
+	return amountsOf(resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}))
 }
