@@ -56,16 +56,7 @@ func TestShippedRBACRunsTheScheduler(t *testing.T) {
 	kubeconfig := framework.ServiceAccountKubeconfig(ctx, t, "kube-system", "nodewright")
 
 	ns := framework.Namespace(ctx, t, client)
-	e := framework.Emulator(t, emulator.Options{})
-	framework.ForceDeleteNodesOf(t, e)
-	class := framework.EC2NodeClass(ctx, t, ns)
-	prov := framework.Provisioner(ctx, t, &v1alpha1.Provisioner{
-		ObjectMeta: metav1.ObjectMeta{Name: ns},
-		Spec: v1alpha1.ProvisionerSpec{
-			NodeClassRef:         v1alpha1.NodeClassReference{Name: class.Name},
-			TTLSecondsAfterEmpty: ptr.To[int64](1),
-		},
-	})
+	e, class, prov := emulatorProvisioner(ctx, t, ns, emulator.Options{}, v1alpha1.ProvisionerSpec{TTLSecondsAfterEmpty: ptr.To[int64](1)})
 
 	config := filepath.Join(t.TempDir(), "scheduler-config.yaml")
 	if err := scheduler.WriteConfig(manifests.SchedulerConfig, config, kubeconfig, emulatorArgs(t, e)); err != nil {

@@ -129,11 +129,7 @@ func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec, opts ...envOpt
 	for _, o := range opts {
 		o(&eopts)
 	}
-	e := framework.Emulator(t, eopts.emulator)
-	framework.ForceDeleteNodesOf(t, e)
-	class := framework.EC2NodeClass(ctx, t, ns)
-	spec.NodeClassRef = v1alpha1.NodeClassReference{Name: class.Name}
-	prov := framework.Provisioner(ctx, t, &v1alpha1.Provisioner{ObjectMeta: metav1.ObjectMeta{Name: ns}, Spec: spec})
+	e, class, prov := emulatorProvisioner(ctx, t, ns, eopts.emulator, spec)
 
 	path := filepath.Join(t.TempDir(), "scheduler-config.yaml")
 	args := emulatorArgs(t, e)
@@ -154,6 +150,20 @@ func newProvisionEnv(t *testing.T, spec v1alpha1.ProvisionerSpec, opts ...envOpt
 	// Registered after the scheduler, so it runs while the scheduler's lifecycle still does.
 	t.Cleanup(func() { env.cleanup(prov.Name) })
 	return env
+}
+
+// emulatorProvisioner starts an EC2 emulator joined to the test cluster (its nodes deleted
+// when the test ends) and creates an EC2NodeClass and a Provisioner of spec on it, both named
+// ns.
+func emulatorProvisioner(ctx context.Context, t *testing.T, ns string, opts emulator.Options, spec v1alpha1.ProvisionerSpec) (
+	*emulator.Emulator, *v1alpha1.EC2NodeClass, *v1alpha1.Provisioner) {
+	t.Helper()
+	e := framework.Emulator(t, opts)
+	framework.ForceDeleteNodesOf(t, e)
+	class := framework.EC2NodeClass(ctx, t, ns)
+	spec.NodeClassRef = v1alpha1.NodeClassReference{Name: class.Name}
+	prov := framework.Provisioner(ctx, t, &v1alpha1.Provisioner{ObjectMeta: metav1.ObjectMeta{Name: ns}, Spec: spec})
+	return e, class, prov
 }
 
 // emulatorArgs are the Provision plugin's args that point it at the emulator e and the test

@@ -27,13 +27,7 @@ func TestTwoReplicasProvisionOnce(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	client := framework.Client(t)
 	ns := framework.Namespace(ctx, t, client)
-	e := framework.Emulator(t, emulator.Options{})
-	framework.ForceDeleteNodesOf(t, e)
-	class := framework.EC2NodeClass(ctx, t, ns)
-	prov := framework.Provisioner(ctx, t, &v1alpha1.Provisioner{
-		ObjectMeta: metav1.ObjectMeta{Name: ns},
-		Spec:       v1alpha1.ProvisionerSpec{NodeClassRef: v1alpha1.NodeClassReference{Name: class.Name}},
-	})
+	e, class, prov := emulatorProvisioner(ctx, t, ns, emulator.Options{}, v1alpha1.ProvisionerSpec{})
 	config := filepath.Join(t.TempDir(), "scheduler-config.yaml")
 	if err := scheduler.WriteConfig(manifests.SchedulerConfig, config, framework.ControlPlane.Kubeconfig(), emulatorArgs(t, e)); err != nil {
 		t.Fatal(err)
