@@ -65,9 +65,22 @@ func TestZoneVerdictsAskedOncePerZone(t *testing.T) {
 
 // TestSharedVerdictsChangeNoPlan: the verdicts shared between nodes and the nodes skipped for
 // a pod's own anti-affinity only leave out checks whose answer is known, so every plan comes
-// out the same with them and without (Input.exhaustive): random pods of every constraint the
-// stranded-pod tests draw, and the diverse mix at a few sizes and seeds.
+// out the same with them and without (Input.exhaustive).
 func TestSharedVerdictsChangeNoPlan(t *testing.T) {
+	samePlans(t, "exhaustive", "with shared verdicts", func(in *Input) { in.exhaustive = true })
+}
+
+// TestViewsChangeNoPlan: PreFilter runs over views (see view) are the runs over the whole
+// snapshot, so every plan comes out the same with them and without (Input.fromScratch):
+// nodes, templates, pods on each, pods unplanned.
+func TestViewsChangeNoPlan(t *testing.T) {
+	samePlans(t, "from scratch", "over views", func(in *Input) { in.fromScratch = true })
+}
+
+// samePlans plans inputs as they are and as other changes them, and fails if a plan
+// differs: random pods of every constraint the stranded-pod tests draw, and the diverse mix
+// at a few sizes and seeds. other and as name the two kinds of plan in the diff.
+func samePlans(t *testing.T, other, as string, change func(*Input)) {
 	r := rand.New(rand.NewPCG(5, 2026))
 	newFramework := DefaultFrameworkFactory(nil, volumeCluster(t))
 	var inputs []Input
@@ -83,17 +96,17 @@ func TestSharedVerdictsChangeNoPlan(t *testing.T) {
 	}
 	for i, in := range inputs {
 		_, ctx := ktesting.NewTestContext(t)
-		shared, err := Plan(ctx, in)
+		got, err := Plan(ctx, in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		in.exhaustive = true
-		every, err := Plan(ctx, in)
+		change(&in)
+		want, err := Plan(ctx, in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(planOutline(every), planOutline(shared)); diff != "" {
-			t.Errorf("input %d (%d pods): plan (-exhaustive, +with shared verdicts):\n%s", i, len(in.Pods), diff)
+		if diff := cmp.Diff(planOutline(want), planOutline(got)); diff != "" {
+			t.Errorf("input %d (%d pods): plan (-%s, +%s):\n%s", i, len(in.Pods), other, as, diff)
 		}
 	}
 }

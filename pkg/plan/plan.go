@@ -73,6 +73,9 @@ type Input struct {
 	// (openNode.apart): those only leave out checks whose answer is known, so plans come out
 	// the same either way.
 	exhaustive bool
+	// fromScratch, for the package's tests, has the simulator run PreFilter over the whole
+	// snapshot, never over views (see view): plans come out the same either way.
+	fromScratch bool
 }
 
 // LaunchedNode is the node of a NodeClaim that has launched and not yet registered: the
@@ -170,6 +173,9 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 		return nil, err
 	}
 	sim.exhaustive = in.exhaustive
+	if in.fromScratch {
+		sim.snap.views = nil
+	}
 	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
 		openLabels: map[string]map[string][]v1alpha1.NodeSelectorRequirement{}, forPod: map[string][]*Template{},
 		sigs: map[*v1.Pod]string{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, labels: map[labelsKey]string{}, podNames: map[labelsKey]bool{}, anyTypes: map[*v1.Pod]bool{},

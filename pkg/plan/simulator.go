@@ -91,7 +91,7 @@ func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v
 	if err != nil {
 		return nil, fmt.Errorf("building the scheduler framework: %w", err)
 	}
-	known := true
+	known, hardDefaultSpread := true, allConstrained
 	if pl := fw.ListPlugins(); pl != nil {
 		for _, p := range pl.PreFilter.Enabled {
 			known = known && stateFreePreFilters.Has(p.Name)
@@ -107,6 +107,11 @@ func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v
 	spread, err := newSpreadFilter(ctx, fw)
 	if err != nil {
 		return nil, err
+	}
+	if known && !hardDefaultSpread {
+		// A hard default spread constraint selects pods by their owners (Services,
+		// ReplicaSets), which views do not follow.
+		snap.views = newViewSet()
 	}
 	return &Simulator{fw: fw, snap: snap, verdicts: map[string]*fwk.Status{}, stateFree: known, allConstrained: allConstrained,
 		independentPre: map[string]*preFilterRun{}, placedPre: map[string]*preFilterRun{}, probes: map[string]*framework.NodeInfo{},
@@ -161,10 +166,32 @@ func (s *Simulator) CheckOn(ctx context.Context, pod *v1.Pod, ni fwk.NodeInfo) *
 
 // cycle runs the PreFilter plugins for pod over the snapshot and the Filter plugins on ni.
 func (s *Simulator) cycle(ctx context.Context, pod *v1.Pod, ni fwk.NodeInfo) *fwk.Status {
+	if run := s.viewRun(ctx, pod); run != nil {
+		return s.filter(ctx, run, pod, ni)
+	}
 	if s.pre.pod != pod || s.pre.gen != s.snap.gen {
 		s.pre = s.preFilter(ctx, pod)
 	}
 	return s.filter(ctx, &s.pre, pod, ni)
+}
+
+// viewRun returns the PreFilter run for pod over its view (see view), made anew only when
+// the view changed since the last run for a pod of pod's class; nil when pod gets no view.
+// It is the run over the whole snapshot would be.
+func (s *Simulator) viewRun(ctx context.Context, pod *v1.Pod) *preFilterRun {
+	v := s.snap.viewFor(pod)
+	if v == nil {
+		return nil
+	}
+	class := s.snap.class(pod)
+	if r := v.runs[class]; r != nil && r.digest == v.digest {
+		return &r.run
+	}
+	s.snap.viewing = v
+	r := &viewRun{digest: v.digest, run: s.preFilter(ctx, pod)}
+	s.snap.viewing = nil
+	v.runs[class] = r
+	return &r.run
 }
 
 func (s *Simulator) preFilter(ctx context.Context, pod *v1.Pod) preFilterRun {
@@ -215,12 +242,15 @@ func (s *Simulator) CheckPlaced(ctx context.Context, logger klog.Logger, pod *v1
 	if missing != nil {
 		return missing
 	}
-	class := s.snap.class(pod)
-	run := s.placedPre[class]
-	if s.stateFree && (run == nil || run.gen != s.snap.gen) {
-		r := s.preFilter(ctx, pod)
-		run = &r
-		s.placedPre[class] = run
+	run := s.viewRun(ctx, pod)
+	if run == nil {
+		class := s.snap.class(pod)
+		run = s.placedPre[class]
+		if s.stateFree && (run == nil || run.gen != s.snap.gen) {
+			r := s.preFilter(ctx, pod)
+			run = &r
+			s.placedPre[class] = run
+		}
 	}
 	if !s.stateFree || !run.status.IsSuccess() {
 		// Out-of-tree PreFilter plugins may have no RemovePod extension, and a failed

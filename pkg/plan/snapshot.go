@@ -46,6 +46,13 @@ type snapshot struct {
 	selectors map[string]*selectorEntry
 	// selectorsGen changes when a selector comes or goes.
 	selectorsGen uint64
+	// views are kept up to date with every change (see view); nil when the simulator uses
+	// none. viewing is the view the PreFilter plugins see during a run over one, nil when
+	// they see the whole snapshot.
+	views   *viewSet
+	viewing *view
+	// podIDs numbers the pods the snapshot has seen, for the views' digests.
+	podIDs uint64
 }
 
 // podEntry is what the snapshot derives from a pod once.
@@ -55,8 +62,11 @@ type podEntry struct {
 	constrained bool
 	// class is the pod's class, computed on first use (see snapshot.class).
 	class string
-	// selectors are the keys of the pod's Terms.
+	// selectors are the keys of the pod's Terms, anti its required anti-affinity Terms.
 	selectors []string
+	anti      Terms
+	// id tells the pod apart in the views' digests.
+	id uint64
 	// matched caches matchedBy for selectorsGen matchedGen.
 	matchedGen uint64
 	matched    selectorMatch
@@ -104,8 +114,9 @@ func (s *snapshot) entry(pod *v1.Pod) *podEntry {
 	if !ok {
 		// Like NodeInfo.AddPod, ignore terms the apiserver let through unparsed.
 		info, _ := framework.NewPodInfo(pod)
-		e = &podEntry{info: info, constrained: constrained(pod)}
-		e.selectors = s.registerSelectors(pod, info)
+		s.podIDs++
+		e = &podEntry{info: info, constrained: constrained(pod), id: mix64(s.podIDs)}
+		e.selectors, e.anti = s.registerSelectors(pod, info)
 		s.pods[pod] = e
 	}
 	return e
@@ -132,6 +143,7 @@ func (s *snapshot) class(pod *v1.Pod) string {
 func (s *snapshot) addNode(node *v1.Node, pods ...*v1.Pod) *framework.NodeInfo {
 	ni := framework.NewNodeInfo()
 	ni.SetNode(node)
+	s.views.nodeAdded(node)
 	for _, p := range pods {
 		s.addPodInfo(ni, p)
 	}
@@ -149,7 +161,9 @@ func (s *snapshot) removeNode(name string) {
 	}
 	for _, pi := range ni.Pods {
 		s.countSelectors(pi.GetPod(), -1)
+		s.views.podRemoved(ni.Node(), s.entry(pi.GetPod()))
 	}
+	s.views.nodeRemoved(ni.Node())
 	delete(s.nodes, name)
 	if i, found := slices.BinarySearchFunc(s.all, name, byNodeName); found {
 		s.all = slices.Delete(s.all, i, i+1)
@@ -171,8 +185,10 @@ func (s *snapshot) addPod(pod *v1.Pod, nodeName string) error {
 }
 
 func (s *snapshot) addPodInfo(ni *framework.NodeInfo, pod *v1.Pod) {
-	ni.AddPodInfo(s.entry(pod).info)
+	e := s.entry(pod)
+	ni.AddPodInfo(e.info)
 	s.countSelectors(pod, 1)
+	s.views.podAdded(ni.Node(), e)
 }
 
 // removePod takes pod off the node named nodeName.
@@ -186,6 +202,7 @@ func (s *snapshot) removePod(logger klog.Logger, pod *v1.Pod, nodeName string) e
 	}
 	restorePorts(ni, pod)
 	s.countSelectors(pod, -1)
+	s.views.podRemoved(ni.Node(), s.entry(pod))
 	s.gen++
 	return nil
 }
@@ -221,19 +238,31 @@ func (s *snapshot) NodeInfos() fwk.NodeInfoLister { return s }
 // StorageInfos returns the snapshot itself.
 func (s *snapshot) StorageInfos() fwk.StorageInfoLister { return s }
 
-// List returns every node, sorted by name.
+// List returns every node, sorted by name; during a run over a view, the view's nodes.
 func (s *snapshot) List() ([]fwk.NodeInfo, error) {
+	if v := s.viewing; v != nil {
+		v.lists()
+		return v.list, nil
+	}
 	return s.all, nil
 }
 
 // HavePodsWithAffinityList returns the nodes with pods with inter-pod (anti-)affinity.
 func (s *snapshot) HavePodsWithAffinityList() ([]fwk.NodeInfo, error) {
+	if v := s.viewing; v != nil {
+		v.lists()
+		return v.withAffinity, nil
+	}
 	s.rebuild()
 	return s.withAffinity, nil
 }
 
 // HavePodsWithRequiredAntiAffinityList returns the nodes with pods with required anti-affinity.
 func (s *snapshot) HavePodsWithRequiredAntiAffinityList() ([]fwk.NodeInfo, error) {
+	if v := s.viewing; v != nil {
+		v.lists()
+		return v.withAnti, nil
+	}
 	s.rebuild()
 	return s.withAntiAffinity, nil
 }
@@ -241,6 +270,10 @@ func (s *snapshot) HavePodsWithRequiredAntiAffinityList() ([]fwk.NodeInfo, error
 // HavePodsWithRequiredNonHostScopedAntiAffinityList returns the nodes with pods with required
 // anti-affinity over a topology wider than a host.
 func (s *snapshot) HavePodsWithRequiredNonHostScopedAntiAffinityList() ([]fwk.NodeInfo, error) {
+	if v := s.viewing; v != nil {
+		v.lists()
+		return v.nonHostAnti, nil
+	}
 	s.rebuild()
 	return s.withNonHostScopedAntiAffinity, nil
 }
@@ -260,17 +293,19 @@ func (s *snapshot) IsPVCUsedByPods(key string) bool {
 }
 
 // registerSelectors returns the keys of pod's Terms, adding each new one to
-// s.selectors with no pods.
-func (s *snapshot) registerSelectors(pod *v1.Pod, info *framework.PodInfo) []string {
-	var keys []string
+// s.selectors with no pods, and its required anti-affinity Terms.
+func (s *snapshot) registerSelectors(pod *v1.Pod, info *framework.PodInfo) (keys []string, anti Terms) {
 	for _, t := range newTerms(pod, info) {
 		key := t.key()
 		if _, ok := s.selectors[key]; !ok {
 			s.selectors[key] = &selectorEntry{term: t}
 		}
 		keys = append(keys, key)
+		if t.anti {
+			anti = append(anti, t)
+		}
 	}
-	return keys
+	return keys, anti
 }
 
 // countSelectors adds delta to the pod counts of pod's selectors, noting when one comes or

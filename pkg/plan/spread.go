@@ -76,8 +76,11 @@ type spreadGroup struct {
 	// where it was (placed says where it is).
 	placed map[*v1.Pod]string
 	in     map[string][]*v1.Pod
-	// pre is the plugin's PreFilter run for a pod of the group over the snapshot at gen.
-	pre preFilterRun
+	// pre is the plugin's PreFilter run for a pod of the group over the snapshot at gen, or
+	// over preView when its digest was preDigest.
+	pre       preFilterRun
+	preView   *view
+	preDigest uint64
 }
 
 // spreadKey identifies pod's spreadGroup; "" when pod has no hard spread constraint.
@@ -274,11 +277,21 @@ const errReasonPlacedSpread = "node(s) didn't satisfy planned pods' topology spr
 
 // stillSpread judges q, a placed pod of g on m, with the pod of info added on ni.
 func (s *Simulator) stillSpread(ctx context.Context, g *spreadGroup, q *v1.Pod, m *framework.NodeInfo, info fwk.PodInfo, ni fwk.NodeInfo) *fwk.Status {
-	if g.pre.gen != s.snap.gen {
+	// Over q's view when it has one (see view): the plugin reads no more of the snapshot.
+	nodes, v := s.snap.all, s.snap.viewFor(q)
+	if v != nil {
+		v.lists()
+		nodes = v.list
+	}
+	if v == nil && g.pre.gen != s.snap.gen || v != nil && (g.preView != v || g.preDigest != v.digest) {
 		s.PreFilters++
 		state := framework.NewCycleState()
-		_, status := s.spread.PreFilter(ctx, state, q, s.snap.all)
+		_, status := s.spread.PreFilter(ctx, state, q, nodes)
 		g.pre = preFilterRun{pod: q, gen: s.snap.gen, state: state, status: status}
+		g.preView = v
+		if v != nil {
+			g.preDigest = v.digest
+		}
 	}
 	if !g.pre.status.IsSuccess() {
 		return nil

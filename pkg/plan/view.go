@@ -1,0 +1,374 @@
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
+	"k8s.io/klog/v2"
+	fwk "k8s.io/kube-scheduler/framework"
+	"k8s.io/kubernetes/pkg/scheduler/framework"
+)
+
+// Views. Of the PreFilter plugins simulated (stateFreePreFilters), only PodTopologySpread
+// and InterPodAffinity read the snapshot's pods and nodes, and they read all of them: the
+// pods on every node that a pod's spread constraints or affinity terms select, the pods
+// whose required anti-affinity selects it, every node's domains. A plan changes the snapshot
+// with every pod it places and node it adds, so a PreFilter run over the whole snapshot,
+// once per pod per change, is most of what a plan of thousands of pods costs. Yet the run
+// depends on few of those pods and nodes:
+//
+//   - PodTopologySpread counts, for each hard constraint, the pods of the pod's namespace its
+//     selector selects, on the nodes that have every constraint's topology key and pass its
+//     node inclusion policies (the pod's node affinity, the node's taints); a node with none
+//     of those pods adds a domain with no pods, which every node of the same domain
+//     signature (domainSig) adds as well.
+//   - InterPodAffinity counts the pods the pod's required terms select and the pods whose
+//     required anti-affinity terms select the pod, by their nodes' values of the terms'
+//     topology keys. Pods of neither kind, and nodes without them, change nothing.
+//
+// A view is the snapshot as those plugins see it for the pods of one viewKey: its
+// relevant pods on their nodes, and one bare node for each domain signature of the
+// snapshot's nodes. The snapshot keeps its views up to date as it changes; each view keeps a
+// digest of what the plugins read, and a PreFilter run over a view holds while the digest
+// is what it was when the run was made. The other PreFilter plugins read the pod alone
+// (VolumeRestrictions, for a pod with claims, the snapshot's claims: such pods get no view).
+
+// maxViews bounds the views a snapshot keeps up to date: each change of the snapshot visits
+// every view. The least recently used goes first.
+const maxViews = 64
+
+// view is the snapshot as the PreFilter plugins see it for the pods of one viewKey.
+type view struct {
+	// rep is a pod of the view's key; terms are its Terms, whose selection of a pod makes it
+	// relevant, keys their topology keys, spread its hard topology spread constraints.
+	rep    *v1.Pod
+	terms  Terms
+	keys   []string
+	spread []v1.TopologySpreadConstraint
+	// selection is rep's required node affinity, which PodTopologySpread's node inclusion
+	// policy applies.
+	selection nodeaffinity.RequiredNodeAffinity
+	// nodes hold the relevant pods, by node name; domains are one bare node per domain
+	// signature of the snapshot's nodes, with the number of nodes of that signature (only
+	// when spread is not empty).
+	nodes   map[string]*framework.NodeInfo
+	domains map[string]*viewDomain
+	// digest sums, over the relevant pods and the domain signatures, a hash of what the
+	// plugins read of each: a PreFilter run holds while it is the same. Sums of 64-bit
+	// hashes can collide; the odds that two different contents of one view ever compare
+	// equal in a plan are about 2^-64 per comparison.
+	digest uint64
+	// changed counts the changes of the lists below, rebuilt when listed falls behind.
+	changed, listed                          uint64
+	list, withAffinity, withAnti, nonHostAnti []fwk.NodeInfo
+	// runs are the PreFilter runs over the view, by snapshot.class.
+	runs map[string]*viewRun
+	// used orders the views by last use (viewSet.clock).
+	used uint64
+}
+
+// viewDomain is one domain signature of a view: how many of the snapshot's nodes have it,
+// and the bare node that stands for them all.
+type viewDomain struct {
+	nodes int
+	info  *framework.NodeInfo
+}
+
+// viewRun is a PreFilter run over a view whose digest was digest.
+type viewRun struct {
+	digest uint64
+	run    preFilterRun
+}
+
+// viewKey identifies the pods the PreFilter plugins see the snapshot alike for: the same
+// namespace, labels (which others' terms select), node selection, tolerations, inter-pod
+// terms and topology spread constraints.
+func viewKey(pod *v1.Pod) string {
+	b, _ := json.Marshal(struct {
+		Namespace    string
+		Labels       map[string]string
+		NodeSelector map[string]string
+		Affinity     *v1.Affinity
+		Tolerations  []v1.Toleration
+		Spread       []v1.TopologySpreadConstraint
+	}{pod.Namespace, pod.Labels, pod.Spec.NodeSelector, pod.Spec.Affinity, pod.Spec.Tolerations, pod.Spec.TopologySpreadConstraints})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:16])
+}
+
+// newView returns the view of rep's key, empty.
+func newView(rep *v1.Pod, terms Terms) *view {
+	v := &view{rep: rep, terms: terms, selection: nodeaffinity.GetRequiredNodeAffinity(rep),
+		nodes: map[string]*framework.NodeInfo{}, domains: map[string]*viewDomain{}, runs: map[string]*viewRun{}}
+	for _, t := range terms {
+		if !slices.Contains(v.keys, t.TopologyKey) {
+			v.keys = append(v.keys, t.TopologyKey)
+		}
+	}
+	for _, c := range rep.Spec.TopologySpreadConstraints {
+		if c.WhenUnsatisfiable == v1.DoNotSchedule {
+			v.spread = append(v.spread, c)
+		}
+	}
+	return v
+}
+
+// relevant reports whether the pod of e can change what the plugins compute for the view's
+// pods: one of their terms selects it, or one of its required anti-affinity terms selects
+// them. Term.Selects errs toward selecting.
+func (v *view) relevant(e *podEntry) bool {
+	return v.terms.Selects(e.info.Pod) || e.anti.Selects(v.rep)
+}
+
+// nodeAdded counts node's domain signature.
+func (v *view) nodeAdded(node *v1.Node) {
+	if len(v.spread) == 0 {
+		return
+	}
+	sig := v.domainSig(node)
+	d := v.domains[sig]
+	if d == nil {
+		info := framework.NewNodeInfo()
+		info.SetNode(node)
+		d = &viewDomain{info: info}
+		v.domains[sig] = d
+		v.digest += hashString(domainSeed, sig)
+		v.changed++
+	}
+	d.nodes++
+}
+
+// nodeRemoved uncounts node's domain signature. The node's pods are removed before it.
+func (v *view) nodeRemoved(node *v1.Node) {
+	if len(v.spread) == 0 {
+		return
+	}
+	sig := v.domainSig(node)
+	d := v.domains[sig]
+	if d == nil {
+		return
+	}
+	if d.nodes--; d.nodes == 0 {
+		delete(v.domains, sig)
+		v.digest -= hashString(domainSeed, sig)
+		v.changed++
+	}
+}
+
+// podAdded adds the pod of e, on node, if it is relevant.
+func (v *view) podAdded(node *v1.Node, e *podEntry) {
+	if !v.relevant(e) {
+		return
+	}
+	ni := v.nodes[node.Name]
+	if ni == nil {
+		ni = framework.NewNodeInfo()
+		ni.SetNode(node)
+		v.nodes[node.Name] = ni
+	}
+	ni.AddPodInfo(e.info)
+	v.digest += v.podHash(node, e)
+	v.changed++
+}
+
+// podRemoved removes the pod of e, on node, if it is relevant.
+func (v *view) podRemoved(logger klog.Logger, node *v1.Node, e *podEntry) {
+	ni := v.nodes[node.Name]
+	if ni == nil || !v.relevant(e) {
+		return
+	}
+	if err := ni.RemovePod(logger, e.info.Pod); err != nil {
+		return
+	}
+	if len(ni.Pods) == 0 {
+		delete(v.nodes, node.Name)
+	}
+	v.digest -= v.podHash(node, e)
+	v.changed++
+}
+
+// domainSig is what PodTopologySpread reads of a node with none of the pods it counts: the
+// values of the hard constraints' topology keys, or their absence, and what its node
+// inclusion policies read (whether the node matches rep's node affinity; its taints, which
+// are kept whole rather than judged).
+func (v *view) domainSig(node *v1.Node) string {
+	var b strings.Builder
+	for _, c := range v.spread {
+		writeLabel(&b, node, c.TopologyKey)
+	}
+	if ok, _ := v.selection.Match(node); ok {
+		b.WriteString("|selected")
+	}
+	for _, t := range node.Spec.Taints {
+		b.WriteString("|" + t.ToString())
+	}
+	return b.String()
+}
+
+// writeLabel writes node's value of key, or that it has none.
+func writeLabel(b *strings.Builder, node *v1.Node, key string) {
+	if value, ok := node.Labels[key]; ok {
+		b.WriteString("|" + key + "=" + value)
+	} else {
+		b.WriteString("|" + key + "!")
+	}
+}
+
+// podHash hashes what the plugins read of a relevant pod: the pod itself and its node's
+// values of every topology key its counts go by (the view's terms' and the pod's own
+// anti-affinity terms'), and whether PodTopologySpread counts pods on that node.
+func (v *view) podHash(node *v1.Node, e *podEntry) uint64 {
+	var b strings.Builder
+	for _, k := range v.keys {
+		writeLabel(&b, node, k)
+	}
+	for _, t := range e.anti {
+		writeLabel(&b, node, t.TopologyKey)
+	}
+	if len(v.spread) > 0 {
+		b.WriteString("||" + v.domainSig(node))
+	}
+	return mix64(e.id ^ hashString(podSeed, b.String()))
+}
+
+// lists rebuilds what the view lists, if it changed since it was last listed.
+func (v *view) lists() {
+	if v.listed == v.changed && v.list != nil {
+		return
+	}
+	v.list, v.withAffinity, v.withAnti, v.nonHostAnti = make([]fwk.NodeInfo, 0, len(v.nodes)+len(v.domains)), nil, nil, nil
+	// The plugins sum what they count over the nodes: order does not matter.
+	for _, ni := range v.nodes {
+		v.list = append(v.list, ni)
+		if len(ni.PodsWithAffinity) > 0 {
+			v.withAffinity = append(v.withAffinity, ni)
+		}
+		if len(ni.PodsWithRequiredAntiAffinity) > 0 {
+			v.withAnti = append(v.withAnti, ni)
+		}
+		if len(ni.PodsWithRequiredNonHostScopedAntiAffinity) > 0 {
+			v.nonHostAnti = append(v.nonHostAnti, ni)
+		}
+	}
+	for _, d := range v.domains {
+		v.list = append(v.list, d.info)
+	}
+	v.listed = v.changed
+}
+
+// viewSet are the views a snapshot keeps up to date, by viewKey.
+type viewSet struct {
+	byKey map[string]*view
+	// keys caches viewKey by pod.
+	keys  map[*v1.Pod]string
+	clock uint64
+}
+
+// The seeds of the view's hashes.
+const (
+	domainSeed uint64 = 0x6a09e667f3bcc908
+	podSeed    uint64 = 0xbb67ae8584caa73b
+)
+
+// hashString is FNV-1a of s from seed, finished by mix64.
+func hashString(seed uint64, s string) uint64 {
+	h := seed
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 0x100000001b3
+	}
+	return mix64(h)
+}
+
+// mix64 is splitmix64's finalizer: it spreads every bit of x over the result.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// newViewSet returns a set with no views yet.
+func newViewSet() *viewSet {
+	return &viewSet{byKey: map[string]*view{}, keys: map[*v1.Pod]string{}}
+}
+
+// The changes of the snapshot, passed on to every view; a nil set has none.
+
+func (vs *viewSet) nodeAdded(node *v1.Node) {
+	if vs == nil {
+		return
+	}
+	for _, v := range vs.byKey {
+		v.nodeAdded(node)
+	}
+}
+
+func (vs *viewSet) nodeRemoved(node *v1.Node) {
+	if vs == nil {
+		return
+	}
+	for _, v := range vs.byKey {
+		v.nodeRemoved(node)
+	}
+}
+
+func (vs *viewSet) podAdded(node *v1.Node, e *podEntry) {
+	if vs == nil {
+		return
+	}
+	for _, v := range vs.byKey {
+		v.podAdded(node, e)
+	}
+}
+
+func (vs *viewSet) podRemoved(node *v1.Node, e *podEntry) {
+	if vs == nil {
+		return
+	}
+	for _, v := range vs.byKey {
+		v.podRemoved(klog.Background(), node, e)
+	}
+}
+
+// viewFor returns the view of pod's key, made from the snapshot s if there is none; nil
+// when s keeps no views or pod gets none: a pod with volumes the filters read, whose
+// VolumeRestrictions state reads the claims of the whole snapshot.
+func (s *snapshot) viewFor(pod *v1.Pod) *view {
+	vs := s.views
+	if vs == nil || len(filterVolumes(pod)) > 0 {
+		return nil
+	}
+	key := perPod(vs.keys, pod, viewKey)
+	vs.clock++
+	if v := vs.byKey[key]; v != nil {
+		v.used = vs.clock
+		return v
+	}
+	if len(vs.byKey) >= maxViews {
+		var oldest string
+		for k, v := range vs.byKey {
+			if oldest == "" || v.used < vs.byKey[oldest].used {
+				oldest = k
+			}
+		}
+		delete(vs.byKey, oldest)
+	}
+	v := newView(pod, newTerms(pod, s.entry(pod).info))
+	for _, n := range s.all {
+		ni := n.(*framework.NodeInfo)
+		v.nodeAdded(ni.Node())
+		for _, pi := range ni.Pods {
+			v.podAdded(ni.Node(), s.entry(pi.GetPod()))
+		}
+	}
+	v.used = vs.clock
+	vs.byKey[key] = v
+	return v
+}
