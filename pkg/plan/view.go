@@ -64,7 +64,7 @@ type view struct {
 	// equal in a plan are about 2^-64 per comparison.
 	digest uint64
 	// changed counts the changes of the lists below, rebuilt when listed falls behind.
-	changed, listed                          uint64
+	changed, listed                           uint64
 	list, withAffinity, withAnti, nonHostAnti []fwk.NodeInfo
 	// runs are the PreFilter runs over the view, by snapshot.class.
 	runs map[string]*viewRun
