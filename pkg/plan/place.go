@@ -107,7 +107,7 @@ func (p *packer) tryAddUncapped(ctx context.Context, f *podFacts) *openNode {
 func (p *packer) facts(pod *v1.Pod) *podFacts {
 	req := p.requests(pod)
 	return &podFacts{pod: pod, sig: p.signature(pod), req: req, independent: p.sim.independent(pod), invariant: p.invariant(pod),
-		domainOnly: perPod(p.domainOnlys, pod, domainOnly), apart: perPod(p.aparts, pod, apartKey), anyType: p.anyTypes[pod], milliCPU: req.Cpu().MilliValue(), memory: req.Memory().Value()}
+		domainOnly: perPod(p.domainOnlys, pod, domainOnly), apart: perPod(p.aparts, pod, apartKey), anyType: p.anyTypes[pod], milliCPU: req.Cpu().MilliValue(), memory: req.Memory().Value(), millis: millisOf(req)}
 }
 
 // maxSwitches is how many candidates past the first tryAdd checks a pod on: a node switches

@@ -39,8 +39,10 @@ type podFacts struct {
 	// anyType is true when no type but those excluded by default serves the pod: they are
 	// bought for it then (see excludedFor).
 	anyType bool
-	// milliCPU and memory are the cpu (millicores) and memory (bytes) of req, for roomFor.
+	// milliCPU and memory are the cpu (millicores) and memory (bytes) of req, for roomFor;
+	// millis are millisOf(req), for passes.
 	milliCPU, memory int64
+	millis           millis
 }
 
 // filterVolumes returns the pod's volumes that a Filter plugin can look at: all but the

@@ -63,7 +63,13 @@ func (p *packer) passes(t *Template, f *podFacts, podReqs v1.ResourceList) bool 
 		reason = labelsReject(t, f.pod, f.req)
 		p.labels[key] = reason
 	}
-	return reason == "" && hasRoom(f.req, podReqs, t.DaemonRequests, t.Node.Status.Allocatable)
+	if reason != "" {
+		return false
+	}
+	if f.millis.other {
+		return hasRoom(f.req, podReqs, t.DaemonRequests, t.Node.Status.Allocatable)
+	}
+	return f.millis.fitsIn(t.free, millisOf(podReqs))
 }
 
 // hasRoom reports whether allocatable holds requests next to used and daemons, as

@@ -56,3 +56,39 @@ func exceeds(limits, used, add v1.ResourceList) v1.ResourceName {
 	}
 	return ""
 }
+
+// millis are the amounts of the resources nearly every pod requests, in thousandths of
+// their units, as hasRoom compares them; other is true when a list holds another resource
+// that is not zero.
+type millis struct {
+	cpu, memory, ephemeral, pods int64
+	other                        bool
+}
+
+// millisOf returns the millis of l.
+func millisOf(l v1.ResourceList) millis {
+	var m millis
+	for name, q := range l {
+		switch name {
+		case v1.ResourceCPU:
+			m.cpu = q.MilliValue()
+		case v1.ResourceMemory:
+			m.memory = q.MilliValue()
+		case v1.ResourceEphemeralStorage:
+			m.ephemeral = q.MilliValue()
+		case v1.ResourcePods:
+			m.pods = q.MilliValue()
+		default:
+			m.other = m.other || !q.IsZero()
+		}
+	}
+	return m
+}
+
+// fitsIn reports whether requests m fit in free less used, as hasRoom decides it for these
+// resources: a resource not requested fits whatever is left of it.
+func (m millis) fitsIn(free, used millis) bool {
+	fits := func(req, free, used int64) bool { return req == 0 || req <= free-used }
+	return fits(m.cpu, free.cpu, used.cpu) && fits(m.memory, free.memory, used.memory) &&
+		fits(m.ephemeral, free.ephemeral, used.ephemeral) && fits(m.pods, free.pods, used.pods)
+}

@@ -22,7 +22,7 @@ type Simulator struct {
 	snap *snapshot
 	// verdicts caches, by pod signature and template key, whether a pod that does not depend
 	// on other pods fits an empty template (one with only its DaemonSet pods).
-	verdicts map[string]*fwk.Status
+	verdicts map[verdictKey]*fwk.Status
 	// pre is the last PreFilter run: a pod checked on node after node with the snapshot
 	// unchanged has its PreFilter state computed once, as in the scheduler's cycle.
 	pre preFilterRun
@@ -62,6 +62,9 @@ type Simulator struct {
 	spreadRejects spreadVerdicts
 	exhaustive    bool
 }
+
+// verdictKey keys the verdicts: a pod signature and a template key.
+type verdictKey struct{ sig, template string }
 
 // preFilterRun is the outcome of the PreFilter plugins for pod on the snapshot at gen.
 type preFilterRun struct {
@@ -113,7 +116,7 @@ func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v
 		// ReplicaSets), which views do not follow.
 		snap.views = newViewSet()
 	}
-	return &Simulator{fw: fw, snap: snap, verdicts: map[string]*fwk.Status{}, stateFree: known, allConstrained: allConstrained,
+	return &Simulator{fw: fw, snap: snap, verdicts: map[verdictKey]*fwk.Status{}, stateFree: known, allConstrained: allConstrained,
 		independentPre: map[string]*preFilterRun{}, placedPre: map[string]*preFilterRun{}, probes: map[string]*framework.NodeInfo{},
 		copies: map[string]*Template{}, spread: spread, spreadGroups: map[string]*spreadGroup{}, spreadOf: map[*v1.Pod]*spreadGroup{},
 		spreadKeys: map[*v1.Pod]string{}}, nil
@@ -284,7 +287,7 @@ func (s *Simulator) CheckEmpty(ctx context.Context, pod *v1.Pod, sig string, t *
 	// A DaemonSet pod with inter-pod constraints can tell pods of one signature apart by
 	// their labels.
 	cacheable := s.independent(pod) && !t.daemonAffinity
-	key := sig + "|" + t.Key
+	key := verdictKey{sig, t.Key}
 	if cacheable {
 		if st, ok := s.verdicts[key]; ok {
 			s.CacheHits++

@@ -58,6 +58,9 @@ type Template struct {
 	// daemonAffinity is true if a DaemonSet pod has inter-pod constraints (or volumes): then
 	// whether a pod fits the empty template can depend on its labels.
 	daemonAffinity bool
+	// free is what the node's allocatable leaves beyond its DaemonSet pods' requests, in
+	// millis, for the packer's prescreen (packer.passes).
+	free millis
 }
 
 // NewTemplate builds the template of instance type it in offering o for provisioner p, in
@@ -124,6 +127,9 @@ func newTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 		// Its host ports are the same for every pod of a signature, which names its ports.
 		t.daemonAffinity = t.daemonAffinity || selectsPods(dp) || len(dp.Spec.ResourceClaims) > 0 || slices.ContainsFunc(dp.Spec.Volumes, nodeVolume)
 	}
+	alloc, daemons := millisOf(allocatable), millisOf(t.DaemonRequests)
+	t.free = millis{cpu: alloc.cpu - daemons.cpu, memory: alloc.memory - daemons.memory, ephemeral: alloc.ephemeral - daemons.ephemeral,
+		pods: alloc.pods - daemons.pods}
 	return t
 }
 
