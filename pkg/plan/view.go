@@ -5,9 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
@@ -33,7 +36,12 @@ import (
 //
 // A view is the snapshot as those plugins see it for the pods of one viewKey: its
 // relevant pods on their nodes, and one bare node for each domain signature of the
-// snapshot's nodes. The snapshot keeps its views up to date as it changes; each view keeps a
+// snapshot's nodes. A hard constraint over kubernetes.io/hostname makes every node a domain
+// of its own; of those, the plugin's Filter reads only the counts of the nodes that hold pods
+// it counts, and whether some node holds none (then the least count is 0, whatever the
+// number of such nodes). So for such a constraint (hostDomains) the domain signature leaves
+// the hostname out, and its bare node, named by no real hostname, stands for the nodes of the
+// signature that hold no counted pod, as long as there is one. The snapshot keeps its views up to date as it changes; each view keeps a
 // digest of what the plugins read, and a PreFilter run over a view holds while the digest
 // is what it was when the run was made. The other PreFilter plugins read the pod alone
 // (VolumeRestrictions, for a pod with claims, the snapshot's claims: such pods get no view).
@@ -58,6 +66,12 @@ type view struct {
 	// when spread is not empty).
 	nodes   map[string]*framework.NodeInfo
 	domains map[string]*viewDomain
+	// host is the hard constraint over kubernetes.io/hostname when there is exactly one and
+	// its selector is one hostCounted applies exactly; counted are, by node name, how many of
+	// the node's pods it counts.
+	host         *v1.TopologySpreadConstraint
+	hostSelector labels.Selector
+	counted      map[string]int
 	// digest sums, over the relevant pods and the domain signatures, a hash of what the
 	// plugins read of each: a PreFilter run holds while it is the same. Sums of 64-bit
 	// hashes can collide; the odds that two different contents of one view ever compare
@@ -73,10 +87,12 @@ type view struct {
 }
 
 // viewDomain is one domain signature of a view: how many of the snapshot's nodes have it,
-// and the bare node that stands for them all.
+// how many of those hold pods of the view's host constraint (occupied), and the bare node
+// that stands for the others, in the view while there is one (present).
 type viewDomain struct {
-	nodes int
-	info  *framework.NodeInfo
+	nodes, occupied int
+	present         bool
+	info            *framework.NodeInfo
 }
 
 // viewRun is a PreFilter run over a view whose digest was digest.
@@ -110,12 +126,37 @@ func newView(rep *v1.Pod, terms Terms) *view {
 			v.keys = append(v.keys, t.TopologyKey)
 		}
 	}
+	hosts := 0
 	for _, c := range rep.Spec.TopologySpreadConstraints {
 		if c.WhenUnsatisfiable == v1.DoNotSchedule {
 			v.spread = append(v.spread, c)
+			if c.TopologyKey == v1.LabelHostname {
+				hosts++
+				v.host = &v.spread[len(v.spread)-1]
+			}
 		}
 	}
+	if hosts != 1 || len(v.host.MatchLabelKeys) > 0 || v.host.LabelSelector == nil ||
+		len(v.host.LabelSelector.MatchLabels)+len(v.host.LabelSelector.MatchExpressions) == 0 {
+		// Two such constraints count different pods; matchLabelKeys narrow a selector in ways
+		// the plugin decides; an empty selector counts no pod.
+		v.host = nil
+	}
+	if v.host != nil {
+		sel, err := metav1.LabelSelectorAsSelector(v.host.LabelSelector)
+		if err != nil {
+			v.host = nil
+			return v
+		}
+		v.hostSelector, v.counted = sel, map[string]int{}
+	}
 	return v
+}
+
+// hostCounts reports whether the view's host constraint counts pod: as PodTopologySpread
+// counts, a pod of rep's namespace, not terminating, that its selector selects.
+func (v *view) hostCounts(pod *v1.Pod) bool {
+	return pod.Namespace == v.rep.Namespace && pod.DeletionTimestamp == nil && v.hostSelector.Matches(labels.Set(pod.Labels))
 }
 
 // relevant reports whether the pod of e can change what the plugins compute for the view's
@@ -133,14 +174,12 @@ func (v *view) nodeAdded(node *v1.Node) {
 	sig := v.domainSig(node)
 	d := v.domains[sig]
 	if d == nil {
-		info := framework.NewNodeInfo()
-		info.SetNode(node)
-		d = &viewDomain{info: info}
+		d = &viewDomain{info: framework.NewNodeInfo()}
+		d.info.SetNode(v.domainNode(node))
 		v.domains[sig] = d
-		v.digest += hashString(domainSeed, sig)
-		v.changed++
 	}
 	d.nodes++
+	v.present(sig, d)
 }
 
 // nodeRemoved uncounts node's domain signature. The node's pods are removed before it.
@@ -153,12 +192,61 @@ func (v *view) nodeRemoved(node *v1.Node) {
 	if d == nil {
 		return
 	}
-	if d.nodes--; d.nodes == 0 {
+	d.nodes--
+	v.present(sig, d)
+	if d.nodes == 0 {
 		delete(v.domains, sig)
-		v.digest -= hashString(domainSeed, sig)
+	}
+}
+
+// occupy counts delta pods of the host constraint on node.
+func (v *view) occupy(node *v1.Node, delta int) {
+	before := v.counted[node.Name]
+	v.counted[node.Name] += delta
+	if after := v.counted[node.Name]; (before == 0) != (after == 0) {
+		if after == 0 {
+			delete(v.counted, node.Name)
+			delta = -1
+		} else {
+			delta = 1
+		}
+		sig := v.domainSig(node)
+		if d := v.domains[sig]; d != nil {
+			d.occupied += delta
+			v.present(sig, d)
+		}
+	}
+}
+
+// present puts d's bare node in the view or takes it out, as a node of its signature holds no
+// pod of the host constraint or none does.
+func (v *view) present(sig string, d *viewDomain) {
+	if present := d.nodes > d.occupied; present != d.present {
+		d.present = present
+		if present {
+			v.digest += hashString(domainSeed, sig)
+		} else {
+			v.digest -= hashString(domainSeed, sig)
+		}
 		v.changed++
 	}
 }
+
+// domainNode returns the bare node of node's domain signature: node itself, or with a host
+// constraint a copy named by a hostname no node has.
+func (v *view) domainNode(node *v1.Node) *v1.Node {
+	if _, ok := node.Labels[v1.LabelHostname]; v.host == nil || !ok {
+		return node
+	}
+	c := &v1.Node{ObjectMeta: *node.ObjectMeta.DeepCopy(), Spec: node.Spec}
+	// Not a valid label value: no node has it.
+	c.Name, c.Labels[v1.LabelHostname] = unoccupiedHost, unoccupiedHost
+	return c
+}
+
+// unoccupiedHost names the bare node that stands for the nodes that hold no pod of a host
+// constraint.
+const unoccupiedHost = "no pod counted here"
 
 // podAdded adds the pod of e, on node, if it is relevant.
 func (v *view) podAdded(node *v1.Node, e *podEntry) {
@@ -174,6 +262,9 @@ func (v *view) podAdded(node *v1.Node, e *podEntry) {
 	ni.AddPodInfo(e.info)
 	v.digest += v.podHash(node, e)
 	v.changed++
+	if v.host != nil && v.hostCounts(e.info.Pod) {
+		v.occupy(node, 1)
+	}
 }
 
 // podRemoved removes the pod of e, on node, if it is relevant.
@@ -190,6 +281,9 @@ func (v *view) podRemoved(logger klog.Logger, node *v1.Node, e *podEntry) {
 	}
 	v.digest -= v.podHash(node, e)
 	v.changed++
+	if v.host != nil && v.hostCounts(e.info.Pod) {
+		v.occupy(node, -1)
+	}
 }
 
 // domainSig is what PodTopologySpread reads of a node with none of the pods it counts: the
@@ -199,6 +293,11 @@ func (v *view) podRemoved(logger klog.Logger, node *v1.Node, e *podEntry) {
 func (v *view) domainSig(node *v1.Node) string {
 	var b strings.Builder
 	for _, c := range v.spread {
+		if v.host != nil && c.TopologyKey == v1.LabelHostname {
+			_, ok := node.Labels[c.TopologyKey]
+			b.WriteString("|host:" + strconv.FormatBool(ok))
+			continue
+		}
 		writeLabel(&b, node, c.TopologyKey)
 	}
 	if ok, _ := v.selection.Match(node); ok {
@@ -256,7 +355,9 @@ func (v *view) lists() {
 		}
 	}
 	for _, d := range v.domains {
-		v.list = append(v.list, d.info)
+		if d.present {
+			v.list = append(v.list, d.info)
+		}
 	}
 	v.listed = v.changed
 }
