@@ -61,7 +61,7 @@ func (p *packer) tryAddExisting(ctx context.Context, n *openNode, f *podFacts) b
 		return false
 	}
 	n.pods = append(n.pods, f.pod)
-	addTo(n.podReqs, f.req)
+	n.request(f.req)
 	_ = p.sim.Place(f.pod, n.name)
 	return true
 }

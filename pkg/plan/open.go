@@ -41,7 +41,7 @@ func (p *packer) open(ctx context.Context, f *podFacts) *openNode {
 		})
 		n.pods = []*v1.Pod{f.pod}
 		n.addApart(f)
-		n.podReqs = sum(f.req)
+		n.request(f.req)
 		n.independent = f.independent
 		n.invariant = f.invariant
 		_ = p.sim.Place(f.pod, n.name)

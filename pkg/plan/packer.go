@@ -16,6 +16,8 @@ type openNode struct {
 	candidates []*Template
 	pods       []*v1.Pod
 	podReqs    v1.ResourceList
+	// used is millisOf(podReqs), kept by request.
+	used millis
 	// independent is true while every pod on the node is independent (see
 	// Simulator.independent), so that prescreening its candidates is exact.
 	independent bool
@@ -64,8 +66,9 @@ type packer struct {
 	unplanned  []*Unplanned
 	phantoms   []string
 	// sigs, reqs and invariants cache PodSignature, podRequests and invariantOnly by pod,
-	// labels labelsReject by signature and template.
+	// labels labelsReject by signature and template; sigIDs number the signatures.
 	sigs       map[*v1.Pod]string
+	sigIDs     map[string]int32
 	reqs       map[*v1.Pod]v1.ResourceList
 	invariants map[*v1.Pod]bool
 	labels     map[labelsKey]string
@@ -98,6 +101,12 @@ type packer struct {
 	domainVerdicts domainVerdicts
 	// aparts caches apartKey by pod.
 	aparts map[*v1.Pod]string
+}
+
+// request adds req, what a pod placed on n requests, to what n's pods request.
+func (n *openNode) request(req v1.ResourceList) {
+	addTo(n.podReqs, req)
+	n.used = millisOf(n.podReqs)
 }
 
 // addApart notes the apartKey of f's pod, placed on n.

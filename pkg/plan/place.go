@@ -106,7 +106,8 @@ func (p *packer) tryAddUncapped(ctx context.Context, f *podFacts) *openNode {
 // planned so far.
 func (p *packer) facts(pod *v1.Pod) *podFacts {
 	req := p.requests(pod)
-	return &podFacts{pod: pod, sig: p.signature(pod), req: req, independent: p.sim.independent(pod), invariant: p.invariant(pod),
+	sig := p.signature(pod)
+	return &podFacts{pod: pod, sig: sig, sigID: p.sigID(sig), req: req, independent: p.sim.independent(pod), invariant: p.invariant(pod),
 		domainOnly: perPod(p.domainOnlys, pod, domainOnly), apart: perPod(p.aparts, pod, apartKey), anyType: p.anyTypes[pod], milliCPU: req.Cpu().MilliValue(), memory: req.Memory().Value(), millis: millisOf(req)}
 }
 
@@ -122,7 +123,7 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
 	}
 	invariant := f.invariant && n.invariant
 	if !p.growing && !p.uncapped {
-		if !roomFor(n, f) || !p.mayHold(ctx, n.candidates[0], f, n.podReqs) {
+		if !roomFor(n, f) || !p.mayHold(ctx, n.candidates[0], f, n) {
 			return false // no room as it stands: the cheap checks first
 		}
 		// As it stands, the node's own check answers rejectedAsItStands too (see check).
@@ -149,7 +150,7 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
 		if !p.uncapped && c.InstanceType.SurplusCPUPrice > 0 && c.CostWith(cores(n.podReqs)+float64(f.milliCPU)/1000) > c.Cost() {
 			continue // a burstable type that would pay for cpu above its baseline
 		}
-		if !p.mayHold(ctx, c, f, n.podReqs) || i > 0 && !p.withinLimits(c, n.candidates[0].InstanceType.Capacity) {
+		if !p.mayHold(ctx, c, f, n) || i > 0 && !p.withinLimits(c, n.candidates[0].InstanceType.Capacity) {
 			continue
 		}
 		if !asked {
@@ -273,12 +274,12 @@ type domainVerdicts struct {
 	rejected sets.Set[nodeDomain]
 }
 
-// mayHold reports whether a node of t may hold f's pod next to pods requesting podReqs: it
+// mayHold reports whether a node of t may hold f's pod next to the pods of n (nil: none): it
 // is a type the packer buys for the pod, passes the prescreen and, when the pod is
 // independent, fits t empty. For an independent pod on a node of independent pods that is
 // exact.
-func (p *packer) mayHold(ctx context.Context, t *Template, f *podFacts, podReqs v1.ResourceList) bool {
-	return p.excludedFor(t, f) == "" && p.passes(t, f, podReqs) && (!f.independent || p.sim.CheckEmpty(ctx, f.pod, f.sig, t).IsSuccess())
+func (p *packer) mayHold(ctx context.Context, t *Template, f *podFacts, n *openNode) bool {
+	return p.excludedFor(t, f) == "" && p.passes(t, f, n) && (!f.independent || p.sim.CheckEmpty(ctx, f.pod, f.sig, t).IsSuccess())
 }
 
 // check reports whether n as its i-th candidate c accepts f's pod with n's pods, and, when
@@ -333,14 +334,14 @@ func (p *packer) commit(ctx context.Context, n *openNode, i int, c *Template, f 
 	}
 	keep := []*Template{c}
 	for _, o := range n.candidates[i+1:] {
-		if p.mayHold(ctx, o, f, n.podReqs) {
+		if p.mayHold(ctx, o, f, n) {
 			keep = append(keep, o)
 		}
 	}
 	n.candidates = keep
 	n.pods = append(n.pods, f.pod)
 	n.addApart(f)
-	addTo(n.podReqs, f.req)
+	n.request(f.req)
 	n.independent = n.independent && f.independent
 	n.invariant = invariant
 	_ = p.sim.Place(f.pod, n.name)
@@ -352,11 +353,11 @@ func (p *packer) commit(ctx context.Context, n *openNode, i int, c *Template, f 
 // other claims (the plugin's reservedConflict), and the pods reserved earlier were planned
 // without it, so it must neither constrain nor be constrained by another pod.
 func (p *packer) tryAddLaunched(ctx context.Context, n *openNode, f *podFacts) bool {
-	if !p.sim.movable(f.pod) || !p.passes(n.candidates[0], f, n.podReqs) || !p.sim.Check(ctx, f.pod, n.name).IsSuccess() {
+	if !p.sim.movable(f.pod) || !p.passes(n.candidates[0], f, n) || !p.sim.Check(ctx, f.pod, n.name).IsSuccess() {
 		return false
 	}
 	n.pods = append(n.pods, f.pod)
-	addTo(n.podReqs, f.req)
+	n.request(f.req)
 	_ = p.sim.Place(f.pod, n.name)
 	return true
 }

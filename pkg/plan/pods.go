@@ -28,8 +28,10 @@ import (
 // podFacts are the facts of a pod being placed, computed once per pod by packer.facts.
 type podFacts struct {
 	pod *v1.Pod
-	// sig is PodSignature(pod); req its requests and one pod (see packer.requests).
-	sig string
+	// sig is PodSignature(pod), sigID the number the packer gave it; req its requests and
+	// one pod (see packer.requests).
+	sig   string
+	sigID int32
 	req v1.ResourceList
 	// independent is Simulator.independent(pod) when the pod is placed; invariant is
 	// invariantOnly(pod), domainOnly domainOnly(pod).
@@ -313,6 +315,16 @@ func sumRequests(pods []*v1.Pod) v1.ResourceList {
 
 // invariant returns invariantOnly(pod), computed once per pod.
 func (p *packer) invariant(pod *v1.Pod) bool { return perPod(p.invariants, pod, invariantOnly) }
+
+// sigID returns the number of signature sig, the same for every pod of it within a plan.
+func (p *packer) sigID(sig string) int32 {
+	id, ok := p.sigIDs[sig]
+	if !ok {
+		id = int32(len(p.sigIDs))
+		p.sigIDs[sig] = id
+	}
+	return id
+}
 
 // signature returns PodSignature(pod), computed once per pod.
 func (p *packer) signature(pod *v1.Pod) string { return perPod(p.sigs, pod, PodSignature) }

@@ -50,14 +50,15 @@ func labelsReject(t *Template, pod *v1.Pod, req v1.ResourceList) string {
 	return defaultsReject(t, pod, req)
 }
 
-// passes reports whether f's pod passes prescreen on t next to podReqs, with labelsReject
+// passes reports whether f's pod passes prescreen on t next to the pods of n (nil: none),
+// with labelsReject
 // cached by pod signature and template, and the shapes the pod must avoid (Input.Avoid)
 // left out. It is the packer's hot path: it says no reason and allocates nothing.
-func (p *packer) passes(t *Template, f *podFacts, podReqs v1.ResourceList) bool {
+func (p *packer) passes(t *Template, f *podFacts, n *openNode) bool {
 	if p.in.Avoid[f.pod.UID].Has(t.Shape) {
 		return false
 	}
-	key := labelsKey{f.sig, t}
+	key := labelsKey{f.sigID, t}
 	reason, ok := p.labels[key]
 	if !ok {
 		reason = labelsReject(t, f.pod, f.req)
@@ -66,10 +67,15 @@ func (p *packer) passes(t *Template, f *podFacts, podReqs v1.ResourceList) bool 
 	if reason != "" {
 		return false
 	}
+	var podReqs v1.ResourceList
+	var used millis
+	if n != nil {
+		podReqs, used = n.podReqs, n.used
+	}
 	if f.millis.other {
 		return hasRoom(f.req, podReqs, t.DaemonRequests, t.Node.Status.Allocatable)
 	}
-	return f.millis.fitsIn(t.free, millisOf(podReqs))
+	return f.millis.fitsIn(t.free, used)
 }
 
 // hasRoom reports whether allocatable holds requests next to used and daemons, as
@@ -89,7 +95,7 @@ func hasRoom(requests, used, daemons, allocatable v1.ResourceList) bool {
 
 // labelsKey keys the cache of labelsReject.
 type labelsKey struct {
-	sig string
+	sig int32 // podFacts.sigID
 	t   *Template
 }
 

@@ -137,7 +137,7 @@ func (p *packer) openLaunched() {
 		}
 		n := &openNode{name: f.Node, claim: f.Claim, candidates: []*Template{t}, podReqs: v1.ResourceList{}}
 		for _, pod := range on[f.Node] {
-			addTo(n.podReqs, p.requests(pod))
+			n.request(p.requests(pod))
 		}
 		p.sim.Install(f.Node, t, on[f.Node])
 		p.launched = append(p.launched, n)
