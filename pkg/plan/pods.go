@@ -32,7 +32,7 @@ type podFacts struct {
 	// one pod (see packer.requests).
 	sig   string
 	sigID int32
-	req v1.ResourceList
+	req   v1.ResourceList
 	// independent is Simulator.independent(pod) when the pod is placed; invariant is
 	// invariantOnly(pod), domainOnly domainOnly(pod).
 	independent, invariant, domainOnly bool
