@@ -43,8 +43,9 @@ type Simulator struct {
 	copies map[string]*Template
 	// scored are the NodeInfos of empty templates that Score scores, by template key.
 	scored map[string]*framework.NodeInfo
-	// Checks counts Filter runs, PreFilters the PreFilter runs, CacheHits the verdicts reused.
-	Checks, PreFilters, CacheHits int
+	// Checks counts Filter runs, PreFilters the PreFilter runs, CacheHits the verdicts reused,
+	// Replays the changes replayed into PreFilter runs (see replay).
+	Checks, PreFilters, CacheHits, Replays int
 	// allConstrained is true when every pod may depend on others: under a hard default
 	// spread (HardDefaultSpread), or a Filter plugin whose interactions are not audited (see
 	// filterInteractions).
@@ -187,14 +188,50 @@ func (s *Simulator) viewRun(ctx context.Context, pod *v1.Pod) *preFilterRun {
 		return nil
 	}
 	class := s.snap.class(pod)
-	if r := v.runs[class]; r != nil && r.digest == v.digest {
+	r := v.runs[class]
+	if r != nil && r.digest == v.digest {
+		return &r.run
+	}
+	if r != nil && s.replay(ctx, v, r) {
 		return &r.run
 	}
 	s.snap.viewing = v
-	r := &viewRun{digest: v.digest, run: s.preFilter(ctx, pod)}
+	r = &viewRun{digest: v.digest, seen: v.seen(), run: s.preFilter(ctx, pod)}
 	s.snap.viewing = nil
 	v.runs[class] = r
 	return &r.run
+}
+
+// replay brings r, a run over v, up to date with the pods added to and removed from v since,
+// by the PreFilter plugins' AddPod and RemovePod extensions, and reports whether it could.
+// It can when every change was one (v has no spread constraint, so no node's coming or going
+// changes a run) and InterPodAffinity, the only plugin such pods change, ran: its counts
+// follow such changes exactly, while a skipped plugin would not see an anti-affinity pod
+// come. PodTopologySpread's extensions are never replayed: they keep the least count of a
+// domain exact after a removal, not after additions.
+func (s *Simulator) replay(ctx context.Context, v *view, r *viewRun) bool {
+	if len(v.spread) > 0 || !r.run.status.IsSuccess() || r.run.state.GetSkipFilterPlugins().Has(names.InterPodAffinity) {
+		return false
+	}
+	events, ok := v.since(r.seen)
+	if !ok {
+		return false
+	}
+	for _, e := range events {
+		var st *fwk.Status
+		if e.added {
+			st = s.fw.RunPreFilterExtensionAddPod(ctx, r.run.state, r.run.pod, e.pod, e.node)
+		} else {
+			st = s.fw.RunPreFilterExtensionRemovePod(ctx, r.run.state, r.run.pod, e.pod, e.node)
+		}
+		if !st.IsSuccess() {
+			delete(v.runs, s.snap.class(r.run.pod))
+			return false
+		}
+	}
+	s.Replays += len(events)
+	r.digest, r.seen = v.digest, v.seen()
+	return true
 }
 
 func (s *Simulator) preFilter(ctx context.Context, pod *v1.Pod) preFilterRun {
@@ -238,15 +275,20 @@ var unlimitedRoom = &framework.Resource{MilliCPU: math.MaxInt64 / 4, Memory: mat
 // CheckPlaced is Check for pod, which is on the node named nodeName in the snapshot, with
 // the snapshot as if it were not: whether the scheduler would place pod there with every
 // other pod of the snapshot in place. Pods alike (see snapshot.class) share one PreFilter run
-// over the snapshot with them all in it; each then takes itself out of a copy of the state
-// with the plugins' RemovePod extensions, as preemption takes out victims.
+// over the snapshot with them all in it; each then takes itself out of the state with the
+// plugins' RemovePod extensions, as preemption takes out victims: out of a copy, or, for a
+// run over a view, out of the run itself, put back with AddPod after (InterPodAffinity's
+// counts come back as they were, PodTopologySpread's too, and its least count of a domain,
+// all its Filter reads of the rest, stays exact after a removal and the addition that
+// undoes it).
 func (s *Simulator) CheckPlaced(ctx context.Context, logger klog.Logger, pod *v1.Pod, nodeName string) *fwk.Status {
 	ni, missing := s.nodeInfo(nodeName)
 	if missing != nil {
 		return missing
 	}
 	run := s.viewRun(ctx, pod)
-	if run == nil {
+	viewed := run != nil
+	if !viewed {
 		class := s.snap.class(pod)
 		run = s.placedPre[class]
 		if s.stateFree && (run == nil || run.gen != s.snap.gen) {
@@ -265,20 +307,36 @@ func (s *Simulator) CheckPlaced(ctx context.Context, logger klog.Logger, pod *v1
 		_ = s.snap.addPod(pod, nodeName)
 		return st
 	}
-	state := run.state.Clone()
+	state := run.state
+	if !viewed {
+		state = state.Clone()
+	}
 	info := s.snap.entry(pod).info
 	if st := s.fw.RunPreFilterExtensionRemovePod(ctx, state, pod, info, ni); !st.IsSuccess() {
+		s.dropViewRun(pod)
 		return st
 	}
 	// The node without the pod, for the Filter plugins only: it is put back as it was, so
 	// the snapshot's generation stands.
 	if err := ni.RemovePod(logger, pod); err != nil {
+		s.dropViewRun(pod)
 		return fwk.AsStatus(err)
 	}
 	restorePorts(ni, pod)
 	st := s.filter(ctx, &preFilterRun{pod: pod, state: state, result: run.result, status: run.status}, pod, ni)
 	ni.AddPodInfo(info)
+	if viewed && !s.fw.RunPreFilterExtensionAddPod(ctx, state, pod, info, ni).IsSuccess() {
+		s.dropViewRun(pod)
+	}
 	return st
+}
+
+// dropViewRun forgets the run over pod's view for pods of its class, whose state a failed
+// extension may have left half changed.
+func (s *Simulator) dropViewRun(pod *v1.Pod) {
+	if v := s.snap.viewFor(pod); v != nil {
+		delete(v.runs, s.snap.class(pod))
+	}
 }
 
 // CheckEmpty is Check on template t with nothing but its DaemonSet pods. The verdict is

@@ -82,6 +82,10 @@ type view struct {
 	list, withAffinity, withAnti, nonHostAnti []fwk.NodeInfo
 	// runs are the PreFilter runs over the view, by snapshot.class.
 	runs map[string]*viewRun
+	// events are the relevant pods added and removed, in order, when the view has no spread
+	// constraint (see replayable); the first is the logged-th since the view was made.
+	events []viewEvent
+	logged int
 	// used orders the views by last use (viewSet.clock).
 	used uint64
 }
@@ -95,10 +99,45 @@ type viewDomain struct {
 	info            *framework.NodeInfo
 }
 
-// viewRun is a PreFilter run over a view whose digest was digest.
+// viewRun is a PreFilter run over a view whose digest was digest, after the view's first
+// seen events.
 type viewRun struct {
 	digest uint64
+	seen   int
 	run    preFilterRun
+}
+
+// viewEvent is a relevant pod added to or removed from a node of a view.
+type viewEvent struct {
+	added bool
+	pod   *framework.PodInfo
+	node  *framework.NodeInfo
+}
+
+// maxViewEvents bounds a view's log: a run further behind is made anew.
+const maxViewEvents = 4096
+
+// logEvent logs a relevant pod added to or removed from ni, if the view keeps a log.
+func (v *view) logEvent(added bool, e *podEntry, ni *framework.NodeInfo) {
+	if len(v.spread) > 0 {
+		return
+	}
+	if len(v.events) == maxViewEvents {
+		v.logged += len(v.events)
+		v.events = v.events[:0]
+	}
+	v.events = append(v.events, viewEvent{added: added, pod: e.info, node: ni})
+}
+
+// seen is how many events the view has seen since it was made.
+func (v *view) seen() int { return v.logged + len(v.events) }
+
+// since returns the events after the first seen, or false if the log no longer holds them.
+func (v *view) since(seen int) ([]viewEvent, bool) {
+	if seen < v.logged {
+		return nil, false
+	}
+	return v.events[seen-v.logged:], true
 }
 
 // viewKey identifies the pods the PreFilter plugins see the snapshot alike for: the same
@@ -262,6 +301,7 @@ func (v *view) podAdded(node *v1.Node, e *podEntry) {
 	ni.AddPodInfo(e.info)
 	v.digest += v.podHash(node, e)
 	v.changed++
+	v.logEvent(true, e, ni)
 	if v.host != nil && v.hostCounts(e.info.Pod) {
 		v.occupy(node, 1)
 	}
@@ -281,6 +321,7 @@ func (v *view) podRemoved(logger klog.Logger, node *v1.Node, e *podEntry) {
 	}
 	v.digest -= v.podHash(node, e)
 	v.changed++
+	v.logEvent(false, e, ni)
 	if v.host != nil && v.hostCounts(e.info.Pod) {
 		v.occupy(node, -1)
 	}
