@@ -509,8 +509,12 @@ func (s *Simulator) Unplace(logger klog.Logger, pod *v1.Pod, nodeName string) er
 // in place of the node of that name if there is one.
 func (s *Simulator) Install(name string, t *Template, pods []*v1.Pod) {
 	r := s.renamed(t, name)
+	all := append(slices.Clone(r.DaemonPods), pods...)
+	if s.snap.setNode(r.Node, all) {
+		return
+	}
 	s.snap.removeNode(name)
-	s.snap.addNode(r.Node, append(slices.Clone(r.DaemonPods), pods...)...)
+	s.snap.addNode(r.Node, all...)
 }
 
 // NodeAs returns a node of template t named name with t's DaemonSet pods and pods, outside

@@ -171,6 +171,33 @@ func (s *snapshot) removeNode(name string) {
 	s.gen++
 }
 
+// setNode makes node the node of its name, if that node holds exactly pods, in that order:
+// the node changes, not its pods, whose NodeInfo need not be rebuilt. It reports whether it
+// did.
+func (s *snapshot) setNode(node *v1.Node, pods []*v1.Pod) bool {
+	ni, ok := s.nodes[node.Name]
+	if !ok || len(ni.Pods) != len(pods) {
+		return false
+	}
+	for i, pi := range ni.Pods {
+		if pi.GetPod() != pods[i] {
+			return false
+		}
+	}
+	old := ni.Node()
+	for _, pi := range ni.Pods {
+		s.views.podRemoved(old, s.entry(pi.GetPod()))
+	}
+	s.views.nodeRemoved(old)
+	ni.SetNode(node)
+	s.views.nodeAdded(node)
+	for _, pi := range ni.Pods {
+		s.views.podAdded(node, s.entry(pi.GetPod()))
+	}
+	s.gen++
+	return true
+}
+
 func byNodeName(ni fwk.NodeInfo, name string) int { return strings.Compare(ni.Node().Name, name) }
 
 // addPod puts pod on the node named nodeName.

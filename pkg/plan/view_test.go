@@ -17,7 +17,7 @@ import (
 
 // TestViewsJudgeAsTheWholeSnapshot: a simulator that runs PreFilter over views (see view)
 // and one that runs it over the whole snapshot, changed alike by random node additions and
-// removals, placements, moves, removals and reinstalls of random pods with every kind of inter-pod
+// removals, placements, moves, removals, reinstalls and relabellings of random pods with every kind of inter-pod
 // constraint, give every check the same verdict: Check on every node, CheckIgnoringResources,
 // and CheckPlaced of the placed pods.
 func TestViewsJudgeAsTheWholeSnapshot(t *testing.T) {
@@ -62,7 +62,7 @@ func TestViewsJudgeAsTheWholeSnapshot(t *testing.T) {
 		placed := map[*v1.Pod]string{}
 		nextNode := 0
 		for step := range 120 {
-			switch op := r.IntN(11); {
+			switch op := r.IntN(12); {
 			case op < 2 || len(nodes) < 2: // a node joins, with a DaemonSet-like pod at times
 				n := randomViewNode(r, fmt.Sprintf("node-%d", nextNode))
 				nextNode++
@@ -117,6 +117,19 @@ func TestViewsJudgeAsTheWholeSnapshot(t *testing.T) {
 					s.RemoveNode(name)
 					s.AddNode(nodes[name], on...)
 				}
+			case op < 7 && len(placed) > 0: // a node becomes one of other labels, its pods kept
+				name := placed[randomKey(r, placed)]
+				n := randomViewNode(r, name)
+				for _, s := range sims {
+					var on []*v1.Pod
+					for _, pi := range s.snap.nodes[name].Pods {
+						on = append(on, pi.GetPod())
+					}
+					if !s.snap.setNode(n, on) {
+						t.Fatalf("node %s not set in place", name)
+					}
+				}
+				nodes[name] = n
 			default: // a pod is placed
 				p := pods[r.IntN(len(pods))]
 				if _, ok := placed[p]; ok {
