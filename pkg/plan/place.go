@@ -118,7 +118,7 @@ const maxSwitches = 3
 // tryAdd puts f's pod on n if a candidate of n accepts it with n's pods: the representative,
 // or else the next cheapest candidates, each checked against every pod of n.
 func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
-	if !p.in.exhaustive && n.apart.Has(f.apart) {
+	if !p.in.exhaustive && f.apart != "" && n.apart.Has(f.apart) {
 		return false // the pod's own anti-affinity keeps it off a node with a pod like it
 	}
 	invariant := f.invariant && n.invariant
