@@ -102,6 +102,9 @@ type labelsKey struct {
 // withinLimits reports whether a node of t fits the Provisioner's limits, with release (the
 // capacity of what t would replace) given back.
 func (p *packer) withinLimits(t *Template, release v1.ResourceList) bool {
+	if len(t.Provisioner.Spec.Limits) == 0 {
+		return true
+	}
 	used := sum(p.used[t.Provisioner.Name])
 	for name, q := range release {
 		u := used[name]

@@ -184,16 +184,12 @@ func (s *snapshot) setNode(node *v1.Node, pods []*v1.Pod) bool {
 			return false
 		}
 	}
-	old := ni.Node()
-	for _, pi := range ni.Pods {
-		s.views.podRemoved(old, s.entry(pi.GetPod()))
+	entries := make([]*podEntry, len(pods))
+	for i, p := range pods {
+		entries[i] = s.entry(p)
 	}
-	s.views.nodeRemoved(old)
+	s.views.nodeChanged(ni.Node(), node, entries)
 	ni.SetNode(node)
-	s.views.nodeAdded(node)
-	for _, pi := range ni.Pods {
-		s.views.podAdded(node, s.entry(pi.GetPod()))
-	}
 	s.gen++
 	return true
 }

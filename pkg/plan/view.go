@@ -350,6 +350,28 @@ func (v *view) domainSig(node *v1.Node) string {
 	return b.String()
 }
 
+// readsAlike reports whether the view reads the same of nodes a and b, whatever pods they
+// hold whose anti-affinity terms have topology keys antiKeys: their domain signature, and their
+// values of the view's keys and of antiKeys (see podHash).
+func (v *view) readsAlike(a, b *v1.Node, antiKeys []string) bool {
+	same := func(key string) bool {
+		va, okA := a.Labels[key]
+		vb, okB := b.Labels[key]
+		return okA == okB && va == vb
+	}
+	for _, k := range v.keys {
+		if !same(k) {
+			return false
+		}
+	}
+	for _, k := range antiKeys {
+		if !same(k) {
+			return false
+		}
+	}
+	return len(v.spread) == 0 || v.domainSig(a) == v.domainSig(b)
+}
+
 // writeLabel writes node's value of key, or that it has none.
 func writeLabel(b *strings.Builder, node *v1.Node, key string) {
 	if value, ok := node.Labels[key]; ok {
@@ -467,6 +489,33 @@ func (vs *viewSet) podAdded(node *v1.Node, e *podEntry) {
 	}
 	for _, v := range vs.byKey {
 		v.podAdded(node, e)
+	}
+}
+
+// nodeChanged passes on old, holding the pods of entries, becoming node of the same name and
+// pods. A view that reads the same of both nodes (see reads) keeps old.
+func (vs *viewSet) nodeChanged(old, node *v1.Node, entries []*podEntry) {
+	if vs == nil {
+		return
+	}
+	var keys []string
+	for _, e := range entries {
+		for _, t := range e.anti {
+			keys = append(keys, t.TopologyKey)
+		}
+	}
+	for _, v := range vs.byKey {
+		if v.readsAlike(old, node, keys) {
+			continue
+		}
+		for _, e := range entries {
+			v.podRemoved(klog.Background(), old, e)
+		}
+		v.nodeRemoved(old)
+		v.nodeAdded(node)
+		for _, e := range entries {
+			v.podAdded(node, e)
+		}
 	}
 }
 
