@@ -78,7 +78,8 @@ type Args struct {
 	// interruption handling.
 	InterruptionQueue string `json:"interruptionQueue,omitempty"`
 	// BatchIdleDuration is how long a provisioning round waits for more pending pods after the
-	// last one arrived before it plans. Defaults to 1s.
+	// last one arrived before it plans. Defaults to 1s. A burst that arrives fast ends
+	// sooner: after ten times the longest gap between its pods, at least 100ms.
 	BatchIdleDuration *metav1.Duration `json:"batchIdleDuration,omitempty"`
 	// BatchMaxDuration bounds a round's wait however fast pods keep arriving. Defaults to 10s;
 	// must not be shorter than BatchIdleDuration.

@@ -6,12 +6,20 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 )
 
 // batcher runs a round once pods stop arriving for idle, or max after the first one, so
 // that pods created together (a Deployment scaled up) are planned together. Trigger never
 // blocks; one round runs at a time, and triggers during a round start the next window.
+//
+// A burst that arrives fast ends sooner: once a window has seen two arrivals, a pause of
+// burstGaps times the longest gap between its arrivals, at least minBurstIdle, ends it too.
+// The ReplicaSet controller creates a Deployment's pods in batches milliseconds apart, and
+// a client creating pods one after another sends them as fast; a pause ten times the
+// longest gap of the burst so far is the burst's end, not a hiccup within it. Pods that
+// trickle in (gaps of idle/burstGaps or more) wait idle, as before.
 //
 // A pod counts as arriving once per window (TriggerPod): the scheduler's attempts at the pods
 // of a burst, and the status writes they bring, go on for seconds after the last pod was
@@ -24,9 +32,22 @@ type batcher struct {
 	pending chan struct{}
 
 	mu sync.Mutex
-	// window are the pods that triggered since the last round started.
-	window map[types.UID]bool
+	// window are the pods that triggered since the last round started; arrivals counts the
+	// triggers that counted, last is when the latest came, longest the longest gap between
+	// two of them.
+	window        map[types.UID]bool
+	arrivals      int
+	last          time.Time
+	longest       time.Duration
+	windowStarted time.Time
 }
+
+// The fast-burst rule (see batcher): the pause that ends a window is burstGaps times the
+// longest gap between its arrivals, and at least minBurstIdle.
+const (
+	burstGaps    = 10
+	minBurstIdle = 100 * time.Millisecond
+)
 
 func newBatcher(c clock.WithTicker, idle, maxWait time.Duration, round func(ctx context.Context)) *batcher {
 	return &batcher{clock: c, idle: idle, max: maxWait, round: round, pending: make(chan struct{}, 1), window: map[types.UID]bool{}}
@@ -35,6 +56,26 @@ func newBatcher(c clock.WithTicker, idle, maxWait time.Duration, round func(ctx 
 // Trigger says that pods wait for a round: pods released from a claim, or pods the caller
 // cannot name.
 func (b *batcher) Trigger() {
+	b.mu.Lock()
+	b.arrive()
+	b.mu.Unlock()
+	b.signal()
+}
+
+// arrive notes an arrival now. b.mu is held.
+func (b *batcher) arrive() {
+	now := b.clock.Now()
+	if b.arrivals == 0 {
+		b.windowStarted = now
+	} else {
+		b.longest = max(b.longest, now.Sub(b.last))
+	}
+	b.arrivals++
+	b.last = now
+}
+
+// signal wakes the loop that runs rounds.
+func (b *batcher) signal() {
 	select {
 	case b.pending <- struct{}{}:
 	default:
@@ -47,17 +88,33 @@ func (b *batcher) TriggerPod(uid types.UID) {
 	b.mu.Lock()
 	seen := b.window[uid]
 	b.window[uid] = true
+	if !seen {
+		b.arrive()
+	}
 	b.mu.Unlock()
 	if !seen {
-		b.Trigger()
+		b.signal()
 	}
 }
 
-// startRound forgets the pods of the window that ends: the round about to start sees them.
-func (b *batcher) startRound() {
+// idleWait is how long the window waits for another arrival: idle, or less for a fast burst.
+func (b *batcher) idleWait() time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.arrivals < 2 {
+		return b.idle
+	}
+	return min(b.idle, max(minBurstIdle, burstGaps*b.longest))
+}
+
+// startRound forgets the pods of the window that ends: the round about to start sees them.
+func (b *batcher) startRound(ctx context.Context) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	klog.FromContext(ctx).V(4).Info("Batch window closed", "arrivals", b.arrivals, "window", b.clock.Since(b.windowStarted),
+		"longestGap", b.longest, "sinceLast", b.clock.Since(b.last))
 	clear(b.window)
+	b.arrivals, b.longest = 0, 0
 }
 
 // Run runs rounds until ctx ends.
@@ -71,7 +128,7 @@ func (b *batcher) Run(ctx context.Context) {
 		if !b.wait(ctx) {
 			return
 		}
-		b.startRound()
+		b.startRound(ctx)
 		b.round(ctx)
 	}
 }
@@ -81,7 +138,7 @@ func (b *batcher) wait(ctx context.Context) bool {
 	deadline := b.clock.NewTimer(b.max)
 	defer deadline.Stop()
 	for {
-		idle := b.clock.NewTimer(b.idle)
+		idle := b.clock.NewTimer(b.idleWait())
 		select {
 		case <-ctx.Done():
 			idle.Stop()

@@ -2,15 +2,18 @@ package provision
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -158,6 +161,40 @@ func TestOnPodTriggersForUntriedPods(t *testing.T) {
 			p.onPod(tt.pod)
 			if got := len(p.batcher.pending) == 1; got != tt.want {
 				t.Errorf("triggered = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestBatcherEndsFastBurstsEarly: a window waits idle after a lone pod and after pods that
+// trickle in, and ten times the longest gap (at least 100ms) after a burst, so that a round
+// starts soon after a fast burst ends.
+func TestBatcherEndsFastBurstsEarly(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	for _, tc := range []struct {
+		name string
+		gaps []time.Duration // between the arrivals of one window
+		want time.Duration
+	}{
+		{name: "a lone pod", want: time.Second},
+		{name: "a burst 1ms apart", gaps: slices.Repeat([]time.Duration{time.Millisecond}, 19), want: minBurstIdle},
+		{name: "a burst with a 30ms hiccup", gaps: []time.Duration{time.Millisecond, 30 * time.Millisecond, time.Millisecond}, want: 300 * time.Millisecond},
+		{name: "a trickle 200ms apart", gaps: []time.Duration{200 * time.Millisecond, 200 * time.Millisecond}, want: time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(time.Now())
+			b := newBatcher(clk, time.Second, 10*time.Second, nil)
+			b.TriggerPod("pod-0")
+			for i, gap := range tc.gaps {
+				clk.Step(gap)
+				b.TriggerPod(types.UID(fmt.Sprintf("pod-%d", i+1)))
+			}
+			if got := b.idleWait(); got != tc.want {
+				t.Errorf("the window waits %v for another pod, want %v", got, tc.want)
+			}
+			b.startRound(ctx)
+			if got := b.idleWait(); got != time.Second {
+				t.Errorf("the next window waits %v before its second pod, want the idle duration", got)
 			}
 		})
 	}
