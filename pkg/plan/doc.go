@@ -27,7 +27,12 @@
 // (snapshot.go) that gains and loses nodes as the packer plans; the packer changes it only
 // through the Simulator's operations. Its checks judge topology spread both ways
 // (spread.go): a placement must keep the pods placed before it where the scheduler would
-// still put them, as confirm requires.
+// still put them, as confirm requires. PreFilter runs over views of the snapshot (view.go):
+// for the pods of one view key, only the pods and domains PodTopologySpread and
+// InterPodAffinity count, kept up to date as the snapshot changes, so that a run holds
+// until what it read changes, and a run without spread constraints follows the view's pods
+// through the plugins' AddPod and RemovePod extensions; a view's run is the run over the
+// whole snapshot (TestViewsJudgeAsTheWholeSnapshot, TestViewsChangeNoPlan).
 //
 // What decides how much checking a pod needs. Each predicate is decided in one place:
 //
@@ -52,7 +57,13 @@
 //	                      candidate of the node
 //	stateFreePreFilters   every PreFilter plugin's outcome for an           NewSimulator
 //	                      independent pod depends on the pod alone: its
-//	                      PreFilter state is reused across nodes
+//	                      PreFilter state is reused across nodes; and the
+//	                      plugins that read other pods are the in-tree
+//	                      ones views model (so runs go over views unless
+//	                      a hard default spread selects pods by owner)
+//	relevant              a pod a view's terms select, or whose required    view.relevant
+//	                      anti-affinity selects the view's pods: what the
+//	                      view's PreFilter runs read
 //	sameOnEveryCandidate  the Filter plugins whose rejection of an          place.go
 //	                      invariantOnly pod holds for every candidate
 package plan
