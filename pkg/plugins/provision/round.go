@@ -61,6 +61,7 @@ func (p *Provision) round(ctx context.Context) {
 		return
 	}
 	podsPerRound.Observe(float64(len(in.Pods)))
+	planStart := p.opts.Clock.Now()
 	result, err := plan.Plan(ctx, *in)
 	if err != nil {
 		provisioningRounds.WithLabelValues(resultError).Inc()
@@ -69,6 +70,7 @@ func (p *Provision) round(ctx context.Context) {
 	}
 	provisioningRounds.WithLabelValues(resultPlanned).Inc()
 	logPacking(logger, result)
+	logger.V(2).Info("Provisioning round timed", "pods", len(in.Pods), "prepare", planStart.Sub(start), "plan", p.opts.Clock.Since(planStart))
 	p.writer.addToClaims(ctx, result.Added)
 	p.writer.writeClaims(ctx, result)
 	p.recordUnplanned(append(result.Unplanned, held...))
