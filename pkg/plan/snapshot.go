@@ -34,10 +34,9 @@ type snapshot struct {
 	// stays the same.
 	gen uint64
 	// The lists below are rebuilt from all when listed at a gen other than listed.
-	listed                         uint64
-	withAffinity, withAntiAffinity []fwk.NodeInfo
-	withNonHostScopedAntiAffinity  []fwk.NodeInfo
-	usedPVCs                       map[string]int
+	listed   uint64
+	kinds    podLists
+	usedPVCs map[string]int
 	// pods caches what the snapshot derives from a pod, by pod.
 	pods map[*v1.Pod]*podEntry
 	// selectors counts, by Term.key, the terms of the required inter-pod
@@ -235,19 +234,11 @@ func (s *snapshot) rebuild() {
 	if s.listed == s.gen {
 		return
 	}
-	s.withAffinity, s.withAntiAffinity, s.withNonHostScopedAntiAffinity = nil, nil, nil
+	s.kinds = podLists{}
 	s.usedPVCs = map[string]int{}
 	for _, n := range s.all {
 		ni := n.(*framework.NodeInfo)
-		if len(ni.PodsWithAffinity) > 0 {
-			s.withAffinity = append(s.withAffinity, ni)
-		}
-		if len(ni.PodsWithRequiredAntiAffinity) > 0 {
-			s.withAntiAffinity = append(s.withAntiAffinity, ni)
-		}
-		if len(ni.PodsWithRequiredNonHostScopedAntiAffinity) > 0 {
-			s.withNonHostScopedAntiAffinity = append(s.withNonHostScopedAntiAffinity, ni)
-		}
+		s.kinds.add(ni)
 		for key, n := range ni.PVCRefCounts {
 			s.usedPVCs[key] += n
 		}
@@ -272,33 +263,47 @@ func (s *snapshot) List() ([]fwk.NodeInfo, error) {
 
 // HavePodsWithAffinityList returns the nodes with pods with inter-pod (anti-)affinity.
 func (s *snapshot) HavePodsWithAffinityList() ([]fwk.NodeInfo, error) {
-	if v := s.viewing; v != nil {
-		v.lists()
-		return v.withAffinity, nil
-	}
-	s.rebuild()
-	return s.withAffinity, nil
+	return s.podLists().withAffinity, nil
 }
 
 // HavePodsWithRequiredAntiAffinityList returns the nodes with pods with required anti-affinity.
 func (s *snapshot) HavePodsWithRequiredAntiAffinityList() ([]fwk.NodeInfo, error) {
-	if v := s.viewing; v != nil {
-		v.lists()
-		return v.withAnti, nil
-	}
-	s.rebuild()
-	return s.withAntiAffinity, nil
+	return s.podLists().withAntiAffinity, nil
 }
 
 // HavePodsWithRequiredNonHostScopedAntiAffinityList returns the nodes with pods with required
 // anti-affinity over a topology wider than a host.
 func (s *snapshot) HavePodsWithRequiredNonHostScopedAntiAffinityList() ([]fwk.NodeInfo, error) {
+	return s.podLists().withNonHostScopedAntiAffinity, nil
+}
+
+// podLists returns the lists of the view being run over, else of the whole snapshot, up to
+// date.
+func (s *snapshot) podLists() *podLists {
 	if v := s.viewing; v != nil {
 		v.lists()
-		return v.nonHostAnti, nil
+		return &v.kinds
 	}
 	s.rebuild()
-	return s.withNonHostScopedAntiAffinity, nil
+	return &s.kinds
+}
+
+// podLists are the nodes that hold pods of the kinds InterPodAffinity lists nodes by.
+type podLists struct {
+	withAffinity, withAntiAffinity, withNonHostScopedAntiAffinity []fwk.NodeInfo
+}
+
+// add lists ni under each kind of pod it holds.
+func (l *podLists) add(ni *framework.NodeInfo) {
+	if len(ni.PodsWithAffinity) > 0 {
+		l.withAffinity = append(l.withAffinity, ni)
+	}
+	if len(ni.PodsWithRequiredAntiAffinity) > 0 {
+		l.withAntiAffinity = append(l.withAntiAffinity, ni)
+	}
+	if len(ni.PodsWithRequiredNonHostScopedAntiAffinity) > 0 {
+		l.withNonHostScopedAntiAffinity = append(l.withNonHostScopedAntiAffinity, ni)
+	}
 }
 
 // Get returns the node named nodeName.

@@ -78,8 +78,9 @@ type view struct {
 	// equal in a plan are about 2^-64 per comparison.
 	digest uint64
 	// changed counts the changes of the lists below, rebuilt when listed falls behind.
-	changed, listed                           uint64
-	list, withAffinity, withAnti, nonHostAnti []fwk.NodeInfo
+	changed, listed uint64
+	list            []fwk.NodeInfo
+	kinds           podLists
 	// runs are the PreFilter runs over the view, by snapshot.class.
 	runs map[string]*viewRun
 	// events are the relevant pods added and removed, in order, when the view has no spread
@@ -403,19 +404,11 @@ func (v *view) lists() {
 	if v.listed == v.changed && v.list != nil {
 		return
 	}
-	v.list, v.withAffinity, v.withAnti, v.nonHostAnti = make([]fwk.NodeInfo, 0, len(v.nodes)+len(v.domains)), nil, nil, nil
+	v.list, v.kinds = make([]fwk.NodeInfo, 0, len(v.nodes)+len(v.domains)), podLists{}
 	// The plugins sum what they count over the nodes: order does not matter.
 	for _, ni := range v.nodes {
 		v.list = append(v.list, ni)
-		if len(ni.PodsWithAffinity) > 0 {
-			v.withAffinity = append(v.withAffinity, ni)
-		}
-		if len(ni.PodsWithRequiredAntiAffinity) > 0 {
-			v.withAnti = append(v.withAnti, ni)
-		}
-		if len(ni.PodsWithRequiredNonHostScopedAntiAffinity) > 0 {
-			v.nonHostAnti = append(v.nonHostAnti, ni)
-		}
+		v.kinds.add(ni)
 	}
 	for _, d := range v.domains {
 		if d.present {
