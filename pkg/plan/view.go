@@ -39,11 +39,14 @@ import (
 // snapshot's nodes. A hard constraint over kubernetes.io/hostname makes every node a domain
 // of its own; of those, the plugin's Filter reads only the counts of the nodes that hold pods
 // it counts, and whether some node holds none (then the least count is 0, whatever the
-// number of such nodes). So for such a constraint (hostDomains) the domain signature leaves
+// number of such nodes). So for such a constraint (view.host) the domain signature leaves
 // the hostname out, and its bare node, named by no real hostname, stands for the nodes of the
-// signature that hold no counted pod, as long as there is one. The snapshot keeps its views up to date as it changes; each view keeps a
-// digest of what the plugins read, and a PreFilter run over a view holds while the digest
-// is what it was when the run was made. The other PreFilter plugins read the pod alone
+// signature that hold no counted pod, as long as there is one.
+//
+// The snapshot keeps its views up to date as it changes; each view keeps a digest of what
+// the plugins read, and a PreFilter run over a view holds while the digest is what it was
+// when the run was made (Simulator.viewRun), or is brought up to date by the plugins'
+// extensions (Simulator.replay). The other PreFilter plugins read the pod alone
 // (VolumeRestrictions, for a pod with claims, the snapshot's claims: such pods get no view).
 
 // maxViews bounds the views a snapshot keeps up to date: each change of the snapshot visits
@@ -67,8 +70,8 @@ type view struct {
 	nodes   map[string]*framework.NodeInfo
 	domains map[string]*viewDomain
 	// host is the hard constraint over kubernetes.io/hostname when there is exactly one and
-	// its selector is one hostCounted applies exactly; counted are, by node name, how many of
-	// the node's pods it counts.
+	// hostCounts decides exactly which pods it counts (hostSelector); counted are, by node
+	// name, how many of the node's pods it counts.
 	host         *v1.TopologySpreadConstraint
 	hostSelector labels.Selector
 	counted      map[string]int
@@ -84,7 +87,7 @@ type view struct {
 	// runs are the PreFilter runs over the view, by snapshot.class.
 	runs map[string]*viewRun
 	// events are the relevant pods added and removed, in order, when the view has no spread
-	// constraint (see replayable); the first is the logged-th since the view was made.
+	// constraint (see Simulator.replay); the first is the logged-th since the view was made.
 	events []viewEvent
 	logged int
 	// used orders the views by last use (viewSet.clock).
@@ -108,7 +111,8 @@ type viewRun struct {
 	run    preFilterRun
 }
 
-// viewEvent is a relevant pod added to or removed from a node of a view.
+// viewEvent is a relevant pod added to or removed from a node of a view: the extensions read
+// the node's labels only.
 type viewEvent struct {
 	added bool
 	pod   *framework.PodInfo
