@@ -41,6 +41,10 @@ type Simulator struct {
 	// copies caches Template.renamed by name and template key: the snapshot derives what
 	// it needs from a pod once per pod object.
 	copies map[string]*Template
+	// daemonCopies are the DaemonSet pods of copies, by template pod and name: a pod depends
+	// on its DaemonSet and node name only, so the copies of one name share them, and with
+	// them what the snapshot derives from them.
+	daemonCopies map[daemonCopy]*v1.Pod
 	// scored are the NodeInfos of empty templates that Score scores, by template key.
 	scored map[string]*framework.NodeInfo
 	// Checks counts Filter runs, PreFilters the PreFilter runs, CacheHits the verdicts reused,
@@ -119,7 +123,7 @@ func NewSimulator(ctx context.Context, newFramework FrameworkFactory, nodes []*v
 	}
 	return &Simulator{fw: fw, snap: snap, verdicts: map[verdictKey]*fwk.Status{}, stateFree: known, allConstrained: allConstrained,
 		independentPre: map[string]*preFilterRun{}, placedPre: map[string]*preFilterRun{}, probes: map[string]*framework.NodeInfo{},
-		copies: map[string]*Template{}, spread: spread, spreadGroups: map[string]*spreadGroup{}, spreadOf: map[*v1.Pod]*spreadGroup{},
+		copies: map[string]*Template{}, daemonCopies: map[daemonCopy]*v1.Pod{}, spread: spread, spreadGroups: map[string]*spreadGroup{}, spreadOf: map[*v1.Pod]*spreadGroup{},
 		spreadKeys: map[*v1.Pod]string{}}, nil
 }
 
@@ -391,13 +395,30 @@ func (s *Simulator) emptyNode(t *Template, name string) *framework.NodeInfo {
 	return s.NodeAs(t, name, nil)
 }
 
-// renamed returns t.renamed(name), made once per name and template.
+// renamed returns t.renamed(name), made once per name and template, its DaemonSet pods once
+// per name and template pod.
 func (s *Simulator) renamed(t *Template, name string) *Template {
 	key := name + "|" + t.Key
 	c, ok := s.copies[key]
 	if !ok {
-		c = t.renamed(name)
+		c = t.renamedWith(name, s.renamedDaemonPod)
 		s.copies[key] = c
+	}
+	return c
+}
+
+// daemonCopy is a DaemonSet pod of a template and the name of the node it is copied for.
+type daemonCopy struct {
+	pod  *v1.Pod
+	name string
+}
+
+func (s *Simulator) renamedDaemonPod(p *v1.Pod, name string) *v1.Pod {
+	key := daemonCopy{p, name}
+	c, ok := s.daemonCopies[key]
+	if !ok {
+		c = renamedDaemonPod(p, name)
+		s.daemonCopies[key] = c
 	}
 	return c
 }

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
@@ -73,17 +74,34 @@ func NewTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 }
 
 // templateParts are what the templates of one plan share rather than each build its own:
-// the capacity and allocatable of each instance type, and the DaemonSet pods of each node
-// name. A round builds thousands of templates (types times offerings), and their copies
-// were most of a plan's memory. What is shared is never changed: a planned node is a copy
-// (Template.renamed).
+// the capacity and allocatable of each instance type, the DaemonSet pods of each node name,
+// whether a DaemonSet runs on a node (by what the DaemonSet controller reads of the node),
+// and each set of DaemonSet pods' sum of requests. A round builds thousands of templates
+// (types times offerings), and their copies were most of a plan's memory and a sixth of its
+// time. What is shared is never changed: a planned node is a copy (Template.renamed).
 type templateParts struct {
 	resources  map[*cloud.InstanceType][2]v1.ResourceList
 	daemonPods map[string]*v1.Pod
+	// runs caches daemon.NodeShouldRunDaemonPod by runKey; reads holds, by DaemonSet, the
+	// node label keys its pods' node selection names.
+	runs  map[string]bool
+	reads map[*appsv1.DaemonSet][]string
+	// daemons are the DaemonSet pods of a template with their sums, by their keys joined.
+	daemons map[string]*daemonSet
+}
+
+// daemonSet is what a template keeps of its DaemonSet pods: the pods, their requests summed
+// (and their number as pods), and whether one has inter-pod constraints or volumes (see
+// Template.daemonAffinity).
+type daemonSet struct {
+	pods     []*v1.Pod
+	requests v1.ResourceList
+	affinity bool
 }
 
 func newTemplateParts() *templateParts {
-	return &templateParts{resources: map[*cloud.InstanceType][2]v1.ResourceList{}, daemonPods: map[string]*v1.Pod{}}
+	return &templateParts{resources: map[*cloud.InstanceType][2]v1.ResourceList{}, daemonPods: map[string]*v1.Pod{},
+		runs: map[string]bool{}, reads: map[*appsv1.DaemonSet][]string{}, daemons: map[string]*daemonSet{}}
 }
 
 // capacity returns it's capacity and allocatable, shared when parts is not nil.
@@ -97,6 +115,88 @@ func (parts *templateParts) capacity(it *cloud.InstanceType) (v1.ResourceList, v
 		parts.resources[it] = r
 	}
 	return r[0], r[1]
+}
+
+// shouldRun is daemon.NodeShouldRunDaemonPod(node, ds), cached in parts (when not nil) by
+// all it reads of the node: its name, taints and the values of the labels ds's node
+// selection names (nodeSelector and required node affinity; its matchFields read the name).
+func (parts *templateParts) shouldRun(logger klog.Logger, node *v1.Node, ds *appsv1.DaemonSet) bool {
+	if parts == nil {
+		run, _ := daemon.NodeShouldRunDaemonPod(logger, node, ds)
+		return run
+	}
+	keys, ok := parts.reads[ds]
+	if !ok {
+		keys = nodeSelectionKeys(&ds.Spec.Template.Spec)
+		parts.reads[ds] = keys
+	}
+	var b strings.Builder
+	b.WriteString(string(ds.UID))
+	b.WriteByte(0)
+	b.WriteString(ds.Namespace + "/" + ds.Name)
+	b.WriteByte(0)
+	b.WriteString(node.Name)
+	for _, t := range node.Spec.Taints {
+		b.WriteByte(0)
+		b.WriteString(t.Key + "=" + t.Value + ":" + string(t.Effect))
+	}
+	b.WriteByte(1)
+	for _, k := range keys {
+		b.WriteByte(0)
+		if v, ok := node.Labels[k]; ok {
+			b.WriteString("=" + v)
+		}
+	}
+	key := b.String()
+	run, ok := parts.runs[key]
+	if !ok {
+		run, _ = daemon.NodeShouldRunDaemonPod(logger, node, ds)
+		parts.runs[key] = run
+	}
+	return run
+}
+
+// nodeSelectionKeys returns the node label keys spec's nodeSelector and required node
+// affinity name, sorted.
+func nodeSelectionKeys(spec *v1.PodSpec) []string {
+	keys := slices.Collect(maps.Keys(spec.NodeSelector))
+	if a := spec.Affinity; a != nil && a.NodeAffinity != nil && a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution != nil {
+		for _, term := range a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+			for _, r := range term.MatchExpressions {
+				keys = append(keys, r.Key)
+			}
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// daemonSet returns the daemonSet of pods, shared in parts (when not nil) by the pods' UIDs
+// (a DaemonSet's UID and the node's name, see daemonPods).
+func (parts *templateParts) daemonSet(pods []*v1.Pod) *daemonSet {
+	var key string
+	if parts != nil {
+		var b strings.Builder
+		for _, p := range pods {
+			b.WriteString(string(p.UID))
+			b.WriteByte(0)
+		}
+		key = b.String()
+		if d, ok := parts.daemons[key]; ok {
+			return d
+		}
+	}
+	d := &daemonSet{pods: slices.Clip(pods),
+		requests: v1.ResourceList{v1.ResourcePods: *resource.NewQuantity(int64(len(pods)), resource.DecimalSI)}}
+	for _, dp := range pods {
+		addTo(d.requests, podRequests(dp))
+		// Its host ports are the same for every pod of a signature, which names its ports.
+		d.affinity = d.affinity || selectsPods(dp) || len(dp.Spec.ResourceClaims) > 0 || slices.ContainsFunc(dp.Spec.Volumes, nodeVolume)
+	}
+	if parts != nil {
+		parts.daemons[key] = d
+	}
+	return d
 }
 
 // newTemplate is NewTemplate with parts shared with the plan's other templates (nil: none).
@@ -117,16 +217,11 @@ func newTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 	}
 	capacity, allocatable := parts.capacity(it)
 	t.Node = templateNode(p, it, o, region, nodeName, chosen, capacity, allocatable)
-	t.DaemonPods = daemonPods(logger, t.Node, daemonSets, parts)
+	d := parts.daemonSet(daemonPods(logger, t.Node, daemonSets, parts))
+	t.DaemonPods, t.DaemonRequests, t.daemonAffinity = d.pods, d.requests, d.affinity
 	t.NodeCost = it.NodeCost + p.Spec.NodeCostUSDPerHour()
 	t.excluded = excludedByDefault(t)
 	t.named = t.excluded != "" && namesType(p.Spec.Requirements, t)
-	t.DaemonRequests = v1.ResourceList{v1.ResourcePods: *resource.NewQuantity(int64(len(t.DaemonPods)), resource.DecimalSI)}
-	for _, dp := range t.DaemonPods {
-		addTo(t.DaemonRequests, podRequests(dp))
-		// Its host ports are the same for every pod of a signature, which names its ports.
-		t.daemonAffinity = t.daemonAffinity || selectsPods(dp) || len(dp.Spec.ResourceClaims) > 0 || slices.ContainsFunc(dp.Spec.Volumes, nodeVolume)
-	}
 	alloc, daemons := millisOf(allocatable), millisOf(t.DaemonRequests)
 	t.free = millis{cpu: alloc.cpu - daemons.cpu, memory: alloc.memory - daemons.memory, ephemeral: alloc.ephemeral - daemons.ephemeral,
 		pods: alloc.pods - daemons.pods}
@@ -181,7 +276,7 @@ func (t *Template) UserLabels() map[string]string {
 func daemonPods(logger klog.Logger, node *v1.Node, daemonSets []*appsv1.DaemonSet, parts *templateParts) []*v1.Pod {
 	var pods []*v1.Pod
 	for _, ds := range daemonSets {
-		if shouldRun, _ := daemon.NodeShouldRunDaemonPod(logger, node, ds); !shouldRun {
+		if !parts.shouldRun(logger, node, ds) {
 			continue
 		}
 		key := string(ds.UID) + "/" + ds.Namespace + "/" + ds.Name + "/" + node.Name
@@ -214,7 +309,10 @@ func daemonPods(logger klog.Logger, node *v1.Node, daemonSets []*appsv1.DaemonSe
 }
 
 // renamed returns a copy of t whose node and DaemonSet pods are named name, for a planned node.
-func (t *Template) renamed(name string) *Template {
+func (t *Template) renamed(name string) *Template { return t.renamedWith(name, renamedDaemonPod) }
+
+// renamedWith is renamed with the DaemonSet pods named by rename(pod, name).
+func (t *Template) renamedWith(name string, rename func(*v1.Pod, string) *v1.Pod) *Template {
 	c := *t
 	c.Node = t.Node.DeepCopy()
 	c.Node.Name = name
@@ -222,13 +320,18 @@ func (t *Template) renamed(name string) *Template {
 	c.Node.Labels[v1.LabelHostname] = name
 	c.DaemonPods = make([]*v1.Pod, len(t.DaemonPods))
 	for i, p := range t.DaemonPods {
-		dp := p.DeepCopy()
-		ds := p.OwnerReferences[0]
-		dp.Name, dp.UID = ds.Name+"-"+name, types.UID(string(ds.UID)+"-"+name)
-		dp.Spec.NodeName = name
-		c.DaemonPods[i] = dp
+		c.DaemonPods[i] = rename(p, name)
 	}
 	return &c
+}
+
+// renamedDaemonPod returns a copy of the DaemonSet pod p for the node named name.
+func renamedDaemonPod(p *v1.Pod, name string) *v1.Pod {
+	dp := p.DeepCopy()
+	ds := p.OwnerReferences[0]
+	dp.Name, dp.UID = ds.Name+"-"+name, types.UID(string(ds.UID)+"-"+name)
+	dp.Spec.NodeName = name
+	return dp
 }
 
 // StandIn is the stand-in of nc's node in a plan, named name: the labels of its requirements

@@ -1,13 +1,17 @@
 package plan
 
 import (
+	"slices"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2"
 
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
 	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
@@ -45,5 +49,67 @@ func TestTemplatePartsShared(t *testing.T) {
 	c := NewTemplate(klog.Background(), prov, it, it.Offerings[0], "us-east-1", templateNodeName, nil, ds)
 	if c.DaemonPods[0] == a.DaemonPods[0] {
 		t.Error("NewTemplate shares a DaemonSet pod with a plan's templates")
+	}
+}
+
+// TestSharedDaemonPodsAsComputed: a plan's templates, which share whether a DaemonSet runs
+// on a node (by what the DaemonSet controller reads of it) and their DaemonSet pods' sums,
+// get the DaemonSet pods and requests a template built alone gets, for DaemonSets that
+// select nodes by zone, by instance type and by name, and tolerate or not a Provisioner's
+// taint.
+func TestSharedDaemonPodsAsComputed(t *testing.T) {
+	byZone := plantest.DaemonSet("by-zone", "100m")
+	byZone.Spec.Template.Spec.NodeSelector = map[string]string{v1.LabelTopologyZone: "us-east-1a"}
+	byType := plantest.DaemonSet("by-type", "200m")
+	byType.Spec.Template.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{NodeSelectorTerms: []v1.NodeSelectorTerm{{
+			MatchExpressions: []v1.NodeSelectorRequirement{{Key: v1.LabelInstanceTypeStable, Operator: v1.NodeSelectorOpNotIn, Values: []string{"c5.4xlarge"}}},
+		}}}}}
+	byName := plantest.DaemonSet("by-name", "300m")
+	byName.Spec.Template.Spec.Affinity = &v1.Affinity{NodeAffinity: &v1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &v1.NodeSelector{NodeSelectorTerms: []v1.NodeSelectorTerm{{
+			MatchFields: []v1.NodeSelectorRequirement{{Key: "metadata.name", Operator: v1.NodeSelectorOpIn, Values: []string{"ip-10-0-0-1"}}},
+		}}}}}
+	tolerant := plantest.DaemonSet("tolerant", "400m")
+	tolerant.Spec.Template.Spec.Tolerations = []v1.Toleration{{Operator: v1.TolerationOpExists}}
+	daemonSets := []*appsv1.DaemonSet{byZone, byType, byName, tolerant, plantest.DaemonSet("plain", "500m")}
+	tainted := plantest.Provisioner("tainted", func(p *v1alpha1.Provisioner) {
+		p.Spec.Taints = []v1alpha1.Taint{{Key: "dedicated", Value: "gpu", Effect: v1.TaintEffectNoSchedule}}
+	})
+	parts := newTemplateParts()
+	runs := map[string]int{}
+	for _, prov := range []*v1alpha1.Provisioner{plantest.Provisioner("default"), tainted} {
+		for _, it := range plantest.Catalog() {
+			for _, o := range append(it.Offerings, cloud.Offering{Zone: "us-east-1a", CapacityType: "spot"}) {
+				for _, name := range []string{templateNodeName, "ip-10-0-0-1"} {
+					shared := newTemplate(klog.Background(), prov, it, o, "us-east-1", name, nil, daemonSets, parts)
+					alone := NewTemplate(klog.Background(), prov, it, o, "us-east-1", name, nil, daemonSets)
+					var got, want []string
+					for _, p := range shared.DaemonPods {
+						got = append(got, p.Name)
+						runs[p.OwnerReferences[0].Name]++
+					}
+					for _, p := range alone.DaemonPods {
+						want = append(want, p.Name)
+					}
+					if !slices.Equal(got, want) {
+						t.Errorf("%s on %s: DaemonSet pods %v, want %v", shared.Key, name, got, want)
+					}
+					if !equality.Semantic.DeepEqual(shared.DaemonRequests, alone.DaemonRequests) || shared.daemonAffinity != alone.daemonAffinity || shared.free != alone.free {
+						t.Errorf("%s on %s: DaemonSet requests %v, want %v", shared.Key, name, shared.DaemonRequests, alone.DaemonRequests)
+					}
+				}
+			}
+		}
+	}
+	// Every DaemonSet runs on some templates and not on others, but the plain one, kept off
+	// the tainted Provisioner's nodes only.
+	for _, ds := range daemonSets {
+		if runs[ds.Name] == 0 {
+			t.Errorf("DaemonSet %s runs on no template: the test shows nothing", ds.Name)
+		}
+	}
+	if len(parts.runs) < 2*len(daemonSets) {
+		t.Errorf("%d cached decisions for %d DaemonSets on two Provisioners", len(parts.runs), len(daemonSets))
 	}
 }
