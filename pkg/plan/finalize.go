@@ -32,8 +32,8 @@ func (p *packer) rehome(ctx context.Context, n *openNode) {
 		return
 	}
 	candidates := []*Template{t}
-	for _, o := range p.templates[t.group] {
-		if o != t && o.Offering.Zone == t.Offering.Zone && o.Offering.CapacityType == t.Offering.CapacityType && o.Offering.Price >= t.Offering.Price &&
+	for _, o := range p.sameOffering(t) {
+		if o != t && o.Offering.Price >= t.Offering.Price &&
 			p.holdsAll(ctx, o, n.pods, n.podReqs) {
 			candidates = append(candidates, o)
 		}

@@ -210,6 +210,25 @@ func (p *packer) maxPrice(n *openNode, f *podFacts) float64 {
 	return max(limit, cheapest)
 }
 
+// offeringOf names the templates of a group in one zone and capacity type.
+type offeringOf struct{ group, zone, capacityType string }
+
+// sameOffering returns the templates of t's group in t's zone and capacity type, t among
+// them, cheapest first.
+func (p *packer) sameOffering(t *Template) []*Template {
+	key := offeringOf{t.group, t.Offering.Zone, t.Offering.CapacityType}
+	ts, ok := p.inOffering[key]
+	if !ok {
+		for _, o := range p.templates[t.group] {
+			if o.Offering.Zone == t.Offering.Zone && o.Offering.CapacityType == t.Offering.CapacityType {
+				ts = append(ts, o)
+			}
+		}
+		p.inOffering[key] = ts
+	}
+	return ts
+}
+
 // typeCost is the cost of t's instance type in its cheapest offering among the templates of
 // t's group: what a node of the type costs wherever it is put. Nodes are sized by it, and
 // finalize moves a node to the cheapest offering that holds its pods.

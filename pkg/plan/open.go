@@ -29,8 +29,8 @@ func (p *packer) open(ctx context.Context, f *podFacts) *openNode {
 			t = p.preferred(ctx, n, t, f)
 		}
 		n.candidates = []*Template{t}
-		for _, o := range p.templates[t.group] {
-			if o != t && o.Offering.Zone == t.Offering.Zone && o.Offering.CapacityType == t.Offering.CapacityType && p.mayHold(ctx, o, f, nil) {
+		for _, o := range p.sameOffering(t) {
+			if o != t && p.mayHold(ctx, o, f, nil) {
 				n.candidates = append(n.candidates, o)
 			}
 		}

@@ -95,6 +95,8 @@ type packer struct {
 	uncapped bool
 	// typeCosts caches typeCost by group and instance type.
 	typeCosts map[string]map[string]float64
+	// inOffering caches sameOffering by group, zone and capacity type.
+	inOffering map[offeringOf][]*Template
 	// domainOnlys caches domainOnly by pod; domainVerdicts holds rejectedAsItStands's answers
 	// by domain.
 	domainOnlys    map[*v1.Pod]bool

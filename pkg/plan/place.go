@@ -84,8 +84,8 @@ func (p *packer) tryAddUncapped(ctx context.Context, f *podFacts) *openNode {
 		}
 		capped := n.candidates
 		rep := capped[0]
-		for _, t := range p.templates[rep.group] {
-			if p.typeCost(t) <= n.maxPrice*MaxOptionCostFactor || t.Offering.Zone != rep.Offering.Zone || t.Offering.CapacityType != rep.Offering.CapacityType {
+		for _, t := range p.sameOffering(rep) {
+			if p.typeCost(t) <= n.maxPrice*MaxOptionCostFactor {
 				continue
 			}
 			// tryAdd checks a node of pods that depend on each other on the template itself,
