@@ -246,6 +246,7 @@ func scaleUpMedian(runs []*ScaleUp) *ScaleUp {
 		BoundP50Seconds:             of(func(r *ScaleUp) float64 { return r.BoundP50Seconds }),
 		BoundP99Seconds:             of(func(r *ScaleUp) float64 { return r.BoundP99Seconds }),
 		UnschedulableToFleetSeconds: of(func(r *ScaleUp) float64 { return r.UnschedulableToFleetSeconds }),
+		CreatedToFleetSeconds:       of(func(r *ScaleUp) float64 { return r.CreatedToFleetSeconds }),
 		Nodes:                       int(of(func(r *ScaleUp) float64 { return float64(r.Nodes) })),
 		FleetUSDPerHour:             of(func(r *ScaleUp) float64 { return r.FleetUSDPerHour }),
 		CPUUtilization:              of(func(r *ScaleUp) float64 { return r.CPUUtilization }),
@@ -350,10 +351,10 @@ func (l karpenterLimits) meets(run *ScaleUp, seconds float64) bool {
 }
 
 // scaleUpTargets are issue 17's targets on the end-to-end scale-ups: the first CreateFleet
-// within 2 s of the first unschedulable pod in every run, the scheduler's peak RSS in the
+// within 2 s of the first pod's creation (each is unschedulable from then on) in every run, the scheduler's peak RSS in the
 // scale-up in every run, and Karpenter's basic case within 20 s at its utilisation.
 func scaleUpTargets(r *Report, verdict func(bool) string, missing func(name, target string) Target) []Target {
-	const fleet, fleetTarget = "End to end: 1st unschedulable -> 1st CreateFleet", "<= 2 s in every run"
+	const fleet, fleetTarget = "End to end: 1st pod created (unschedulable) -> 1st CreateFleet", "<= 2 s in every run"
 	const rss, rssTarget = "Scheduler peak RSS in the 1,000-pod scale-up", "<= 260 MiB in every run"
 	const basic, basicTarget = "Karpenter's basic case: all Running, CPU and memory utilisation", "<= 20 s, > 53 %, > 65 %"
 	var out []Target
@@ -362,7 +363,7 @@ func scaleUpTargets(r *Report, verdict func(bool) string, missing func(name, tar
 	} else {
 		worstFleet, worstRSS := 0.0, 0.0
 		for _, run := range r.E2E.ScaleUp {
-			worstFleet, worstRSS = max(worstFleet, run.UnschedulableToFleetSeconds), max(worstRSS, run.SchedulerPeakRSSMiB)
+			worstFleet, worstRSS = max(worstFleet, run.CreatedToFleetSeconds), max(worstRSS, run.SchedulerPeakRSSMiB)
 		}
 		n := len(r.E2E.ScaleUp)
 		out = append(out,

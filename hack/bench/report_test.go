@@ -111,7 +111,7 @@ func TestScaleUpTargets(t *testing.T) {
 	}
 	missing := func(name, target string) Target { return Target{Name: name, Met: "not measured"} }
 	run := func(fleet, rss float64) *ScaleUp {
-		return &ScaleUp{Pods: 1000, UnschedulableToFleetSeconds: fleet, SchedulerPeakRSSMiB: rss}
+		return &ScaleUp{Pods: 1000, CreatedToFleetSeconds: fleet, SchedulerPeakRSSMiB: rss}
 	}
 	basic := func(seconds, cpu, memory float64, notRunning int) *ScaleUp {
 		return &ScaleUp{Pods: 1000, Mix: workload.MixKarpenterBasic, AllRunningSeconds: seconds, CPUUtilization: cpu,

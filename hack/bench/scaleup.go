@@ -46,8 +46,14 @@ type ScaleUp struct {
 	// creation to binding (the decision latency, node launch included).
 	BoundP50Seconds float64 `json:"boundP50Seconds"`
 	BoundP99Seconds float64 `json:"boundP99Seconds"`
+	// CreatedToFleetSeconds is the time from the first pod's creation (the watch's receipt)
+	// to the emulator's receipt of the first CreateFleet call: no pod of the run fits a node
+	// that exists, so each is unschedulable from its creation.
+	CreatedToFleetSeconds float64 `json:"createdToFleetSeconds"`
 	// UnschedulableToFleetSeconds is the time from the first pod reported unschedulable to
-	// the emulator's receipt of the first CreateFleet call.
+	// the emulator's receipt of the first CreateFleet call; negative when the first status
+	// came after it. Since the Provision plugin holds such pods until their round has ended
+	// (PreEnqueue), the scheduler reports none before: CreatedToFleetSeconds is the latency.
 	UnschedulableToFleetSeconds float64 `json:"unschedulableToFleetSeconds"`
 	// Nodes, FleetUSDPerHour: the nodes launched and what their offerings cost per hour (the
 	// catalog's on-demand price, or the emulator's spot price of the type in the zone).
@@ -165,8 +171,11 @@ func runScaleUp(ctx context.Context, opts scaleUpOptions) (res *ScaleUp, err err
 		r.AllRunningSeconds = timeout.Seconds()
 	}
 	r.BoundP50Seconds, r.BoundP99Seconds = percentile(decisions, 50), percentile(decisions, 99)
-	if fleets := c.emulator.CallsOf("CreateFleet"); len(fleets) > 0 && !firstUnschedulable.IsZero() {
-		r.UnschedulableToFleetSeconds = fleets[0].Time.Sub(firstUnschedulable).Seconds()
+	if fleets := c.emulator.CallsOf("CreateFleet"); len(fleets) > 0 {
+		r.CreatedToFleetSeconds = fleets[0].Time.Sub(firstCreated).Seconds()
+		if !firstUnschedulable.IsZero() {
+			r.UnschedulableToFleetSeconds = fleets[0].Time.Sub(firstUnschedulable).Seconds()
+		}
 	}
 	if err := c.measureFleet(ctx, ns, r); err != nil {
 		return nil, err

@@ -1,5 +1,5 @@
-// Package provision is the Provision plugin of nodewright-scheduler (PreFilter, Filter,
-// PostFilter).
+// Package provision is the Provision plugin of nodewright-scheduler (PreEnqueue, PreFilter,
+// Filter, Score, PostFilter).
 //
 // When a pod fails Filter on every existing node, the scheduler calls PostFilter; Provision's
 // job is to decide which new EC2 nodes would host the pending pods (pkg/plan, with the
@@ -14,6 +14,8 @@
 //   - round.go, batch.go: rounds, run off the scheduling goroutine once pods stop arriving,
 //     triggered by PostFilter and by pods the scheduler marks unschedulable (PostFilter is
 //     not called while the cluster has no node);
+//   - hold.go (holds): PreEnqueue holds the pods no node has room for, not tried yet, until
+//     their round ends and, reserved, until their node registers;
 //   - write.go (claimWriter): the NodeClaims of a plan, written before any cloud call;
 //   - ledger.go (Ledger): which pod is reserved on which NodeClaim, rebuilt from the claims;
 //   - reserve.go (reservations): activating a claim's pods when its node registers, grace

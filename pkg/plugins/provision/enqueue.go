@@ -18,7 +18,8 @@ var _ fwk.EnqueueExtensions = &Provision{}
 // which frees the claim's node for others (see Filter).
 //
 // A pod waiting for the node of its NodeClaim is not retried on any of them: the plugin
-// activates it when that node registers, or when the claim goes. Each retry writes the pod's
+// activates it when that node registers, or when the claim goes; nor is a pod PreEnqueue
+// holds (see holds), which only the plugin's activations release. Each retry writes the pod's
 // status ("0/N nodes are available" changes with N), through the same client rate limit as
 // binding and launching, so retries that cannot succeed are not made.
 func (p *Provision) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHint, error) {
@@ -32,7 +33,7 @@ func (p *Provision) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithH
 // hintNodeChange queues pod for a new node, or a node whose nodeclaim or provisioner label
 // changed, unless pod waits for its own claim's node.
 func (p *Provision) hintNodeChange(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
-	if p.reserved.waitsForActivation(pod) {
+	if p.reserved.waitsForActivation(pod) || p.holds.holding(pod.UID) {
 		return fwk.QueueSkip, nil
 	}
 	newNode, ok := newObj.(*v1.Node)
@@ -58,7 +59,7 @@ func (p *Provision) hintNodeChange(logger klog.Logger, pod *v1.Pod, oldObj, newO
 // for it (see PreFilter and reservedConflict), and whether the binding pod's reservation is
 // still in the ledger when the event arrives is a race with the ledger's own informer.
 func (p *Provision) hintReservedPodGone(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
-	if p.reserved.waitsForActivation(pod) {
+	if p.reserved.waitsForActivation(pod) || p.holds.holding(pod.UID) {
 		return fwk.QueueSkip, nil
 	}
 	if bound, ok := newObj.(*v1.Pod); ok && bound != nil {

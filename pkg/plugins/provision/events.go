@@ -30,8 +30,15 @@ func (p *Provision) start(ctx context.Context, claimInformers dynamicinformer.Dy
 	}
 	informers := p.handle.SharedInformerFactory()
 	if _, err := informers.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { p.onNode(ctx, obj) },
-		UpdateFunc: func(_, obj any) { p.onNode(ctx, obj) },
+		AddFunc: func(obj any) {
+			p.holds.roomGrew()
+			p.onNode(ctx, obj)
+		},
+		UpdateFunc: func(_, obj any) {
+			p.holds.roomGrew()
+			p.onNode(ctx, obj)
+		},
+		DeleteFunc: func(any) { p.holds.roomGrew() },
 	}); err != nil {
 		return fmt.Errorf("watching nodes: %w", err)
 	}
@@ -57,6 +64,9 @@ func (p *Provision) followPods(informers informers.SharedInformerFactory) error 
 		AddFunc: func(obj any) { p.onPod(obj) },
 		UpdateFunc: func(old, obj any) {
 			p.observeBound(old, obj)
+			if pod, ok := obj.(*v1.Pod); ok && pod.Spec.NodeName != "" && (pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed) {
+				p.holds.roomGrew() // a finished pod's requests no longer count
+			}
 			p.onPod(obj)
 		},
 		DeleteFunc: p.forgetPod,
@@ -165,6 +175,7 @@ func (p *Provision) observeBound(oldObj, obj any) {
 	if !ok1 || !ok2 || old.Spec.NodeName != "" || pod.Spec.NodeName == "" {
 		return
 	}
+	p.holds.forget(pod.UID, false)
 	p.reserved.settleClaimOf(pod)
 	since, seen := p.waits.done(pod.UID)
 	if !seen {
@@ -181,6 +192,7 @@ func (p *Provision) forgetPod(obj any) {
 		obj = d.Obj
 	}
 	if pod, ok := obj.(*v1.Pod); ok {
+		p.holds.forget(pod.UID, true)
 		p.waits.done(pod.UID)
 		p.reserved.settleClaimOf(pod)
 	}

@@ -86,6 +86,12 @@ var (
 		Help:           "Pods released from their NodeClaim because they did not fit on its node in time after it registered.",
 		StabilityLevel: metrics.ALPHA,
 	})
+	podsHeld = metrics.NewCounter(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "pods_held_total",
+		Help:           "Pods PreEnqueue held for a provisioning round: not tried yet, and fitting the free room of no node.",
+		StabilityLevel: metrics.ALPHA,
+	})
 	podsUnplannedLast = metrics.NewGauge(&metrics.GaugeOpts{
 		Subsystem:      metricsSubsystem,
 		Name:           "pods_unplanned",
@@ -106,6 +112,6 @@ var registerOnce sync.Once
 // registerMetrics registers the plugin's metrics with the scheduler's registry, once.
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsAddedToClaims, podsUnplanned, podsUnplannedLast, podsStranded, podUnschedulableToBound, podsReleased)
+		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsAddedToClaims, podsUnplanned, podsUnplannedLast, podsStranded, podUnschedulableToBound, podsReleased, podsHeld)
 	})
 }

@@ -64,6 +64,8 @@ type Provision struct {
 	conflicts *conflicts
 	strands   *strands
 	writer    *claimWriter
+	// holds are the pods PreEnqueue holds for a round; nil without a batcher.
+	holds *holds
 	// unplannedPods are the pods the last round could not plan, and why.
 	unplannedPods *unplannedMemo
 	// waits times pods from unschedulable to bound (podUnschedulableToBound).
@@ -85,7 +87,10 @@ func newProvision(d *deps, hardDefaultSpread bool) *Provision {
 	return p
 }
 
-var _ fwk.PostFilterPlugin = &Provision{}
+var (
+	_ fwk.PostFilterPlugin = &Provision{}
+	_ fwk.PreEnqueuePlugin = &Provision{}
+)
 
 // New builds the plugin from its pluginConfig args, with no cloud provider (see Options).
 // Invalid args are an error naming the field, which makes the scheduler exit at start-up
@@ -150,6 +155,7 @@ func build(ctx context.Context, d *deps, queue cloud.InterruptionQueue, startLif
 	if d.handle == nil {
 		return p, nil
 	}
+	p.holds = newHolds(d, p.batcher.TriggerPod, p.reserved.isActivated)
 	if d.opts.Dynamic == nil {
 		return nil, fmt.Errorf("no dynamic client for nodeclaims")
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/klog/v2"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
@@ -30,7 +31,34 @@ func (p *Provision) round(ctx context.Context) {
 	defer func() { roundDuration.Observe(p.opts.Clock.Since(start).Seconds()) }()
 	p.conflicts.prune()
 	p.strands.prune()
+	round := 0
+	if p.holds != nil {
+		round = p.holds.startRound()
+	}
 	pods := p.pendingPods(logger)
+	if p.holds != nil {
+		// The pods held so far are the round's: those it does not take go to the scheduler
+		// now, those it does not reserve when it ends, however it ends (see holds).
+		taken := sets.New[types.UID]()
+		for _, pod := range pods {
+			taken.Insert(pod.UID)
+		}
+		if n := p.holds.release(logger, round, false, func(pod *v1.Pod) bool { return taken.Has(pod.UID) }); n > 0 {
+			logger.V(4).Info("Released held pods the round does not take", "pods", n)
+		}
+		defer func() {
+			n := p.holds.release(logger, round, true, func(pod *v1.Pod) bool {
+				// Reserved on a claim whose node has registered (spare room of a launched
+				// claim), it goes now: its claim's activation is past.
+				claim, _, reserved := p.ledger.Reservation(pod.UID)
+				return reserved && !p.reserved.isActivated(claim)
+			})
+			if n > 0 {
+				logger.V(4).Info("Released held pods the round did not reserve", "pods", n)
+			}
+		}()
+		p.holds.prune()
+	}
 	if p.opts.Cloud == nil {
 		provisioningRounds.WithLabelValues(resultNoCloud).Inc()
 		logger.Error(nil, "Provision: no cloud provider configured; no node can be planned")

@@ -1,0 +1,227 @@
+package provision
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	cloudfake "github.com/nodewright/nodewright/pkg/cloud/fake"
+	"github.com/nodewright/nodewright/pkg/plan/plantest"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
+	fwk "k8s.io/kube-scheduler/framework"
+)
+
+// holdingPlugin returns a plugin with a cloud, on a fake clock, whose informers hold objs
+// and whose handle records the pods it activates, and the pods it triggered rounds for.
+func holdingPlugin(ctx context.Context, objs ...runtime.Object) (*Provision, *activatingHandle, *clocktesting.FakeClock, *[]types.UID) {
+	factory := informers.NewSharedInformerFactory(fake.NewClientset(objs...), 0)
+	factory.Core().V1().Pods().Informer()
+	factory.Core().V1().Nodes().Informer()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	clk := clocktesting.NewFakeClock(time.Now())
+	h := &activatingHandle{informerHandle: informerHandle{factory: factory}}
+	args := &Args{}
+	args.SetDefaults()
+	d := &deps{args: args, handle: h, opts: Options{Clock: clk, Cloud: &cloudfake.Provider{}}, ledger: NewLedger()}
+	p := newProvision(d, false)
+	var triggered []types.UID
+	p.holds = newHolds(d, func(uid types.UID) { triggered = append(triggered, uid) }, p.reserved.isActivated)
+	return p, h, clk, &triggered
+}
+
+func isHeld(t *testing.T, p *Provision, pod *v1.Pod) bool {
+	t.Helper()
+	st := p.PreEnqueue(context.Background(), pod)
+	if !st.IsSuccess() && st.Code() != fwk.UnschedulableAndUnresolvable {
+		t.Fatalf("PreEnqueue(%s) = %v", pod.Name, st)
+	}
+	return !st.IsSuccess()
+}
+
+// TestPreEnqueueHoldsPodsForTheirRound: PreEnqueue holds a pod of the profile the scheduler
+// has not tried that fits no node's free room, and starts a window for it; not a pod that
+// fits a node, was tried, is reserved, nominated, gated or another scheduler's. A round
+// releases at once the pods held before it started that it does not take, and when it ends
+// those it did not reserve; not those held meanwhile. A reserved pod stays held until its
+// claim's node registers (its activation), or the claim goes. A released pod is never held
+// again.
+func TestPreEnqueueHoldsPodsForTheirRound(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p, h, _, triggered := holdingPlugin(ctx, roomNode("n", "2", "8Gi", "110"), plantest.PendingPod("bound", "1").Node("n").Obj())
+	p.ledger.Set(plantest.Claim("c0", "", "reserved"))
+	for _, tc := range []struct {
+		pod  *v1.Pod
+		want bool
+	}{
+		{plantest.PendingPod("big", "2").Obj(), true},
+		{plantest.PendingPod("fits", "500m").Obj(), false},
+		{plantest.PendingPod("tried", "2").Condition(v1.PodScheduled, v1.ConditionFalse, v1.PodReasonUnschedulable).Obj(), false},
+		{plantest.PendingPod("reserved", "2").Obj(), false},
+		{plantest.PendingPod("nominated", "2").NominatedNodeName("n").Obj(), false},
+		{plantest.PendingPod("gated", "2").SchedulingGates([]string{"example.com/wait"}).Obj(), false},
+		{plantest.PendingPod("other", "2").SchedulerName("default-scheduler").Obj(), false},
+	} {
+		if got := isHeld(t, p, tc.pod); got != tc.want {
+			t.Errorf("%s: held = %v, want %v", tc.pod.Name, got, tc.want)
+		}
+	}
+	if !slices.Equal(*triggered, []types.UID{"big"}) {
+		t.Errorf("triggered rounds for %v, want [big]", *triggered)
+	}
+	big, unplanned, left := plantest.PendingPod("big", "2").Obj(), plantest.PendingPod("unplanned", "3").Obj(), plantest.PendingPod("left", "3").Obj()
+	if !isHeld(t, p, big) || !isHeld(t, p, unplanned) || !isHeld(t, p, left) {
+		t.Fatal("pods that fit no node are not held, or not held when PreEnqueue runs again")
+	}
+
+	round := p.holds.startRound()
+	late := plantest.PendingPod("late", "4").Obj()
+	if !isHeld(t, p, late) {
+		t.Fatal("a pod arriving during a round is not held for the next")
+	}
+	taken := func(pod *v1.Pod) bool { return pod.Name != "left" }
+	if n := p.holds.release(klog.FromContext(ctx), round, false, taken); n != 1 || !slices.Equal(h.activated, []string{"default/left"}) {
+		t.Fatalf("the round released %d pods as it started, activated %v; want left only", n, h.activated)
+	}
+	p.ledger.Set(plantest.Claim("c1", "", "big"))
+	reserved := func(pod *v1.Pod) bool { _, _, ok := p.ledger.Reservation(pod.UID); return ok }
+	if n := p.holds.release(klog.FromContext(ctx), round, true, reserved); n != 1 || !slices.Equal(h.activated, []string{"default/left", "default/unplanned"}) {
+		t.Fatalf("the round released %d pods as it ended, activated %v; want unplanned", n, h.activated)
+	}
+	for _, pod := range []*v1.Pod{left, unplanned} {
+		if isHeld(t, p, pod) {
+			t.Errorf("%s: a released pod is held again", pod.Name)
+		}
+	}
+	if !isHeld(t, p, late) {
+		t.Error("the next round's pod was released by this one")
+	}
+	if !isHeld(t, p, big) {
+		t.Fatal("a reserved pod is released before its node registers")
+	}
+	p.reserved.activateOnce(ctx, plantest.Claim("c1", "node-1", "big"))
+	if isHeld(t, p, big) {
+		t.Error("a reserved pod is still held once its node registered")
+	}
+	p.holds.release(klog.FromContext(ctx), p.holds.startRound(), true, reserved)
+	if isHeld(t, p, late) || len(p.holds.held) != 0 {
+		t.Errorf("pods still held after the next round: %v", p.holds.held)
+	}
+	// Bound or gone, a pod is forgotten.
+	for _, pod := range []*v1.Pod{big, late, left} {
+		p.holds.forget(pod.UID, false)
+	}
+	p.holds.forget(unplanned.UID, true)
+	if len(p.holds.released) != 0 {
+		t.Errorf("released pods remembered after they went: %v", p.holds.released)
+	}
+}
+
+// TestHeldPodsGoWhenTheirClaimGoesOrHeldTooLong: a reserved pod whose claim goes passes
+// PreEnqueue (the claim's release activates it), and pods whose round has not ended by the
+// limit are released by the watchdog whatever the rounds do; not those a claim holds.
+func TestHeldPodsGoWhenTheirClaimGoesOrHeldTooLong(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p, h, clk, _ := holdingPlugin(ctx)
+	a, b, c := plantest.PendingPod("a", "1").Obj(), plantest.PendingPod("b", "1").Obj(), plantest.PendingPod("c", "1").Obj()
+	if !isHeld(t, p, a) || !isHeld(t, p, c) {
+		t.Fatal("pods with no node at all are not held")
+	}
+	// A round reserves a and c, and ends; b comes after.
+	round := p.holds.startRound()
+	p.ledger.Set(plantest.Claim("c1", "", "a"))
+	p.ledger.Set(plantest.Claim("c2", "", "c"))
+	p.holds.release(klog.FromContext(ctx), round, true, func(*v1.Pod) bool { return true })
+	if !isHeld(t, p, b) {
+		t.Fatal("a pod with no node at all is not held")
+	}
+	if !isHeld(t, p, a) {
+		t.Error("a pod reserved on a claim is not held while its node has not registered")
+	}
+	p.ledger.Delete("c1")
+	if isHeld(t, p, a) {
+		t.Error("a pod whose claim went is still held")
+	}
+	clk.Step(p.holds.limit() - time.Second)
+	if len(h.activated) != 0 || !isHeld(t, p, b) {
+		t.Fatalf("released before the limit: %v", h.activated)
+	}
+	clk.Step(time.Second)
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return slices.Equal(h.activated, []string{"default/b"}), nil
+	}); err != nil {
+		t.Errorf("activated %v at the limit, want [default/b]", h.activated)
+	}
+	if isHeld(t, p, b) {
+		t.Error("a pod held past the limit is still held")
+	}
+	if !isHeld(t, p, c) {
+		t.Error("a pod a claim holds is released at the limit")
+	}
+}
+
+// TestNoHoldWithoutCloudOrRoomChanged: without a cloud no round plans, so nothing is held;
+// and the free room is read again once a node comes.
+func TestNoHoldWithoutCloudOrRoomChanged(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p, _, _, _ := holdingPlugin(ctx)
+	p.holds.d.opts.Cloud = nil
+	if isHeld(t, p, plantest.PendingPod("a", "1").Obj()) {
+		t.Error("a pod is held with no cloud to plan a node on")
+	}
+	p.holds.d.opts.Cloud = &cloudfake.Provider{}
+	if !isHeld(t, p, plantest.PendingPod("b", "1").Obj()) {
+		t.Fatal("a pod with no node at all is not held")
+	}
+	informers := p.handle.SharedInformerFactory().Core().V1().Nodes().Informer()
+	if err := informers.GetStore().Add(roomNode("n", "2", "8Gi", "110")); err != nil {
+		t.Fatal(err)
+	}
+	p.holds.roomGrew() // as the node informer's handler does
+	if isHeld(t, p, plantest.PendingPod("c", "1").Obj()) {
+		t.Error("a pod that fits a node that came is held")
+	}
+}
+
+// TestHeldPodsSkipClusterEvents: no cluster event requeues a held pod (only the plugin's
+// activations release it); once released, a new node does.
+func TestHeldPodsSkipClusterEvents(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p, _, _, _ := holdingPlugin(ctx)
+	pod := plantest.PendingPod("a", "1").Obj()
+	if !isHeld(t, p, pod) {
+		t.Fatal("a pod with no node at all is not held")
+	}
+	logger := klog.FromContext(ctx)
+	node := roomNode("n", "2", "8Gi", "110")
+	if hint, _ := p.hintNodeChange(logger, pod, nil, node); hint != fwk.QueueSkip {
+		t.Errorf("a new node requeues a held pod")
+	}
+	if hint, _ := p.hintReservedPodGone(logger, pod, plantest.PendingPod("b", "1").Obj(), nil); hint != fwk.QueueSkip {
+		t.Errorf("a pending pod's deletion requeues a held pod")
+	}
+	p.holds.release(logger, p.holds.startRound(), true, func(*v1.Pod) bool { return false })
+	if hint, _ := p.hintNodeChange(logger, pod, nil, node); hint != fwk.Queue {
+		t.Errorf("a new node does not requeue a released pod")
+	}
+}
