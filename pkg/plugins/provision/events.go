@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
@@ -31,14 +32,18 @@ func (p *Provision) start(ctx context.Context, claimInformers dynamicinformer.Dy
 	informers := p.handle.SharedInformerFactory()
 	if _, err := informers.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
-			p.holds.roomGrew()
+			p.holds.nodesChanged()
 			p.onNode(ctx, obj)
 		},
-		UpdateFunc: func(_, obj any) {
-			p.holds.roomGrew()
+		UpdateFunc: func(old, obj any) {
+			o, ok1 := old.(*v1.Node)
+			n, ok2 := obj.(*v1.Node)
+			if !ok1 || !ok2 || !equality.Semantic.DeepEqual(o.Status.Allocatable, n.Status.Allocatable) {
+				p.holds.nodesChanged()
+			}
 			p.onNode(ctx, obj)
 		},
-		DeleteFunc: func(any) { p.holds.roomGrew() },
+		DeleteFunc: func(any) { p.holds.nodesChanged() },
 	}); err != nil {
 		return fmt.Errorf("watching nodes: %w", err)
 	}
@@ -64,8 +69,10 @@ func (p *Provision) followPods(informers informers.SharedInformerFactory) error 
 		AddFunc: func(obj any) { p.onPod(obj) },
 		UpdateFunc: func(old, obj any) {
 			p.observeBound(old, obj)
-			if pod, ok := obj.(*v1.Pod); ok && pod.Spec.NodeName != "" && (pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed) {
-				p.holds.roomGrew() // a finished pod's requests no longer count
+			if o, ok := old.(*v1.Pod); ok && o.Spec.NodeName != "" && !finished(o) {
+				if n, ok := obj.(*v1.Pod); ok && finished(n) {
+					p.holds.podGone(o) // a finished pod's requests no longer count
+				}
 			}
 			p.onPod(obj)
 		},
@@ -175,7 +182,7 @@ func (p *Provision) observeBound(oldObj, obj any) {
 	if !ok1 || !ok2 || old.Spec.NodeName != "" || pod.Spec.NodeName == "" {
 		return
 	}
-	p.holds.forget(pod.UID, false)
+	p.holds.podBound(pod)
 	p.reserved.settleClaimOf(pod)
 	since, seen := p.waits.done(pod.UID)
 	if !seen {
@@ -192,7 +199,7 @@ func (p *Provision) forgetPod(obj any) {
 		obj = d.Obj
 	}
 	if pod, ok := obj.(*v1.Pod); ok {
-		p.holds.forget(pod.UID, true)
+		p.holds.podGone(pod)
 		p.waits.done(pod.UID)
 		p.reserved.settleClaimOf(pod)
 	}
@@ -207,6 +214,11 @@ func (p *Provision) onNode(ctx context.Context, obj any) {
 	if nc, ok := p.ledger.ClaimForNode(node); ok {
 		p.reserved.activateOnce(ctx, nc)
 	}
+}
+
+// finished reports whether pod has succeeded or failed: its requests no longer hold room.
+func finished(pod *v1.Pod) bool {
+	return pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
 }
 
 // toNodeClaim converts an informer's object to a NodeClaim.

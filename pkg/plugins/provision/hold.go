@@ -207,8 +207,9 @@ func (h *holds) releaseExpired(logger klog.Logger) {
 	}
 }
 
-// roomGrew forgets the free room: a node came or changed, or a pod went. h may be nil.
-func (h *holds) roomGrew() {
+// nodesChanged forgets the free room: a node came, went or changed its allocatable. h may
+// be nil.
+func (h *holds) nodesChanged() {
 	if h == nil {
 		return
 	}
@@ -217,18 +218,38 @@ func (h *holds) roomGrew() {
 	h.mu.Unlock()
 }
 
-// forget drops the pod with uid, bound or gone, and the free room if it went. h may be nil.
-func (h *holds) forget(uid types.UID, gone bool) {
+// podBound counts pod, bound now, in the free room, and forgets it. h may be nil. (A room
+// read from the informers after the binding and before this counts it twice: less room, an
+// error that at worst holds a pod its round then lets go as it starts.)
+func (h *holds) podBound(pod *v1.Pod) {
 	if h == nil {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.forgetLocked(pod.UID)
+	if h.room != nil {
+		h.room.add(pod, 1)
+	}
+}
+
+// podGone takes pod, gone or finished, out of the free room, and forgets it. h may be nil.
+func (h *holds) podGone(pod *v1.Pod) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.forgetLocked(pod.UID)
+	if h.room != nil && pod.Spec.NodeName != "" && !finished(pod) {
+		h.room.add(pod, -1) // a finished pod was taken out when it finished
+	}
+}
+
+// forgetLocked drops the pod with uid, bound or gone. h.mu is held.
+func (h *holds) forgetLocked(uid types.UID) {
 	delete(h.released, uid)
 	delete(h.held, uid)
-	if gone {
-		h.room = nil
-	}
 }
 
 // prune forgets the released pods that are no longer pending.

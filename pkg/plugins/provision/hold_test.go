@@ -121,9 +121,9 @@ func TestPreEnqueueHoldsPodsForTheirRound(t *testing.T) {
 	}
 	// Bound or gone, a pod is forgotten.
 	for _, pod := range []*v1.Pod{big, late, left} {
-		p.holds.forget(pod.UID, false)
+		p.holds.podBound(pod)
 	}
-	p.holds.forget(unplanned.UID, true)
+	p.holds.podGone(unplanned)
 	if len(p.holds.released) != 0 {
 		t.Errorf("released pods remembered after they went: %v", p.holds.released)
 	}
@@ -195,7 +195,7 @@ func TestNoHoldWithoutCloudOrRoomChanged(t *testing.T) {
 	if err := informers.GetStore().Add(roomNode("n", "2", "8Gi", "110")); err != nil {
 		t.Fatal(err)
 	}
-	p.holds.roomGrew() // as the node informer's handler does
+	p.holds.nodesChanged() // as the node informer's handler does
 	if isHeld(t, p, plantest.PendingPod("c", "1").Obj()) {
 		t.Error("a pod that fits a node that came is held")
 	}
@@ -223,5 +223,39 @@ func TestHeldPodsSkipClusterEvents(t *testing.T) {
 	p.holds.release(logger, p.holds.startRound(), true, func(*v1.Pod) bool { return false })
 	if hint, _ := p.hintNodeChange(logger, pod, nil, node); hint != fwk.Queue {
 		t.Errorf("a new node does not requeue a released pod")
+	}
+}
+
+// TestHeldRoomFollowsPods: the free room PreEnqueue reads follows pods binding, finishing
+// and going without being read again: a pod is held while a node is full, not once a pod
+// there finished or went.
+func TestHeldRoomFollowsPods(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	running := plantest.PendingPod("running", "1500m").Node("n").Obj()
+	p, _, _, _ := holdingPlugin(ctx, roomNode("n", "2", "8Gi", "110"), running)
+	if !isHeld(t, p, plantest.PendingPod("a", "1").Obj()) {
+		t.Fatal("a pod the node has no room for is not held")
+	}
+	newcomer := plantest.PendingPod("newcomer", "400m").Obj()
+	if isHeld(t, p, newcomer) {
+		t.Fatal("a pod that fits is held")
+	}
+	bound := newcomer.DeepCopy()
+	bound.Spec.NodeName = "n"
+	p.holds.podBound(bound)
+	if !isHeld(t, p, plantest.PendingPod("b", "200m").Obj()) {
+		t.Error("a pod is not held once a pod bound took the room it needs")
+	}
+	done := running.DeepCopy()
+	done.Status.Phase = v1.PodSucceeded
+	p.holds.podGone(running) // finished: its old self leaves the room
+	p.holds.podGone(done)    // then deleted: not counted twice
+	if isHeld(t, p, plantest.PendingPod("c", "1500m").Obj()) {
+		t.Error("a pod is held though the pod that held the room finished")
+	}
+	if !isHeld(t, p, plantest.PendingPod("d", "1700m").Obj()) {
+		t.Error("a finished pod's room was counted twice")
 	}
 }

@@ -27,6 +27,8 @@ func amountsOf(l v1.ResourceList) amounts {
 // room look larger, not smaller.
 type freeRoom struct {
 	nodes []nodeRoom
+	// index is the position of each node's room in nodes, by node name.
+	index map[string]int
 	// lowestPriority is the lowest priority of a bound pod, and bound whether there is one: a
 	// pod of a higher priority may preempt it, and is left to the scheduler.
 	lowestPriority int32
@@ -41,28 +43,34 @@ type nodeRoom struct {
 
 // newFreeRoom returns the free room of nodes, with pods, the pods bound to them.
 func newFreeRoom(nodes []*v1.Node, pods []*v1.Pod) *freeRoom {
-	r := &freeRoom{}
-	index := make(map[string]int, len(nodes))
+	r := &freeRoom{index: make(map[string]int, len(nodes))}
 	for _, n := range nodes {
-		index[n.Name] = len(r.nodes)
+		r.index[n.Name] = len(r.nodes)
 		r.nodes = append(r.nodes, nodeRoom{free: amountsOf(n.Status.Allocatable), pods: n.Status.Allocatable.Pods().Value()})
 	}
 	for _, pod := range pods {
-		i, ok := index[pod.Spec.NodeName]
-		if !ok || pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
-			continue
-		}
-		if p := corev1helpers.PodPriority(pod); !r.bound || p < r.lowestPriority {
-			r.lowestPriority, r.bound = p, true
-		}
-		room := &r.nodes[i]
-		room.pods--
-		reqs := requests(pod)
-		for k := range room.free {
-			room.free[k] -= reqs[k]
-		}
+		r.add(pod, 1)
 	}
 	return r
+}
+
+// add counts pod, bound, on its node (sign 1), or no longer (sign -1: it went or finished).
+// A pod not bound, finished, or on a node r does not know, is not counted. The lowest
+// priority stays as low as it was once a pod goes: an error on the side of "may fit".
+func (r *freeRoom) add(pod *v1.Pod, sign int64) {
+	i, ok := r.index[pod.Spec.NodeName]
+	if !ok || sign > 0 && (pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed) {
+		return
+	}
+	if p := corev1helpers.PodPriority(pod); sign > 0 && (!r.bound || p < r.lowestPriority) {
+		r.lowestPriority, r.bound = p, true
+	}
+	room := &r.nodes[i]
+	room.pods -= sign
+	reqs := requests(pod)
+	for k := range room.free {
+		room.free[k] -= sign * reqs[k]
+	}
 }
 
 // mayFit reports whether pod might go on a node that exists: it fits some node's free room,
