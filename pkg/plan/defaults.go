@@ -171,7 +171,7 @@ func (p *packer) excludedFor(t *Template, f *podFacts) string {
 	if t.excluded == "" || t.named || f.anyType {
 		return ""
 	}
-	key := labelsKey{f.sigID, t}
+	key := labelsKey{f.selID, t}
 	named, ok := p.podNames[key]
 	if !ok {
 		named = slices.ContainsFunc(nodeSelectionTerms(f.pod), func(term []v1alpha1.NodeSelectorRequirement) bool { return namesType(term, t) })

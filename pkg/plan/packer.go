@@ -66,9 +66,12 @@ type packer struct {
 	unplanned  []*Unplanned
 	phantoms   []string
 	// sigs, reqs and invariants cache PodSignature, podRequests and invariantOnly by pod,
-	// labels labelsReject by signature and template; sigIDs number the signatures.
+	// labels labelsReject by node selection and template; sigIDs number the signatures,
+	// selIDs the node selections (selectionKey), selOf is the selection of each signature.
 	sigs       map[*v1.Pod]string
 	sigIDs     map[string]int32
+	selIDs     map[string]int32
+	selOf      []int32
 	reqs       map[*v1.Pod]v1.ResourceList
 	invariants map[*v1.Pod]bool
 	labels     map[labelsKey]string
@@ -76,8 +79,8 @@ type packer struct {
 	// pods nothing else serves (see excludedFor).
 	hasExcluded bool
 	anyTypes    map[*v1.Pod]bool
-	// podNames caches whether a pod's node selection names a template (see excludedFor), by
-	// signature and template.
+	// podNames caches whether a pod's node selection names a template (see excludedFor), by node
+	// selection and template.
 	podNames map[labelsKey]bool
 	// ignored are the resources the profile's NodeResourcesFit ignores (nil: none).
 	ignored func(v1.ResourceName) bool

@@ -107,7 +107,8 @@ func (p *packer) tryAddUncapped(ctx context.Context, f *podFacts) *openNode {
 func (p *packer) facts(pod *v1.Pod) *podFacts {
 	req := p.requests(pod)
 	sig := p.signature(pod)
-	return &podFacts{pod: pod, sig: sig, sigID: p.sigID(sig), req: req, independent: p.sim.independent(pod), invariant: p.invariant(pod),
+	sigID := p.sigID(sig)
+	return &podFacts{pod: pod, sig: sig, sigID: sigID, selID: p.selID(sigID, pod, req), req: req, independent: p.sim.independent(pod), invariant: p.invariant(pod),
 		domainOnly: perPod(p.domainOnlys, pod, domainOnly), apart: perPod(p.aparts, pod, apartKey), anyType: p.anyTypes[pod], milliCPU: req.Cpu().MilliValue(), memory: req.Memory().Value(), millis: millisOf(req)}
 }
 

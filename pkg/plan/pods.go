@@ -28,10 +28,11 @@ import (
 // podFacts are the facts of a pod being placed, computed once per pod by packer.facts.
 type podFacts struct {
 	pod *v1.Pod
-	// sig is PodSignature(pod), sigID the number the packer gave it; req its requests and
-	// one pod (see packer.requests).
+	// sig is PodSignature(pod), sigID the number the packer gave it, selID the number of its
+	// node selection (packer.selID); req its requests and one pod (see packer.requests).
 	sig   string
 	sigID int32
+	selID int32
 	req   v1.ResourceList
 	// independent is Simulator.independent(pod) when the pod is placed; invariant is
 	// invariantOnly(pod), domainOnly domainOnly(pod).
@@ -324,6 +325,43 @@ func (p *packer) sigID(sig string) int32 {
 		p.sigIDs[sig] = id
 	}
 	return id
+}
+
+// selID returns the number of the node selection of the pods of signature sigID, pod's
+// (selectionKey): the same for all pods whose labelsReject and excludedFor agree on every
+// template, as they read no more of a pod. Pods of many signatures (their requests, labels
+// and inter-pod terms apart) share one, and with it those checks' cache.
+func (p *packer) selID(sigID int32, pod *v1.Pod, req v1.ResourceList) int32 {
+	for int(sigID) >= len(p.selOf) {
+		p.selOf = append(p.selOf, -1)
+	}
+	if id := p.selOf[sigID]; id >= 0 {
+		return id
+	}
+	key := selectionKey(pod, req)
+	id, ok := p.selIDs[key]
+	if !ok {
+		id = int32(len(p.selIDs))
+		p.selIDs[key] = id
+	}
+	p.selOf[sigID] = id
+	return id
+}
+
+// selectionKey is what labelsReject and excludedFor read of a pod: its node selector and
+// required node affinity (matchesNodeSelection, selectsLabel, nodeSelectionTerms), and
+// whether it requests an accelerator (defaultsReject).
+func selectionKey(pod *v1.Pod, req v1.ResourceList) string {
+	var required *v1.NodeSelector
+	if a := pod.Spec.Affinity; a != nil && a.NodeAffinity != nil {
+		required = a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution
+	}
+	b, _ := json.Marshal(struct {
+		NodeSelector map[string]string
+		Required     *v1.NodeSelector
+		Accelerator  bool
+	}{pod.Spec.NodeSelector, required, requestsAccelerator(req)})
+	return string(b)
 }
 
 // signature returns PodSignature(pod), computed once per pod.

@@ -58,7 +58,7 @@ func (p *packer) passes(t *Template, f *podFacts, n *openNode) bool {
 	if p.in.Avoid[f.pod.UID].Has(t.Shape) {
 		return false
 	}
-	key := labelsKey{f.sigID, t}
+	key := labelsKey{f.selID, t}
 	reason, ok := p.labels[key]
 	if !ok {
 		reason = labelsReject(t, f.pod, f.req)
@@ -95,7 +95,7 @@ func hasRoom(requests, used, daemons, allocatable v1.ResourceList) bool {
 
 // labelsKey keys the cache of labelsReject.
 type labelsKey struct {
-	sig int32 // podFacts.sigID
+	sel int32 // podFacts.selID
 	t   *Template
 }
 
