@@ -75,6 +75,9 @@ type packer struct {
 	reqs       map[*v1.Pod]v1.ResourceList
 	invariants map[*v1.Pod]bool
 	labels     map[labelsKey]string
+	// labelVerdicts are labelsPass's verdicts by node selection and Template.idx: 0 not
+	// known yet, 1 passes, -1 does not.
+	labelVerdicts [][]int8
 	// hasExcluded is true when a template is of a type excluded by default; anyTypes are the
 	// pods nothing else serves (see excludedFor).
 	hasExcluded bool

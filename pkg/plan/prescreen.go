@@ -58,13 +58,7 @@ func (p *packer) passes(t *Template, f *podFacts, n *openNode) bool {
 	if p.in.Avoid[f.pod.UID].Has(t.Shape) {
 		return false
 	}
-	key := labelsKey{f.selID, t}
-	reason, ok := p.labels[key]
-	if !ok {
-		reason = labelsReject(t, f.pod, f.req)
-		p.labels[key] = reason
-	}
-	if reason != "" {
+	if !p.labelsPass(t, f) {
 		return false
 	}
 	var podReqs v1.ResourceList
@@ -91,6 +85,36 @@ func hasRoom(requests, used, daemons, allocatable v1.ResourceList) bool {
 		}
 	}
 	return true
+}
+
+// labelsPass reports whether labelsReject(t, f's pod) is "", cached by f's node selection
+// (podFacts.selID) and template: in a slice by Template.idx, or a map for a template built
+// alone.
+func (p *packer) labelsPass(t *Template, f *podFacts) bool {
+	if t.idx == 0 {
+		key := labelsKey{f.selID, t}
+		reason, ok := p.labels[key]
+		if !ok {
+			reason = labelsReject(t, f.pod, f.req)
+			p.labels[key] = reason
+		}
+		return reason == ""
+	}
+	for int(f.selID) >= len(p.labelVerdicts) {
+		p.labelVerdicts = append(p.labelVerdicts, nil)
+	}
+	row := p.labelVerdicts[f.selID]
+	if int(t.idx) >= len(row) {
+		row = append(row, make([]int8, int(p.parts.templates)+1-len(row))...)
+		p.labelVerdicts[f.selID] = row
+	}
+	if row[t.idx] == 0 {
+		row[t.idx] = -1
+		if labelsReject(t, f.pod, f.req) == "" {
+			row[t.idx] = 1
+		}
+	}
+	return row[t.idx] > 0
 }
 
 // labelsKey keys the cache of labelsReject.

@@ -62,6 +62,9 @@ type Template struct {
 	// free is what the node's allocatable leaves beyond its DaemonSet pods' requests, in
 	// millis, for the packer's prescreen (packer.passes).
 	free millis
+	// idx numbers the template among its plan's (templateParts), from 1; 0 for one built
+	// alone (NewTemplate).
+	idx int32
 }
 
 // NewTemplate builds the template of instance type it in offering o for provisioner p, in
@@ -88,6 +91,8 @@ type templateParts struct {
 	reads map[*appsv1.DaemonSet][]string
 	// daemons are the DaemonSet pods of a template with their sums, by their keys joined.
 	daemons map[string]*daemonSet
+	// templates counts the templates built (Template.idx).
+	templates int32
 }
 
 // daemonSet is what a template keeps of its DaemonSet pods: the pods, their requests summed
@@ -219,6 +224,10 @@ func newTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 	t.Node = templateNode(p, it, o, region, nodeName, chosen, capacity, allocatable)
 	d := parts.daemonSet(daemonPods(logger, t.Node, daemonSets, parts))
 	t.DaemonPods, t.DaemonRequests, t.daemonAffinity = d.pods, d.requests, d.affinity
+	if parts != nil {
+		parts.templates++
+		t.idx = parts.templates
+	}
 	t.NodeCost = it.NodeCost + p.Spec.NodeCostUSDPerHour()
 	t.excluded = excludedByDefault(t)
 	t.named = t.excluded != "" && namesType(p.Spec.Requirements, t)
