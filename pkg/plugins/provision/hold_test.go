@@ -22,8 +22,12 @@ import (
 )
 
 // holdingPlugin returns a plugin with a cloud, on a fake clock, whose informers hold objs
-// and whose handle records the pods it activates, and the pods it triggered rounds for.
-func holdingPlugin(ctx context.Context, objs ...runtime.Object) (*Provision, *activatingHandle, *clocktesting.FakeClock, *[]types.UID) {
+// and whose handle records the pods it activates, the pods it triggered rounds for, and the
+// test's context, which ends with the test.
+func holdingPlugin(t *testing.T, objs ...runtime.Object) (*Provision, *activatingHandle, *clocktesting.FakeClock, *[]types.UID, context.Context) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
 	factory := informers.NewSharedInformerFactory(fake.NewClientset(objs...), 0)
 	factory.Core().V1().Pods().Informer()
 	factory.Core().V1().Nodes().Informer()
@@ -37,7 +41,7 @@ func holdingPlugin(ctx context.Context, objs ...runtime.Object) (*Provision, *ac
 	p := newProvision(d, false)
 	var triggered []types.UID
 	p.holds = newHolds(d, func(uid types.UID) { triggered = append(triggered, uid) }, p.reserved.isActivated)
-	return p, h, clk, &triggered
+	return p, h, clk, &triggered, ctx
 }
 
 func isHeld(t *testing.T, p *Provision, pod *v1.Pod) bool {
@@ -57,10 +61,7 @@ func isHeld(t *testing.T, p *Provision, pod *v1.Pod) bool {
 // claim's node registers (its activation), or the claim goes. A released pod is never held
 // again.
 func TestPreEnqueueHoldsPodsForTheirRound(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	p, h, _, triggered := holdingPlugin(ctx, roomNode("n", "2", "8Gi", "110"), plantest.PendingPod("bound", "1").Node("n").Obj())
+	p, h, _, triggered, ctx := holdingPlugin(t, roomNode("n", "2", "8Gi", "110"), plantest.PendingPod("bound", "1").Node("n").Obj())
 	p.ledger.Set(plantest.Claim("c0", "", "reserved"))
 	for _, tc := range []struct {
 		pod  *v1.Pod
@@ -133,10 +134,7 @@ func TestPreEnqueueHoldsPodsForTheirRound(t *testing.T) {
 // PreEnqueue (the claim's release activates it), and pods whose round has not ended by the
 // limit are released by the watchdog whatever the rounds do; not those a claim holds.
 func TestHeldPodsGoWhenTheirClaimGoesOrHeldTooLong(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	p, h, clk, _ := holdingPlugin(ctx)
+	p, h, clk, _, ctx := holdingPlugin(t)
 	a, b, c := plantest.PendingPod("a", "1").Obj(), plantest.PendingPod("b", "1").Obj(), plantest.PendingPod("c", "1").Obj()
 	if !isHeld(t, p, a) || !isHeld(t, p, c) {
 		t.Fatal("pods with no node at all are not held")
@@ -179,10 +177,7 @@ func TestHeldPodsGoWhenTheirClaimGoesOrHeldTooLong(t *testing.T) {
 // TestNoHoldWithoutCloudOrRoomChanged: without a cloud no round plans, so nothing is held;
 // and the free room is read again once a node comes.
 func TestNoHoldWithoutCloudOrRoomChanged(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	p, _, _, _ := holdingPlugin(ctx)
+	p, _, _, _, _ := holdingPlugin(t)
 	p.holds.d.opts.Cloud = nil
 	if isHeld(t, p, plantest.PendingPod("a", "1").Obj()) {
 		t.Error("a pod is held with no cloud to plan a node on")
@@ -204,10 +199,7 @@ func TestNoHoldWithoutCloudOrRoomChanged(t *testing.T) {
 // TestHeldPodsSkipClusterEvents: no cluster event requeues a held pod (only the plugin's
 // activations release it); once released, a new node does.
 func TestHeldPodsSkipClusterEvents(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	p, _, _, _ := holdingPlugin(ctx)
+	p, _, _, _, ctx := holdingPlugin(t)
 	pod := plantest.PendingPod("a", "1").Obj()
 	if !isHeld(t, p, pod) {
 		t.Fatal("a pod with no node at all is not held")
@@ -230,11 +222,8 @@ func TestHeldPodsSkipClusterEvents(t *testing.T) {
 // and going without being read again: a pod is held while a node is full, not once a pod
 // there finished or went.
 func TestHeldRoomFollowsPods(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	running := plantest.PendingPod("running", "1500m").Node("n").Obj()
-	p, _, _, _ := holdingPlugin(ctx, roomNode("n", "2", "8Gi", "110"), running)
+	p, _, _, _, _ := holdingPlugin(t, roomNode("n", "2", "8Gi", "110"), running)
 	if !isHeld(t, p, plantest.PendingPod("a", "1").Obj()) {
 		t.Fatal("a pod the node has no room for is not held")
 	}
