@@ -65,16 +65,15 @@ type packer struct {
 	existing   []*openNode
 	unplanned  []*Unplanned
 	phantoms   []string
-	// sigs, reqs and invariants cache PodSignature, podRequests and invariantOnly by pod,
-	// labels labelsReject by node selection and template; sigIDs number the signatures,
-	// selIDs the node selections (selectionKey), selOf is the selection of each signature.
+	// sigs, reqs and invariants cache PodSignature, podRequests and invariantOnly by pod;
+	// sigIDs number the signatures, selIDs the node selections (selectionKey), selOf is the
+	// selection of each signature.
 	sigs       map[*v1.Pod]string
 	sigIDs     map[string]int32
 	selIDs     map[string]int32
 	selOf      []int32
 	reqs       map[*v1.Pod]v1.ResourceList
 	invariants map[*v1.Pod]bool
-	labels     map[labelsKey]string
 	// labelVerdicts are labelsPass's verdicts by node selection and Template.idx: 0 not
 	// known yet, 1 passes, -1 does not.
 	labelVerdicts [][]int8

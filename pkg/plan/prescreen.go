@@ -88,17 +88,11 @@ func hasRoom(requests, used, daemons, allocatable v1.ResourceList) bool {
 }
 
 // labelsPass reports whether labelsReject(t, f's pod) is "", cached by f's node selection
-// (podFacts.selID) and template: in a slice by Template.idx, or a map for a template built
-// alone.
+// (podFacts.selID) and Template.idx. A plan's templates all have one (templateParts); one
+// built alone is checked every time.
 func (p *packer) labelsPass(t *Template, f *podFacts) bool {
 	if t.idx == 0 {
-		key := labelsKey{f.selID, t}
-		reason, ok := p.labels[key]
-		if !ok {
-			reason = labelsReject(t, f.pod, f.req)
-			p.labels[key] = reason
-		}
-		return reason == ""
+		return labelsReject(t, f.pod, f.req) == ""
 	}
 	for int(f.selID) >= len(p.labelVerdicts) {
 		p.labelVerdicts = append(p.labelVerdicts, nil)
@@ -117,7 +111,7 @@ func (p *packer) labelsPass(t *Template, f *podFacts) bool {
 	return row[t.idx] > 0
 }
 
-// labelsKey keys the cache of labelsReject.
+// labelsKey keys the cache of excludedFor's podNames: a node selection and a template.
 type labelsKey struct {
 	sel int32 // podFacts.selID
 	t   *Template

@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"fmt"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -67,12 +68,11 @@ func (d *deps) pendingPods(logger klog.Logger) []*v1.Pod {
 	if len(untried) == 0 {
 		return out
 	}
-	nodes, err := informers.Core().V1().Nodes().Lister().List(labels.Everything())
+	room, err := d.roomWith(pods)
 	if err != nil {
-		logger.Error(err, "Listing nodes; leaving the pods not tried yet to the scheduler")
+		logger.Error(err, "Leaving the pods not tried yet to the scheduler")
 		return out
 	}
-	room := newFreeRoom(nodes, pods)
 	taken := 0
 	for _, pod := range untried {
 		if !room.mayFit(pod) {
@@ -82,6 +82,15 @@ func (d *deps) pendingPods(logger klog.Logger) []*v1.Pod {
 	}
 	logger.V(4).Info("Pods not tried by the scheduler yet", "pods", len(untried), "fittingNoNode", taken)
 	return out
+}
+
+// roomWith returns the free room of the cluster's nodes with pods, the informer's pods.
+func (d *deps) roomWith(pods []*v1.Pod) (*freeRoom, error) {
+	nodes, err := d.handle.SharedInformerFactory().Core().V1().Nodes().Lister().List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	return newFreeRoom(nodes, pods), nil
 }
 
 // wantsNode reports whether pod is this profile's, unbound, and was found unschedulable by

@@ -260,16 +260,13 @@ func (h *holds) prune() {
 // freeRoom returns the free room of the cluster's nodes, from the informers; nil if they
 // cannot be listed.
 func (d *deps) freeRoom(logger klog.Logger) *freeRoom {
-	informers := d.handle.SharedInformerFactory()
-	nodes, err := informers.Core().V1().Nodes().Lister().List(labels.Everything())
-	if err != nil {
-		logger.Error(err, "Listing nodes")
-		return nil
+	pods, err := d.handle.SharedInformerFactory().Core().V1().Pods().Lister().List(labels.Everything())
+	if err == nil {
+		var room *freeRoom
+		if room, err = d.roomWith(pods); err == nil {
+			return room
+		}
 	}
-	pods, err := informers.Core().V1().Pods().Lister().List(labels.Everything())
-	if err != nil {
-		logger.Error(err, "Listing pods")
-		return nil
-	}
-	return newFreeRoom(nodes, pods)
+	logger.Error(err, "Reading the free room of the nodes")
+	return nil
 }
