@@ -24,7 +24,7 @@ const DefaultArchitecture = "amd64"
 //   - a pod that requests no GPU or accelerator gets no node that has one (a GPU instance
 //     costs far more per CPU than its price per offering suggests to the other pods).
 func defaultsReject(t *Template, pod *v1.Pod, req v1.ResourceList) string {
-	if arch := t.Node.Labels[v1.LabelArchStable]; arch != DefaultArchitecture && !selectsLabel(pod, v1.LabelArchStable) &&
+	if arch := t.labelValue(v1.LabelArchStable); arch != DefaultArchitecture && !selectsLabel(pod, v1.LabelArchStable) &&
 		!requiresLabel(t.Provisioner, v1.LabelArchStable) {
 		return "pods that select no " + v1.LabelArchStable + " are planned onto " + DefaultArchitecture + " nodes"
 	}
@@ -50,7 +50,7 @@ func NotForPlainPods(it *cloud.InstanceType) string {
 
 // hasAccelerator reports whether t's instance type has a GPU or accelerator, counted or
 // fractional (its GPU name label says so when the count is 0).
-func hasAccelerator(t *Template) bool { return acceleratorIn(t.Node.Labels, t.Node.Status.Capacity) }
+func hasAccelerator(t *Template) bool { return acceleratorIn(t.InstanceType.Labels, t.capacity) }
 
 // acceleratorIn reports whether a node of labels and capacity has a GPU or accelerator: a GPU
 // name label, or a count of one of cloud.AcceleratorResources.
@@ -115,7 +115,7 @@ func requiresLabel(p *v1alpha1.Provisioner, key string) bool {
 //
 // excludedByDefault returns which of these t is, or "".
 func excludedByDefault(t *Template) string {
-	return excludedType(t.Node.Labels)
+	return excludedType(t.InstanceType.Labels)
 }
 
 // excludedType returns which of the types excluded by default a type of labels is, or "".
@@ -156,7 +156,7 @@ func namesType(reqs []v1alpha1.NodeSelectorRequirement, t *Template) bool {
 	for _, r := range reqs {
 		switch r.Key {
 		case v1.LabelInstanceTypeStable, v1alpha1.LabelInstanceFamily, v1alpha1.LabelInstanceSize:
-			if r.Operator == v1.NodeSelectorOpIn && slices.Contains(r.Values, t.Node.Labels[r.Key]) {
+			if r.Operator == v1.NodeSelectorOpIn && slices.Contains(r.Values, t.labelValue(r.Key)) {
 				return true
 			}
 		}

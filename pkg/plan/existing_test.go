@@ -93,7 +93,7 @@ func threeNodes() Input {
 	existing := func(name, instanceType string, pods ...*v1.Pod) {
 		it := byName[instanceType]
 		tmpl := NewTemplate(klog.Background(), prov, it, it.Offerings[0], in.Region, name, nil, in.DaemonSets)
-		in.Nodes = append(in.Nodes, tmpl.Node)
+		in.Nodes = append(in.Nodes, tmpl.Node())
 		in.ScheduledPods = append(in.ScheduledPods, tmpl.DaemonPods...)
 		in.ScheduledPods = append(in.ScheduledPods, boundTo(name, pods)...)
 	}

@@ -61,7 +61,7 @@ func (p *packer) explainProvisioner(ctx context.Context, f *podFacts, prov *v1al
 	if len(p.templates[name]) == 0 {
 		return fmt.Sprintf("provisioner %q: no instance type offering is available", name), false
 	}
-	matching := filter(p.templatesFor(prov, pod, f.sig), func(t *Template) bool { return matchesNodeSelection(pod, t.Node) })
+	matching := filter(p.templatesFor(prov, pod, f.sig), func(t *Template) bool { return t.matches(pod) })
 	if len(matching) == 0 {
 		if conflict := labelConflict(prov, pod); conflict != "" {
 			return fmt.Sprintf("provisioner %q: %s conflicts with the pod's node selector or affinity", name, conflict), true
@@ -129,7 +129,7 @@ func tooLarge(req v1.ResourceList, templates []*Template) string {
 		}
 		var largest resource.Quantity
 		for _, t := range templates {
-			free := t.Node.Status.Allocatable[name].DeepCopy()
+			free := t.allocatable[name].DeepCopy()
 			for _, dp := range t.DaemonPods {
 				r := podRequests(dp)
 				free.Sub(r[name])

@@ -48,12 +48,11 @@ func (p *packer) rehome(ctx context.Context, n *openNode) {
 // holdsAll reports whether a node of t holds pods, which are independent, together; total
 // is the sum of their requests.
 func (p *packer) holdsAll(ctx context.Context, t *Template, pods []*v1.Pod, total v1.ResourceList) bool {
-	if fitsResources(total, t.DaemonRequests, t.Node.Status.Allocatable) != "" {
+	if fitsResources(total, t.DaemonRequests, t.allocatable) != "" {
 		return false
 	}
 	for _, pod := range pods {
-		if p.in.Avoid[pod.UID].Has(t.Shape) || !matchesNodeSelection(pod, t.Node) || defaultsReject(t, pod, p.requests(pod)) != "" ||
-			p.excludedFor(t, p.facts(pod)) != "" ||
+		if f := p.facts(pod); p.in.Avoid[pod.UID].Has(t.Shape) || !p.labelsPass(t, f) || p.excludedFor(t, f) != "" ||
 			!p.sim.CheckEmpty(ctx, pod, p.signature(pod), t).IsSuccess() {
 			return false
 		}
@@ -65,7 +64,7 @@ func (p *packer) holdsAll(ctx context.Context, t *Template, pods []*v1.Pod, tota
 // what mayHold checks of pods that depend on others: the defaults, the prescreen of each
 // pod and their total.
 func (p *packer) mayHoldAll(t *Template, pods []*v1.Pod, total v1.ResourceList) bool {
-	if fitsResources(total, t.DaemonRequests, t.Node.Status.Allocatable) != "" {
+	if fitsResources(total, t.DaemonRequests, t.allocatable) != "" {
 		return false
 	}
 	for _, pod := range pods {

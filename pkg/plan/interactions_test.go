@@ -120,7 +120,7 @@ func TestCheckPlacedSharedHostPort(t *testing.T) {
 	logger, ctx := ktesting.NewTestContext(t)
 	t1 := NewTemplate(logger, plantest.Provisioner("default"), plantest.Catalog()[0], plantest.Catalog()[0].Offerings[0], "us-east-1", "node-a", nil, nil)
 	pods := hostPortPods(map[int32]int{80: 2})
-	sim, err := NewSimulator(ctx, DefaultFrameworkFactory(nil, nil), []*v1.Node{t1.Node}, boundTo("node-a", pods), false)
+	sim, err := NewSimulator(ctx, DefaultFrameworkFactory(nil, nil), []*v1.Node{t1.Node()}, boundTo("node-a", pods), false)
 	if err != nil {
 		t.Fatal(err)
 	}

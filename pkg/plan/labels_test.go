@@ -166,7 +166,7 @@ func TestPlanOpenLabels(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, n := range plan.Nodes {
-		got[n.Template.Node.Labels["team"]] = n.Template.InstanceType.Name
+		got[n.Template.Node().Labels["team"]] = n.Template.InstanceType.Name
 	}
 	// team=a: 1 cpu <= t3a.medium's 1.9; team=b: 1 + 3 of the agent > t3a.xlarge's 3.9.
 	if diff := cmp.Diff(map[string]string{"a": "t3a.medium", "b": "t3a.2xlarge"}, got); diff != "" {

@@ -182,7 +182,7 @@ func TestNoStrandedPodsInFlightRoom(t *testing.T) {
 			onLaunched = append(onLaunched, boundTo(node, a.Pods)...)
 		}
 		newNodes, onNew := registered(r, plan2.Nodes)
-		nodes, all := append([]*v1.Node{real.Node}, newNodes...), append(slices.Clone(onLaunched), onNew...)
+		nodes, all := append([]*v1.Node{real.Node()}, newNodes...), append(slices.Clone(onLaunched), onNew...)
 		for _, pod := range all {
 			if pod.OwnerReferences != nil {
 				continue // a DaemonSet pod

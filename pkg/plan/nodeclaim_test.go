@@ -142,7 +142,7 @@ func TestPlanIntoInFlightRoomWithLabels(t *testing.T) {
 	}
 	var teams []string
 	for _, n := range plan.Nodes {
-		teams = append(teams, n.Template.Node.Labels["team"]+":"+strings.Join(podNames(n.Pods), ","))
+		teams = append(teams, n.Template.Node().Labels["team"]+":"+strings.Join(podNames(n.Pods), ","))
 	}
 	if diff := cmp.Diff([]string{"b:not-a"}, teams); diff != "" {
 		t.Errorf("new nodes, team:pods (-want, +got):\n%s", diff)

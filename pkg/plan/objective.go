@@ -46,6 +46,8 @@ type queueGroup struct {
 	left int
 	// cpu and mem are a pod's requests in cores and GiB.
 	cpu, mem float64
+	// sel is rep's podFacts as far as labelsPass reads them: its requests and node selection.
+	sel *podFacts
 }
 
 // queue is the pods still to be placed, grouped, in the packer's order of their first pod.
@@ -63,7 +65,8 @@ func (p *packer) newQueue(pods []*v1.Pod) *queue {
 		g := byKey[key]
 		if g == nil {
 			r := p.requests(pod)
-			g = &queueGroup{rep: pod, cpu: cores(r), mem: gib(r)}
+			g = &queueGroup{rep: pod, cpu: cores(r), mem: gib(r),
+				sel: &podFacts{pod: pod, req: r, selID: p.selID(p.sigID(p.signature(pod)), pod, r)}}
 			byKey[key] = g
 			q.groups = append(q.groups, g)
 		}
@@ -118,7 +121,7 @@ func (p *packer) shadowPrices(templates []*Template) ([3]float64, []shape, bool)
 	for _, t := range templates {
 		// Cheapest first: the first template of a type is its cheapest offering.
 		if seen[t.InstanceType.Name] || t.excluded != "" && !t.named || hasAccelerator(t) ||
-			t.Node.Labels[v1.LabelArchStable] != DefaultArchitecture && !requiresLabel(t.Provisioner, v1.LabelArchStable) {
+			t.labelValue(v1.LabelArchStable) != DefaultArchitecture && !requiresLabel(t.Provisioner, v1.LabelArchStable) {
 			continue
 		}
 		seen[t.InstanceType.Name] = true
@@ -146,7 +149,7 @@ func (p *packer) shadowPrices(templates []*Template) ([3]float64, []shape, bool)
 // usable is what a node of t has for pods: cores, GiB and pods, its allocatable less its
 // DaemonSet pods' requests.
 func usable(t *Template) [3]float64 {
-	alloc := t.Node.Status.Allocatable
+	alloc := t.allocatable
 	return [3]float64{cores(alloc) - cores(t.DaemonRequests), gib(alloc) - gib(t.DaemonRequests),
 		float64(alloc.Pods().Value() - t.DaemonRequests.Pods().Value())}
 }
@@ -361,8 +364,7 @@ func (p *packer) fillInfo(t *Template) *fillInfo {
 	}
 	fi := &fillInfo{usable: usable(t), fillable: make([]bool, len(p.queue.groups))}
 	for i, g := range p.queue.groups {
-		fi.fillable[i] = matchesNodeSelection(g.rep, t.Node) && defaultsReject(t, g.rep, p.requests(g.rep)) == "" &&
-			(t.excluded == "" || t.named)
+		fi.fillable[i] = p.labelsPass(t, g.sel) && (t.excluded == "" || t.named)
 	}
 	p.fillInfos[t] = fi
 	return fi

@@ -74,9 +74,8 @@ type packer struct {
 	selOf      []int32
 	reqs       map[*v1.Pod]v1.ResourceList
 	invariants map[*v1.Pod]bool
-	// labelVerdicts are labelsPass's verdicts by node selection and Template.idx: 0 not
-	// known yet, 1 passes, -1 does not.
-	labelVerdicts [][]int8
+	// labelVerdicts are selectionVerdict's verdicts by node selection and Template.idx.
+	labelVerdicts [][]labelVerdict
 	// hasExcluded is true when a template is of a type excluded by default; anyTypes are the
 	// pods nothing else serves (see excludedFor).
 	hasExcluded bool

@@ -180,7 +180,7 @@ func (p *packer) tryAdd(ctx context.Context, n *openNode, f *podFacts) bool {
 func roomFor(n *openNode, f *podFacts) bool {
 	c := n.candidates[0]
 	if r := &n.room; r.of != c || r.pods != len(n.pods) {
-		alloc := c.Node.Status.Allocatable
+		alloc := c.allocatable
 		*r = nodeRoom{of: c, pods: len(n.pods),
 			milliCPU: alloc.Cpu().MilliValue() - c.DaemonRequests.Cpu().MilliValue() - n.podReqs.Cpu().MilliValue(),
 			memory:   alloc.Memory().Value() - c.DaemonRequests.Memory().Value() - n.podReqs.Memory().Value(),
@@ -303,7 +303,7 @@ func (p *packer) check(ctx context.Context, n *openNode, i int, c *Template, f *
 		if !st.IsSuccess() && p.asksAsItStands(f, invariant) {
 			p.noteAsItStands(n, f, st, filtered)
 		}
-	case p.sim.StateFreePreFilters() && invariant && matchesNodeSelection(f.pod, n.candidates[0].Node):
+	case p.sim.StateFreePreFilters() && invariant && p.selects(n.candidates[0], f):
 		// n as c differs from n as its representative only in what the prescreen checked:
 		// the PreFilter state over the snapshot as it is holds for n as c, so c is judged
 		// outside the snapshot, and installed only if it takes the pod.

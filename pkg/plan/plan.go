@@ -144,7 +144,7 @@ func (n *PlannedNode) Registered() (*v1.Node, []*v1.Pod) {
 		bound.Spec.NodeName = n.Name
 		pods = append(pods, bound)
 	}
-	return r.Node, pods
+	return r.Node(), pods
 }
 
 // InstanceTypeNames returns the names of the node's options, cheapest first.

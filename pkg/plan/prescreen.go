@@ -39,12 +39,12 @@ func prescreen(t *Template, pod *v1.Pod, req, podReqs v1.ResourceList) string {
 	if reason := labelsReject(t, pod, req); reason != "" {
 		return reason
 	}
-	return fitsResources(req, sum(podReqs, t.DaemonRequests), t.Node.Status.Allocatable)
+	return fitsResources(req, sum(podReqs, t.DaemonRequests), t.allocatable)
 }
 
 // labelsReject is the part of prescreen that depends on pod's spec and t alone.
 func labelsReject(t *Template, pod *v1.Pod, req v1.ResourceList) string {
-	if !matchesNodeSelection(pod, t.Node) {
+	if !t.matches(pod) {
 		return "node selector or affinity not matched"
 	}
 	return defaultsReject(t, pod, req)
@@ -67,7 +67,7 @@ func (p *packer) passes(t *Template, f *podFacts, n *openNode) bool {
 		podReqs, used = n.podReqs, n.used
 	}
 	if f.millis.other {
-		return hasRoom(f.req, podReqs, t.DaemonRequests, t.Node.Status.Allocatable)
+		return hasRoom(f.req, podReqs, t.DaemonRequests, t.allocatable)
 	}
 	return f.millis.fitsIn(t.free, used)
 }
@@ -87,28 +87,58 @@ func hasRoom(requests, used, daemons, allocatable v1.ResourceList) bool {
 	return true
 }
 
-// labelsPass reports whether labelsReject(t, f's pod) is "", cached by f's node selection
+// labelVerdict is what labelsReject says of a node selection on a template: whether it
+// was asked (labelChecked), and whether the template's node matches the selection
+// (labelMatches) and passes labelsReject (labelPasses).
+type labelVerdict uint8
+
+const (
+	labelChecked labelVerdict = 1 << iota
+	labelMatches
+	labelPasses
+)
+
+// labelsPass reports whether labelsReject(t, f's pod) is "" (see selectionVerdict).
+func (p *packer) labelsPass(t *Template, f *podFacts) bool {
+	return p.selectionVerdict(t, f)&labelPasses != 0
+}
+
+// selects reports whether t's node matches f's pod's node selection (see selectionVerdict).
+func (p *packer) selects(t *Template, f *podFacts) bool {
+	return p.selectionVerdict(t, f)&labelMatches != 0
+}
+
+// selectionVerdict returns the labelVerdict of f's pod on t, cached by f's node selection
 // (podFacts.selID) and Template.idx. A plan's templates all have one (templateParts); one
 // built alone is checked every time.
-func (p *packer) labelsPass(t *Template, f *podFacts) bool {
+func (p *packer) selectionVerdict(t *Template, f *podFacts) labelVerdict {
 	if t.idx == 0 {
-		return labelsReject(t, f.pod, f.req) == ""
+		return checkLabels(t, f)
 	}
 	for int(f.selID) >= len(p.labelVerdicts) {
 		p.labelVerdicts = append(p.labelVerdicts, nil)
 	}
 	row := p.labelVerdicts[f.selID]
 	if int(t.idx) >= len(row) {
-		row = append(row, make([]int8, int(p.parts.templates)+1-len(row))...)
+		row = append(row, make([]labelVerdict, int(p.parts.templates)+1-len(row))...)
 		p.labelVerdicts[f.selID] = row
 	}
 	if row[t.idx] == 0 {
-		row[t.idx] = -1
-		if labelsReject(t, f.pod, f.req) == "" {
-			row[t.idx] = 1
+		row[t.idx] = checkLabels(t, f)
+	}
+	return row[t.idx]
+}
+
+// checkLabels returns the labelVerdict of f's pod on t, as labelsReject decides.
+func checkLabels(t *Template, f *podFacts) labelVerdict {
+	v := labelChecked
+	if t.matches(f.pod) {
+		v |= labelMatches
+		if defaultsReject(t, f.pod, f.req) == "" {
+			v |= labelPasses
 		}
 	}
-	return row[t.idx] > 0
+	return v
 }
 
 // labelsKey keys the cache of excludedFor's podNames: a node selection and a template.

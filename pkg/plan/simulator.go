@@ -370,7 +370,7 @@ func (s *Simulator) CheckEmpty(ctx context.Context, pod *v1.Pod, sig string, t *
 		st = s.filter(ctx, pre, pod, s.probe(t))
 	} else {
 		probe := s.renamed(t, probeNodeName)
-		s.snap.addNode(probe.Node, probe.DaemonPods...)
+		s.snap.addNode(probe.Node(), probe.DaemonPods...)
 		st = s.Check(ctx, pod, probeNodeName)
 		s.snap.removeNode(probeNodeName)
 	}
@@ -531,11 +531,11 @@ func (s *Simulator) Unplace(logger klog.Logger, pod *v1.Pod, nodeName string) er
 func (s *Simulator) Install(name string, t *Template, pods []*v1.Pod) {
 	r := s.renamed(t, name)
 	all := append(slices.Clone(r.DaemonPods), pods...)
-	if s.snap.setNode(r.Node, all) {
+	if s.snap.setNode(r.Node(), all) {
 		return
 	}
 	s.snap.removeNode(name)
-	s.snap.addNode(r.Node, all...)
+	s.snap.addNode(r.Node(), all...)
 }
 
 // NodeAs returns a node of template t named name with t's DaemonSet pods and pods, outside
@@ -543,7 +543,7 @@ func (s *Simulator) Install(name string, t *Template, pods []*v1.Pod) {
 func (s *Simulator) NodeAs(t *Template, name string, pods []*v1.Pod) *framework.NodeInfo {
 	c := s.renamed(t, name)
 	ni := framework.NewNodeInfo()
-	ni.SetNode(c.Node)
+	ni.SetNode(c.Node())
 	for _, p := range slices.Concat(c.DaemonPods, pods) {
 		ni.AddPodInfo(s.snap.entry(p).info)
 	}

@@ -68,7 +68,7 @@ func registered(r *rand.Rand, planned []*PlannedNode) ([]*v1.Node, []*v1.Pod) {
 	var pods []*v1.Pod
 	for _, n := range planned {
 		opt := n.Options[r.IntN(len(n.Options))].renamed(n.Name)
-		nodes = append(nodes, opt.Node)
+		nodes = append(nodes, opt.Node())
 		pods = append(pods, opt.DaemonPods...)
 		pods = append(pods, boundTo(n.Name, n.Pods)...)
 	}

@@ -29,8 +29,6 @@ type Template struct {
 	// InstanceType is the instance type, Offering the zone and capacity type it is bought in.
 	InstanceType *cloud.InstanceType
 	Offering     cloud.Offering
-	// Node is the node as it would register, named by a placeholder hostname.
-	Node *v1.Node
 	// DaemonPods are the pods the cluster's DaemonSets would run on the node, and
 	// DaemonRequests the sum of their requests, and their number as pods.
 	DaemonPods     []*v1.Pod
@@ -65,6 +63,126 @@ type Template struct {
 	// idx numbers the template among its plan's (templateParts), from 1; 0 for one built
 	// alone (NewTemplate).
 	idx int32
+	// name and region are those of the node; provLabels are its Provisioner's labels
+	// (ProvisionerSpec.NodeLabels) and taints its taints, shared by the Provisioner's
+	// templates; capacity and allocatable are its instance type's, shared by its templates.
+	// A plan has thousands of templates and asks for the Node of few (those it probes or
+	// plans): the others are looked at by label (see label), their Nodes never built.
+	name, region          string
+	provLabels            map[string]string
+	taints                []v1.Taint
+	capacity, allocatable v1.ResourceList
+	// node is the Node of a copy (renamed), built with it; nil for a template, whose Node
+	// is built at each call.
+	node *v1.Node
+}
+
+// Node returns the node as t's would register: its name, the labels of its instance type
+// and offering, its Provisioner's, the chosen ones, its hostname, Provisioner and region,
+// its taints, capacity and allocatable. Unless t is a planned node's copy, each call
+// builds a new one: use label to read a label.
+func (t *Template) Node() *v1.Node {
+	if t.node != nil {
+		return t.node
+	}
+	return t.buildNode()
+}
+
+// buildNode builds t's Node (see Node). Its labels are those label reads.
+func (t *Template) buildNode() *v1.Node {
+	labels := make(map[string]string, len(t.provLabels)+len(t.Chosen)+len(t.InstanceType.Labels)+7)
+	// Lowest precedence first: each layer overrides those before it, as label reads them
+	// in the reverse order.
+	maps.Copy(labels, t.provLabels)
+	maps.Copy(labels, t.Chosen)
+	maps.Copy(labels, t.InstanceType.Labels)
+	if _, ok := labels[v1.LabelOSStable]; !ok {
+		labels[v1.LabelOSStable] = string(v1.Linux)
+	}
+	for _, k := range fixedLabels {
+		if v, ok := t.fixedLabel(k); ok {
+			labels[k] = v
+		}
+	}
+	return &v1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: t.name, Labels: labels, UID: types.UID("template-" + t.name)},
+		Spec:       v1.NodeSpec{Taints: t.taints},
+		Status: v1.NodeStatus{
+			Capacity:    t.capacity,
+			Allocatable: t.allocatable,
+			Conditions:  []v1.NodeCondition{{Type: v1.NodeReady, Status: v1.ConditionTrue}},
+		},
+	}
+}
+
+// fixedLabels are the labels a template's node has whatever its instance type's and
+// Provisioner's: set by its offering, its name, Provisioner and region (see fixedLabel).
+var fixedLabels = []string{v1.LabelInstanceTypeStable, v1.LabelTopologyZone, v1alpha1.LabelCapacityType, v1.LabelHostname,
+	v1alpha1.LabelProvisionerName, v1.LabelTopologyRegion}
+
+// fixedLabel returns the value of key if it is one of fixedLabels t's node has.
+func (t *Template) fixedLabel(key string) (string, bool) {
+	switch key {
+	case v1.LabelInstanceTypeStable:
+		return t.InstanceType.Name, true
+	case v1.LabelTopologyZone:
+		return t.Offering.Zone, true
+	case v1alpha1.LabelCapacityType:
+		return t.Offering.CapacityType, true
+	case v1.LabelHostname:
+		return t.name, true
+	case v1alpha1.LabelProvisionerName:
+		return t.Provisioner.Name, true
+	case v1.LabelTopologyRegion:
+		return t.region, t.region != ""
+	}
+	return "", false
+}
+
+// label returns the value of label key of t's node, and whether it has it, without building
+// the node: what Node's labels say.
+func (t *Template) label(key string) (string, bool) {
+	if v, ok := t.fixedLabel(key); ok {
+		return v, true
+	}
+	if v, ok := t.InstanceType.Labels[key]; ok {
+		return v, true
+	}
+	if v, ok := t.Chosen[key]; ok {
+		return v, true
+	}
+	if v, ok := t.provLabels[key]; ok {
+		return v, true
+	}
+	if key == v1.LabelOSStable {
+		return string(v1.Linux), true
+	}
+	return "", false
+}
+
+// labelValue is label's value, "" if t's node has no such label.
+func (t *Template) labelValue(key string) string {
+	v, _ := t.label(key)
+	return v
+}
+
+// nodeWith returns a node of t's name and taints with only those of its labels keys names:
+// the node to ask whether a node selection that reads these keys only (nodeSelectionKeys)
+// matches t's node, without building it.
+func (t *Template) nodeWith(keys []string) *v1.Node {
+	labels := make(map[string]string, len(keys))
+	for _, k := range keys {
+		if v, ok := t.label(k); ok {
+			labels[k] = v
+		}
+	}
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: t.name, Labels: labels}, Spec: v1.NodeSpec{Taints: t.taints}}
+}
+
+// matches reports whether t's node satisfies pod's nodeSelector and required node affinity
+// (matchesNodeSelection), which read only the labels they name and the node's name.
+func (t *Template) matches(pod *v1.Pod) bool {
+	return matchesNodeSelection(pod, t.nodeWith(nodeSelectionKeys(&pod.Spec)))
 }
 
 // NewTemplate builds the template of instance type it in offering o for provisioner p, in
@@ -91,8 +209,17 @@ type templateParts struct {
 	reads map[*appsv1.DaemonSet][]string
 	// daemons are the DaemonSet pods of a template with their sums, by their keys joined.
 	daemons map[string]*daemonSet
+	// provs are each Provisioner's labels and taints (Template.provLabels, taints).
+	provs map[*v1alpha1.Provisioner]provisionerParts
 	// templates counts the templates built (Template.idx).
 	templates int32
+}
+
+// provisionerParts are a Provisioner's labels (ProvisionerSpec.NodeLabels) and its taints as
+// a node carries them.
+type provisionerParts struct {
+	labels map[string]string
+	taints []v1.Taint
 }
 
 // daemonSet is what a template keeps of its DaemonSet pods: the pods, their requests summed
@@ -106,7 +233,25 @@ type daemonSet struct {
 
 func newTemplateParts() *templateParts {
 	return &templateParts{resources: map[*cloud.InstanceType][2]v1.ResourceList{}, daemonPods: map[string]*v1.Pod{},
-		runs: map[string]bool{}, reads: map[*appsv1.DaemonSet][]string{}, daemons: map[string]*daemonSet{}}
+		runs: map[string]bool{}, reads: map[*appsv1.DaemonSet][]string{}, daemons: map[string]*daemonSet{},
+		provs: map[*v1alpha1.Provisioner]provisionerParts{}}
+}
+
+// provisioner returns p's labels and taints, shared when parts is not nil.
+func (parts *templateParts) provisioner(p *v1alpha1.Provisioner) provisionerParts {
+	if parts != nil {
+		if pp, ok := parts.provs[p]; ok {
+			return pp
+		}
+	}
+	pp := provisionerParts{labels: p.Spec.NodeLabels()}
+	for _, t := range p.Spec.Taints {
+		pp.taints = append(pp.taints, t.Core())
+	}
+	if parts != nil {
+		parts.provs[p] = pp
+	}
+	return pp
 }
 
 // capacity returns it's capacity and allocatable, shared when parts is not nil.
@@ -122,12 +267,13 @@ func (parts *templateParts) capacity(it *cloud.InstanceType) (v1.ResourceList, v
 	return r[0], r[1]
 }
 
-// shouldRun is daemon.NodeShouldRunDaemonPod(node, ds), cached in parts (when not nil) by
+// shouldRun is daemon.NodeShouldRunDaemonPod on t's node, cached in parts (when not nil) by
 // all it reads of the node: its name, taints and the values of the labels ds's node
-// selection names (nodeSelector and required node affinity; its matchFields read the name).
-func (parts *templateParts) shouldRun(logger klog.Logger, node *v1.Node, ds *appsv1.DaemonSet) bool {
+// selection names (nodeSelector and required node affinity; its matchFields read the name),
+// and asked of a node of these alone (Template.nodeWith).
+func (parts *templateParts) shouldRun(logger klog.Logger, t *Template, ds *appsv1.DaemonSet) bool {
 	if parts == nil {
-		run, _ := daemon.NodeShouldRunDaemonPod(logger, node, ds)
+		run, _ := daemon.NodeShouldRunDaemonPod(logger, t.nodeWith(nodeSelectionKeys(&ds.Spec.Template.Spec)), ds)
 		return run
 	}
 	keys, ok := parts.reads[ds]
@@ -140,22 +286,22 @@ func (parts *templateParts) shouldRun(logger klog.Logger, node *v1.Node, ds *app
 	b.WriteByte(0)
 	b.WriteString(ds.Namespace + "/" + ds.Name)
 	b.WriteByte(0)
-	b.WriteString(node.Name)
-	for _, t := range node.Spec.Taints {
+	b.WriteString(t.name)
+	for _, taint := range t.taints {
 		b.WriteByte(0)
-		b.WriteString(t.Key + "=" + t.Value + ":" + string(t.Effect))
+		b.WriteString(taint.Key + "=" + taint.Value + ":" + string(taint.Effect))
 	}
 	b.WriteByte(1)
 	for _, k := range keys {
 		b.WriteByte(0)
-		if v, ok := node.Labels[k]; ok {
+		if v, ok := t.label(k); ok {
 			b.WriteString("=" + v)
 		}
 	}
 	key := b.String()
 	run, ok := parts.runs[key]
 	if !ok {
-		run, _ = daemon.NodeShouldRunDaemonPod(logger, node, ds)
+		run, _ = daemon.NodeShouldRunDaemonPod(logger, t.nodeWith(keys), ds)
 		parts.runs[key] = run
 	}
 	return run
@@ -213,6 +359,8 @@ func newTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 		Offering:     o,
 		Shape:        ShapeKey(p.Name, it.Name, o.Zone, o.CapacityType),
 		group:        p.Name,
+		name:         nodeName,
+		region:       region,
 	}
 	t.Key = t.Shape
 	if len(chosen) > 0 {
@@ -220,9 +368,10 @@ func newTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 		t.Key += "/" + labels.FormatLabels(chosen)
 		t.group += "/" + labels.FormatLabels(chosen)
 	}
-	capacity, allocatable := parts.capacity(it)
-	t.Node = templateNode(p, it, o, region, nodeName, chosen, capacity, allocatable)
-	d := parts.daemonSet(daemonPods(logger, t.Node, daemonSets, parts))
+	t.capacity, t.allocatable = parts.capacity(it)
+	pp := parts.provisioner(p)
+	t.provLabels, t.taints = pp.labels, pp.taints
+	d := parts.daemonSet(daemonPods(logger, t, daemonSets, parts))
 	t.DaemonPods, t.DaemonRequests, t.daemonAffinity = d.pods, d.requests, d.affinity
 	if parts != nil {
 		parts.templates++
@@ -231,7 +380,7 @@ func newTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 	t.NodeCost = it.NodeCost + p.Spec.NodeCostUSDPerHour()
 	t.excluded = excludedByDefault(t)
 	t.named = t.excluded != "" && namesType(p.Spec.Requirements, t)
-	alloc, daemons := millisOf(allocatable), millisOf(t.DaemonRequests)
+	alloc, daemons := millisOf(t.allocatable), millisOf(t.DaemonRequests)
 	t.free = millis{cpu: alloc.cpu - daemons.cpu, memory: alloc.memory - daemons.memory, ephemeral: alloc.ephemeral - daemons.ephemeral,
 		pods: alloc.pods - daemons.pods}
 	return t
@@ -241,24 +390,6 @@ func newTemplate(logger klog.Logger, p *v1alpha1.Provisioner, it *cloud.Instance
 // provisioner/instanceType/zone/capacityType.
 func ShapeKey(provisioner, instanceType, zone, capacityType string) string {
 	return provisioner + "/" + instanceType + "/" + zone + "/" + capacityType
-}
-
-// templateNode returns the Node a node of it in o for p, with the chosen labels, would
-// register as: the labels of its instance type and offering, and those of the user's, p's and
-// the chosen ones (its NodeClaim carries them, see NodeClaimFor), which are never
-// well-known ones.
-func templateNode(p *v1alpha1.Provisioner, it *cloud.InstanceType, o cloud.Offering, region, name string, chosen map[string]string,
-	capacity, allocatable v1.ResourceList) *v1.Node {
-	labels := p.Spec.NodeLabels()
-	maps.Copy(labels, chosen)
-	maps.Copy(labels, it.Labels)
-	labels[v1.LabelInstanceTypeStable] = it.Name
-	labels[v1.LabelTopologyZone] = o.Zone
-	labels[v1alpha1.LabelCapacityType] = o.CapacityType
-	if _, ok := labels[v1.LabelOSStable]; !ok {
-		labels[v1.LabelOSStable] = string(v1.Linux)
-	}
-	return readyNode(name, "template-"+name, labels, p.Name, region, p.Spec.Taints, capacity, allocatable)
 }
 
 // Cost is what a node of t costs per hour: its offering's price and its NodeCost.
@@ -274,21 +405,27 @@ func (t *Template) CostWith(podCPU float64) float64 {
 // UserLabels returns the labels of t's node that are the user's (v1alpha1.IsUserLabel): its
 // Provisioner's (ProvisionerSpec.NodeLabels) and the Chosen ones.
 func (t *Template) UserLabels() map[string]string {
-	labels := maps.Clone(t.Node.Labels)
-	maps.DeleteFunc(labels, func(key, _ string) bool { return !v1alpha1.IsUserLabel(key) })
+	labels := map[string]string{}
+	for _, layer := range []map[string]string{t.provLabels, t.Chosen} {
+		for k := range layer {
+			if v1alpha1.IsUserLabel(k) {
+				labels[k] = t.labelValue(k)
+			}
+		}
+	}
 	return labels
 }
 
 // daemonPods returns, sorted by name, a pod for every DaemonSet the DaemonSet controller
-// would run on node, as the controller creates it: pinned to the node. A pod depends on its
-// DaemonSet and the node's name only: parts, if not nil, shares it between templates.
-func daemonPods(logger klog.Logger, node *v1.Node, daemonSets []*appsv1.DaemonSet, parts *templateParts) []*v1.Pod {
+// would run on t's node, as the controller creates it: pinned to the node. A pod depends on
+// its DaemonSet and the node's name only: parts, if not nil, shares it between templates.
+func daemonPods(logger klog.Logger, t *Template, daemonSets []*appsv1.DaemonSet, parts *templateParts) []*v1.Pod {
 	var pods []*v1.Pod
 	for _, ds := range daemonSets {
-		if !parts.shouldRun(logger, node, ds) {
+		if !parts.shouldRun(logger, t, ds) {
 			continue
 		}
-		key := string(ds.UID) + "/" + ds.Namespace + "/" + ds.Name + "/" + node.Name
+		key := string(ds.UID) + "/" + ds.Namespace + "/" + ds.Name + "/" + t.name
 		if parts != nil {
 			if pod, ok := parts.daemonPods[key]; ok {
 				pods = append(pods, pod)
@@ -296,12 +433,12 @@ func daemonPods(logger klog.Logger, node *v1.Node, daemonSets []*appsv1.DaemonSe
 			}
 		}
 		spec := ds.Spec.Template.Spec.DeepCopy()
-		spec.NodeName = node.Name
+		spec.NodeName = t.name
 		pods = append(pods, &v1.Pod{
 			ObjectMeta: metav1.ObjectMeta{
 				Namespace: ds.Namespace,
-				Name:      ds.Name + "-" + node.Name,
-				UID:       types.UID(string(ds.UID) + "-" + node.Name),
+				Name:      ds.Name + "-" + t.name,
+				UID:       types.UID(string(ds.UID) + "-" + t.name),
 				Labels:    ds.Spec.Template.Labels,
 				OwnerReferences: []metav1.OwnerReference{{
 					APIVersion: "apps/v1", Kind: "DaemonSet", Name: ds.Name, UID: ds.UID,
@@ -323,10 +460,11 @@ func (t *Template) renamed(name string) *Template { return t.renamedWith(name, r
 // renamedWith is renamed with the DaemonSet pods named by rename(pod, name).
 func (t *Template) renamedWith(name string, rename func(*v1.Pod, string) *v1.Pod) *Template {
 	c := *t
-	c.Node = t.Node.DeepCopy()
-	c.Node.Name = name
-	c.Node.UID = types.UID("template-" + name)
-	c.Node.Labels[v1.LabelHostname] = name
+	c.name = name
+	c.node = c.buildNode()
+	// The copy's node is its own: what its template shares with others stays unchanged.
+	c.node.Spec.Taints = slices.Clone(c.node.Spec.Taints)
+	c.node.Status.Capacity, c.node.Status.Allocatable = t.capacity.DeepCopy(), t.allocatable.DeepCopy()
 	c.DaemonPods = make([]*v1.Pod, len(t.DaemonPods))
 	for i, p := range t.DaemonPods {
 		c.DaemonPods[i] = rename(p, name)

@@ -24,7 +24,7 @@ func (p *packer) buildTemplates() {
 	p.parts = newTemplateParts()
 	for _, prov := range p.provs {
 		p.used[prov.Name] = sum(p.in.Used[prov.Name])
-		reqs := requirementsSelector(prov)
+		reqs, keys := requirementsSelector(prov)
 		var ts []*Template
 		for _, it := range p.in.InstanceTypes[prov.Name] {
 			for _, o := range it.Offerings {
@@ -32,7 +32,7 @@ func (p *packer) buildTemplates() {
 					continue
 				}
 				t := newTemplate(p.logger, prov, it, o, p.in.Region, templateNodeName, nil, p.in.DaemonSets, p.parts)
-				if reqs != nil && !reqs.Match(t.Node) {
+				if reqs != nil && !reqs.Match(t.nodeWith(keys)) {
 					continue
 				}
 				p.hasExcluded = p.hasExcluded || t.excluded != ""
@@ -61,20 +61,23 @@ func sortCheapestFirst(ts []*Template) {
 }
 
 // requirementsSelector returns the Provisioner's requirements on well-known labels as a
-// node selector, nil if there are none: they choose the instance types and offerings. Those
-// on keys of the user's are met by the labels templates carry (see openKeys).
-func requirementsSelector(prov *v1alpha1.Provisioner) *nodeaffinity.NodeSelector {
+// node selector, and the keys they name, nil if there are none: they choose the instance
+// types and offerings. Those on keys of the user's are met by the labels templates carry
+// (see openKeys).
+func requirementsSelector(prov *v1alpha1.Provisioner) (*nodeaffinity.NodeSelector, []string) {
 	var exprs []v1.NodeSelectorRequirement
+	var keys []string
 	for _, r := range prov.Spec.Requirements {
 		if v1alpha1.WellKnownLabels.Has(r.Key) {
 			exprs = append(exprs, r.Core())
+			keys = append(keys, r.Key)
 		}
 	}
 	if len(exprs) == 0 {
-		return nil
+		return nil, nil
 	}
 	sel, _ := nodeaffinity.NewNodeSelector(&v1.NodeSelector{NodeSelectorTerms: []v1.NodeSelectorTerm{{MatchExpressions: exprs}}})
-	return sel
+	return sel, keys
 }
 
 func weight(p *v1alpha1.Provisioner) int32 {
@@ -102,13 +105,13 @@ func (p *packer) addPhantoms() {
 	for _, prov := range p.provs {
 		for _, ts := range p.templateGroups(prov) {
 			for _, t := range ts {
-				key := fmt.Sprintf("%s/%s/%s/%s", t.group, t.Offering.Zone, t.Offering.CapacityType, t.Node.Labels[v1.LabelArchStable])
+				key := fmt.Sprintf("%s/%s/%s/%s", t.group, t.Offering.Zone, t.Offering.CapacityType, t.labelValue(v1.LabelArchStable))
 				if seen[key] {
 					continue
 				}
 				seen[key] = true
 				name := fmt.Sprintf("nodewright-phantom-%d", len(p.phantoms))
-				node := t.renamed(name).Node
+				node := t.renamed(name).Node()
 				node.Status.Allocatable = v1.ResourceList{}
 				p.sim.AddNode(node)
 				p.phantoms = append(p.phantoms, name)

@@ -169,7 +169,7 @@ func TestNodeLabelsAgree(t *testing.T) {
 				CapacityType: tc.offering.CapacityType,
 			}
 
-			onTemplate := template.Node.Labels
+			onTemplate := template.Node().Labels
 			onNode := lifecycle.PlannedLabels(nc, it)
 			onKubelet := aws.KubeletLabels(nc, nc.Status.CapacityType)
 
