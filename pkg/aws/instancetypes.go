@@ -235,6 +235,19 @@ func (p *Provider) InstanceTypes(ctx context.Context, nodeClass *v1alpha1.EC2Nod
 	return p.instanceTypes(ctx, resolved, kubelet, nil)
 }
 
+// InstanceType implements cloud.Provider.
+func (p *Provider) InstanceType(ctx context.Context, nodeClass *v1alpha1.EC2NodeClass, kubelet *v1alpha1.KubeletConfiguration, name string) (*cloud.InstanceType, error) {
+	resolved, err := p.nodeClasses.resolve(ctx, nodeClass)
+	if err != nil {
+		return nil, err
+	}
+	types, err := p.instanceTypes(ctx, resolved, kubelet, sets.New(name))
+	if err != nil || len(types) == 0 {
+		return nil, err
+	}
+	return types[0], nil
+}
+
 // instanceTypes builds the instance types a resolved node class can launch: those of an
 // architecture it has an AMI for, with offerings in its subnets' zones; only those named in
 // only, when it is not nil (a launch builds the few types its NodeClaim allows, not the

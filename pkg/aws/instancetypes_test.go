@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/kubernetes/test/utils/ktesting"
 
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/aws/catalog"
 	"github.com/nodewright/nodewright/pkg/aws/emulator"
 	"github.com/nodewright/nodewright/pkg/cloud"
@@ -69,6 +70,31 @@ func TestInstanceTypesMatchCatalog(t *testing.T) {
 	}
 	if after := len(env.emulator.CallsOf("DescribeInstanceTypes")); after != before {
 		t.Errorf("%d DescribeInstanceTypes calls within the TTL", after-before)
+	}
+}
+
+// TestInstanceTypeAsListed: InstanceType describes a type as InstanceTypes lists it, under a
+// kubelet configuration too, and says nil for a type the node class cannot launch.
+func TestInstanceTypeAsListed(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	env := newTestEnv(t, emulator.Options{})
+	for _, kubelet := range []*v1alpha1.KubeletConfiguration{nil, {MaxPods: new(int32(20))}} {
+		types, err := env.provider.InstanceTypes(ctx, testNodeClass(), kubelet)
+		if err != nil {
+			t.Fatalf("InstanceTypes: %v", err)
+		}
+		for _, want := range types {
+			got, err := env.provider.InstanceType(ctx, testNodeClass(), kubelet, want.Name)
+			if err != nil {
+				t.Fatalf("InstanceType %s: %v", want.Name, err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("InstanceType %s (-listed, +got):\n%s", want.Name, diff)
+			}
+		}
+	}
+	if got, err := env.provider.InstanceType(ctx, testNodeClass(), nil, "m5.huge"); got != nil || err != nil {
+		t.Errorf("InstanceType m5.huge = %v, %v; want nil, nil", got, err)
 	}
 }
 

@@ -21,6 +21,11 @@ type Provider interface {
 	// subnet or security group.
 	InstanceTypes(ctx context.Context, nodeClass *v1alpha1.EC2NodeClass, kubelet *v1alpha1.KubeletConfiguration) ([]*InstanceType, error)
 
+	// InstanceType returns the instance type named name as InstanceTypes describes it, nil
+	// if InstanceTypes has no such type, without describing the others: what a node that
+	// registers is labelled with, once per node.
+	InstanceType(ctx context.Context, nodeClass *v1alpha1.EC2NodeClass, kubelet *v1alpha1.KubeletConfiguration, name string) (*InstanceType, error)
+
 	// Create launches one instance for nodeClaim: one of the instance types, zones and
 	// capacity types its requirements allow, the cheapest available first, with the labels
 	// (requirements with operator In and one value that are not well-known labels), taints and

@@ -76,19 +76,16 @@ func (r *registrar) instanceType(ctx context.Context, nc *v1alpha1.NodeClaim) (*
 	if err != nil {
 		return nil, fmt.Errorf("getting ec2nodeclass %s: %w", nc.Spec.NodeClassRef.Name, err)
 	}
-	types, err := r.cloud.InstanceTypes(ctx, nodeClass, kubelet)
+	it, err := r.cloud.InstanceType(ctx, nodeClass, kubelet, nc.Status.InstanceType)
 	if cloud.IsNodeClassNotReady(err) {
 		logger.V(2).Info("Node class does not resolve, the node gets no instance type labels", "err", err)
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("listing instance types: %w", err)
+		return nil, fmt.Errorf("describing instance type %s: %w", nc.Status.InstanceType, err)
 	}
-	for _, it := range types {
-		if it.Name == nc.Status.InstanceType {
-			return it, nil
-		}
+	if it == nil {
+		logger.V(2).Info("Instance type no longer offered, the node gets no instance type labels", "instanceType", nc.Status.InstanceType)
 	}
-	logger.V(2).Info("Instance type no longer offered, the node gets no instance type labels", "instanceType", nc.Status.InstanceType)
-	return nil, nil
+	return it, nil
 }

@@ -40,6 +40,16 @@ func (p *Provider) InstanceTypes(context.Context, *v1alpha1.EC2NodeClass, *v1alp
 	return p.Types, nil
 }
 
+// InstanceType returns the type of p.Types named name, nil if none is.
+func (p *Provider) InstanceType(_ context.Context, _ *v1alpha1.EC2NodeClass, _ *v1alpha1.KubeletConfiguration, name string) (*cloud.InstanceType, error) {
+	for _, it := range p.Types {
+		if it.Name == name {
+			return it, nil
+		}
+	}
+	return nil, nil
+}
+
 // Create launches the cheapest available offering of the instance types nodeClaim's
 // node.kubernetes.io/instance-type requirement allows (all types if it has none).
 func (p *Provider) Create(_ context.Context, nodeClaim *v1alpha1.NodeClaim, _ *v1alpha1.EC2NodeClass, _ *v1alpha1.KubeletConfiguration) (*cloud.Instance, error) {
