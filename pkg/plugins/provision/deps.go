@@ -2,11 +2,14 @@ package provision
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/utils/clock"
@@ -22,7 +25,22 @@ type deps struct {
 	handle fwk.Handle
 	opts   Options
 	ledger *Ledger
+
+	// podsOnce makes pods, the scheduler's pod informer, once: asking the informer factory
+	// for it allocates (a new Pod as the key), and unbound asks for every reserved pod at
+	// each pod event.
+	podsOnce sync.Once
+	pods     cache.SharedIndexInformer
 }
+
+// podInformer returns the scheduler's pod informer.
+func (d *deps) podInformer() cache.SharedIndexInformer {
+	d.podsOnce.Do(func() { d.pods = d.handle.SharedInformerFactory().Core().V1().Pods().Informer() })
+	return d.pods
+}
+
+// podLister lists and gets the pods of the scheduler's pod informer.
+func (d *deps) podLister() corelisters.PodLister { return corelisters.NewPodLister(d.podInformer().GetIndexer()) }
 
 // reservationGrace returns the args' ReservationGrace, or the default without args.
 func (d *deps) reservationGrace() time.Duration {
@@ -47,8 +65,7 @@ func (d *deps) afterFunc(delay time.Duration, f func()) {
 // at once starts the round of a burst of pods when they are created, not after the scheduler
 // has tried each one and written its status.
 func (d *deps) pendingPods(logger klog.Logger) []*v1.Pod {
-	informers := d.handle.SharedInformerFactory()
-	pods, err := informers.Core().V1().Pods().Lister().List(labels.Everything())
+	pods, err := d.podLister().List(labels.Everything())
 	if err != nil {
 		logger.Error(err, "Listing pods")
 		return nil
@@ -129,7 +146,7 @@ func (d *deps) ours(pod *v1.Pod) bool {
 // unbound returns the pod namespace/name, as the informer sees it, if it is the pod with uid
 // and not bound.
 func (d *deps) unbound(namespace, name string, uid types.UID) (*v1.Pod, bool) {
-	pod, err := d.handle.SharedInformerFactory().Core().V1().Pods().Lister().Pods(namespace).Get(name)
+	pod, err := d.podLister().Pods(namespace).Get(name)
 	if err != nil || pod.UID != uid || pod.Spec.NodeName != "" {
 		return nil, false
 	}

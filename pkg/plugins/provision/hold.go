@@ -260,7 +260,7 @@ func (h *holds) prune() {
 // freeRoom returns the free room of the cluster's nodes, from the informers; nil if they
 // cannot be listed.
 func (d *deps) freeRoom(logger klog.Logger) *freeRoom {
-	pods, err := d.handle.SharedInformerFactory().Core().V1().Pods().Lister().List(labels.Everything())
+	pods, err := d.podLister().List(labels.Everything())
 	if err == nil {
 		var room *freeRoom
 		if room, err = d.roomWith(pods); err == nil {

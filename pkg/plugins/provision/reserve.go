@@ -161,7 +161,7 @@ func (r *reservations) pendingReserved(claim string, uid types.UID) int {
 // Until the scheduler's pod cache has synced, a pending pod may look absent: nothing is
 // settled then.
 func (r *reservations) settleIfDone(claim string) {
-	if claim == "" || r.ledger.isSettled(claim) || !r.handle.SharedInformerFactory().Core().V1().Pods().Informer().HasSynced() {
+	if claim == "" || r.ledger.isSettled(claim) || !r.podInformer().HasSynced() {
 		return
 	}
 	if len(r.waitingOn(claim)) == 0 {
