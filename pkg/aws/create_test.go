@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -289,4 +290,37 @@ func offering(types []*cloud.InstanceType, name, zone, ct string) *cloud.Offerin
 		}
 	}
 	return nil
+}
+
+// TestConcurrentCreatesShareLaunchTemplate: the launches of a burst, made at once, find or
+// create their common launch template once, not once each.
+func TestConcurrentCreatesShareLaunchTemplate(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	env := newTestEnv(t, emulator.Options{})
+	const claims = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, claims)
+	for i := range claims {
+		wg.Go(func() {
+			// One architecture: one AMI, one launch template.
+			claim := testNodeClaim(fmt.Sprint("claim-", i), "1", req(v1alpha1.LabelCapacityType, corev1.NodeSelectorOpIn, "on-demand"),
+				req(corev1.LabelArchStable, corev1.NodeSelectorOpIn, "amd64"))
+			if _, err := env.provider.Create(ctx, claim, testNodeClass(), nil); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Create: %v", err)
+	}
+	if n := len(env.emulator.CallsOf("CreateFleet")); n != claims {
+		t.Errorf("%d CreateFleet calls, want %d", n, claims)
+	}
+	for _, op := range []string{"DescribeLaunchTemplates", "CreateLaunchTemplate"} {
+		if n := len(env.emulator.CallsOf(op)); n != 1 {
+			t.Errorf("%d %s calls, want 1", n, op)
+		}
+	}
 }

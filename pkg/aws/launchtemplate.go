@@ -13,6 +13,7 @@ import (
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"golang.org/x/sync/singleflight"
 	"k8s.io/klog/v2"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -28,6 +29,9 @@ type launchTemplates struct {
 
 	mu    sync.Mutex
 	known map[string]bool // names that exist, as far as this process knows
+	// flights lets one launch at a time find or create a template: a burst's launches,
+	// one per worker, would each describe and create the same one.
+	flights singleflight.Group
 }
 
 func newLaunchTemplates(api EC2API, opts Options) *launchTemplates {
@@ -53,13 +57,31 @@ func (l *launchTemplates) ensure(ctx context.Context, resolved *resolvedNodeClas
 	sum := sha256.Sum256(content)
 	name := "nodewright/" + l.opts.ClusterName + "/" + hex.EncodeToString(sum[:])[:16]
 
-	l.mu.Lock()
-	known := l.known[name]
-	l.mu.Unlock()
-	if known {
+	if l.isKnown(name) {
 		return name, nil
 	}
-	_, err = l.ec2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{LaunchTemplateNames: []string{name}})
+	_, err, _ = l.flights.Do(name, func() (any, error) { return nil, l.findOrCreate(ctx, name, data, tags, resolved, ami) })
+	if err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// isKnown reports whether the launch template name exists, as far as this process knows.
+func (l *launchTemplates) isKnown(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.known[name]
+}
+
+// findOrCreate creates the launch template name with data and tags, unless it exists.
+func (l *launchTemplates) findOrCreate(ctx context.Context, name string, data *ec2types.RequestLaunchTemplateData, tags map[string]string,
+	resolved *resolvedNodeClass, ami amiInfo) error {
+	if l.isKnown(name) {
+		// Found or created by the flight just before this one.
+		return nil
+	}
+	_, err := l.ec2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{LaunchTemplateNames: []string{name}})
 	switch {
 	case isNotFound(err):
 		_, err = l.ec2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
@@ -68,16 +90,16 @@ func (l *launchTemplates) ensure(ctx context.Context, resolved *resolvedNodeClas
 			TagSpecifications:  []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeLaunchTemplate, Tags: ec2Tags(tags)}},
 		})
 		if err != nil && errorCode(err) != "InvalidLaunchTemplateName.AlreadyExistsException" {
-			return "", fmt.Errorf("creating launch template %s: %w", name, err)
+			return fmt.Errorf("creating launch template %s: %w", name, err)
 		}
 		klog.FromContext(ctx).V(2).Info("Created launch template", "launchTemplate", name, "image", ami.id, "nodeClass", resolved.nodeClass.Name)
 	case err != nil:
-		return "", fmt.Errorf("describing launch template %s: %w", name, err)
+		return fmt.Errorf("describing launch template %s: %w", name, err)
 	}
 	l.mu.Lock()
 	l.known[name] = true
 	l.mu.Unlock()
-	return name, nil
+	return nil
 }
 
 // forget drops what the process knows about existing launch templates, after a launch found
