@@ -40,7 +40,9 @@ func (d *deps) podInformer() cache.SharedIndexInformer {
 }
 
 // podLister lists and gets the pods of the scheduler's pod informer.
-func (d *deps) podLister() corelisters.PodLister { return corelisters.NewPodLister(d.podInformer().GetIndexer()) }
+func (d *deps) podLister() corelisters.PodLister {
+	return corelisters.NewPodLister(d.podInformer().GetIndexer())
+}
 
 // reservationGrace returns the args' ReservationGrace, or the default without args.
 func (d *deps) reservationGrace() time.Duration {
