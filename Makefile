@@ -88,7 +88,7 @@ test-unit: ## Run the unit tests with the race detector.
 
 .PHONY: test-integration
 test-integration: build tools ## Run the integration tests against a real control plane and kwok.
-	NODEWRIGHT_BIN_DIR=$(BIN) $(GO) test -count=1 -timeout $(INTEGRATION_TIMEOUT) $(TEST_FLAGS) ./test/integration/...
+	NODEWRIGHT_BIN_DIR=$(BIN) $(GO) test -p 1 -count=1 -timeout $(INTEGRATION_TIMEOUT) $(TEST_FLAGS) ./test/integration/...
 
 .PHONY: verify
 verify: ## Check formatting, go vet, staticcheck, that go mod tidy changes nothing and that generated files are up to date.

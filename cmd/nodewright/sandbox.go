@@ -30,6 +30,7 @@ type sandboxFlags struct {
 	verbosity       int
 	launchLatency   time.Duration
 	joinDelay       time.Duration
+	workloads       bool
 }
 
 func (f *sandboxFlags) add(cmd *cobra.Command, defaultDir string) {
@@ -41,6 +42,9 @@ func (f *sandboxFlags) add(cmd *cobra.Command, defaultDir string) {
 	// sandbox keeps the order of events and the gaps between them visible, ten times faster.
 	cmd.Flags().DurationVar(&f.launchLatency, "launch-latency", 2*time.Second, "how long the EC2 emulator keeps a new instance pending (EC2: ~10-20s)")
 	cmd.Flags().DurationVar(&f.joinDelay, "join-delay", 3*time.Second, "how long after an instance runs the emulator registers its Node, as a kubelet would (EC2: ~30s)")
+	cmd.Flags().BoolVar(&f.workloads, "workloads", false, "turn on the feature gates "+strings.Join(sandbox.WorkloadGates, ",")+
+		" (off by default in Kubernetes 1.37) in the apiserver, the controller manager and nodewright-scheduler, and serve "+
+		sandbox.WorkloadAPI+": Workloads, PodGroups, and the PodGroups of Jobs that ask for gang scheduling")
 }
 
 func newSandboxCommand() *cobra.Command {
@@ -73,7 +77,11 @@ func newSandboxUpCommand() *cobra.Command {
 			fmt.Fprintf(out, "\nThe sandbox is up. Its state and logs are in %s.\nThe EC2 emulator answers at %s; EC2NodeClass %q selects its subnets.\n\nKubeconfig: %s\n\n  export KUBECONFIG=%s\n\n",
 				sb.dir, sb.emulator.URL(), defaultNodeClass, sb.cp.Kubeconfig(), sb.cp.Kubeconfig())
 			if noScheduler {
-				fmt.Fprintf(out, "Run the scheduler yourself with:\n\n  bin/nodewright-scheduler --config %s\n\n", sb.schedulerConfig)
+				gates := ""
+				if flags.workloads {
+					gates = " --feature-gates=" + strings.Join(sandbox.WorkloadGates, ",")
+				}
+				fmt.Fprintf(out, "Run the scheduler yourself with:\n\n  bin/nodewright-scheduler --config %s%s\n\n", sb.schedulerConfig, gates)
 			} else {
 				fmt.Fprintf(out, "nodewright-scheduler is running; pods with schedulerName: nodewright-scheduler are its to place.\n"+
 					"Its log is shown here and kept in %s (nodewright sandbox logs -f --dir %s).\n", controllerLogPath(sb.dir), sb.dir)
@@ -107,7 +115,7 @@ func startSandbox(ctx context.Context, flags *sandboxFlags, withScheduler bool, 
 	if err != nil {
 		return nil, err
 	}
-	cp, err := sandbox.Start(ctx, sandbox.Options{BinDir: flags.binDir, Dir: dir})
+	cp, err := sandbox.Start(ctx, sandbox.Options{BinDir: flags.binDir, Dir: dir, Workloads: flags.workloads})
 	if err != nil {
 		return nil, fmt.Errorf("starting the sandbox: %w", err)
 	}
@@ -158,7 +166,11 @@ func startSandbox(ctx context.Context, flags *sandboxFlags, withScheduler bool, 
 	if err := logControllerTo(w, flags.verbosity); err != nil {
 		return nil, err
 	}
-	sb.scheduler, err = scheduler.Start(ctx, scheduler.Options{ConfigFile: sb.schedulerConfig})
+	opts := scheduler.Options{ConfigFile: sb.schedulerConfig}
+	if flags.workloads {
+		opts.Flags = []string{"--feature-gates=" + strings.Join(sandbox.WorkloadGates, ",")}
+	}
+	sb.scheduler, err = scheduler.Start(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("starting nodewright-scheduler: %w", err)
 	}

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // serviceCIDR is the sandbox's Service IP range; serviceClusterIP is the apiserver's
@@ -28,8 +29,30 @@ func etcdArgs(dir, clientURL string, peerPort int) []string {
 	}
 }
 
-func apiserverArgs(certs *pki, etcdURL string, port int) []string {
-	return []string{
+// WorkloadGates are the feature gates of the Workload and PodGroup APIs
+// (scheduling.k8s.io/v1beta1) and of the Job controller's PodGroups, off by default in
+// Kubernetes 1.37: what Options.Workloads turns on in the apiserver and the controller
+// manager, and what a scheduler that schedules PodGroups needs (GenericWorkload).
+var WorkloadGates = []string{"GenericWorkload=true", "WorkloadWithJob=true"}
+
+// WorkloadAPI is the API version of Workloads and PodGroups, not served by default.
+const WorkloadAPI = "scheduling.k8s.io/v1beta1"
+
+// gateArgs returns the flags that turn on the Workload gates if workloads, else none; with
+// api, the flag that serves WorkloadAPI as well.
+func gateArgs(workloads, api bool) []string {
+	if !workloads {
+		return nil
+	}
+	args := []string{"--feature-gates=" + strings.Join(WorkloadGates, ",")}
+	if api {
+		args = append(args, "--runtime-config="+WorkloadAPI+"=true")
+	}
+	return args
+}
+
+func apiserverArgs(certs *pki, etcdURL string, port int, workloads bool) []string {
+	return append([]string{
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -48,11 +71,11 @@ func apiserverArgs(certs *pki, etcdURL string, port int) []string {
 		// reconciler refuses; nothing in the sandbox reaches the apiserver through it.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
-	}
+	}, gateArgs(workloads, true)...)
 }
 
-func controllerManagerArgs(certs *pki, kubeconfig string, port int) []string {
-	return []string{
+func controllerManagerArgs(certs *pki, kubeconfig string, port int, workloads bool) []string {
+	return append([]string{
 		"--kubeconfig=" + kubeconfig,
 		"--authentication-kubeconfig=" + kubeconfig,
 		"--authorization-kubeconfig=" + kubeconfig,
@@ -71,7 +94,7 @@ func controllerManagerArgs(certs *pki, kubeconfig string, port int) []string {
 		// of pods at 20 a second: what a scale-down measured here would then measure.
 		"--kube-api-qps=200",
 		"--kube-api-burst=300",
-	}
+	}, gateArgs(workloads, false)...)
 }
 
 func kwokArgs(kubeconfig, stages, addr string) []string {

@@ -32,6 +32,11 @@ type Options struct {
 	// StartTimeout bounds the wait for each component to become healthy. Defaults to 2m:
 	// a cold kube-apiserver on two cores takes tens of seconds to install its APIs.
 	StartTimeout time.Duration
+	// Workloads turns on WorkloadGates in the apiserver and the controller manager, and
+	// serves WorkloadAPI: Workloads and PodGroups, and the PodGroups the Job controller
+	// makes for a Job that asks for one. A scheduler that schedules PodGroups needs
+	// GenericWorkload on as well (see WorkloadGates).
+	Workloads bool
 }
 
 // ControlPlane is a running sandbox cluster. Stop it when done.
@@ -105,7 +110,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cp.run(ctx, "kube-apiserver", bins.apiserver, apiserverArgs(certs, etcdURL, apiPort), timeout,
+	if err := cp.run(ctx, "kube-apiserver", bins.apiserver, apiserverArgs(certs, etcdURL, apiPort, opts.Workloads), timeout,
 		httpCheck(adminClient, apiURL+"/readyz")); err != nil {
 		return nil, err
 	}
@@ -114,7 +119,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	if err := cp.run(ctx, "kube-controller-manager", bins.controllerManager,
-		controllerManagerArgs(certs, cp.kubeconfig, kcmPort), timeout,
+		controllerManagerArgs(certs, cp.kubeconfig, kcmPort, opts.Workloads), timeout,
 		httpCheck(insecure, "https://127.0.0.1:"+strconv.Itoa(kcmPort)+"/healthz")); err != nil {
 		return nil, err
 	}

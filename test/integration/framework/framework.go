@@ -32,13 +32,19 @@ var ControlPlane *sandbox.ControlPlane
 // tests and stops it. A SIGINT or SIGTERM (Ctrl-C on `go test`) stops the control plane
 // before the binary exits, so no etcd, apiserver, controller manager or kwok survives it.
 func Main(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(run(m, sandbox.Options{}))
 }
 
-func run(m *testing.M) int {
+// MainWith is Main with a control plane started with opts: a package whose tests need a
+// control plane unlike the others' (feature gates on) has its own test binary.
+func MainWith(m *testing.M, opts sandbox.Options) {
+	os.Exit(run(m, opts))
+}
+
+func run(m *testing.M, opts sandbox.Options) int {
 	ctx := context.Background()
 	start := time.Now()
-	cp, err := sandbox.Start(ctx, sandbox.Options{})
+	cp, err := sandbox.Start(ctx, opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting the sandbox control plane: %v\n", err)
 		return 1
