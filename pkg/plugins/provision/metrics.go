@@ -105,6 +105,20 @@ var (
 			"by provisioner and by the scheduler plugin that rejected them.",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{labelProvisioner, labelPlugin})
+	gangsPlanned = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem,
+		Name:      "gangs_planned_total",
+		Help: "Gangs (PodGroups of gang policy) a round planned, by result: written (every pod planned, every claim written), " +
+			"unplanned (a pod could not be planned: no claim written), write_failed (a claim could not be written: those written deleted).",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{labelResult})
+)
+
+// Values of the result label of gangsPlanned.
+const (
+	gangWritten     = "written"
+	gangUnplanned   = "unplanned"
+	gangWriteFailed = "write_failed"
 )
 
 var registerOnce sync.Once
@@ -112,6 +126,6 @@ var registerOnce sync.Once
 // registerMetrics registers the plugin's metrics with the scheduler's registry, once.
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsAddedToClaims, podsUnplanned, podsUnplannedLast, podsStranded, podUnschedulableToBound, podsReleased, podsHeld)
+		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsAddedToClaims, podsUnplanned, podsUnplannedLast, podsStranded, podUnschedulableToBound, podsReleased, podsHeld, gangsPlanned)
 	})
 }

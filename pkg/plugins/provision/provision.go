@@ -66,6 +66,8 @@ type Provision struct {
 	writer    *claimWriter
 	// holds are the pods PreEnqueue holds for a round; nil without a batcher.
 	holds *holds
+	// gangs finds the gangs among a round's pods.
+	gangs *gangs
 	// unplannedPods are the pods the last round could not plan, and why.
 	unplannedPods *unplannedMemo
 	// waits times pods from unschedulable to bound (podUnschedulableToBound).
@@ -84,12 +86,14 @@ func newProvision(d *deps, hardDefaultSpread bool) *Provision {
 		unplannedPods: &unplannedMemo{last: map[types.UID]*plan.Unplanned{}}, waits: &waitTimes{since: map[types.UID]time.Time{}}}
 	p.conflicts = newConflicts(d, p.reserved, hardDefaultSpread)
 	p.writer = &claimWriter{deps: d, trigger: func() { p.batcher.Trigger() }}
+	p.gangs = &gangs{deps: d}
 	return p
 }
 
 var (
-	_ fwk.PostFilterPlugin = &Provision{}
-	_ fwk.PreEnqueuePlugin = &Provision{}
+	_ fwk.PostFilterPlugin         = &Provision{}
+	_ fwk.PodGroupPostFilterPlugin = &Provision{}
+	_ fwk.PreEnqueuePlugin         = &Provision{}
 )
 
 // New builds the plugin from its pluginConfig args, with no cloud provider (see Options).

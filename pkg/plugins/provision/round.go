@@ -83,8 +83,18 @@ func (p *Provision) round(ctx context.Context) {
 	var held []*plan.Unplanned
 	in.Pods, held = p.strands.holdStranded(in.Pods, in.Provisioners)
 	in.Avoid = p.strands.avoidedShapes()
+	// Gangs are planned after the other pods, each on its own (see gang).
+	var gangs []*gang
+	in.Pods, gangs = p.gangs.split(logger, in.Pods)
+	defer func() {
+		for _, g := range gangs {
+			p.planGang(ctx, g)
+		}
+	}()
 	if len(in.Pods) == 0 {
-		provisioningRounds.WithLabelValues(resultNoPods).Inc()
+		if len(gangs) == 0 {
+			provisioningRounds.WithLabelValues(resultNoPods).Inc()
+		}
 		p.recordUnplanned(held)
 		return
 	}
@@ -94,6 +104,7 @@ func (p *Provision) round(ctx context.Context) {
 	if err != nil {
 		provisioningRounds.WithLabelValues(resultError).Inc()
 		logger.Error(err, "Planning nodes", "pods", len(in.Pods))
+		gangs = nil
 		return
 	}
 	provisioningRounds.WithLabelValues(resultPlanned).Inc()

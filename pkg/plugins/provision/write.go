@@ -30,14 +30,24 @@ type claimWriter struct {
 const claimWriters = 8
 
 // writeClaims creates one NodeClaim per planned node, claimWriters at a time, and records the
-// reservations at once, so that PostFilter sees them before the informer does.
-func (w *claimWriter) writeClaims(ctx context.Context, result *plan.Result) {
+// reservations at once, so that PostFilter sees them before the informer does. It returns
+// the names of the claims written and how many could not be.
+func (w *claimWriter) writeClaims(ctx context.Context, result *plan.Result) (written []string, failed int) {
 	work := make(chan *plan.PlannedNode)
+	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for range min(claimWriters, len(result.Nodes)) {
 		wg.Go(func() {
 			for n := range work {
-				w.writeClaim(ctx, n)
+				name, ok := w.writeClaim(ctx, n)
+				mu.Lock()
+				if name != "" {
+					written = append(written, name)
+				}
+				if !ok {
+					failed++
+				}
+				mu.Unlock()
 			}
 		})
 	}
@@ -46,10 +56,13 @@ func (w *claimWriter) writeClaims(ctx context.Context, result *plan.Result) {
 	}
 	close(work)
 	wg.Wait()
+	return written, failed
 }
 
-// writeClaim creates the NodeClaim of n and reserves its pods on it.
-func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) {
+// writeClaim creates the NodeClaim of n and reserves its pods on it, and returns its name
+// ("" if none was written: none was needed, or the write failed) and false if the write
+// failed.
+func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) (string, bool) {
 	logger := klog.FromContext(ctx)
 	// The scheduler kept placing pods while the round planned: a pod bound since to room
 	// that appeared needs no new node, and a node none of whose pods still wait is not
@@ -57,7 +70,7 @@ func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) {
 	if still := w.stillPending(n.Pods); len(still) < len(n.Pods) {
 		logger.V(2).Info("Pods of a planned node were bound meanwhile", "planned", len(n.Pods), "pending", len(still))
 		if len(still) == 0 {
-			return
+			return "", true
 		}
 		n.Pods = still
 	}
@@ -70,7 +83,7 @@ func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) {
 			w.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
 				"%s: writing the nodeclaim: %v", Name, err)
 		}
-		return
+		return "", false
 	}
 	w.ledger.Set(nc)
 	nodesPlanned.WithLabelValues(nc.Spec.Provisioner, n.Template.InstanceType.Name).Inc()
@@ -82,6 +95,7 @@ func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) {
 		w.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeNormal, "Reserved", "Provisioning",
 			"%s: waiting for the node of nodeclaim %s", Name, nc.Name)
 	}
+	return nc.Name, true
 }
 
 // addToClaims reserves the pods the plan put into the spare room of launched NodeClaims on
