@@ -239,21 +239,7 @@ func (env *provisionEnv) cleanup(provisioner string) {
 	if err := env.client.CoreV1().Pods(env.ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{}); err != nil {
 		t.Errorf("deleting pods: %v", err)
 	}
-	selector := v1alpha1.LabelProvisionerName + "=" + provisioner
-	if err := dyn.Resource(framework.NodeClaimGVR).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: selector}); err != nil {
-		t.Errorf("deleting nodeclaims: %v", err)
-	}
-	framework.Eventually(ctx, t, 60*time.Second, "the provisioner's nodeclaims and nodes gone", func(ctx context.Context) (bool, error) {
-		claims, err := dyn.Resource(framework.NodeClaimGVR).List(ctx, metav1.ListOptions{LabelSelector: selector})
-		if err != nil {
-			return false, err
-		}
-		nodes, err := env.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: selector})
-		if err != nil {
-			return false, err
-		}
-		return len(claims.Items) == 0 && len(nodes.Items) == 0, nil
-	})
+	framework.DeleteClaimsOf(ctx, t, env.client, provisioner)
 }
 
 // dump logs the namespace's pods and events and the Provisioner's NodeClaims, to tell why.

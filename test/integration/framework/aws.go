@@ -384,3 +384,23 @@ func InstancesOf(e *emulator.Emulator, claim string) []emulator.Instance {
 	}
 	return out
 }
+
+// DeleteClaimsOf deletes the NodeClaims of the Provisioner named provisioner and waits, up
+// to a minute, until they and their Nodes are gone: the end of a test whose scheduler made
+// them, run while its lifecycle still runs.
+func DeleteClaimsOf(ctx context.Context, t testing.TB, client kubernetes.Interface, provisioner string) {
+	t.Helper()
+	dyn := Dynamic(t)
+	selector := v1alpha1.LabelProvisionerName + "=" + provisioner
+	if err := dyn.Resource(NodeClaimGVR).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: selector}); err != nil {
+		t.Errorf("deleting nodeclaims: %v", err)
+	}
+	Eventually(ctx, t, 60*time.Second, "the provisioner's nodeclaims and nodes gone", func(ctx context.Context) (bool, error) {
+		claims, err := dyn.Resource(NodeClaimGVR).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, err
+		}
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: selector})
+		return err == nil && len(claims.Items) == 0 && len(nodes.Items) == 0, err
+	})
+}

@@ -84,18 +84,7 @@ func (env *gangEnv) cleanup() {
 	if err := env.client.CoreV1().Pods(env.ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{}); err != nil {
 		t.Errorf("deleting pods: %v", err)
 	}
-	selector := v1alpha1.LabelProvisionerName + "=" + env.ns
-	if err := dyn.Resource(framework.NodeClaimGVR).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: selector}); err != nil {
-		t.Errorf("deleting nodeclaims: %v", err)
-	}
-	framework.Eventually(ctx, t, 60*time.Second, "the provisioner's nodeclaims and nodes gone", func(ctx context.Context) (bool, error) {
-		claims, err := dyn.Resource(framework.NodeClaimGVR).List(ctx, metav1.ListOptions{LabelSelector: selector})
-		if err != nil {
-			return false, err
-		}
-		nodes, err := env.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: selector})
-		return err == nil && len(claims.Items) == 0 && len(nodes.Items) == 0, err
-	})
+	framework.DeleteClaimsOf(ctx, t, env.client, env.ns)
 }
 
 // gpuJob creates a Job of n pods of one GPU each, a gang of minCount n.
