@@ -27,8 +27,9 @@ import (
 // the round's other pods' (whose NodeClaims it then sees, for the Provisioners' limits), and
 // written only if every pod of the gang is planned; if a claim cannot be written, those
 // written are deleted. A pod of a gang waits for its claim's node as any reserved pod does
-// (PreEnqueue holds it), and the scheduler's PodGroup cycle binds the gang once the last of
-// its nodes has registered.
+// (PreEnqueue holds it). Not working yet: the scheduler's PodGroup cycle runs with the pods
+// let go first, fails, and the last one is not queued into the group again, so a planned
+// gang does not bind (docs/concepts.md, "Gangs").
 //
 // Gangs exist only when the scheduler schedules PodGroups (the GenericWorkload feature gate);
 // without it, a pod's schedulingGroup means nothing to it, and nothing to the rounds.

@@ -84,15 +84,15 @@ func (p *Provision) round(ctx context.Context) {
 	in.Pods, held = p.strands.holdStranded(in.Pods, in.Provisioners)
 	in.Avoid = p.strands.avoidedShapes()
 	// Gangs are planned after the other pods, each on its own (see gang).
-	var gangs []*gang
-	in.Pods, gangs = p.gangs.split(logger, in.Pods)
+	var gangsToPlan []*gang
+	in.Pods, gangsToPlan = p.gangs.split(logger, in.Pods)
 	defer func() {
-		for _, g := range gangs {
+		for _, g := range gangsToPlan {
 			p.planGang(ctx, g)
 		}
 	}()
 	if len(in.Pods) == 0 {
-		if len(gangs) == 0 {
+		if len(gangsToPlan) == 0 {
 			provisioningRounds.WithLabelValues(resultNoPods).Inc()
 		}
 		p.recordUnplanned(held)
@@ -104,7 +104,7 @@ func (p *Provision) round(ctx context.Context) {
 	if err != nil {
 		provisioningRounds.WithLabelValues(resultError).Inc()
 		logger.Error(err, "Planning nodes", "pods", len(in.Pods))
-		gangs = nil
+		gangsToPlan = nil
 		return
 	}
 	provisioningRounds.WithLabelValues(resultPlanned).Inc()
