@@ -123,6 +123,12 @@ func (p *Provision) onNodeClaim(ctx context.Context, obj any) {
 	if nc.IsTrue(v1alpha1.ConditionRegistered) {
 		p.reserved.activateOnce(ctx, nc)
 	}
+	if nc.IsTrue(v1alpha1.ConditionInitialized) {
+		if claims := p.gangs.initialized(nc.Name); claims != nil {
+			n := p.reserved.activateClaims(ctx, claims)
+			klog.FromContext(ctx).V(2).Info("Nodes of a gang all initialized; activating its pods", "nodeClaims", claims, "pods", n)
+		}
+	}
 }
 
 // onNodeClaimDeleted releases the pods of a deleted NodeClaim to be planned again.
@@ -140,6 +146,7 @@ func (p *Provision) onNodeClaimDeleted(ctx context.Context, obj any) {
 // nodes in the cluster, the scheduler never calls PostFilter).
 func (p *Provision) release(ctx context.Context, nc *v1alpha1.NodeClaim) {
 	p.reserved.forget(nc.Name)
+	p.gangs.gone(nc.Name)
 	released := p.ledger.Delete(nc.Name)
 	pending := p.reserved.activate(ctx, released)
 	if pending > 0 {

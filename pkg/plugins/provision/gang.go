@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/sets"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	schedulinglisters "k8s.io/client-go/listers/scheduling/v1beta1"
 	"k8s.io/klog/v2"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/kubernetes/pkg/features"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/lifecycle"
 	"github.com/nodewright/nodewright/pkg/plan"
 )
 
@@ -26,10 +28,8 @@ import (
 // plans them together or not at all. Their nodes are planned in a plan of their own after
 // the round's other pods' (whose NodeClaims it then sees, for the Provisioners' limits), and
 // written only if every pod of the gang is planned; if a claim cannot be written, those
-// written are deleted. A pod of a gang waits for its claim's node as any reserved pod does
-// (PreEnqueue holds it). Not working yet: the scheduler's PodGroup cycle runs with the pods
-// let go first, fails, and the last one is not queued into the group again, so a planned
-// gang does not bind (docs/concepts.md, "Gangs").
+// written are deleted. The pods of a gang written wait until the nodes of all its claims are
+// initialized (gangs.wait), then go to the scheduler together (docs/concepts.md, "Gangs").
 //
 // Gangs exist only when the scheduler schedules PodGroups (the GenericWorkload feature gate);
 // without it, a pod's schedulingGroup means nothing to it, and nothing to the rounds.
@@ -41,11 +41,29 @@ type gang struct {
 // name is the gang's PodGroup as namespace/name.
 func (g *gang) name() string { return g.group.Namespace + "/" + g.group.Name }
 
-// gangs reads the PodGroups of pods, from the scheduler's informer.
+// gangs reads the PodGroups of pods, from the scheduler's informer, and keeps the pods of a
+// gang planned here out of the scheduling queue until the nodes of all of them are
+// initialized (Ready, startup taints gone). Let go as each pod's node registered, the gang's
+// scheduling cycle would run while its last nodes are not Ready yet, fail (GangScheduling
+// binds none of them unless all fit), write the status of every pod of the gang and back the
+// gang off, once more for each node that is late.
 type gangs struct {
 	*deps
 	once   sync.Once
 	lister schedulinglisters.PodGroupLister
+
+	mu sync.Mutex
+	// waiting are the gangs planned by this process whose pods wait for their nodes, by
+	// PodGroup (namespace/name); claimGang is the gang of each of their NodeClaims.
+	waiting   map[string]*gangNodes
+	claimGang map[string]string
+}
+
+// gangNodes are the NodeClaims a gang's pods were reserved on, and those whose node is not
+// initialized yet.
+type gangNodes struct {
+	claims  []string
+	unready sets.Set[string]
 }
 
 // groupsScheduled reports whether the scheduler schedules PodGroups.
@@ -181,6 +199,14 @@ func (p *Provision) planGang(ctx context.Context, g *gang) {
 		return
 	}
 	p.writer.addToClaims(ctx, result.Added)
+	claims := written
+	for _, a := range result.Added {
+		claims = append(claims, a.Claim)
+	}
+	if p.gangs.wait(logger, g.name(), claims) {
+		// Nodes that are all initialized already (the gang fit in launched claims' room).
+		p.reserved.activateClaims(ctx, claims)
+	}
 	gangsPlanned.WithLabelValues(gangWritten).Inc()
 	logger.V(2).Info("Gang planned", "nodeClaims", len(written), "addedToLaunched", len(result.Added))
 	p.handle.EventRecorder().Eventf(g.group, nil, v1.EventTypeNormal, "Provisioning", "Provisioning",
@@ -207,4 +233,123 @@ func (p *Provision) PodGroupPostFilter(ctx context.Context, _ fwk.PodGroupCycleS
 	// One pod that may still get a node makes the group worth trying again.
 	return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s (podgroup %s/%s)", strings.Join(first.Reasons(), "; "),
 		group.GetNamespace(), group.GetName()))
+}
+
+// gangWaitLimit bounds how long the pods of a gang wait for its nodes to be initialized: as
+// long as the lifecycle waits for a node to join (lifecycle.DefaultRegistrationTimeout).
+const gangWaitLimit = lifecycle.DefaultRegistrationTimeout
+
+// wait records the NodeClaims the pods of the gang named group are reserved on: PreEnqueue
+// holds the gang's pods (unready) until every claim's node is initialized. It reports whether
+// they all are already.
+func (g *gangs) wait(logger klog.Logger, group string, claims []string) bool {
+	// Under g.mu: a claim's update sets the ledger, then calls initialized, which finds the
+	// gang recorded or is seen here.
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	unready := sets.New[string]()
+	for _, name := range claims {
+		if nc, ok := g.ledger.Claim(name); !ok || !nc.IsTrue(v1alpha1.ConditionInitialized) {
+			unready.Insert(name)
+		}
+	}
+	if unready.Len() == 0 {
+		return true
+	}
+	if g.waiting == nil {
+		g.waiting, g.claimGang = map[string]*gangNodes{}, map[string]string{}
+	}
+	g.dropLocked(group) // a gang planned again (some of its pods released) waits for its new claims too
+	w := &gangNodes{claims: claims, unready: unready}
+	g.waiting[group] = w
+	for _, name := range claims {
+		g.claimGang[name] = group
+	}
+	// A node that joins and never gets Ready holds no gang forever: after the limit its
+	// pods are let go, to be tried (and fail) as they would have been without the wait.
+	g.afterFunc(gangWaitLimit, func() { go g.waitedTooLong(logger, group, w) })
+	return false
+}
+
+// waitedTooLong lets the pods of the gang named group go if it still waits for w's nodes.
+func (g *gangs) waitedTooLong(logger klog.Logger, group string, w *gangNodes) {
+	g.mu.Lock()
+	late := g.waiting[group] == w
+	if late {
+		g.dropLocked(group)
+	}
+	g.mu.Unlock()
+	if late {
+		logger.Info("Gang's nodes not all initialized within the limit; letting its pods go", "podGroup", group,
+			"unready", sets.List(w.unready), "limit", gangWaitLimit)
+		g.activatePods(logger, g.pendingOf(refsOf(g.ledger, w.claims)))
+	}
+}
+
+// refsOf returns the pods reserved on the NodeClaims named claims.
+func refsOf(ledger *Ledger, claims []string) []v1alpha1.PodReference {
+	var refs []v1alpha1.PodReference
+	for _, name := range claims {
+		refs = append(refs, ledger.Pods(name)...)
+	}
+	return refs
+}
+
+// unready returns a NodeClaim of pod's gang whose node is not initialized yet, "" if there is
+// none (or pod is of no gang planned here): see gangs.
+func (g *gangs) unready(pod *v1.Pod) string {
+	sg := pod.Spec.SchedulingGroup
+	if sg == nil || sg.PodGroupName == nil {
+		return ""
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if w := g.waiting[pod.Namespace+"/"+*sg.PodGroupName]; w != nil {
+		for name := range w.unready {
+			return name
+		}
+	}
+	return ""
+}
+
+// initialized records that the node of the NodeClaim named claim is initialized, and returns
+// the claims of its gang if it was the gang's last: their pods may go.
+func (g *gangs) initialized(claim string) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	group, ok := g.claimGang[claim]
+	if !ok {
+		return nil
+	}
+	w := g.waiting[group]
+	w.unready.Delete(claim)
+	if w.unready.Len() > 0 {
+		return nil
+	}
+	g.dropLocked(group)
+	return w.claims
+}
+
+// gone forgets the gang of the NodeClaim named claim, deleted: its pods no longer wait for
+// the others' nodes (those released from claim are planned again, and the gang with them).
+func (g *gangs) gone(claim string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if group, ok := g.claimGang[claim]; ok {
+		g.dropLocked(group)
+	}
+}
+
+// dropLocked forgets the gang named group. g.mu is held.
+func (g *gangs) dropLocked(group string) {
+	w := g.waiting[group]
+	if w == nil {
+		return
+	}
+	for _, name := range w.claims {
+		if g.claimGang[name] == group {
+			delete(g.claimGang, name)
+		}
+	}
+	delete(g.waiting, group)
 }

@@ -1,21 +1,26 @@
 package provision
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	schedulingv1beta1 "k8s.io/api/scheduling/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	featuregatetesting "k8s.io/component-base/featuregate/testing"
 	"k8s.io/klog/v2/ktesting"
+	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/features"
 	"k8s.io/utils/ptr"
 
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
@@ -80,5 +85,100 @@ func TestSplitGangs(t *testing.T) {
 	}
 	if want := []string{"default/a:[a-1 a-2 a-3]", "default/c:[c-3]"}; !slices.Equal(got, want) {
 		t.Errorf("gangs %v, want %v", got, want)
+	}
+}
+
+// TestGangWaitsForAllItsNodes: the pods of a gang planned here stay out of the queue
+// (PreEnqueue) until the nodes of all its NodeClaims are initialized, then all are activated
+// at once; not the pods of another group or of none. A claim of the gang that goes lets its
+// pods go (they are planned again); so does the limit; a gang whose claims are all
+// initialized already does not wait.
+func TestGangWaitsForAllItsNodes(t *testing.T) {
+	logger, ctx := ktesting.NewTestContext(t)
+	member := func(name, group string) *v1.Pod {
+		pod := plantest.PendingPod(name, "1").Obj()
+		if group != "" {
+			pod.Spec.SchedulingGroup = &v1.PodSchedulingGroup{PodGroupName: ptr.To(group)}
+		}
+		return pod
+	}
+	g1, g2, g3, other, single := member("g-1", "g"), member("g-2", "g"), member("g-3", "g"), member("o-1", "o"), member("s", "")
+	p, h, clk := activatingPlugin(ctx, g1, g2, g3, other, single)
+	p.batcher = newBatcher(clk, time.Second, 10*time.Second, func(context.Context) {})
+	initialized := func(nc *v1alpha1.NodeClaim) *v1alpha1.NodeClaim {
+		nc = nc.DeepCopy()
+		for _, c := range []string{v1alpha1.ConditionRegistered, v1alpha1.ConditionInitialized} {
+			nc.Status.Conditions = append(nc.Status.Conditions, metav1.Condition{Type: c, Status: metav1.ConditionTrue})
+		}
+		return nc
+	}
+	c1, c2, c3 := plantest.Claim("c1", "n1", "g-1", "g-2"), plantest.Claim("c2", "n2", "g-3"), plantest.Claim("c3", "n3", "o-1", "s")
+	held := func(pod *v1.Pod) bool {
+		t.Helper()
+		st := p.PreEnqueue(ctx, pod)
+		if !st.IsSuccess() && st.Code() != fwk.UnschedulableAndUnresolvable {
+			t.Fatalf("PreEnqueue(%s) = %v", pod.Name, st)
+		}
+		return !st.IsSuccess()
+	}
+	start := func() {
+		t.Helper()
+		h.activated = nil
+		for _, nc := range []*v1alpha1.NodeClaim{c1, c2, c3} {
+			p.onNodeClaim(ctx, unstructuredClaim(t, nc))
+		}
+		if p.gangs.wait(logger, "default/g", []string{"c1", "c2"}) {
+			t.Fatal("a gang whose nodes are not initialized does not wait")
+		}
+		for _, pod := range []*v1.Pod{g1, g2, g3} {
+			if !held(pod) {
+				t.Fatalf("%s let go while its gang's nodes are not initialized", pod.Name)
+			}
+		}
+		for _, pod := range []*v1.Pod{other, single} {
+			if held(pod) {
+				t.Errorf("%s, of no gang that waits, held", pod.Name)
+			}
+		}
+	}
+
+	start()
+	p.onNodeClaim(ctx, unstructuredClaim(t, initialized(c1)))
+	// (Its registration activated its pods: PreEnqueue held them again.)
+	if !held(g1) || !held(g3) {
+		t.Fatalf("one of two nodes initialized: g-1 held %v, g-3 held %v, want both held", held(g1), held(g3))
+	}
+	h.activated = nil
+	p.onNodeClaim(ctx, unstructuredClaim(t, initialized(c2)))
+	// (c2's registration, in the same update, activated g-3 too.)
+	slices.Sort(h.activated)
+	h.activated = slices.Compact(h.activated)
+	if want := []string{"default/g-1", "default/g-2", "default/g-3"}; !slices.Equal(h.activated, want) {
+		t.Errorf("all nodes initialized: activated %v, want %v", h.activated, want)
+	}
+	if held(g1) || held(g3) {
+		t.Error("a gang whose nodes are all initialized still held")
+	}
+
+	// A claim of the gang deleted: the others' pods no longer wait for it.
+	start()
+	p.onNodeClaimDeleted(ctx, unstructuredClaim(t, c2))
+	if held(g1) {
+		t.Error("a gang one of whose claims went still holds its other pods")
+	}
+
+	// The limit.
+	start()
+	clk.Step(gangWaitLimit)
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return !held(g1), nil
+	}); err != nil {
+		t.Error("a gang still held past the limit")
+	}
+
+	// Claims initialized already.
+	p.onNodeClaim(ctx, unstructuredClaim(t, initialized(c1)))
+	if !p.gangs.wait(logger, "default/g", []string{"c1"}) {
+		t.Error("a gang whose nodes are initialized waits")
 	}
 }

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -68,6 +69,9 @@ func newHolds(d *deps, trigger func(types.UID), activated func(claim string) boo
 func (p *Provision) PreEnqueue(ctx context.Context, pod *v1.Pod) *fwk.Status {
 	if p.holds != nil && p.holds.hold(klog.FromContext(ctx), pod) {
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, holdMessage)
+	}
+	if claim := p.gangs.unready(pod); claim != "" {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("the node of nodeclaim %s, of the pod's gang, is not initialized yet", claim))
 	}
 	return nil
 }

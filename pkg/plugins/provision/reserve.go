@@ -50,6 +50,12 @@ func (r *reservations) activate(ctx context.Context, refs []v1alpha1.PodReferenc
 	return r.activatePods(klog.FromContext(ctx), r.pendingOf(refs))
 }
 
+// activateClaims activates the pending pods reserved on the NodeClaims named claims, and
+// returns how many there were.
+func (r *reservations) activateClaims(ctx context.Context, claims []string) int {
+	return r.activate(ctx, refsOf(r.ledger, claims))
+}
+
 // forget drops what reservations keep of the NodeClaim named claim, which is gone.
 func (r *reservations) forget(claim string) {
 	r.mu.Lock()
