@@ -34,6 +34,12 @@ func (p *Provision) PreFilter(_ context.Context, _ fwk.CycleState, pod *v1.Pod, 
 	if nodeName == "" {
 		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for the launch of nodeclaim %s", Name, claim))
 	}
+	// A gang's pod that reached a cycle while its gang waits for its nodes (from the backoff
+	// queue, where PreEnqueue does not run again): the cycle fails here, saying so, rather
+	// than on a node not Ready yet; PreEnqueue holds the gang once it is requeued.
+	if unready := p.gangs.unready(pod); unready != "" {
+		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for the node of nodeclaim %s, of the pod's gang, to be initialized", Name, unready))
+	}
 	return &fwk.PreFilterResult{NodeNames: sets.New(nodeName)}, nil
 }
 

@@ -135,6 +135,10 @@ func TestGangWaitsForAllItsNodes(t *testing.T) {
 				t.Fatalf("%s let go while its gang's nodes are not initialized", pod.Name)
 			}
 		}
+		// A cycle that reaches it anyway (from the backoff queue) fails at PreFilter.
+		if _, st := p.PreFilter(ctx, nil, g1, nil); st.Code() != fwk.Unschedulable {
+			t.Errorf("PreFilter of g-1 while its gang waits = %v, want Unschedulable", st)
+		}
 		for _, pod := range []*v1.Pod{other, single} {
 			if held(pod) {
 				t.Errorf("%s, of no gang that waits, held", pod.Name)
@@ -158,6 +162,9 @@ func TestGangWaitsForAllItsNodes(t *testing.T) {
 	}
 	if held(g1) || held(g3) {
 		t.Error("a gang whose nodes are all initialized still held")
+	}
+	if _, st := p.PreFilter(ctx, nil, g1, nil); !st.IsSuccess() {
+		t.Errorf("PreFilter of g-1 once its gang's nodes are initialized = %v", st)
 	}
 
 	// A claim of the gang deleted: the others' pods no longer wait for it.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1alpha3 "k8s.io/api/scheduling/v1alpha3"
@@ -99,8 +100,8 @@ func (env *gangEnv) cleanup() {
 	framework.DeleteClaimsOf(ctx, t, env.client, env.ns)
 }
 
-// gpuJob creates a Job of n pods of one GPU each, a gang of minCount n.
-func (env *gangEnv) gpuJob(name string, n int32) {
+// gpuJob creates a Job of n pods of one GPU each, a gang of minCount n; opts change its pods.
+func (env *gangEnv) gpuJob(name string, n int32, opts ...func(*corev1.PodSpec)) {
 	env.t.Helper()
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -119,6 +120,9 @@ func (env *gangEnv) gpuJob(name string, n int32) {
 				}}},
 			}},
 		},
+	}
+	for _, o := range opts {
+		o(&job.Spec.Template.Spec)
 	}
 	if _, err := env.client.BatchV1().Jobs(env.ns).Create(env.ctx, job, metav1.CreateOptions{}); err != nil {
 		env.t.Fatalf("creating job %s: %v", name, err)
@@ -143,12 +147,19 @@ func (env *gangEnv) claims() []string {
 // gangsPlanned returns nodewright_gangs_planned_total{result} of this process's scheduler.
 func gangsPlanned(t *testing.T, result string) float64 {
 	t.Helper()
+	return counter(t, "nodewright_gangs_planned_total", result)
+}
+
+// counter returns the counter name{result} of this process's scheduler: the tests' schedulers
+// share it, so a test reads it before and after.
+func counter(t *testing.T, name, result string) float64 {
+	t.Helper()
 	families, err := legacyregistry.DefaultGatherer.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() != "nodewright_gangs_planned_total" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
@@ -275,5 +286,70 @@ func TestGangBindsTogether(t *testing.T) {
 		if ev.Regarding.Kind == "Pod" && ev.Reason == "FailedScheduling" && strings.Contains(ev.Note, "taint") {
 			t.Errorf("pod %s failed a scheduling cycle: %s", ev.Regarding.Name, ev.Note)
 		}
+	}
+}
+
+// TestGangAndSinglePodsInOneRound is issue 18's fifth acceptance item: a gang and single pods
+// arriving together are planned in one round, the single pods as before (each its node, by
+// the same rules), and all of them bind.
+func TestGangAndSinglePodsInOneRound(t *testing.T) {
+	env := newGangEnv(t, nil)
+	rounds, written := counter(t, "nodewright_provisioning_rounds_total", "planned"), gangsPlanned(t, "written")
+	env.gpuJob("train", 4)
+	// Single pods of 3 CPUs: none fits the node without GPUs.
+	single := st.MakePod().Label("app", "web").SchedulerName("nodewright-scheduler").
+		Req(map[corev1.ResourceName]string{corev1.ResourceCPU: "3", corev1.ResourceMemory: "1Gi"}).Obj()
+	deployment := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](6),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: single.Labels}, Spec: single.Spec},
+		},
+	}
+	if _, err := env.client.AppsV1().Deployments(env.ns).Create(env.ctx, deployment, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating deployment: %v", err)
+	}
+	framework.Eventually(env.ctx, t, 120*time.Second, "the 6 single pods and the gang's 4 bound", func(ctx context.Context) (bool, error) {
+		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName!="})
+		return err == nil && len(list.Items) == 10, err
+	})
+	if got := gangsPlanned(t, "written") - written; got != 1 {
+		t.Errorf("gangs written: %v, want 1", got)
+	}
+	if got := counter(t, "nodewright_provisioning_rounds_total", "planned") - rounds; got != 1 {
+		t.Errorf("rounds that planned: %v, want 1 for the gang and the single pods together", got)
+	}
+}
+
+// TestGangWithZoneAffinityBinds: a gang whose pods require each other's zone (required pod
+// affinity on topology.kubernetes.io/zone, none of them bound yet) is planned in one zone, and
+// the scheduler binds it there. (Part of issue 18's fourth item: a Job's pods are alike, so
+// their plan is in one zone even without the affinity; the zone that has capacity for all of
+// a gang, and the TopologyAwareWorkloadScheduling constraints, are not done.)
+func TestGangWithZoneAffinityBinds(t *testing.T) {
+	env := newGangEnv(t, nil)
+	env.gpuJob("train", 6, func(spec *corev1.PodSpec) {
+		spec.Affinity = &corev1.Affinity{PodAffinity: &corev1.PodAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+			LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{batchv1.JobNameLabel: "train"}},
+			TopologyKey:   corev1.LabelTopologyZone,
+		}}}}
+	})
+	var pods []corev1.Pod
+	framework.Eventually(env.ctx, t, 120*time.Second, "the gang's 6 pods bound", func(ctx context.Context) (bool, error) {
+		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName!="})
+		pods = list.Items
+		return err == nil && len(list.Items) == 6, err
+	})
+	zones := map[string]bool{}
+	for _, pod := range pods {
+		node, err := env.client.CoreV1().Nodes().Get(env.ctx, pod.Spec.NodeName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		zones[node.Labels[corev1.LabelTopologyZone]] = true
+	}
+	if len(zones) != 1 {
+		t.Errorf("the gang's pods run in zones %v, want one", zones)
 	}
 }
