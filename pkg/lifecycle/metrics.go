@@ -65,7 +65,7 @@ var (
 	launchToReadySeconds = metrics.NewHistogramVec(&metrics.HistogramOpts{
 		Subsystem:      metricsSubsystem,
 		Name:           "nodeclaim_launch_to_ready_seconds",
-		Help:           "Time from an instance's launch to its Node being Ready with no startup taint left (nor the not-ready, unreachable or uninitialized taint).",
+		Help:           "Time from an instance's launch to its Node being Ready with no startup taint left.",
 		Buckets:        metrics.ExponentialBuckets(10, 1.5, 12), // 10s .. ~14m
 		StabilityLevel: metrics.ALPHA,
 	}, []string{labelProvisioner, labelInstanceType, labelCapacityType})

@@ -64,7 +64,7 @@ func (r *registrar) reconcile(ctx context.Context, name string) (time.Duration, 
 		return 0, err
 	}
 
-	ready := nodeutil.IsNodeReady(node) && !hasStartupTaint(node, nc.Spec.StartupTaints) && !hasEphemeralTaint(node)
+	ready := nodeutil.IsNodeReady(node) && !hasStartupTaint(node, nc.Spec.StartupTaints)
 	// What this reconcile records, as the claim written says: a reconcile that read the claim
 	// before an earlier one's write reports nothing twice.
 	var registered, initialized bool
@@ -158,24 +158,6 @@ func hasStartupTaint(node *corev1.Node, startup []v1alpha1.Taint) bool {
 			if t.Key == st.Key && t.Effect == st.Effect {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-// ephemeralTaints are the keys of taints Kubernetes itself puts on a node until it is Ready
-// and known to its cloud: the node controller's not-ready and unreachable, which it lifts some
-// time after the Ready condition turns true, and the cloud controller manager's
-// uninitialized. No pod schedules on a node with one (but those that tolerate them, as
-// DaemonSets' do), so a node is not initialized before they are gone.
-var ephemeralTaints = []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable,
-	"node.cloudprovider.kubernetes.io/uninitialized"} // k8s.io/cloud-provider/api.TaintExternalCloudProvider
-
-// hasEphemeralTaint reports whether node has one of the ephemeralTaints, of any effect.
-func hasEphemeralTaint(node *corev1.Node) bool {
-	for _, t := range node.Spec.Taints {
-		if slices.Contains(ephemeralTaints, t.Key) {
-			return true
 		}
 	}
 	return false

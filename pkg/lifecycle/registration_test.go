@@ -38,32 +38,6 @@ func TestRegistration(t *testing.T) {
 		name:           "initialization waits for Ready",
 		nodeOpts:       []func(*corev1.Node){notReady},
 		wantConditions: map[string]metav1.ConditionStatus{"Launched": "True", "Registered": "True"},
-	}, {
-		// The node controller lifts its not-ready taint some time after Ready: until then no
-		// pod schedules there.
-		name: "initialization waits for the node controller's not-ready taint to go",
-		nodeOpts: []func(*corev1.Node){func(n *corev1.Node) {
-			n.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}}
-		}},
-		wantConditions: map[string]metav1.ConditionStatus{"Launched": "True", "Registered": "True"},
-	}, {
-		name: "initialization waits for the cloud controller manager's uninitialized taint to go",
-		nodeOpts: []func(*corev1.Node){func(n *corev1.Node) {
-			n.Spec.Taints = []corev1.Taint{{Key: "node.cloudprovider.kubernetes.io/uninitialized", Value: "true", Effect: corev1.TaintEffectNoSchedule}}
-		}},
-		wantConditions: map[string]metav1.ConditionStatus{"Launched": "True", "Registered": "True"},
-	}, {
-		name: "nor before its unreachable taint goes, of whatever effect",
-		nodeOpts: []func(*corev1.Node){func(n *corev1.Node) {
-			n.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute}}
-		}},
-		wantConditions: map[string]metav1.ConditionStatus{"Launched": "True", "Registered": "True"},
-	}, {
-		name: "other taints than startup and ephemeral ones (the Provisioner's) do not hold it",
-		nodeOpts: []func(*corev1.Node){func(n *corev1.Node) {
-			n.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}}
-		}},
-		wantConditions: map[string]metav1.ConditionStatus{"Launched": "True", "Registered": "True", "Initialized": "True"},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

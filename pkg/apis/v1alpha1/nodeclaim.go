@@ -151,8 +151,7 @@ const (
 	ConditionLaunched = "Launched"
 	// ConditionRegistered is true once a Node with the instance's providerID has joined.
 	ConditionRegistered = "Registered"
-	// ConditionInitialized is true once the node is Ready and its startup taints are gone, and
-	// Kubernetes' own not-ready, unreachable and cloud-uninitialized taints with them.
+	// ConditionInitialized is true once the node is Ready and its startup taints are gone.
 	ConditionInitialized = "Initialized"
 	// ConditionEmpty is true while the node runs no pods but DaemonSet and mirror pods; its
 	// last transition time starts the Provisioner's ttlSecondsAfterEmpty.
