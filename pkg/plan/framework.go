@@ -8,12 +8,14 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/informers"
 	clientsetfake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2"
 	configv1 "k8s.io/kube-scheduler/config/v1"
 	fwk "k8s.io/kube-scheduler/framework"
 	v1helper "k8s.io/kubernetes/pkg/apis/core/v1/helper"
+	"k8s.io/kubernetes/pkg/features"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config/scheme"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
@@ -84,6 +86,11 @@ func FrameworkFactoryWith(enabled *config.Plugins, informerFactory informers.Sha
 			profile.Plugins = &config.Plugins{PreFilter: keep(enabled.PreFilter), Filter: keep(enabled.Filter),
 				PreScore: preferenceScoring(enabled.PreScore), Score: preferenceScoring(enabled.Score),
 				QueueSort: enabled.QueueSort, Bind: enabled.Bind}
+			if utilfeature.DefaultFeatureGate.Enabled(features.GenericWorkload) {
+				// With the gate on, a framework without GangScheduling logs an error each time
+				// it is built; a simulation never runs Permit, where it sits here.
+				profile.Plugins.Permit = config.PluginSet{Enabled: []config.Plugin{{Name: names.GangScheduling}}}
+			}
 		} else {
 			profile.Plugins.MultiPoint = keep(profile.Plugins.MultiPoint)
 			profile.Plugins.PreFilter = keep(profile.Plugins.PreFilter)
