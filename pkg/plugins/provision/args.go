@@ -27,6 +27,11 @@ const (
 	DefaultBatchMaxDuration  = 10 * time.Second
 )
 
+// DefaultGangLaunchTimeout is Args.GangLaunchTimeout's default: twice the launch timeout, room
+// for a gang's claims to be planned again in other pools once or twice, and for GPU nodes,
+// whose images are large, to boot.
+const DefaultGangLaunchTimeout = 10 * time.Minute
+
 // ReservationGrace is the default of Args.ReservationGrace: how long a pod reserved on a
 // NodeClaim waits to fit on the claim's node once it has registered; then the pod is
 // released to be planned again.
@@ -93,6 +98,12 @@ type Args struct {
 	// first failed attempt, before the claim is deleted and its pods are planned again;
 	// attempts are retried with backoff in between. Defaults to 5m.
 	LaunchTimeout *metav1.Duration `json:"launchTimeout,omitempty"`
+	// GangLaunchTimeout bounds how long the nodes of a gang (a PodGroup of gang policy, with
+	// the GenericWorkload feature gate) may take to be all initialized, counted from the round
+	// that first wrote its NodeClaims; a claim that cannot launch meanwhile is planned again in
+	// other pools. A gang not complete by then has every NodeClaim deleted, those launched
+	// included, rather than left idle, and is planned again. Defaults to 10m.
+	GangLaunchTimeout *metav1.Duration `json:"gangLaunchTimeout,omitempty"`
 	// DisruptionInterval is the time between the disruption controller's passes, each of
 	// which decides at most one consolidation or drift replacement. Defaults to 10s.
 	DisruptionInterval *metav1.Duration `json:"disruptionInterval,omitempty"`
@@ -165,6 +176,9 @@ func (a *Args) SetDefaults() {
 	if a.LaunchTimeout == nil {
 		a.LaunchTimeout = &metav1.Duration{Duration: lifecycle.DefaultLaunchTimeout}
 	}
+	if a.GangLaunchTimeout == nil {
+		a.GangLaunchTimeout = &metav1.Duration{Duration: DefaultGangLaunchTimeout}
+	}
 	if a.DisruptionInterval == nil {
 		a.DisruptionInterval = &metav1.Duration{Duration: disruption.DefaultInterval}
 	}
@@ -214,6 +228,9 @@ func (a *Args) Validate() field.ErrorList {
 	}
 	if d := a.LaunchTimeout.Duration; d <= 0 {
 		errs = append(errs, field.Invalid(argsPath.Child("launchTimeout"), d.String(), "must be positive"))
+	}
+	if d := a.GangLaunchTimeout.Duration; d <= 0 {
+		errs = append(errs, field.Invalid(argsPath.Child("gangLaunchTimeout"), d.String(), "must be positive"))
 	}
 	if d := a.DisruptionInterval.Duration; d <= 0 {
 		errs = append(errs, field.Invalid(argsPath.Child("disruptionInterval"), d.String(), "must be positive"))

@@ -123,11 +123,15 @@ func (p *Provision) onNodeClaim(ctx context.Context, obj any) {
 	if nc.IsTrue(v1alpha1.ConditionRegistered) {
 		p.reserved.activateOnce(ctx, nc)
 	}
-	if nc.IsTrue(v1alpha1.ConditionInitialized) {
-		if claims := p.gangs.initialized(nc.Name); claims != nil {
-			n := p.reserved.activateClaims(ctx, claims)
-			klog.FromContext(ctx).V(2).Info("Nodes of a gang all initialized; activating its pods", "nodeClaims", claims, "pods", n)
-		}
+	p.gangNodeChanged(ctx, nc)
+}
+
+// gangNodeChanged lets the pods of nc's gang go if nc's node was the last of the gang's to
+// take pods (gangs.nodeReady).
+func (p *Provision) gangNodeChanged(ctx context.Context, nc *v1alpha1.NodeClaim) {
+	if claims := p.gangs.initialized(nc); claims != nil {
+		n := p.reserved.activateClaims(ctx, claims)
+		klog.FromContext(ctx).V(2).Info("Nodes of a gang all initialized; activating its pods", "nodeClaims", claims, "pods", n)
 	}
 }
 
@@ -220,6 +224,7 @@ func (p *Provision) onNode(ctx context.Context, obj any) {
 	}
 	if nc, ok := p.ledger.ClaimForNode(node); ok {
 		p.reserved.activateOnce(ctx, nc)
+		p.gangNodeChanged(ctx, nc) // the node controller lifted its not-ready taint, say
 	}
 }
 

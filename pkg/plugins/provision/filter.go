@@ -37,8 +37,8 @@ func (p *Provision) PreFilter(_ context.Context, _ fwk.CycleState, pod *v1.Pod, 
 	// A gang's pod that reached a cycle while its gang waits for its nodes (from the backoff
 	// queue, where PreEnqueue does not run again): the cycle fails here, saying so, rather
 	// than on a node not Ready yet; PreEnqueue holds the gang once it is requeued.
-	if unready := p.gangs.unready(pod); unready != "" {
-		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for the node of nodeclaim %s, of the pod's gang, to be initialized", Name, unready))
+	if why := p.gangs.unready(pod); why != "" {
+		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for its gang: %s", Name, why))
 	}
 	return &fwk.PreFilterResult{NodeNames: sets.New(nodeName)}, nil
 }

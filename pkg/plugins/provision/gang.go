@@ -3,8 +3,10 @@ package provision
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	schedulingv1beta1 "k8s.io/api/scheduling/v1beta1"
@@ -19,7 +21,6 @@ import (
 	"k8s.io/kubernetes/pkg/features"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
-	"github.com/nodewright/nodewright/pkg/lifecycle"
 	"github.com/nodewright/nodewright/pkg/plan"
 )
 
@@ -57,13 +58,24 @@ type gangs struct {
 	// PodGroup (namespace/name); claimGang is the gang of each of their NodeClaims.
 	waiting   map[string]*gangNodes
 	claimGang map[string]string
+	// attempts are the gangs whose nodes are being launched, by PodGroup: from the round that
+	// first wrote their claims until their nodes are all initialized, or gangLaunchTimeout.
+	// A gang planned again (a claim could not launch) stays in its attempt.
+	attempts map[string]*gangAttempt
 }
 
-// gangNodes are the NodeClaims a gang's pods were reserved on, and those whose node is not
-// initialized yet.
+// gangAttempt is a gang's launch, from since.
+type gangAttempt struct {
+	since time.Time
+}
+
+// gangNodes are the NodeClaims a gang's pods were reserved on, those whose node is not
+// initialized yet, and the last claim deleted whose pods are being planned again (replanning,
+// until the gang's next claims are written).
 type gangNodes struct {
-	claims  []string
-	unready sets.Set[string]
+	claims     sets.Set[string]
+	unready    sets.Set[string]
+	replanning string
 }
 
 // groupsScheduled reports whether the scheduler schedules PodGroups.
@@ -235,54 +247,109 @@ func (p *Provision) PodGroupPostFilter(ctx context.Context, _ fwk.PodGroupCycleS
 		group.GetNamespace(), group.GetName()))
 }
 
-// gangWaitLimit bounds how long the pods of a gang wait for its nodes to be initialized: as
-// long as the lifecycle waits for a node to join (lifecycle.DefaultRegistrationTimeout).
-const gangWaitLimit = lifecycle.DefaultRegistrationTimeout
-
 // wait records the NodeClaims the pods of the gang named group are reserved on: PreEnqueue
 // holds the gang's pods (unready) until every claim's node is initialized. It reports whether
-// they all are already.
+// they all are already. The gang's first claims start its attempt: if its nodes are not all
+// initialized gangLaunchTimeout later, it is released (release).
 func (g *gangs) wait(logger klog.Logger, group string, claims []string) bool {
 	// Under g.mu: a claim's update sets the ledger, then calls initialized, which finds the
 	// gang recorded or is seen here.
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.waiting == nil {
+		g.waiting, g.claimGang, g.attempts = map[string]*gangNodes{}, map[string]string{}, map[string]*gangAttempt{}
+	}
+	all := sets.New(claims...)
+	if w := g.waiting[group]; w != nil {
+		all = all.Union(w.claims) // planned again: the claims it waited for before, and the new
+	}
 	unready := sets.New[string]()
-	for _, name := range claims {
-		if nc, ok := g.ledger.Claim(name); !ok || !nc.IsTrue(v1alpha1.ConditionInitialized) {
+	for name := range all {
+		if nc, ok := g.ledger.Claim(name); !ok || !g.nodeReady(nc) {
 			unready.Insert(name)
 		}
 	}
+	g.dropLocked(group)
 	if unready.Len() == 0 {
+		delete(g.attempts, group)
 		return true
 	}
-	if g.waiting == nil {
-		g.waiting, g.claimGang = map[string]*gangNodes{}, map[string]string{}
-	}
-	g.dropLocked(group) // a gang planned again (some of its pods released) waits for its new claims too
-	w := &gangNodes{claims: claims, unready: unready}
-	g.waiting[group] = w
-	for _, name := range claims {
+	g.waiting[group] = &gangNodes{claims: all, unready: unready}
+	for name := range all {
 		g.claimGang[name] = group
 	}
-	// A node that joins and never gets Ready holds no gang forever: after the limit its
-	// pods are let go, to be tried (and fail) as they would have been without the wait.
-	g.afterFunc(gangWaitLimit, func() { go g.waitedTooLong(logger, group, w) })
+	if g.attempts[group] == nil {
+		a := &gangAttempt{since: g.opts.Clock.Now()}
+		g.attempts[group] = a
+		g.afterFunc(g.gangLaunchTimeout(), func() { go g.release(logger, group, a) })
+	}
 	return false
 }
 
-// waitedTooLong lets the pods of the gang named group go if it still waits for w's nodes.
-func (g *gangs) waitedTooLong(logger klog.Logger, group string, w *gangNodes) {
+// gangLaunchTimeout is Args.GangLaunchTimeout.
+func (g *gangs) gangLaunchTimeout() time.Duration {
+	if g.args == nil || g.args.GangLaunchTimeout == nil {
+		return DefaultGangLaunchTimeout
+	}
+	return g.args.GangLaunchTimeout.Duration
+}
+
+// release ends attempt a of the gang named group if it is still on: its nodes were not all
+// initialized within gangLaunchTimeout (a claim that could not launch in any pool, a node that
+// never got Ready). Every NodeClaim its pods are reserved on is deleted, those launched
+// included: a gang that cannot start leaves no node idle. Its pods are then planned again, as
+// a new attempt.
+func (g *gangs) release(logger klog.Logger, group string, a *gangAttempt) {
 	g.mu.Lock()
-	late := g.waiting[group] == w
-	if late {
+	on := g.attempts[group] == a
+	if on {
+		delete(g.attempts, group)
 		g.dropLocked(group)
 	}
 	g.mu.Unlock()
-	if late {
-		logger.Info("Gang's nodes not all initialized within the limit; letting its pods go", "podGroup", group,
-			"unready", sets.List(w.unready), "limit", gangWaitLimit)
-		g.activatePods(logger, g.pendingOf(refsOf(g.ledger, w.claims)))
+	if !on {
+		return
+	}
+	namespace, name, _ := strings.Cut(group, "/")
+	pods, err := g.podLister().Pods(namespace).List(labels.Everything())
+	if err != nil {
+		logger.Error(err, "Listing the pods of a gang to release", "podGroup", group)
+		return
+	}
+	claims := sets.New[string]()
+	for _, pod := range pods {
+		if sg := pod.Spec.SchedulingGroup; sg != nil && sg.PodGroupName != nil && *sg.PodGroupName == name {
+			if claim, _, ok := g.ledger.Reservation(pod.UID); ok {
+				claims.Insert(claim)
+			}
+		}
+	}
+	now := g.opts.Clock.Now()
+	launched := 0
+	for _, claim := range sets.List(claims) {
+		if nc, ok := g.ledger.Claim(claim); ok && nc.Status.LaunchTime != nil {
+			launched++
+			hours := now.Sub(nc.Status.LaunchTime.Time).Hours()
+			for res, q := range nc.Status.Capacity {
+				if res == v1.ResourceCPU || strings.Contains(string(res), "/") {
+					gangReleasedResourceHours.WithLabelValues(string(res)).Add(hours * q.AsApproximateFloat64())
+				}
+			}
+		}
+		if err := g.opts.Dynamic.Resource(v1alpha1.NodeClaimGVR).Delete(context.Background(), claim, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			logger.Error(err, "Deleting a nodeclaim of a gang released", "podGroup", group, "nodeClaim", claim)
+		}
+	}
+	gangsReleased.Inc()
+	msg := fmt.Sprintf("%s: the nodes of gang %s were not all initialized within %s of its first nodeclaims; "+
+		"deleted its %d nodeclaim(s), %d of them launched, so that none is left idle; its pods are planned again",
+		Name, group, g.gangLaunchTimeout(), claims.Len(), launched)
+	logger.Info("Released a gang whose nodes were not all initialized in time", "podGroup", group, "timeout", g.gangLaunchTimeout(),
+		"nodeClaims", sets.List(claims), "launched", launched, "since", a.since)
+	if lister := g.podGroups(); lister != nil {
+		if pg, err := lister.PodGroups(namespace).Get(name); err == nil {
+			g.handle.EventRecorder().Eventf(pg, nil, v1.EventTypeWarning, "FailedProvisioning", "Releasing", "%s", msg)
+		}
 	}
 }
 
@@ -295,8 +362,8 @@ func refsOf(ledger *Ledger, claims []string) []v1alpha1.PodReference {
 	return refs
 }
 
-// unready returns a NodeClaim of pod's gang whose node is not initialized yet, "" if there is
-// none (or pod is of no gang planned here): see gangs.
+// unready returns why pod, of a gang planned here, waits: a NodeClaim of its gang whose node
+// is not initialized yet, or pods of its gang being planned again; "" if it does not wait.
 func (g *gangs) unready(pod *v1.Pod) string {
 	sg := pod.Spec.SchedulingGroup
 	if sg == nil || sg.PodGroupName == nil {
@@ -304,40 +371,82 @@ func (g *gangs) unready(pod *v1.Pod) string {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if w := g.waiting[pod.Namespace+"/"+*sg.PodGroupName]; w != nil {
-		for name := range w.unready {
-			return name
-		}
+	w := g.waiting[pod.Namespace+"/"+*sg.PodGroupName]
+	if w == nil {
+		return ""
+	}
+	for name := range w.unready {
+		return fmt.Sprintf("the node of nodeclaim %s, of the pod's gang, is not initialized yet", name)
+	}
+	if w.replanning != "" {
+		return fmt.Sprintf("the pods of its gang that nodeclaim %s could not launch for are planned again", w.replanning)
 	}
 	return ""
 }
 
-// initialized records that the node of the NodeClaim named claim is initialized, and returns
-// the claims of its gang if it was the gang's last: their pods may go.
-func (g *gangs) initialized(claim string) []string {
+// ephemeralTaints are the keys of the taints Kubernetes itself puts on a node until it is
+// Ready and known to its cloud: the node controller's not-ready and unreachable, which it
+// lifts some time after the Ready condition turns true, and the cloud controller manager's
+// uninitialized. No pod of a gang that does not tolerate them goes there before they are gone.
+var ephemeralTaints = []string{v1.TaintNodeNotReady, v1.TaintNodeUnreachable,
+	"node.cloudprovider.kubernetes.io/uninitialized"} // k8s.io/cloud-provider/api.TaintExternalCloudProvider
+
+// nodeReady reports whether nc's node takes pods: the claim is Initialized (its node Ready,
+// no startup taint left) and the node, in the scheduler's informer, has none of the
+// ephemeralTaints left.
+func (g *gangs) nodeReady(nc *v1alpha1.NodeClaim) bool {
+	if !nc.IsTrue(v1alpha1.ConditionInitialized) || nc.Status.NodeName == "" {
+		return false
+	}
+	node, err := g.handle.SharedInformerFactory().Core().V1().Nodes().Lister().Get(nc.Status.NodeName)
+	if err != nil {
+		return false
+	}
+	for _, t := range node.Spec.Taints {
+		if slices.Contains(ephemeralTaints, t.Key) {
+			return false
+		}
+	}
+	return true
+}
+
+// initialized records that the node of nc, a NodeClaim updated or whose node changed, takes
+// pods (nodeReady), and returns the claims of its gang if it was the gang's last: their pods
+// may go.
+func (g *gangs) initialized(nc *v1alpha1.NodeClaim) []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	claim := nc.Name
 	group, ok := g.claimGang[claim]
-	if !ok {
+	if !ok || !g.nodeReady(nc) {
 		return nil
 	}
 	w := g.waiting[group]
 	w.unready.Delete(claim)
-	if w.unready.Len() > 0 {
+	if w.unready.Len() > 0 || w.replanning != "" {
 		return nil
 	}
 	g.dropLocked(group)
-	return w.claims
+	delete(g.attempts, group)
+	return sets.List(w.claims)
 }
 
-// gone forgets the gang of the NodeClaim named claim, deleted: its pods no longer wait for
-// the others' nodes (those released from claim are planned again, and the gang with them).
+// gone records that the NodeClaim named claim, of a gang, was deleted (it could not launch,
+// its node never joined): its pods are planned again, in other pools, and the gang waits for
+// their claims too (wait) within its attempt. A claim deleted when its gang was released, or
+// by someone else after the gang bound, finds no gang waiting.
 func (g *gangs) gone(claim string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if group, ok := g.claimGang[claim]; ok {
-		g.dropLocked(group)
+	group, ok := g.claimGang[claim]
+	if !ok {
+		return
 	}
+	w := g.waiting[group]
+	delete(g.claimGang, claim)
+	w.claims.Delete(claim)
+	w.unready.Delete(claim)
+	w.replanning = claim
 }
 
 // dropLocked forgets the gang named group. g.mu is held.
@@ -346,7 +455,7 @@ func (g *gangs) dropLocked(group string) {
 	if w == nil {
 		return
 	}
-	for _, name := range w.claims {
+	for name := range w.claims {
 		if g.claimGang[name] == group {
 			delete(g.claimGang, name)
 		}

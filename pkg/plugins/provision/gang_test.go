@@ -3,18 +3,25 @@ package provision
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	schedulingv1beta1 "k8s.io/api/scheduling/v1beta1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	featuregatetesting "k8s.io/component-base/featuregate/testing"
+	"k8s.io/component-base/metrics"
+	"k8s.io/component-base/metrics/testutil"
 	"k8s.io/klog/v2/ktesting"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/features"
@@ -103,7 +110,17 @@ func TestGangWaitsForAllItsNodes(t *testing.T) {
 		return pod
 	}
 	g1, g2, g3, other, single := member("g-1", "g"), member("g-2", "g"), member("g-3", "g"), member("o-1", "o"), member("s", "")
-	p, h, clk := activatingPlugin(ctx, g1, g2, g3, other, single)
+	// The nodes of the claims below; n2's node controller has not lifted its not-ready taint.
+	node := func(name string, taints ...v1.Taint) *v1.Node {
+		return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.NodeSpec{Taints: taints}}
+	}
+	notReady := v1.Taint{Key: v1.TaintNodeNotReady, Effect: v1.TaintEffectNoSchedule}
+	n2 := node("n2", notReady)
+	p, h, clk := activatingPlugin(ctx, g1, g2, g3, other, single, node("n1"), n2, node("n3"), node("n4"))
+	nodes := p.handle.SharedInformerFactory().Core().V1().Nodes()
+	nodes.Informer()
+	p.handle.SharedInformerFactory().Start(ctx.Done())
+	p.handle.SharedInformerFactory().WaitForCacheSync(ctx.Done())
 	p.batcher = newBatcher(clk, time.Second, 10*time.Second, func(context.Context) {})
 	initialized := func(nc *v1alpha1.NodeClaim) *v1alpha1.NodeClaim {
 		nc = nc.DeepCopy()
@@ -154,7 +171,18 @@ func TestGangWaitsForAllItsNodes(t *testing.T) {
 	}
 	h.activated = nil
 	p.onNodeClaim(ctx, unstructuredClaim(t, initialized(c2)))
-	// (c2's registration, in the same update, activated g-3 too.)
+	// Initialized, but its node still has the node controller's not-ready taint: held.
+	if !held(g1) || len(h.activated) > 1 {
+		t.Fatalf("a gang let go (activated %v) while a node has the not-ready taint", h.activated)
+	}
+	// The taint lifted: the node's update lets the gang go.
+	n2ready := node("n2")
+	if err := nodes.Informer().GetStore().Update(n2ready); err != nil {
+		t.Fatal(err)
+	}
+	n2ready.Labels = map[string]string{v1alpha1.LabelNodeClaim: "c2"}
+	p.onNode(ctx, n2ready)
+	// (c2's registration, in its update, activated g-3 too.)
 	slices.Sort(h.activated)
 	h.activated = slices.Compact(h.activated)
 	if want := []string{"default/g-1", "default/g-2", "default/g-3"}; !slices.Equal(h.activated, want) {
@@ -167,20 +195,86 @@ func TestGangWaitsForAllItsNodes(t *testing.T) {
 		t.Errorf("PreFilter of g-1 once its gang's nodes are initialized = %v", st)
 	}
 
-	// A claim of the gang deleted: the others' pods no longer wait for it.
+	// A claim of the gang deleted (it could not launch): its pods are planned again, and the
+	// gang waits for their new claim too, then goes.
 	start()
 	p.onNodeClaimDeleted(ctx, unstructuredClaim(t, c2))
-	if held(g1) {
-		t.Error("a gang one of whose claims went still holds its other pods")
+	if !held(g1) {
+		t.Error("a gang let go while the pods of a claim that went are planned again")
 	}
+	c4 := plantest.Claim("c4", "n4", "g-3")
+	p.onNodeClaim(ctx, unstructuredClaim(t, c4))
+	if p.gangs.wait(logger, "default/g", []string{"c4"}) {
+		t.Fatal("a gang planned again whose new node is not initialized does not wait")
+	}
+	p.onNodeClaim(ctx, unstructuredClaim(t, initialized(c1)))
+	if !held(g1) {
+		t.Error("a gang let go before the node of its new claim is initialized")
+	}
+	h.activated = nil
+	p.onNodeClaim(ctx, unstructuredClaim(t, initialized(c4)))
+	slices.Sort(h.activated)
+	h.activated = slices.Compact(h.activated)
+	if want := []string{"default/g-1", "default/g-2", "default/g-3"}; !slices.Equal(h.activated, want) || held(g1) {
+		t.Errorf("the gang's old and new nodes initialized: activated %v, want %v, and let go", h.activated, want)
+	}
+	p.onNodeClaimDeleted(ctx, unstructuredClaim(t, c4))
 
-	// The limit.
+	// gangLaunchTimeout after the gang's first claims (the attempt went on through c2's
+	// deletion above), it is released: every claim its pods are reserved on is deleted, the
+	// launched one counted in resource-hours; another group's claim stays.
 	start()
-	clk.Step(gangWaitLimit)
+	scheme := runtime.NewScheme() // the claims are unstructured
+	launchedC1 := c1.DeepCopy()
+	launchedC1.Status.LaunchTime = &metav1.Time{Time: clk.Now().Add(-time.Hour)}
+	launchedC1.Status.Capacity = v1.ResourceList{v1.ResourceCPU: resource.MustParse("4"), "nvidia.com/gpu": resource.MustParse("1"),
+		v1.ResourceMemory: resource.MustParse("16Gi")}
+	p.onNodeClaim(ctx, unstructuredClaim(t, launchedC1))
+	var objs []runtime.Object
+	for _, nc := range []*v1alpha1.NodeClaim{launchedC1, c2, c3} {
+		u := unstructuredClaim(t, nc)
+		u.SetAPIVersion(v1alpha1.NodeClaimGVR.GroupVersion().String())
+		u.SetKind("NodeClaim")
+		objs = append(objs, u)
+	}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{v1alpha1.NodeClaimGVR: "NodeClaimList"}, objs...)
+	p.opts.Dynamic = dyn
+	registerMetrics()
+	gpuHours := counterValue(t, gangReleasedResourceHours.WithLabelValues("nvidia.com/gpu"))
+	released := counterValue(t, gangsReleased)
+	clk.Step(DefaultGangLaunchTimeout)
 	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		return !held(g1), nil
+		return counterValue(t, gangsReleased) > released, nil
 	}); err != nil {
-		t.Error("a gang still held past the limit")
+		t.Fatal("no gang released past gangLaunchTimeout")
+	}
+	list, err := dyn.Resource(v1alpha1.NodeClaimGVR).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, u := range list.Items {
+		left = append(left, u.GetName())
+	}
+	if want := []string{"c3"}; !slices.Equal(left, want) {
+		t.Errorf("claims left after the gang's release: %v, want %v (the gang's deleted, the other group's kept)", left, want)
+	}
+	// One GPU, launched an hour before the timeout's start.
+	if got, want := counterValue(t, gangReleasedResourceHours.WithLabelValues("nvidia.com/gpu"))-gpuHours, (time.Hour + DefaultGangLaunchTimeout).Hours(); math.Abs(got-want) > 0.01 {
+		t.Errorf("GPU-hours counted for the released gang: %v, want %v", got, want)
+	}
+	if held(g1) {
+		t.Error("a released gang's pods still held")
+	}
+	// A gang whose nodes were all initialized in time is not released.
+	start()
+	p.onNodeClaim(ctx, unstructuredClaim(t, initialized(c1)))
+	p.onNodeClaim(ctx, unstructuredClaim(t, initialized(c2)))
+	released = counterValue(t, gangsReleased)
+	clk.Step(DefaultGangLaunchTimeout)
+	time.Sleep(100 * time.Millisecond)
+	if got := counterValue(t, gangsReleased); got != released {
+		t.Error("a gang whose nodes were all initialized was released")
 	}
 
 	// Claims initialized already.
@@ -188,4 +282,14 @@ func TestGangWaitsForAllItsNodes(t *testing.T) {
 	if !p.gangs.wait(logger, "default/g", []string{"c1"}) {
 		t.Error("a gang whose nodes are initialized waits")
 	}
+}
+
+// counterValue is the value of counter c.
+func counterValue(t *testing.T, c metrics.CounterMetric) float64 {
+	t.Helper()
+	v, err := testutil.GetCounterMetricValue(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -2,7 +2,6 @@ package provision
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -70,8 +69,8 @@ func (p *Provision) PreEnqueue(ctx context.Context, pod *v1.Pod) *fwk.Status {
 	if p.holds != nil && p.holds.hold(klog.FromContext(ctx), pod) {
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, holdMessage)
 	}
-	if claim := p.gangs.unready(pod); claim != "" {
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("the node of nodeclaim %s, of the pod's gang, is not initialized yet", claim))
+	if why := p.gangs.unready(pod); why != "" {
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, why)
 	}
 	return nil
 }

@@ -112,6 +112,20 @@ var (
 			"unplanned (a pod could not be planned: no claim written), write_failed (a claim could not be written: those written deleted).",
 		StabilityLevel: metrics.ALPHA,
 	}, []string{labelResult})
+	gangsReleased = metrics.NewCounter(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem,
+		Name:      "gangs_released_total",
+		Help: "Gangs whose nodes were not all initialized within gangLaunchTimeout of their first NodeClaims: " +
+			"every NodeClaim of theirs was deleted, those launched included.",
+		StabilityLevel: metrics.ALPHA,
+	})
+	gangReleasedResourceHours = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem: metricsSubsystem,
+		Name:      "gang_released_resource_hours_total",
+		Help: "Resource-hours launched for gangs that never started: for each node of a released gang, its capacity " +
+			"(cpu, and each extended resource such as nvidia.com/gpu) times the hours from its launch to its release.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"resource"})
 )
 
 // Values of the result label of gangsPlanned.
@@ -126,6 +140,7 @@ var registerOnce sync.Once
 // registerMetrics registers the plugin's metrics with the scheduler's registry, once.
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsAddedToClaims, podsUnplanned, podsUnplannedLast, podsStranded, podUnschedulableToBound, podsReleased, podsHeld, gangsPlanned)
+		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsAddedToClaims, podsUnplanned, podsUnplannedLast, podsStranded, podUnschedulableToBound, podsReleased, podsHeld, gangsPlanned,
+			gangsReleased, gangReleasedResourceHours)
 	})
 }

@@ -3,6 +3,8 @@ package gang
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,7 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	schedulingv1alpha3 "k8s.io/api/scheduling/v1alpha3"
+	schedulingv1beta1 "k8s.io/api/scheduling/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +23,7 @@ import (
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	"k8s.io/kubernetes/test/utils/ktesting"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	"github.com/nodewright/nodewright/manifests"
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
@@ -42,7 +45,9 @@ type gangEnv struct {
 	e      *emulator.Emulator
 }
 
-func newGangEnv(t *testing.T, limits corev1.ResourceList) *gangEnv {
+// newGangEnv starts a gang test's environment: a Provisioner of spec (its node class set)
+// and the scheduler with args over the emulator's. opts change them.
+func newGangEnv(t *testing.T, limits corev1.ResourceList, opts ...func(spec *v1alpha1.ProvisionerSpec, args map[string]any)) *gangEnv {
 	t.Helper()
 	// Not t.Context(): it ends before the cleanups, which need the scheduler's lifecycle to
 	// delete the claims. This one ends after them (ktesting cancels it in a cleanup registered
@@ -59,12 +64,15 @@ func newGangEnv(t *testing.T, limits corev1.ResourceList) *gangEnv {
 	framework.Node(ctx, t, client, st.MakeNode().Name(name).Label(corev1.LabelHostname, name).
 		Capacity(map[corev1.ResourceName]string{corev1.ResourceCPU: "2", corev1.ResourceMemory: "8Gi", corev1.ResourcePods: "110"}).Obj())
 	class := framework.EC2NodeClass(ctx, t, env.ns)
-	framework.Provisioner(ctx, t, &v1alpha1.Provisioner{ObjectMeta: metav1.ObjectMeta{Name: env.ns},
-		Spec: v1alpha1.ProvisionerSpec{NodeClassRef: v1alpha1.NodeClassReference{Name: class.Name}, Limits: limits}})
+	spec := v1alpha1.ProvisionerSpec{NodeClassRef: v1alpha1.NodeClassReference{Name: class.Name}, Limits: limits}
 	cfg := framework.RESTConfig(t)
 	config := filepath.Join(t.TempDir(), "scheduler-config.yaml")
 	args := map[string]any{"clusterName": emulator.DefaultClusterName, "region": emulator.Region, "endpoint": env.e.URL(),
 		"clusterEndpoint": cfg.Host, "clusterCA": base64.StdEncoding.EncodeToString(cfg.CAData), "clusterCIDR": framework.ControlPlane.ServiceCIDR()}
+	for _, o := range opts {
+		o(&spec, args)
+	}
+	framework.Provisioner(ctx, t, &v1alpha1.Provisioner{ObjectMeta: metav1.ObjectMeta{Name: env.ns}, Spec: spec})
 	if err := scheduler.WriteConfig(manifests.SchedulerConfig, config, framework.ControlPlane.Kubeconfig(), args); err != nil {
 		t.Fatal(err)
 	}
@@ -100,31 +108,25 @@ func (env *gangEnv) cleanup() {
 	framework.DeleteClaimsOf(ctx, t, env.client, env.ns)
 }
 
-// gpuJob creates a Job of n pods of one GPU each, a gang of minCount n; opts change its pods.
+// gpuJob creates the Job of manifests/examples/gang/train.yaml (pods of one GPU each, a gang
+// of all of them) named name, of n pods; opts change its pods.
 func (env *gangEnv) gpuJob(name string, n int32, opts ...func(*corev1.PodSpec)) {
 	env.t.Helper()
-	job := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: batchv1.JobSpec{
-			Parallelism: ptr.To(n),
-			Completions: ptr.To(n),
-			Scheduling: &batchv1.JobSchedulingConfiguration{SchedulingPolicy: &schedulingv1alpha3.WorkloadPodGroupSchedulingPolicy{
-				Gang: &schedulingv1alpha3.WorkloadPodGroupGangSchedulingPolicy{MinCount: ptr.To(n)},
-			}},
-			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-				RestartPolicy: corev1.RestartPolicyNever,
-				SchedulerName: "nodewright-scheduler",
-				Containers: []corev1.Container{{Name: "train", Image: "registry.k8s.io/pause:3.10", Resources: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), gpu: resource.MustParse("1")},
-					Limits:   corev1.ResourceList{gpu: resource.MustParse("1")},
-				}}},
-			}},
-		},
+	data, err := os.ReadFile(filepath.Join(framework.RepoRoot(env.t), "manifests", "examples", "gang", "train.yaml"))
+	if err != nil {
+		env.t.Fatal(err)
 	}
+	var job batchv1.Job
+	if err := yaml.UnmarshalStrict(data, &job); err != nil {
+		env.t.Fatalf("manifests/examples/gang/train.yaml: %v", err)
+	}
+	job.Name = name
+	job.Spec.Parallelism, job.Spec.Completions = ptr.To(n), ptr.To(n)
+	job.Spec.Scheduling.SchedulingPolicy.Gang.MinCount = ptr.To(n)
 	for _, o := range opts {
 		o(&job.Spec.Template.Spec)
 	}
-	if _, err := env.client.BatchV1().Jobs(env.ns).Create(env.ctx, job, metav1.CreateOptions{}); err != nil {
+	if _, err := env.client.BatchV1().Jobs(env.ns).Create(env.ctx, &job, metav1.CreateOptions{}); err != nil {
 		env.t.Fatalf("creating job %s: %v", name, err)
 	}
 }
@@ -150,8 +152,8 @@ func gangsPlanned(t *testing.T, result string) float64 {
 	return counter(t, "nodewright_gangs_planned_total", result)
 }
 
-// counter returns the counter name{result} of this process's scheduler: the tests' schedulers
-// share it, so a test reads it before and after.
+// counter returns the counter name{result} (result "": a counter without labels) of this
+// process's scheduler: the tests' schedulers share it, so a test reads it before and after.
 func counter(t *testing.T, name, result string) float64 {
 	t.Helper()
 	families, err := legacyregistry.DefaultGatherer.Gather()
@@ -163,6 +165,9 @@ func counter(t *testing.T, name, result string) float64 {
 			continue
 		}
 		for _, m := range f.GetMetric() {
+			if result == "" {
+				return m.GetCounter().GetValue()
+			}
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "result" && l.GetValue() == result {
 					return m.GetCounter().GetValue()
@@ -351,5 +356,74 @@ func TestGangWithZoneAffinityBinds(t *testing.T) {
 	}
 	if len(zones) != 1 {
 		t.Errorf("the gang's pods run in zones %v, want one", zones)
+	}
+}
+
+// TestGangReleasedWhenAPodCannotLaunch is issue 18's third acceptance item: a gang of three
+// one-GPU pods and one four-GPU pod, whose four-GPU type has no capacity in any pool for
+// longer than gangLaunchTimeout. The four-GPU claim is deleted at each insufficient-capacity
+// answer and planned again in the other pools until none is left; the three one-GPU nodes
+// launch and are Ready meanwhile. At the timeout the gang is released: every claim deleted,
+// the launched ones included, so no node of the gang is left running idle, and no instance
+// outlives its claim.
+func TestGangReleasedWhenAPodCannotLaunch(t *testing.T) {
+	const big = "g4dn.12xlarge" // 4 GPUs
+	env := newGangEnv(t, nil, func(spec *v1alpha1.ProvisionerSpec, args map[string]any) {
+		spec.Requirements = []v1alpha1.NodeSelectorRequirement{{Key: corev1.LabelInstanceTypeStable, Operator: corev1.NodeSelectorOpIn,
+			Values: []string{"g4dn.xlarge", big}}}
+		args["gangLaunchTimeout"] = "20s"
+	})
+	env.e.InsufficientCapacity(big, "", "")
+	released := counter(t, "nodewright_gangs_released_total", "")
+	group := &schedulingv1beta1.PodGroup{ObjectMeta: metav1.ObjectMeta{Name: "train"},
+		Spec: schedulingv1beta1.PodGroupSpec{SchedulingPolicy: schedulingv1beta1.PodGroupSchedulingPolicy{
+			Gang: &schedulingv1beta1.GangSchedulingPolicy{MinCount: 4}}}}
+	if _, err := env.client.SchedulingV1beta1().PodGroups(env.ns).Create(env.ctx, group, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating podgroup: %v", err)
+	}
+	for i, gpus := range []string{"1", "1", "1", "4"} {
+		pod := st.MakePod().Namespace(env.ns).Name(fmt.Sprintf("train-%d", i)).SchedulerName("nodewright-scheduler").
+			Req(map[corev1.ResourceName]string{corev1.ResourceCPU: "500m", gpu: gpus}).Obj()
+		pod.Spec.Containers[0].Resources.Limits = corev1.ResourceList{gpu: resource.MustParse(gpus)}
+		pod.Spec.SchedulingGroup = &corev1.PodSchedulingGroup{PodGroupName: ptr.To("train")}
+		if _, err := env.client.CoreV1().Pods(env.ns).Create(env.ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("creating pod %s: %v", pod.Name, err)
+		}
+	}
+	// The one-GPU nodes launch and get Ready while the four-GPU pod finds no pool.
+	framework.Eventually(env.ctx, t, 60*time.Second, "the gang's three one-GPU nodes Ready", func(ctx context.Context) (bool, error) {
+		nodes, err := env.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelProvisionerName + "=" + env.ns})
+		return err == nil && len(nodes.Items) == 3, err
+	})
+	framework.Eventually(env.ctx, t, 60*time.Second, "the gang released at gangLaunchTimeout", func(ctx context.Context) (bool, error) {
+		return counter(t, "nodewright_gangs_released_total", "") > released, nil
+	})
+	framework.Eventually(env.ctx, t, 60*time.Second, "no claim, node or instance of the gang left", func(ctx context.Context) (bool, error) {
+		nodes, err := env.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelProvisionerName + "=" + env.ns})
+		if err != nil || len(nodes.Items) > 0 || len(env.claims()) > 0 {
+			return false, err
+		}
+		for _, inst := range env.e.Instances() {
+			if inst.State == emulator.StatePending || inst.State == emulator.StateRunning {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	events, err := env.client.EventsV1().Events(env.ns).List(env.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range events.Items {
+		found = found || ev.Regarding.Kind == "PodGroup" && ev.Reason == "FailedProvisioning" && strings.Contains(ev.Note, "were not all initialized within 20s")
+	}
+	if !found {
+		t.Error("no event on the PodGroup saying it was released")
+	}
+	for _, pod := range []string{"train-0", "train-3"} {
+		if p, err := env.client.CoreV1().Pods(env.ns).Get(env.ctx, pod, metav1.GetOptions{}); err != nil || p.Spec.NodeName != "" {
+			t.Errorf("pod %s: bound to %q (%v); want it pending, its gang not started", pod, p.Spec.NodeName, err)
+		}
 	}
 }
