@@ -86,6 +86,7 @@ func TestHelmChartRejectsBadValues(t *testing.T) {
 		{name: "region not a region", args: with("aws.region", "Virginia"), want: []string{"/aws/region"}},
 		{name: "misspelt value", args: with("replica", "3"), want: []string{"additional properties 'replica' not allowed"}},
 		{name: "bad pull policy", args: with("image.pullPolicy", "Sometimes"), want: []string{"/image/pullPolicy"}},
+		{name: "feature gate without a value", args: with("featureGates", "GenericWorkload"), want: []string{"/featureGates"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, command := range [][]string{
