@@ -91,14 +91,17 @@ test-integration: build tools ## Run the integration tests against a real contro
 	$(call summarized,$(BIN)/test-integration.log,NODEWRIGHT_BIN_DIR=$(BIN) $(GO) test -p 1 -count=1 -timeout $(INTEGRATION_TIMEOUT) $(TEST_FLAGS) ./test/integration/...)
 
 # summarized runs a go test command ($(2)), its output also in a log ($(1)), and when it fails
-# repeats what failed at the end: the failed tests, their test files' lines and any panic or
-# timeout, which a failed test's logs (thousands of lines) would otherwise bury far above
-# the last lines a CI run shows.
+# repeats what failed at the end: the failed tests, any panic or timeout, and the first lines
+# the failed tests printed from their test files (their errors come before the dumps a
+# failing test writes as it ends), which a failed test's logs (thousands of lines) would
+# otherwise bury far above the last lines a CI run shows.
 define summarized
 	@echo '$(2)'; mkdir -p $(BIN); status=0; $(2) 2>&1 | tee $(1) || status=$$?; \
 	if [ $$status -ne 0 ]; then \
 		echo "== what failed (the whole output is in $(1)):"; \
-		grep -E -e '--- FAIL|^FAIL|^panic:|test timed out|^\s+[a-z0-9_]+_test\.go:[0-9]+: ' $(1) | grep -v -E '_test\.go:[0-9]+: [IWE][0-9]{4} ' | tail -n 60 || true; \
+		grep -E -e '--- FAIL|^FAIL|^panic:|test timed out' $(1) || true; \
+		echo "== the failed tests' first lines (not their logs):"; \
+		grep -E -e '^\s+[a-z0-9_]+_test\.go:[0-9]+: ' $(1) | grep -v -E '_test\.go:[0-9]+: [IWE][0-9]{4} ' | head -n 40 || true; \
 	fi; exit $$status
 endef
 
