@@ -181,7 +181,18 @@ func (p *Provision) planGang(ctx context.Context, g *gang) {
 		return
 	}
 	in.Avoid = p.strands.avoidedShapes()
-	result, err := plan.Plan(ctx, *in)
+	var result *plan.Result
+	switch key := topologyKey(g.group); key {
+	case "":
+		result, err = plan.Plan(ctx, *in)
+	case v1.LabelTopologyZone:
+		result, err = p.planInOneZone(ctx, in, g)
+	default:
+		// The scheduler keeps the gang in one domain of key among the nodes; new nodes get no
+		// such label from nodewright, so the gang is planned as if it had no constraint.
+		logger.V(2).Info("Gang's topology constraint is not the zone: planned without it", "topologyKey", key)
+		result, err = plan.Plan(ctx, *in)
+	}
 	if err != nil {
 		logger.Error(err, "Planning the nodes of a gang")
 		return
@@ -461,4 +472,125 @@ func (g *gangs) dropLocked(group string) {
 		}
 	}
 	delete(g.waiting, group)
+}
+
+// topologyKey returns the node label whose one value all the pods of group must share (its
+// scheduling constraints, the TopologyAwareWorkloadScheduling feature gate), "" if none.
+func topologyKey(group *schedulingv1beta1.PodGroup) string {
+	c := group.Spec.SchedulingConstraints
+	if c == nil || len(c.Topology) == 0 {
+		return ""
+	}
+	return c.Topology[0].Key
+}
+
+// planInOneZone plans g's pods in each zone the instance types of in are offered in (or in
+// the zone of the gang's pods already placed, if some are) and returns the cheapest plan that
+// places them all, with no zone that does the plan of the zone that left the fewest pods
+// unplanned: a gang that must share a zone gets its nodes in one zone that holds all of it.
+func (p *Provision) planInOneZone(ctx context.Context, in *plan.Input, g *gang) (*plan.Result, error) {
+	zones := sets.New[string]()
+	if zone := p.gangs.placedZone(g); zone != "" {
+		zones.Insert(zone)
+	} else {
+		for _, types := range in.InstanceTypes {
+			for _, it := range types {
+				for _, o := range it.Offerings {
+					zones.Insert(o.Zone)
+				}
+			}
+		}
+	}
+	var best *plan.Result
+	bestCost := 0.0
+	for _, zone := range sets.List(zones) {
+		zin := *in
+		zin.Pods = make([]*v1.Pod, len(g.pods))
+		for i, pod := range g.pods {
+			zin.Pods[i] = inZone(pod, zone)
+		}
+		result, err := plan.Plan(ctx, zin)
+		if err != nil {
+			return nil, err
+		}
+		cost := 0.0
+		for _, n := range result.Nodes {
+			cost += n.Cost()
+		}
+		better := best == nil || len(result.Unplanned) < len(best.Unplanned) ||
+			len(result.Unplanned) == len(best.Unplanned) && cost < bestCost
+		klog.FromContext(ctx).V(4).Info("Gang planned in one zone", "podGroup", g.name(), "zone", zone,
+			"unplanned", len(result.Unplanned), "usdPerHour", cost)
+		if better {
+			best, bestCost = result, cost
+		}
+	}
+	if best == nil {
+		return plan.Plan(ctx, *in) // no instance type: the plan says why
+	}
+	return best, nil
+}
+
+// inZone returns a copy of pod that requires a node in zone: the requirement is added to each
+// of its required node affinity terms (or is the only term).
+func inZone(pod *v1.Pod, zone string) *v1.Pod {
+	pod = pod.DeepCopy()
+	req := v1.NodeSelectorRequirement{Key: v1.LabelTopologyZone, Operator: v1.NodeSelectorOpIn, Values: []string{zone}}
+	if pod.Spec.Affinity == nil {
+		pod.Spec.Affinity = &v1.Affinity{}
+	}
+	if pod.Spec.Affinity.NodeAffinity == nil {
+		pod.Spec.Affinity.NodeAffinity = &v1.NodeAffinity{}
+	}
+	na := pod.Spec.Affinity.NodeAffinity
+	if na.RequiredDuringSchedulingIgnoredDuringExecution == nil || len(na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms) == 0 {
+		na.RequiredDuringSchedulingIgnoredDuringExecution = &v1.NodeSelector{NodeSelectorTerms: []v1.NodeSelectorTerm{{}}}
+	}
+	terms := na.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	for i := range terms {
+		terms[i].MatchExpressions = append(terms[i].MatchExpressions, req)
+	}
+	return pod
+}
+
+// placedZone returns the zone of the nodes (or NodeClaims) the pods of g's PodGroup already
+// bound or reserved are on, "" if none is.
+func (g *gangs) placedZone(gg *gang) string {
+	pods, err := g.podLister().Pods(gg.group.Namespace).List(labels.Everything())
+	if err != nil {
+		return ""
+	}
+	nodes := g.handle.SharedInformerFactory().Core().V1().Nodes().Lister()
+	for _, pod := range pods {
+		sg := pod.Spec.SchedulingGroup
+		if sg == nil || sg.PodGroupName == nil || *sg.PodGroupName != gg.group.Name {
+			continue
+		}
+		if pod.Spec.NodeName != "" {
+			if node, err := nodes.Get(pod.Spec.NodeName); err == nil && node.Labels[v1.LabelTopologyZone] != "" {
+				return node.Labels[v1.LabelTopologyZone]
+			}
+		}
+		if claim, _, ok := g.ledger.Reservation(pod.UID); ok {
+			if nc, ok := g.ledger.Claim(claim); ok {
+				if zone := claimZone(nc); zone != "" {
+					return zone
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// claimZone returns the zone nc was launched in, or else the one its requirements pin.
+func claimZone(nc *v1alpha1.NodeClaim) string {
+	if nc.Status.Zone != "" {
+		return nc.Status.Zone
+	}
+	for _, r := range nc.Spec.Requirements {
+		if r.Key == v1.LabelTopologyZone && r.Operator == v1.NodeSelectorOpIn && len(r.Values) == 1 {
+			return r.Values[0]
+		}
+	}
+	return ""
 }

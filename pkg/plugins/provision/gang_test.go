@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
@@ -28,6 +29,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
+	"github.com/nodewright/nodewright/pkg/plan"
 	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
@@ -292,4 +295,79 @@ func counterValue(t *testing.T, c metrics.CounterMetric) float64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestGangPlannedInOneZone: a gang whose PodGroup requires one zone
+// (schedulingConstraints.topology on topology.kubernetes.io/zone) is planned in the zone that
+// holds all of it, where a plan without the constraint spreads it over two (its small pods'
+// only type, arm64, is offered in one zone, its big pod's cheapest in another, and a dearer
+// type that holds the big pod in the first zone too); and in the zone of its pods already
+// placed, when some are (there, with no type for the small pods, they are left unplanned
+// rather than put elsewhere).
+func TestGangPlannedInOneZone(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	small := plantest.InstanceType("small.large", "arm64", 2, 8, 0.01, 0.05, "us-east-1a")
+	big := plantest.InstanceType("big.2xlarge", "amd64", 8, 32, 0.04, 0.2, "us-east-1b")
+	both := plantest.InstanceType("both.4xlarge", "amd64", 16, 64, 0.2, 0.8, "us-east-1a")
+	prov := plantest.Provisioner("default")
+	member := func(name, cpu string) *v1.Pod {
+		pod := plantest.PendingPod(name, cpu).Obj()
+		pod.Spec.SchedulingGroup = &v1.PodSchedulingGroup{PodGroupName: ptr.To("g")}
+		return pod
+	}
+	arm := func(pod *v1.Pod) *v1.Pod {
+		pod.Spec.NodeSelector = map[string]string{v1.LabelArchStable: "arm64"}
+		return pod
+	}
+	pods := []*v1.Pod{arm(member("s-1", "1500m")), arm(member("s-2", "1500m")), member("b-1", "6")}
+	in := &plan.Input{Pods: pods, Provisioners: []*v1alpha1.Provisioner{prov},
+		InstanceTypes: map[string][]*cloud.InstanceType{"default": {small, big, both}}, Region: "us-east-1"}
+	zonesOf := func(result *plan.Result) []string {
+		zones := sets.New[string]()
+		for _, n := range result.Nodes {
+			zones.Insert(n.Template.Offering.Zone)
+		}
+		return sets.List(zones)
+	}
+	free, err := plan.Plan(ctx, *in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := zonesOf(free); len(got) != 2 {
+		t.Fatalf("without the constraint the plan is in zones %v; the test wants it spread over two", got)
+	}
+
+	p, _, _ := activatingPlugin(ctx, pods[0], pods[1], pods[2])
+	group := &schedulingv1beta1.PodGroup{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "g"}}
+	group.Spec.SchedulingPolicy.Gang = &schedulingv1beta1.GangSchedulingPolicy{MinCount: 3}
+	group.Spec.SchedulingConstraints = &schedulingv1beta1.PodGroupSchedulingConstraints{
+		Topology: []schedulingv1beta1.TopologyConstraint{{Key: v1.LabelTopologyZone}}}
+	g := &gang{group: group, pods: pods}
+	result, err := p.planInOneZone(ctx, in, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(result.Unplanned) > 0 {
+		t.Fatalf("unplanned %v", result.Unplanned[0].Message())
+	}
+	// Only us-east-1a has types for all of it.
+	if got, want := zonesOf(result), []string{"us-east-1a"}; !slices.Equal(got, want) {
+		t.Errorf("the gang planned in zones %v, want %v", got, want)
+	}
+
+	// One of its pods bound in us-east-1b already: the rest go there too.
+	node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n-b", Labels: map[string]string{v1.LabelTopologyZone: "us-east-1b"}}}
+	bound := member("b-0", "1")
+	bound.Spec.NodeName = "n-b"
+	p, _, _ = activatingPlugin(ctx, pods[0], pods[1], pods[2], bound, node)
+	p.handle.SharedInformerFactory().Core().V1().Nodes().Informer()
+	p.handle.SharedInformerFactory().Start(ctx.Done())
+	p.handle.SharedInformerFactory().WaitForCacheSync(ctx.Done())
+	if result, err = p.planInOneZone(ctx, in, g); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := zonesOf(result), []string{"us-east-1b"}; !slices.Equal(got, want) || len(result.Unplanned) != 2 {
+		t.Errorf("the gang, one of whose pods runs in us-east-1b, planned in zones %v with %d unplanned, want %v and its 2 small pods unplanned",
+			got, len(result.Unplanned), want)
+	}
 }
