@@ -30,10 +30,11 @@ func etcdArgs(dir, clientURL string, peerPort int) []string {
 }
 
 // WorkloadGates are the feature gates of the Workload and PodGroup APIs
-// (scheduling.k8s.io/v1beta1) and of the Job controller's PodGroups, off by default in
-// Kubernetes 1.37: what Options.Workloads turns on in the apiserver and the controller
-// manager, and what a scheduler that schedules PodGroups needs (GenericWorkload).
-var WorkloadGates = []string{"GenericWorkload=true", "WorkloadWithJob=true"}
+// (scheduling.k8s.io/v1beta1), of the Job controller's PodGroups and of PodGroups' topology
+// constraints (a gang in one zone), off by default in Kubernetes 1.37: what Options.Workloads
+// turns on in the apiserver and the controller manager, and what a scheduler that schedules
+// PodGroups needs.
+var WorkloadGates = []string{"GenericWorkload=true", "WorkloadWithJob=true", "TopologyAwareWorkloadScheduling=true"}
 
 // WorkloadAPI is the API version of Workloads and PodGroups, not served by default.
 const WorkloadAPI = "scheduling.k8s.io/v1beta1"

@@ -359,10 +359,10 @@ func TestGangWithZoneAffinityBinds(t *testing.T) {
 	}
 }
 
-// TestGangReleasedWhenAPodCannotLaunch is issue 18's third acceptance item: a gang of three
-// one-GPU pods and one four-GPU pod, whose four-GPU type has no capacity in any pool for
-// longer than gangLaunchTimeout. The four-GPU claim is deleted at each insufficient-capacity
-// answer and planned again in the other pools until none is left; the three one-GPU nodes
+// TestGangReleasedWhenAPodCannotLaunch is issue 18's third acceptance item: a gang of two
+// one-GPU pods and two four-GPU pods, whose four-GPU type has no capacity in any pool for
+// longer than gangLaunchTimeout. The four-GPU claims are deleted at each insufficient-capacity
+// answer and planned again in the other pools until none is left; the two one-GPU nodes
 // launch and are Ready meanwhile. At the timeout the gang is released: every claim deleted,
 // the launched ones included, so no node of the gang is left running idle, and no instance
 // outlives its claim.
@@ -381,7 +381,7 @@ func TestGangReleasedWhenAPodCannotLaunch(t *testing.T) {
 	if _, err := env.client.SchedulingV1beta1().PodGroups(env.ns).Create(env.ctx, group, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating podgroup: %v", err)
 	}
-	for i, gpus := range []string{"1", "1", "1", "4"} {
+	for i, gpus := range []string{"1", "1", "4", "4"} {
 		pod := st.MakePod().Namespace(env.ns).Name(fmt.Sprintf("train-%d", i)).SchedulerName("nodewright-scheduler").
 			Req(map[corev1.ResourceName]string{corev1.ResourceCPU: "500m", gpu: gpus}).Obj()
 		pod.Spec.Containers[0].Resources.Limits = corev1.ResourceList{gpu: resource.MustParse(gpus)}
@@ -390,10 +390,10 @@ func TestGangReleasedWhenAPodCannotLaunch(t *testing.T) {
 			t.Fatalf("creating pod %s: %v", pod.Name, err)
 		}
 	}
-	// The one-GPU nodes launch and get Ready while the four-GPU pod finds no pool.
-	framework.Eventually(env.ctx, t, 60*time.Second, "the gang's three one-GPU nodes Ready", func(ctx context.Context) (bool, error) {
+	// The one-GPU nodes launch and join while the four-GPU pods find no pool.
+	framework.Eventually(env.ctx, t, 60*time.Second, "the gang's two one-GPU nodes joined", func(ctx context.Context) (bool, error) {
 		nodes, err := env.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelProvisionerName + "=" + env.ns})
-		return err == nil && len(nodes.Items) == 3, err
+		return err == nil && len(nodes.Items) == 2, err
 	})
 	framework.Eventually(env.ctx, t, 60*time.Second, "the gang released at gangLaunchTimeout", func(ctx context.Context) (bool, error) {
 		return counter(t, "nodewright_gangs_released_total", "") > released, nil
@@ -425,5 +425,55 @@ func TestGangReleasedWhenAPodCannotLaunch(t *testing.T) {
 		if p, err := env.client.CoreV1().Pods(env.ns).Get(env.ctx, pod, metav1.GetOptions{}); err != nil || p.Spec.NodeName != "" {
 			t.Errorf("pod %s: bound to %q (%v); want it pending, its gang not started", pod, p.Spec.NodeName, err)
 		}
+	}
+}
+
+// TestGangWithZoneConstraintLandsInOneZone is issue 18's fourth acceptance item with the
+// TopologyAwareWorkloadScheduling gate: a PodGroup whose schedulingConstraints require one
+// zone, of two arm64 pods and a GPU pod (types whose cheapest offerings are in different
+// zones), gets all its nodes in one zone, and binds there.
+func TestGangWithZoneConstraintLandsInOneZone(t *testing.T) {
+	env := newGangEnv(t, nil)
+	group := &schedulingv1beta1.PodGroup{ObjectMeta: metav1.ObjectMeta{Name: "train"},
+		Spec: schedulingv1beta1.PodGroupSpec{
+			SchedulingPolicy: schedulingv1beta1.PodGroupSchedulingPolicy{Gang: &schedulingv1beta1.GangSchedulingPolicy{MinCount: 3}},
+			SchedulingConstraints: &schedulingv1beta1.PodGroupSchedulingConstraints{
+				Topology: []schedulingv1beta1.TopologyConstraint{{Key: corev1.LabelTopologyZone}}},
+		}}
+	created, err := env.client.SchedulingV1beta1().PodGroups(env.ns).Create(env.ctx, group, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating podgroup: %v", err)
+	}
+	if created.Spec.SchedulingConstraints == nil {
+		t.Fatal("the apiserver dropped the PodGroup's schedulingConstraints: TopologyAwareWorkloadScheduling is off")
+	}
+	for i, arch := range []string{"arm64", "arm64", "amd64"} {
+		pod := st.MakePod().Namespace(env.ns).Name(fmt.Sprintf("train-%d", i)).SchedulerName("nodewright-scheduler").
+			Req(map[corev1.ResourceName]string{corev1.ResourceCPU: "1"}).NodeSelector(map[string]string{corev1.LabelArchStable: arch}).Obj()
+		if arch == "amd64" {
+			pod.Spec.Containers[0].Resources.Requests[gpu] = resource.MustParse("1")
+			pod.Spec.Containers[0].Resources.Limits = corev1.ResourceList{gpu: resource.MustParse("1")}
+		}
+		pod.Spec.SchedulingGroup = &corev1.PodSchedulingGroup{PodGroupName: ptr.To("train")}
+		if _, err := env.client.CoreV1().Pods(env.ns).Create(env.ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("creating pod %s: %v", pod.Name, err)
+		}
+	}
+	var pods []corev1.Pod
+	framework.Eventually(env.ctx, t, 120*time.Second, "the gang's 3 pods bound", func(ctx context.Context) (bool, error) {
+		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName!="})
+		pods = list.Items
+		return err == nil && len(list.Items) == 3, err
+	})
+	zones := map[string]bool{}
+	for _, pod := range pods {
+		node, err := env.client.CoreV1().Nodes().Get(env.ctx, pod.Spec.NodeName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		zones[node.Labels[corev1.LabelTopologyZone]] = true
+	}
+	if len(zones) != 1 {
+		t.Errorf("the gang's pods run in zones %v, want one", zones)
 	}
 }
