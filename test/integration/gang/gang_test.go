@@ -340,23 +340,7 @@ func TestGangWithZoneAffinityBinds(t *testing.T) {
 			TopologyKey:   corev1.LabelTopologyZone,
 		}}}}
 	})
-	var pods []corev1.Pod
-	framework.Eventually(env.ctx, t, 120*time.Second, "the gang's 6 pods bound", func(ctx context.Context) (bool, error) {
-		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName!="})
-		pods = list.Items
-		return err == nil && len(list.Items) == 6, err
-	})
-	zones := map[string]bool{}
-	for _, pod := range pods {
-		node, err := env.client.CoreV1().Nodes().Get(env.ctx, pod.Spec.NodeName, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		zones[node.Labels[corev1.LabelTopologyZone]] = true
-	}
-	if len(zones) != 1 {
-		t.Errorf("the gang's pods run in zones %v, want one", zones)
-	}
+	env.boundInOneZone(6)
 }
 
 // TestGangReleasedWhenAPodCannotLaunch is issue 18's third acceptance item: a gang of two
@@ -459,11 +443,19 @@ func TestGangWithZoneConstraintLandsInOneZone(t *testing.T) {
 			t.Fatalf("creating pod %s: %v", pod.Name, err)
 		}
 	}
+	env.boundInOneZone(3)
+}
+
+// boundInOneZone waits until n pods of the namespace are bound, and fails the test unless
+// their nodes are all in one zone.
+func (env *gangEnv) boundInOneZone(n int) {
+	t := env.t
+	t.Helper()
 	var pods []corev1.Pod
-	framework.Eventually(env.ctx, t, 120*time.Second, "the gang's 3 pods bound", func(ctx context.Context) (bool, error) {
+	framework.Eventually(env.ctx, t, 120*time.Second, fmt.Sprintf("the gang's %d pods bound", n), func(ctx context.Context) (bool, error) {
 		list, err := env.client.CoreV1().Pods(env.ns).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName!="})
 		pods = list.Items
-		return err == nil && len(list.Items) == 3, err
+		return err == nil && len(list.Items) == n, err
 	})
 	zones := map[string]bool{}
 	for _, pod := range pods {
