@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/component-base/metrics/legacyregistry"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/test/integration/framework"
@@ -86,7 +85,7 @@ func TestLaunchFailureReleasesPods(t *testing.T) {
 	if want := "Deleting nodeclaim whose launch kept failing; its pods will be planned again"; !strings.Contains(env.log(), want) {
 		t.Errorf("the log has no %q line", want)
 	}
-	if n := launchFailures(t, env.ns, "launch_failed"); n < 2 {
+	if n := framework.Counter(t, "nodewright_nodeclaim_launch_failures_total", map[string]string{"provisioner": env.ns, "reason": "launch_failed"}); n < 2 {
 		t.Errorf("nodewright_nodeclaim_launch_failures_total{reason=launch_failed} = %v, want at least 2 (retried)", n)
 	}
 
@@ -167,29 +166,4 @@ func samePods(a, b []v1alpha1.PodReference) bool {
 		return out
 	}
 	return len(a) > 0 && slices.Equal(uids(a), uids(b))
-}
-
-// launchFailures returns nodewright_nodeclaim_launch_failures_total of provisioner and
-// reason, as the in-process scheduler's registry has it.
-func launchFailures(t *testing.T, provisioner, reason string) float64 {
-	t.Helper()
-	families, err := legacyregistry.DefaultGatherer.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != "nodewright_nodeclaim_launch_failures_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["provisioner"] == provisioner && labels["reason"] == reason {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return 0
 }

@@ -1,11 +1,14 @@
 package provision
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -187,4 +190,13 @@ func (d *deps) activatePods(logger klog.Logger, pending []*v1.Pod) int {
 		d.handle.Activate(logger, pods)
 	}
 	return len(pods)
+}
+
+// deleteClaims deletes the NodeClaims named names (gone already is fine), logging what fails.
+func (d *deps) deleteClaims(ctx context.Context, logger klog.Logger, names []string) {
+	for _, name := range names {
+		if err := d.opts.Dynamic.Resource(v1alpha1.NodeClaimGVR).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			logger.Error(err, "Deleting a nodeclaim", "nodeClaim", name)
+		}
+	}
 }

@@ -11,7 +11,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	schedulingv1beta1 "k8s.io/api/scheduling/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/sets"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
@@ -41,6 +40,23 @@ type gang struct {
 
 // name is the gang's PodGroup as namespace/name.
 func (g *gang) name() string { return g.group.Namespace + "/" + g.group.Name }
+
+// podGroupName returns the name of the PodGroup pod belongs to, "" if none.
+func podGroupName(pod *v1.Pod) string {
+	if sg := pod.Spec.SchedulingGroup; sg != nil && sg.PodGroupName != nil {
+		return *sg.PodGroupName
+	}
+	return ""
+}
+
+// groupPods returns the pods of the PodGroup namespace/name, from the scheduler's informer.
+func (g *gangs) groupPods(namespace, name string) ([]*v1.Pod, error) {
+	pods, err := g.podLister().Pods(namespace).List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(pods, func(pod *v1.Pod) bool { return podGroupName(pod) != name }), nil
+}
 
 // gangs reads the PodGroups of pods, from the scheduler's informer, and keeps the pods of a
 // gang planned here out of the scheduling queue until the nodes of all of them are
@@ -108,15 +124,15 @@ func (g *gangs) split(logger klog.Logger, pods []*v1.Pod) ([]*v1.Pod, []*gang) {
 	kinds := map[string]kind{}
 	var order []*gang
 	for _, pod := range pods {
-		sg := pod.Spec.SchedulingGroup
-		if sg == nil || sg.PodGroupName == nil {
+		groupName := podGroupName(pod)
+		if groupName == "" {
 			singles = append(singles, pod)
 			continue
 		}
-		key := pod.Namespace + "/" + *sg.PodGroupName
+		key := pod.Namespace + "/" + groupName
 		k, seen := kinds[key]
 		if !seen {
-			group, err := lister.PodGroups(pod.Namespace).Get(*sg.PodGroupName)
+			group, err := lister.PodGroups(pod.Namespace).Get(groupName)
 			switch {
 			case apierrors.IsNotFound(err):
 				logger.V(4).Info("Pod's PodGroup not seen yet; its pods wait", "pod", klog.KObj(pod), "podGroup", key)
@@ -154,16 +170,12 @@ func (g *gangs) split(logger klog.Logger, pods []*v1.Pod) ([]*v1.Pod, []*gang) {
 // gg's waiting pods they make up its minCount (the scheduler counts bound pods so too), so
 // that the pods of a gang released from a claim that could not launch are planned again.
 func (g *gangs) placed(gg *gang) int {
-	pods, err := g.podLister().Pods(gg.group.Namespace).List(labels.Everything())
+	pods, err := g.groupPods(gg.group.Namespace, gg.group.Name)
 	if err != nil {
 		return 0
 	}
 	n := 0
 	for _, pod := range pods {
-		sg := pod.Spec.SchedulingGroup
-		if sg == nil || sg.PodGroupName == nil || *sg.PodGroupName != gg.group.Name {
-			continue
-		}
 		if _, _, reserved := g.ledger.Reservation(pod.UID); reserved || pod.Spec.NodeName != "" {
 			n++
 		}
@@ -182,15 +194,14 @@ func (p *Provision) planGang(ctx context.Context, g *gang) {
 	}
 	in.Avoid = p.strands.avoidedShapes()
 	var result *plan.Result
-	switch key := topologyKey(g.group); key {
-	case "":
-		result, err = plan.Plan(ctx, *in)
-	case v1.LabelTopologyZone:
+	if key := topologyKey(g.group); key == v1.LabelTopologyZone {
 		result, err = p.planInOneZone(ctx, in, g)
-	default:
-		// The scheduler keeps the gang in one domain of key among the nodes; new nodes get no
-		// such label from nodewright, so the gang is planned as if it had no constraint.
-		logger.V(2).Info("Gang's topology constraint is not the zone: planned without it", "topologyKey", key)
+	} else {
+		if key != "" {
+			// The scheduler keeps the gang in one domain of key among the nodes; new nodes get
+			// no such label from nodewright, so the gang is planned as if it had no constraint.
+			logger.V(2).Info("Gang's topology constraint is not the zone: planned without it", "topologyKey", key)
+		}
 		result, err = plan.Plan(ctx, *in)
 	}
 	if err != nil {
@@ -214,11 +225,7 @@ func (p *Provision) planGang(ctx context.Context, g *gang) {
 		// All or nothing: the claims written go too, and with them their pods' reservations.
 		gangsPlanned.WithLabelValues(gangWriteFailed).Inc()
 		logger.Info("Deleting the nodeclaims written for a gang: some could not be written", "written", len(written), "failed", failed)
-		for _, name := range written {
-			if err := p.opts.Dynamic.Resource(v1alpha1.NodeClaimGVR).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-				logger.Error(err, "Deleting a gang's nodeclaim", "nodeClaim", name)
-			}
-		}
+		p.deleteClaims(ctx, logger, written)
 		return
 	}
 	p.writer.addToClaims(ctx, result.Added)
@@ -322,17 +329,15 @@ func (g *gangs) release(logger klog.Logger, group string, a *gangAttempt) {
 		return
 	}
 	namespace, name, _ := strings.Cut(group, "/")
-	pods, err := g.podLister().Pods(namespace).List(labels.Everything())
+	pods, err := g.groupPods(namespace, name)
 	if err != nil {
 		logger.Error(err, "Listing the pods of a gang to release", "podGroup", group)
 		return
 	}
 	claims := sets.New[string]()
 	for _, pod := range pods {
-		if sg := pod.Spec.SchedulingGroup; sg != nil && sg.PodGroupName != nil && *sg.PodGroupName == name {
-			if claim, _, ok := g.ledger.Reservation(pod.UID); ok {
-				claims.Insert(claim)
-			}
+		if claim, _, ok := g.ledger.Reservation(pod.UID); ok {
+			claims.Insert(claim)
 		}
 	}
 	now := g.opts.Clock.Now()
@@ -347,10 +352,8 @@ func (g *gangs) release(logger klog.Logger, group string, a *gangAttempt) {
 				}
 			}
 		}
-		if err := g.opts.Dynamic.Resource(v1alpha1.NodeClaimGVR).Delete(context.Background(), claim, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			logger.Error(err, "Deleting a nodeclaim of a gang released", "podGroup", group, "nodeClaim", claim)
-		}
 	}
+	g.deleteClaims(context.Background(), logger.WithValues("podGroup", group), sets.List(claims))
 	gangsReleased.Inc()
 	msg := fmt.Sprintf("%s: the nodes of gang %s were not all initialized within %s of its first nodeclaims; "+
 		"deleted its %d nodeclaim(s), %d of them launched, so that none is left idle; its pods are planned again",
@@ -364,25 +367,16 @@ func (g *gangs) release(logger klog.Logger, group string, a *gangAttempt) {
 	}
 }
 
-// refsOf returns the pods reserved on the NodeClaims named claims.
-func refsOf(ledger *Ledger, claims []string) []v1alpha1.PodReference {
-	var refs []v1alpha1.PodReference
-	for _, name := range claims {
-		refs = append(refs, ledger.Pods(name)...)
-	}
-	return refs
-}
-
 // unready returns why pod, of a gang planned here, waits: a NodeClaim of its gang whose node
 // is not initialized yet, or pods of its gang being planned again; "" if it does not wait.
 func (g *gangs) unready(pod *v1.Pod) string {
-	sg := pod.Spec.SchedulingGroup
-	if sg == nil || sg.PodGroupName == nil {
+	groupName := podGroupName(pod)
+	if groupName == "" {
 		return ""
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	w := g.waiting[pod.Namespace+"/"+*sg.PodGroupName]
+	w := g.waiting[pod.Namespace+"/"+groupName]
 	if w == nil {
 		return ""
 	}
@@ -556,16 +550,12 @@ func inZone(pod *v1.Pod, zone string) *v1.Pod {
 // placedZone returns the zone of the nodes (or NodeClaims) the pods of g's PodGroup already
 // bound or reserved are on, "" if none is.
 func (g *gangs) placedZone(gg *gang) string {
-	pods, err := g.podLister().Pods(gg.group.Namespace).List(labels.Everything())
+	pods, err := g.groupPods(gg.group.Namespace, gg.group.Name)
 	if err != nil {
 		return ""
 	}
 	nodes := g.handle.SharedInformerFactory().Core().V1().Nodes().Lister()
 	for _, pod := range pods {
-		sg := pod.Spec.SchedulingGroup
-		if sg == nil || sg.PodGroupName == nil || *sg.PodGroupName != gg.group.Name {
-			continue
-		}
 		if pod.Spec.NodeName != "" {
 			if node, err := nodes.Get(pod.Spec.NodeName); err == nil && node.Labels[v1.LabelTopologyZone] != "" {
 				return node.Labels[v1.LabelTopologyZone]
@@ -587,10 +577,5 @@ func claimZone(nc *v1alpha1.NodeClaim) string {
 	if nc.Status.Zone != "" {
 		return nc.Status.Zone
 	}
-	for _, r := range nc.Spec.Requirements {
-		if r.Key == v1.LabelTopologyZone && r.Operator == v1.NodeSelectorOpIn && len(r.Values) == 1 {
-			return r.Values[0]
-		}
-	}
-	return ""
+	return v1alpha1.RequirementLabels(nc.Spec.Requirements, func(key string) bool { return key == v1.LabelTopologyZone })[v1.LabelTopologyZone]
 }

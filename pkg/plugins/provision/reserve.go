@@ -53,7 +53,11 @@ func (r *reservations) activate(ctx context.Context, refs []v1alpha1.PodReferenc
 // activateClaims activates the pending pods reserved on the NodeClaims named claims, and
 // returns how many there were.
 func (r *reservations) activateClaims(ctx context.Context, claims []string) int {
-	return r.activate(ctx, refsOf(r.ledger, claims))
+	var refs []v1alpha1.PodReference
+	for _, name := range claims {
+		refs = append(refs, r.ledger.Pods(name)...)
+	}
+	return r.activate(ctx, refs)
 }
 
 // forget drops what reservations keep of the NodeClaim named claim, which is gone.

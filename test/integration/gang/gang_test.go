@@ -19,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/component-base/metrics/legacyregistry"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	"k8s.io/kubernetes/test/utils/ktesting"
 	"k8s.io/utils/ptr"
@@ -149,33 +148,7 @@ func (env *gangEnv) claims() []string {
 // gangsPlanned returns nodewright_gangs_planned_total{result} of this process's scheduler.
 func gangsPlanned(t *testing.T, result string) float64 {
 	t.Helper()
-	return counter(t, "nodewright_gangs_planned_total", result)
-}
-
-// counter returns the counter name{result} (result "": a counter without labels) of this
-// process's scheduler: the tests' schedulers share it, so a test reads it before and after.
-func counter(t *testing.T, name, result string) float64 {
-	t.Helper()
-	families, err := legacyregistry.DefaultGatherer.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if result == "" {
-				return m.GetCounter().GetValue()
-			}
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return framework.Counter(t, "nodewright_gangs_planned_total", map[string]string{"result": result})
 }
 
 // TestGangOverLimitGetsNothing is issue 18's second acceptance item: the same gang under a
@@ -299,7 +272,7 @@ func TestGangBindsTogether(t *testing.T) {
 // the same rules), and all of them bind.
 func TestGangAndSinglePodsInOneRound(t *testing.T) {
 	env := newGangEnv(t, nil)
-	rounds, written := counter(t, "nodewright_provisioning_rounds_total", "planned"), gangsPlanned(t, "written")
+	rounds, written := framework.Counter(t, "nodewright_provisioning_rounds_total", map[string]string{"result": "planned"}), gangsPlanned(t, "written")
 	env.gpuJob("train", 4)
 	// Single pods of 3 CPUs: none fits the node without GPUs.
 	single := st.MakePod().Label("app", "web").SchedulerName("nodewright-scheduler").
@@ -322,7 +295,7 @@ func TestGangAndSinglePodsInOneRound(t *testing.T) {
 	if got := gangsPlanned(t, "written") - written; got != 1 {
 		t.Errorf("gangs written: %v, want 1", got)
 	}
-	if got := counter(t, "nodewright_provisioning_rounds_total", "planned") - rounds; got != 1 {
+	if got := framework.Counter(t, "nodewright_provisioning_rounds_total", map[string]string{"result": "planned"}) - rounds; got != 1 {
 		t.Errorf("rounds that planned: %v, want 1 for the gang and the single pods together", got)
 	}
 }
@@ -358,7 +331,7 @@ func TestGangReleasedWhenAPodCannotLaunch(t *testing.T) {
 		args["gangLaunchTimeout"] = "20s"
 	})
 	env.e.InsufficientCapacity(big, "", "")
-	released := counter(t, "nodewright_gangs_released_total", "")
+	released := framework.Counter(t, "nodewright_gangs_released_total", nil)
 	group := &schedulingv1beta1.PodGroup{ObjectMeta: metav1.ObjectMeta{Name: "train"},
 		Spec: schedulingv1beta1.PodGroupSpec{SchedulingPolicy: schedulingv1beta1.PodGroupSchedulingPolicy{
 			Gang: &schedulingv1beta1.GangSchedulingPolicy{MinCount: 4}}}}
@@ -380,7 +353,7 @@ func TestGangReleasedWhenAPodCannotLaunch(t *testing.T) {
 		return err == nil && len(nodes.Items) == 2, err
 	})
 	framework.Eventually(env.ctx, t, 60*time.Second, "the gang released at gangLaunchTimeout", func(ctx context.Context) (bool, error) {
-		return counter(t, "nodewright_gangs_released_total", "") > released, nil
+		return framework.Counter(t, "nodewright_gangs_released_total", nil) > released, nil
 	})
 	framework.Eventually(env.ctx, t, 60*time.Second, "no claim, node or instance of the gang left", func(ctx context.Context) (bool, error) {
 		nodes, err := env.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: v1alpha1.LabelProvisionerName + "=" + env.ns})
