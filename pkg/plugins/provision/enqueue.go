@@ -22,12 +22,38 @@ var _ fwk.EnqueueExtensions = &Provision{}
 // holds (see holds), which only the plugin's activations release. Each retry writes the pod's
 // status ("0/N nodes are available" changes with N), through the same client rate limit as
 // binding and launching, so retries that cannot succeed are not made.
+//
+// With PodGroups scheduled, the node events that can complete a gang (gangs.cacheSaw) are
+// registered too: the scheduler calls their hint after updating its cache, so the hint learns
+// when its cache shows a gang's nodes ready; it lets the gang go itself, never by its answer.
 func (p *Provision) EventsToRegister(_ context.Context) ([]fwk.ClusterEventWithHint, error) {
-	return []fwk.ClusterEventWithHint{
+	events := []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeLabel}, QueueingHintFn: p.hintNodeChange},
 		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Add}, QueueingHintFn: p.hintReservedPodGone},
 		{Event: fwk.ClusterEvent{Resource: fwk.Pod, ActionType: fwk.Delete}, QueueingHintFn: p.hintReservedPodGone},
-	}, nil
+	}
+	if groupsScheduled() {
+		events = append(events, fwk.ClusterEventWithHint{
+			Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeLabel | fwk.UpdateNodeTaint}, QueueingHintFn: p.hintGangNode})
+	}
+	return events, nil
+}
+
+// hintGangNode records a node of a NodeClaim as the scheduler's cache now holds it
+// (gangs.cacheSaw) and, if that lets a gang go, activates the gang's pods, apart: the
+// scheduler calls hints under its queue's lock, which activating takes. It never queues pod
+// itself: the gang's pods go together, whichever pod the scheduler asked about.
+func (p *Provision) hintGangNode(logger klog.Logger, _ *v1.Pod, _, newObj any) (fwk.QueueingHint, error) {
+	node, ok := newObj.(*v1.Node)
+	if !ok || node.Labels[v1alpha1.LabelNodeClaim] == "" {
+		return fwk.QueueSkip, nil
+	}
+	if nc, ok := p.ledger.ClaimForNode(node); ok {
+		if claims := p.gangs.cacheSaw(nc, node); claims != nil {
+			go p.activateGang(klog.NewContext(context.Background(), logger), claims)
+		}
+	}
+	return fwk.QueueSkip, nil
 }
 
 // hintNodeChange queues pod for a new node, or a node whose nodeclaim or provisioner label

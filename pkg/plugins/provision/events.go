@@ -127,12 +127,17 @@ func (p *Provision) onNodeClaim(ctx context.Context, obj any) {
 }
 
 // gangNodeChanged lets the pods of nc's gang go if nc's node was the last of the gang's to
-// take pods (gangs.nodeReady).
+// take pods (gangs.initialized).
 func (p *Provision) gangNodeChanged(ctx context.Context, nc *v1alpha1.NodeClaim) {
 	if claims := p.gangs.initialized(nc); claims != nil {
-		n := p.reserved.activateClaims(ctx, claims)
-		klog.FromContext(ctx).V(2).Info("Nodes of a gang all initialized; activating its pods", "nodeClaims", claims, "pods", n)
+		p.activateGang(ctx, claims)
 	}
+}
+
+// activateGang activates the pods of the gang whose NodeClaims are claims, all initialized.
+func (p *Provision) activateGang(ctx context.Context, claims []string) {
+	n := p.reserved.activateClaims(ctx, claims)
+	klog.FromContext(ctx).V(2).Info("Nodes of a gang all initialized; activating its pods", "nodeClaims", claims, "pods", n)
 }
 
 // onNodeClaimDeleted releases the pods of a deleted NodeClaim to be planned again.

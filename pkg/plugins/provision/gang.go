@@ -78,6 +78,8 @@ type gangs struct {
 	// first wrote their claims until their nodes are all initialized, or gangLaunchTimeout.
 	// A gang planned again (a claim could not launch) stays in its attempt.
 	attempts map[string]*gangAttempt
+	// activateGang activates the pods reserved on claims, a gang's that may go.
+	activateGang func(claims []string)
 }
 
 // gangAttempt is a gang's launch, from since.
@@ -88,11 +90,25 @@ type gangAttempt struct {
 // gangNodes are the NodeClaims a gang's pods were reserved on, those whose node is not
 // initialized yet, and the last claim deleted whose pods are being planned again (replanning,
 // until the gang's next claims are written).
+//
+// A gang whose nodes are all initialized in the informer's view goes only once the
+// scheduler's own cache has them too (seen, from the scheduler's node events: cacheSaw): the
+// scheduler's node handler and the plugin's run apart, and a gang let go on the informer's
+// word alone may meet, in its cycle's snapshot, the not-ready taint the informer saw lifted,
+// fail, write the status of all its pods and back off. When the scheduler sends no node event
+// (its pods were not in its unschedulable pool then), the gang goes gangSettle later
+// (settling).
 type gangNodes struct {
 	claims     sets.Set[string]
 	unready    sets.Set[string]
 	replanning string
+	seen       sets.Set[string]
+	settling   bool
 }
+
+// gangSettle is how long a gang whose nodes are all initialized in the informer waits for the
+// scheduler's cache to show it so before it goes anyway: the two lag by milliseconds.
+const gangSettle = time.Second
 
 // groupsScheduled reports whether the scheduler schedules PodGroups.
 func groupsScheduled() bool { return utilfeature.DefaultFeatureGate.Enabled(features.GenericWorkload) }
@@ -283,7 +299,7 @@ func (g *gangs) wait(logger klog.Logger, group string, claims []string) bool {
 	}
 	unready := sets.New[string]()
 	for name := range all {
-		if nc, ok := g.ledger.Claim(name); !ok || !g.nodeReady(nc) {
+		if nc, ok := g.ledger.Claim(name); !ok || !g.nodeReady(nc, nil) {
 			unready.Insert(name)
 		}
 	}
@@ -292,7 +308,9 @@ func (g *gangs) wait(logger klog.Logger, group string, claims []string) bool {
 		delete(g.attempts, group)
 		return true
 	}
-	g.waiting[group] = &gangNodes{claims: all, unready: unready}
+	// Nodes initialized already when the gang is planned (it fit in launched claims' room)
+	// are old news to the scheduler's cache.
+	g.waiting[group] = &gangNodes{claims: all, unready: unready, seen: all.Difference(unready)}
 	for name := range all {
 		g.claimGang[name] = group
 	}
@@ -320,6 +338,12 @@ func (g *gangs) gangLaunchTimeout() time.Duration {
 func (g *gangs) release(logger klog.Logger, group string, a *gangAttempt) {
 	g.mu.Lock()
 	on := g.attempts[group] == a
+	if w := g.waiting[group]; on && w != nil && w.unready.Len() == 0 && w.replanning == "" {
+		// Its nodes are all initialized; it is settling (completeLocked). Asked again after,
+		// in case a claim of it goes meanwhile.
+		on = false
+		g.afterFunc(gangSettle, func() { go g.release(logger, group, a) })
+	}
 	if on {
 		delete(g.attempts, group)
 		g.dropLocked(group)
@@ -368,7 +392,8 @@ func (g *gangs) release(logger klog.Logger, group string, a *gangAttempt) {
 }
 
 // unready returns why pod, of a gang planned here, waits: a NodeClaim of its gang whose node
-// is not initialized yet, or pods of its gang being planned again; "" if it does not wait.
+// is not initialized yet, pods of its gang being planned again, or the scheduler's cache that
+// does not show its nodes initialized yet; "" if it does not wait.
 func (g *gangs) unready(pod *v1.Pod) string {
 	groupName := podGroupName(pod)
 	if groupName == "" {
@@ -386,7 +411,7 @@ func (g *gangs) unready(pod *v1.Pod) string {
 	if w.replanning != "" {
 		return fmt.Sprintf("the pods of its gang that nodeclaim %s could not launch for are planned again", w.replanning)
 	}
-	return ""
+	return "the scheduler's cache does not show all the nodes of its gang initialized yet"
 }
 
 // ephemeralTaints are the keys of the taints Kubernetes itself puts on a node until it is
@@ -396,44 +421,101 @@ func (g *gangs) unready(pod *v1.Pod) string {
 var ephemeralTaints = []string{v1.TaintNodeNotReady, v1.TaintNodeUnreachable,
 	"node.cloudprovider.kubernetes.io/uninitialized"} // k8s.io/cloud-provider/api.TaintExternalCloudProvider
 
+// untainted reports whether node has none of the ephemeralTaints.
+func untainted(node *v1.Node) bool {
+	return !slices.ContainsFunc(node.Spec.Taints, func(t v1.Taint) bool { return slices.Contains(ephemeralTaints, t.Key) })
+}
+
 // nodeReady reports whether nc's node takes pods: the claim is Initialized (its node Ready,
-// no startup taint left) and the node, in the scheduler's informer, has none of the
-// ephemeralTaints left.
-func (g *gangs) nodeReady(nc *v1alpha1.NodeClaim) bool {
+// no startup taint left) and the node has none of the ephemeralTaints left. node is nc's
+// node, or nil to read it from the scheduler's informer.
+func (g *gangs) nodeReady(nc *v1alpha1.NodeClaim, node *v1.Node) bool {
 	if !nc.IsTrue(v1alpha1.ConditionInitialized) || nc.Status.NodeName == "" {
 		return false
 	}
-	node, err := g.handle.SharedInformerFactory().Core().V1().Nodes().Lister().Get(nc.Status.NodeName)
-	if err != nil {
-		return false
-	}
-	for _, t := range node.Spec.Taints {
-		if slices.Contains(ephemeralTaints, t.Key) {
+	if node == nil {
+		var err error
+		if node, err = g.handle.SharedInformerFactory().Core().V1().Nodes().Lister().Get(nc.Status.NodeName); err != nil {
 			return false
 		}
 	}
-	return true
+	return node.Name == nc.Status.NodeName && untainted(node)
 }
 
 // initialized records that the node of nc, a NodeClaim updated or whose node changed, takes
-// pods (nodeReady), and returns the claims of its gang if it was the gang's last: their pods
-// may go.
+// pods (nodeReady, in the informer), and returns the claims of its gang if that completes it
+// (completeLocked): their pods may go.
 func (g *gangs) initialized(nc *v1alpha1.NodeClaim) []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	claim := nc.Name
-	group, ok := g.claimGang[claim]
-	if !ok || !g.nodeReady(nc) {
+	group, ok := g.claimGang[nc.Name]
+	if !ok || !g.nodeReady(nc, nil) {
 		return nil
 	}
 	w := g.waiting[group]
-	w.unready.Delete(claim)
+	w.unready.Delete(nc.Name)
+	return g.completeLocked(group, w)
+}
+
+// cacheSaw records node, the node of NodeClaim nc, as the scheduler's cache holds it now (the
+// scheduler calls its queueing hints after updating its cache), and returns the claims of its
+// gang if that completes it.
+func (g *gangs) cacheSaw(nc *v1alpha1.NodeClaim, node *v1.Node) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	group, ok := g.claimGang[nc.Name]
+	if !ok {
+		return nil
+	}
+	w := g.waiting[group]
+	if !untainted(node) {
+		w.seen.Delete(nc.Name)
+		return nil
+	}
+	w.seen.Insert(nc.Name)
+	if g.nodeReady(nc, node) {
+		w.unready.Delete(nc.Name)
+	}
+	return g.completeLocked(group, w)
+}
+
+// completeLocked returns the claims of w, the gang named group, and forgets it, if its nodes
+// are all initialized, in the informer and in the scheduler's cache; nil if not. Initialized
+// in the informer only, the gang settles: it goes gangSettle later unless the scheduler's
+// cache shows it first. g.mu is held.
+func (g *gangs) completeLocked(group string, w *gangNodes) []string {
 	if w.unready.Len() > 0 || w.replanning != "" {
+		return nil
+	}
+	if !w.seen.IsSuperset(w.claims) {
+		if !w.settling {
+			w.settling = true
+			g.afterFunc(gangSettle, func() { go g.settle(group, w) })
+		}
 		return nil
 	}
 	g.dropLocked(group)
 	delete(g.attempts, group)
 	return sets.List(w.claims)
+}
+
+// settle lets w, the gang named group, go gangSettle after its nodes were all initialized in
+// the informer if the scheduler's cache has not shown them yet: it sends no node event to
+// the plugin while the gang's pods are not in its unschedulable pool.
+func (g *gangs) settle(group string, w *gangNodes) {
+	g.mu.Lock()
+	var claims []string
+	if g.waiting[group] == w {
+		w.settling = false
+		w.seen = w.seen.Union(w.claims)
+		claims = g.completeLocked(group, w)
+	}
+	g.mu.Unlock()
+	if claims != nil {
+		klog.Background().WithName(Name).V(2).Info("Gang's nodes initialized, the scheduler's cache not known to show it: letting it go",
+			"podGroup", group, "after", gangSettle)
+		g.activateGang(claims)
+	}
 }
 
 // gone records that the NodeClaim named claim, of a gang, was deleted (it could not launch,
@@ -451,6 +533,7 @@ func (g *gangs) gone(claim string) {
 	delete(g.claimGang, claim)
 	w.claims.Delete(claim)
 	w.unready.Delete(claim)
+	w.seen.Delete(claim)
 	w.replanning = claim
 }
 

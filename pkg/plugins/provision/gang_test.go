@@ -166,30 +166,66 @@ func TestGangWaitsForAllItsNodes(t *testing.T) {
 		}
 	}
 
+	// activated returns the pods activated since the last call, sorted, once there are want
+	// of them or a second has passed: a gang the scheduler's cache shows ready is activated
+	// apart from the hint (activateGang).
+	activated := func(want int) []string {
+		t.Helper()
+		var got []string
+		for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+			h.mu.Lock()
+			got = slices.Clone(h.activated)
+			h.mu.Unlock()
+			if len(slices.Compact(slices.Sorted(slices.Values(got)))) >= want || time.Now().After(deadline) {
+				break
+			}
+		}
+		h.mu.Lock()
+		h.activated = nil
+		h.mu.Unlock()
+		return slices.Compact(slices.Sorted(slices.Values(got)))
+	}
+	all := []string{"default/g-1", "default/g-2", "default/g-3"}
+	// cacheSees calls the hint of the scheduler's node event, after its cache took node.
+	cacheSees := func(node *v1.Node, claim string) {
+		t.Helper()
+		node = node.DeepCopy()
+		node.Labels = map[string]string{v1alpha1.LabelNodeClaim: claim}
+		if hint, err := p.hintGangNode(logger, g1, nil, node); err != nil || hint != fwk.QueueSkip {
+			t.Fatalf("hintGangNode = %v, %v; want QueueSkip: the gang goes by activation", hint, err)
+		}
+	}
+
 	start()
+	// The scheduler's cache took n1, and n2 with the not-ready taint.
+	cacheSees(node("n1"), "c1")
+	cacheSees(n2, "c2")
 	p.onNodeClaim(ctx, unstructuredClaim(t, initialized(c1)))
 	// (Its registration activated its pods: PreEnqueue held them again.)
 	if !held(g1) || !held(g3) {
 		t.Fatalf("one of two nodes initialized: g-1 held %v, g-3 held %v, want both held", held(g1), held(g3))
 	}
-	h.activated = nil
+	activated(0)
 	p.onNodeClaim(ctx, unstructuredClaim(t, initialized(c2)))
 	// Initialized, but its node still has the node controller's not-ready taint: held.
-	if !held(g1) || len(h.activated) > 1 {
-		t.Fatalf("a gang let go (activated %v) while a node has the not-ready taint", h.activated)
+	if got := activated(0); !held(g1) || len(got) > 1 {
+		t.Fatalf("a gang let go (activated %v) while a node has the not-ready taint", got)
 	}
-	// The taint lifted: the node's update lets the gang go.
+	// The taint lifted, in the plugin's informer: the gang still waits for the scheduler's
+	// cache, whose node handler runs apart (a cycle on its snapshot would meet the taint).
 	n2ready := node("n2")
 	if err := nodes.Informer().GetStore().Update(n2ready); err != nil {
 		t.Fatal(err)
 	}
 	n2ready.Labels = map[string]string{v1alpha1.LabelNodeClaim: "c2"}
 	p.onNode(ctx, n2ready)
-	// (c2's registration, in its update, activated g-3 too.)
-	slices.Sort(h.activated)
-	h.activated = slices.Compact(h.activated)
-	if want := []string{"default/g-1", "default/g-2", "default/g-3"}; !slices.Equal(h.activated, want) {
-		t.Errorf("all nodes initialized: activated %v, want %v", h.activated, want)
+	if got := activated(0); !held(g1) || slices.Contains(got, "default/g-1") {
+		t.Fatalf("a gang let go (activated %v) on the informer's word, before the scheduler's cache showed its last node untainted", got)
+	}
+	// The scheduler's event: its cache shows n2 untainted, and the gang goes.
+	cacheSees(n2ready, "c2")
+	if got := activated(3); !slices.Equal(got, all) {
+		t.Errorf("all nodes initialized: activated %v, want %v", got, all)
 	}
 	if held(g1) || held(g3) {
 		t.Error("a gang whose nodes are all initialized still held")
@@ -214,12 +250,16 @@ func TestGangWaitsForAllItsNodes(t *testing.T) {
 	if !held(g1) {
 		t.Error("a gang let go before the node of its new claim is initialized")
 	}
-	h.activated = nil
+	activated(0)
 	p.onNodeClaim(ctx, unstructuredClaim(t, initialized(c4)))
-	slices.Sort(h.activated)
-	h.activated = slices.Compact(h.activated)
-	if want := []string{"default/g-1", "default/g-2", "default/g-3"}; !slices.Equal(h.activated, want) || held(g1) {
-		t.Errorf("the gang's old and new nodes initialized: activated %v, want %v, and let go", h.activated, want)
+	// The scheduler sent no node event (its pods were not in its unschedulable pool, say):
+	// the gang goes gangSettle after the informer showed it ready.
+	if got := activated(0); !held(g1) || slices.Contains(got, "default/g-1") {
+		t.Fatalf("a gang let go (activated %v) before gangSettle without the scheduler's node event", got)
+	}
+	clk.Step(gangSettle)
+	if got := activated(3); !slices.Equal(got, all) || held(g1) {
+		t.Errorf("the gang's old and new nodes initialized, gangSettle passed: activated %v, want %v, and let go", got, all)
 	}
 	p.onNodeClaimDeleted(ctx, unstructuredClaim(t, c4))
 

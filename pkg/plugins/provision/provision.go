@@ -86,7 +86,9 @@ func newProvision(d *deps, hardDefaultSpread bool) *Provision {
 		unplannedPods: &unplannedMemo{last: map[types.UID]*plan.Unplanned{}}, waits: &waitTimes{since: map[types.UID]time.Time{}}}
 	p.conflicts = newConflicts(d, p.reserved, hardDefaultSpread)
 	p.writer = &claimWriter{deps: d, trigger: func() { p.batcher.Trigger() }}
-	p.gangs = &gangs{deps: d}
+	p.gangs = &gangs{deps: d, activateGang: func(claims []string) {
+		p.activateGang(klog.NewContext(context.Background(), klog.Background().WithName(Name)), claims)
+	}}
 	return p
 }
 
