@@ -101,7 +101,9 @@
 // shutting-down for Options.TerminateLatency, then terminated, and DescribeInstances shows it
 // for Options.TerminatedRetention more. Time is the injected clock's. Its private address is
 // drawn from its subnet, never reusing one an instance of this emulator had, and its private
-// DNS name is ip-10-0-x-y.ec2.internal.
+// DNS name is ip-10-0-x-y.ec2.internal. Options.LaunchLatencyJitter and
+// Options.JoinDelayJitter (none by default) spread the instances' launch latencies and join
+// delays: each instance adds its own uniform draws in [0, jitter), made at launch.
 //
 // # Faults
 //
@@ -111,13 +113,16 @@
 // the queue now, the instance terminated after Options.SpotInterruptionNotice),
 // RebalanceRecommendation, ScheduledChange (an AWS Health scheduledChange event),
 // SendStateChangeNotification, NeverJoin and NeverJoinNext. The same are served over HTTP
-// under ControlPrefix. Calls records every request, its parameters and its error code.
+// under ControlPrefix. ThrottleFraction throttles each call of an operation, or of every
+// operation, with a probability, drawn from Options.Rand so that a seeded run throttles the
+// same calls; calls Throttle still counts go first. Calls records every request, its
+// parameters and its error code.
 //
 // # Joining
 //
 // With Options.KubeClient or Options.RESTConfig, the emulator plays the kubelet's
-// registration: JoinDelay after an instance is running, unless a fault says it never joins, it
-// creates a Node named after the private DNS name, with spec.providerID
+// registration: JoinDelay (plus its jitter) after an instance is running, unless a fault says
+// it never joins, it creates a Node named after the private DNS name, with spec.providerID
 // aws:///<zone>/<instance-id>; capacity cpu = vCPUs, memory = the catalog's memory, pods = the
 // catalog's maxPods (or the kubelet's maxPods), ephemeral-storage = the launch template's
 // first block device size (20Gi without one), and nvidia.com/gpu, amd.com/gpu or

@@ -49,7 +49,8 @@ type Options struct {
 	// Clock drives instance state changes, join delays, SQS visibility and latency faults.
 	// Default the real clock.
 	Clock clock.WithTicker
-	// Rand draws instance IDs, IP addresses, request IDs and receipt handles. Default a
+	// Rand draws instance IDs, IP addresses, request IDs, receipt handles, the jitter of
+	// launch latencies and join delays, and ThrottleFraction's throttled calls. Default a
 	// generator seeded from crypto/rand; tests pass a seeded one for reproducible IDs.
 	Rand *rand.Rand
 	// Logger receives the emulator's logs. Default klog.Background().
@@ -71,6 +72,10 @@ type Options struct {
 
 	// LaunchLatency is how long an instance stays pending. Default 1s.
 	LaunchLatency time.Duration
+	// LaunchLatencyJitter spreads the launch latencies of instances: each stays pending for
+	// LaunchLatency plus its own uniform draw in [0, LaunchLatencyJitter), made at launch.
+	// Default none.
+	LaunchLatencyJitter time.Duration
 	// TerminateLatency is how long an instance stays shutting-down. Default 1s.
 	TerminateLatency time.Duration
 	// TerminatedRetention is how long DescribeInstances still shows a terminated instance.
@@ -86,6 +91,9 @@ type Options struct {
 	RESTConfig *rest.Config
 	// JoinDelay is the time from running to the Node's creation. Default 1s.
 	JoinDelay time.Duration
+	// JoinDelayJitter spreads the join delays of instances: each joins JoinDelay plus its own
+	// uniform draw in [0, JoinDelayJitter) after running, drawn at launch. Default none.
+	JoinDelayJitter time.Duration
 	// JoinPollInterval is how often the emulator looks for instances to join. Default 100ms.
 	JoinPollInterval time.Duration
 }
@@ -153,10 +161,12 @@ func withDefaults(o Options) Options {
 		o.Queues = []string{DefaultQueueName}
 	}
 	o.LaunchLatency = duration(o.LaunchLatency, time.Second)
+	o.LaunchLatencyJitter = duration(o.LaunchLatencyJitter, 0)
 	o.TerminateLatency = duration(o.TerminateLatency, time.Second)
 	o.TerminatedRetention = duration(o.TerminatedRetention, time.Hour)
 	o.SpotInterruptionNotice = duration(o.SpotInterruptionNotice, 2*time.Minute)
 	o.JoinDelay = duration(o.JoinDelay, time.Second)
+	o.JoinDelayJitter = duration(o.JoinDelayJitter, 0)
 	o.JoinPollInterval = duration(o.JoinPollInterval, 100*time.Millisecond)
 	if o.JoinPollInterval == 0 {
 		o.JoinPollInterval = time.Millisecond

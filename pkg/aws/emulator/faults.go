@@ -46,15 +46,19 @@ type faults struct {
 	spotPrices    map[[2]string]spotOverride
 	// joinTaints are added to every Node that registers (see JoinWithTaints).
 	joinTaints []corev1.Taint
+	// throttleFraction is the probability that a call of an operation is throttled (see
+	// ThrottleFraction); the operation "" stands for every operation without a rule of its own.
+	throttleFraction map[string]float64
 }
 
 func newFaults() faults {
 	return faults{
-		insufficient: map[poolKey]bool{},
-		throttle:     map[string]int{},
-		fail:         map[string]failRule{},
-		latency:      map[string]time.Duration{},
-		spotPrices:   map[[2]string]spotOverride{},
+		insufficient:     map[poolKey]bool{},
+		throttle:         map[string]int{},
+		throttleFraction: map[string]float64{},
+		fail:             map[string]failRule{},
+		latency:          map[string]time.Duration{},
+		spotPrices:       map[[2]string]spotOverride{},
 	}
 }
 
@@ -97,6 +101,32 @@ func (e *Emulator) Throttle(operation string, n int) {
 		return
 	}
 	e.state.faults.throttle[operation] = n
+}
+
+// ThrottleFraction makes each call of operation from now on fail as Throttle's do with
+// probability fraction, drawn from Options.Rand: a service under sustained load rather than a
+// burst of refusals. Operation "" applies to every operation of every service; an operation's
+// own fraction wins over it. Calls that Throttle still counts are throttled first and draw
+// nothing. fraction <= 0 clears the rule of operation.
+func (e *Emulator) ThrottleFraction(operation string, fraction float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if fraction <= 0 {
+		delete(e.state.faults.throttleFraction, operation)
+		return
+	}
+	e.state.faults.throttleFraction[operation] = fraction
+}
+
+// throttledByChance draws whether ThrottleFraction throttles this call of op. It draws from
+// e.rand only when a rule applies, so that the rules shift the seeded IDs and addresses only
+// while they are set. Callers hold e.mu.
+func (e *Emulator) throttledByChance(op string) bool {
+	fraction, ok := e.state.faults.throttleFraction[op]
+	if !ok {
+		fraction = e.state.faults.throttleFraction[""]
+	}
+	return fraction > 0 && e.rand.Float64() < fraction
 }
 
 // failRule makes the next n calls of an operation fail with code.
@@ -257,6 +287,8 @@ func (e *Emulator) admit(ctx context.Context, service, op string, p map[string]s
 		apiErr = errInternal("the emulator's options are invalid: %v", e.state.invalid)
 	case e.state.faults.throttle[op] > 0:
 		e.state.faults.throttle[op]--
+		apiErr = throttleError(service)
+	case e.throttledByChance(op):
 		apiErr = throttleError(service)
 	case e.state.faults.fail[op].n > 0:
 		rule := e.state.faults.fail[op]

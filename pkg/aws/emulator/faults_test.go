@@ -63,6 +63,83 @@ func TestThrottlingIsRetried(t *testing.T) {
 	}
 }
 
+// TestThrottleFraction checks that a fraction throttles about that share of an operation's
+// calls and none of another's, that Throttle's counted calls go first, that "" throttles every
+// service's operations unless an operation has a fraction of its own, and that 0 clears.
+func TestThrottleFraction(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	v := newEnv(t, Options{})
+	// One attempt per call: each call reaches the emulator once and makes one draw.
+	zones := func() string {
+		_, err := v.ec2.DescribeAvailabilityZones(ctx, &ec2.DescribeAvailabilityZonesInput{}, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
+		return errorCode(err)
+	}
+	subnets := func() string {
+		_, err := v.ec2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{}, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
+		return errorCode(err)
+	}
+	parameter := func() string {
+		_, err := v.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/aws/service/bottlerocket/aws-k8s-1.33/arm64/latest/image_id")},
+			func(o *ssm.Options) { o.RetryMaxAttempts = 1 })
+		return errorCode(err)
+	}
+	receive := func() string {
+		_, err := v.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(v.e.QueueURL(DefaultQueueName))},
+			func(o *sqs.Options) { o.RetryMaxAttempts = 1 })
+		return errorCode(err)
+	}
+
+	v.e.ThrottleFraction("DescribeAvailabilityZones", 0.5)
+	got := map[string]int{}
+	for range 200 {
+		got["zones "+zones()]++
+		got["subnets "+subnets()]++
+	}
+	// 200 draws at 0.5: 100 expected, a standard deviation of about 7; the band is seeded
+	// anyway, and wide enough to survive a change of seed.
+	if n := got["zones RequestLimitExceeded"]; n < 60 || n > 140 || got["zones "] != 200-n {
+		t.Errorf("DescribeAvailabilityZones answers %v, want 60 to 140 of 200 throttled and the rest successful", got)
+	}
+	if got["subnets "] != 200 {
+		t.Errorf("DescribeSubnets answers %v, want all 200 successful", got)
+	}
+	recorded := 0
+	for _, c := range v.e.CallsOf("DescribeAvailabilityZones") {
+		if c.ErrorCode == "RequestLimitExceeded" {
+			recorded++
+		}
+	}
+	if recorded != got["zones RequestLimitExceeded"] {
+		t.Errorf("Calls records %d throttled calls, the SDK saw %d", recorded, got["zones RequestLimitExceeded"])
+	}
+
+	// Throttle's 2 calls go first; had the fraction of 1 answered them, they would still be
+	// owed after it is cleared.
+	v.e.ThrottleFraction("DescribeAvailabilityZones", 0)
+	v.e.Throttle("DescribeSubnets", 2)
+	v.e.ThrottleFraction("DescribeSubnets", 1)
+	codes := []string{subnets(), subnets(), subnets()}
+	v.e.ThrottleFraction("DescribeSubnets", 0)
+	codes = append(codes, subnets(), zones())
+	if diff := cmp.Diff([]string{"RequestLimitExceeded", "RequestLimitExceeded", "RequestLimitExceeded", "", ""}, codes); diff != "" {
+		t.Errorf("counted, then drawn, then cleared (-want, +got):\n%s", diff)
+	}
+
+	// "" throttles every service; DescribeSubnets' own 1e-9 wins over it.
+	v.e.ThrottleFraction("", 1)
+	v.e.ThrottleFraction("DescribeSubnets", 1e-9)
+	codes = []string{zones(), subnets(), parameter(), receive()}
+	if diff := cmp.Diff([]string{"RequestLimitExceeded", "", "ThrottlingException", "RequestThrottled"}, codes); diff != "" {
+		t.Errorf("with \"\" at 1 (-want, +got):\n%s", diff)
+	}
+	v.e.ThrottleFraction("", 0)
+	v.e.ThrottleFraction("DescribeSubnets", 0)
+	codes = []string{zones(), subnets(), parameter(), receive()}
+	if diff := cmp.Diff([]string{"", "", "", ""}, codes); diff != "" {
+		t.Errorf("after clearing (-want, +got):\n%s", diff)
+	}
+}
+
 // TestFailIsNotRetried checks that an injected failure fails the call at once (the retryer
 // does not retry its code) for as many calls as asked, and no more.
 func TestFailIsNotRetried(t *testing.T) {

@@ -242,6 +242,15 @@ func (e *Emulator) checkPool(pl *pool, ct string, now time.Time) (code, message 
 	return "", ""
 }
 
+// jitter draws a duration in [0, width). It draws nothing when width is 0, so that the jitter
+// options shift the seeded IDs and addresses only when they are set. Callers hold e.mu.
+func (e *Emulator) jitter(width time.Duration) time.Duration {
+	if width <= 0 {
+		return 0
+	}
+	return time.Duration(e.rand.Int64N(int64(width)))
+}
+
 // launch creates an instance in the pool. Callers hold e.mu.
 func (e *Emulator) launch(pl *pool, ct string, req *fleetRequest, fleetID, reservationID string, now time.Time) (*instance, error) {
 	ip, err := e.allocateIP(pl.subnet, now)
@@ -286,7 +295,8 @@ func (e *Emulator) launch(pl *pool, ct string, req *fleetRequest, fleetID, reser
 		},
 		reservationID:  reservationID,
 		launchTemplate: pl.lt,
-		runningAt:      now.Add(e.opts.LaunchLatency),
+		runningAt:      now.Add(e.opts.LaunchLatency + e.jitter(e.opts.LaunchLatencyJitter)),
+		joinDelay:      e.opts.JoinDelay + e.jitter(e.opts.JoinDelayJitter),
 	}
 	if e.state.faults.neverJoinNext > 0 {
 		e.state.faults.neverJoinNext--

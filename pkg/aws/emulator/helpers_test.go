@@ -120,6 +120,14 @@ func (v *env) createLaunchTemplate(ctx context.Context, t *testing.T, name, user
 	return aws.ToString(out.LaunchTemplate.LaunchTemplateId)
 }
 
+// schedule returns when an instance runs, by its own launch latency, and its own join delay.
+func (v *env) schedule(id string) (runningAt time.Time, joinDelay time.Duration) {
+	v.e.mu.Lock()
+	defer v.e.mu.Unlock()
+	inst := v.e.state.instances[id]
+	return inst.runningAt, inst.joinDelay
+}
+
 // fleetInput is an instant CreateFleet of one instance over the given (type, zone) overrides.
 func fleetInput(ltName, capacityType, token string, pools ...[2]string) *ec2.CreateFleetInput {
 	var overrides []ec2types.FleetLaunchTemplateOverridesRequest

@@ -61,7 +61,8 @@ type instance struct {
 	reservationID  string
 	launchTemplate *launchTemplate
 	runningAt      time.Time
-	terminateAt    time.Time // zero while no termination is scheduled
+	joinDelay      time.Duration // from running to the Node's creation, jitter included
+	terminateAt    time.Time     // zero while no termination is scheduled
 	stateReason    string
 	interrupted    bool
 }

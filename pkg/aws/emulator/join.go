@@ -26,8 +26,8 @@ var gpuResources = map[string]corev1.ResourceName{
 	"habana": "habana.ai/gaudi",
 }
 
-// joinLoop registers a Node for every instance that has been running for Options.JoinDelay,
-// until Close.
+// joinLoop registers a Node for every instance that has been running for its join delay
+// (Options.JoinDelay plus its jitter), until Close.
 func (e *Emulator) joinLoop() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -62,7 +62,7 @@ func (e *Emulator) joinDue(ctx context.Context) {
 	var due []pendingJoin
 	for _, inst := range e.state.visibleInstances(now, e.opts) {
 		if inst.NeverJoin || inst.NodeName != "" || inst.JoinError != "" || inst.state(now, e.opts) != StateRunning ||
-			now.Before(inst.runningAt.Add(e.opts.JoinDelay)) {
+			now.Before(inst.runningAt.Add(inst.joinDelay)) {
 			continue
 		}
 		node, err := nodeFor(inst)

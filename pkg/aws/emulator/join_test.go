@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -104,6 +105,65 @@ func TestJoinRegistersNodes(t *testing.T) {
 	}
 	if _, err := getNode(joins.PrivateDNSName); err != nil {
 		t.Errorf("the node of a terminated instance: %v, want it kept", err)
+	}
+}
+
+// TestJoinDelayJitter checks that each instance's Node registers at the first poll once it has
+// been running for JoinDelay plus its own draw in [0, JoinDelayJitter), not before.
+func TestJoinDelayJitter(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	const joinDelay, jitter, launched = 5 * time.Second, 10 * time.Second, 4
+	v := newEnv(t, Options{KubeClient: fake.NewClientset(), JoinDelay: joinDelay, JoinDelayJitter: jitter, JoinPollInterval: time.Second})
+	v.createLaunchTemplate(ctx, t, "test-lt", testUserData())
+	in := fleetInput("test-lt", CapacityTypeSpot, "", [2]string{"t3a.2xlarge", "us-east-1f"})
+	in.TargetCapacitySpecification.TotalTargetCapacity = aws.Int32(launched)
+	out, err := v.ec2.CreateFleet(ctx, in)
+	ids := launchedIDs(out)
+	if err != nil || len(ids) != launched {
+		t.Fatalf("CreateFleet: %+v, %v", out, err)
+	}
+	joinAt := map[string]time.Time{}
+	for _, id := range ids {
+		runningAt, d := v.schedule(id)
+		if d < joinDelay || d >= joinDelay+jitter {
+			t.Errorf("%s join delay %v, want %v plus [0, %v)", id, d, joinDelay, jitter)
+		}
+		joinAt[id] = runningAt.Add(d)
+	}
+	// The join loop's ticker must exist before the clock moves, or its polls would lag.
+	eventually(ctx, t, "the join loop's ticker", v.clock.HasWaiters)
+
+	// Running after 1s, joining 5s to 15s later: poll by poll up to 16s, each Node appears at
+	// the first poll at or past its instance's own time.
+	joined := map[string]time.Time{}
+	for range 16 {
+		stepAndSettle(t, v, time.Second)
+		now := v.clock.Now()
+		for _, id := range ids {
+			if now.Before(joinAt[id]) {
+				if inst, _ := v.e.Instance(id); inst.NodeName != "" {
+					t.Fatalf("%s joined at +%v, before its time +%v", id, now.Sub(testStart), joinAt[id].Sub(testStart))
+				}
+				continue
+			}
+			if _, ok := joined[id]; !ok {
+				eventually(ctx, t, "the node of "+id, func() bool {
+					inst, _ := v.e.Instance(id)
+					return inst.NodeName != ""
+				})
+				joined[id] = now
+			}
+		}
+	}
+	polls := map[time.Time]bool{}
+	for _, id := range ids {
+		if at := joined[id]; at.Before(joinAt[id]) || !at.Before(joinAt[id].Add(time.Second)) {
+			t.Errorf("%s joined at +%v, want the first poll at or past +%v", id, at.Sub(testStart), joinAt[id].Sub(testStart))
+		}
+		polls[joined[id]] = true
+	}
+	if len(polls) < 2 {
+		t.Errorf("all %d instances joined at the same poll, want the jitter to spread them", launched)
 	}
 }
 
