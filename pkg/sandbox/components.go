@@ -72,6 +72,10 @@ func apiserverArgs(certs *pki, etcdURL string, port int, workloads bool) []strin
 		// reconciler refuses; nothing in the sandbox reaches the apiserver through it.
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+		// On SIGTERM, drain the requests in flight and then give open watches 2s to end,
+		// not the request timeout (60s): otherwise Stop and RestartAPIServer, with clients
+		// still watching, wait out stopGrace and kill it.
+		"--shutdown-send-retry-after=true",
 	}, gateArgs(workloads, true)...)
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -46,9 +47,12 @@ type ControlPlane struct {
 	kubeconfig string
 	restConfig *rest.Config
 
-	spawner   *spawner
+	spawner *spawner
+	// mu guards processes and stopped, and is held while a process is spawned, so that no
+	// process starts once Stop has begun (and closed the spawner).
 	mu        sync.Mutex
-	processes []*process // in start order
+	processes []*process // in start order; a restarted process takes its forerunner's place
+	stopped   bool
 	stopOnce  sync.Once
 }
 
@@ -153,6 +157,7 @@ func (cp *ControlPlane) ServiceCIDR() string { return serviceCIDR }
 func (cp *ControlPlane) Stop() {
 	cp.stopOnce.Do(func() {
 		cp.mu.Lock()
+		cp.stopped = true
 		procs := cp.processes
 		cp.mu.Unlock()
 		for i := len(procs) - 1; i >= 0; i-- {
@@ -165,25 +170,77 @@ func (cp *ControlPlane) Stop() {
 	})
 }
 
-// run starts one process and waits until healthy reports nil, the process exits, or the
-// timeout passes. A process that dies while starting is reported with the tail of its log.
-func (cp *ControlPlane) run(ctx context.Context, name, bin string, args []string, timeout time.Duration, healthy func(context.Context) error) error {
-	p, err := cp.spawner.startProcess(name, bin, args, filepath.Join(cp.dir, "logs"))
+// RestartAPIServer stops the kube-apiserver (SIGTERM, as Stop does) and starts it again with
+// the same binary, flags and port, and returns once it is ready (/readyz), as Start does. The
+// chaos soak uses it to take the apiserver away from a running scheduler and controller:
+// since etcd keeps the cluster's state and the address and certificates stay the same,
+// clients of Kubeconfig and RESTConfig, and the controller manager and kwok, reconnect by
+// themselves, and watches resume after a relist. The new process appends to the same log and
+// takes the old one's place in the stop order. It fails once Stop has been called.
+func (cp *ControlPlane) RestartAPIServer(ctx context.Context) error {
+	p, err := cp.restart(ctx, "kube-apiserver")
 	if err != nil {
 		return err
 	}
-	cp.mu.Lock()
-	cp.processes = append(cp.processes, p)
-	cp.mu.Unlock()
+	return waitHealthy(ctx, p)
+}
 
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// restart stops the process called name and starts its spec again in its place. It holds
+// mu while it does (not while the new process gets healthy), so a concurrent Stop waits for
+// the new process and then stops that one.
+func (cp *ControlPlane) restart(ctx context.Context, name string) (*process, error) {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if cp.stopped {
+		return nil, fmt.Errorf("restarting %s: the control plane is stopped", name)
+	}
+	i := slices.IndexFunc(cp.processes, func(p *process) bool { return p.spec.name == name })
+	if i < 0 {
+		return nil, fmt.Errorf("restarting %s: it was never started", name)
+	}
+	old := cp.processes[i]
+	old.stop()
+	klog.FromContext(ctx).V(2).Info("Stopped sandbox component for a restart", "component", name, "pid", old.cmd.Process.Pid)
+	p, err := cp.spawner.startProcess(old.spec, filepath.Join(cp.dir, "logs"))
+	if err != nil {
+		return nil, err
+	}
+	cp.processes[i] = p
+	return p, nil
+}
+
+// run starts one process and waits until healthy reports nil, the process exits, or the
+// timeout passes.
+func (cp *ControlPlane) run(ctx context.Context, name, bin string, args []string, timeout time.Duration, healthy func(context.Context) error) error {
+	spec := processSpec{name: name, bin: bin, args: args, timeout: timeout, healthy: healthy}
+	cp.mu.Lock()
+	if cp.stopped {
+		cp.mu.Unlock()
+		return fmt.Errorf("starting %s: the control plane is stopped", name)
+	}
+	p, err := cp.spawner.startProcess(spec, filepath.Join(cp.dir, "logs"))
+	if err == nil {
+		cp.processes = append(cp.processes, p)
+	}
+	cp.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return waitHealthy(ctx, p)
+}
+
+// waitHealthy waits until p's health check reports nil, p exits, or its spec's timeout
+// passes. A process that dies while starting is reported with the tail of its log.
+func waitHealthy(ctx context.Context, p *process) error {
+	name := p.spec.name
+	ctx, cancel := context.WithTimeout(ctx, p.spec.timeout)
 	defer cancel()
 	var lastErr error
 	for {
 		if done, exitErr := p.exited(); done {
 			return fmt.Errorf("%s exited while starting (%v); last lines of %s:\n%s", name, exitErr, p.logPath, tail(p.logPath, 20))
 		}
-		if lastErr = healthy(ctx); lastErr == nil {
+		if lastErr = p.spec.healthy(ctx); lastErr == nil {
 			klog.FromContext(ctx).V(2).Info("Sandbox component is healthy", "component", name, "pid", p.cmd.Process.Pid)
 			return nil
 		}

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -14,9 +15,19 @@ import (
 // stopGrace is how long a process gets to exit after SIGTERM before it is killed.
 const stopGrace = 10 * time.Second
 
+// processSpec is what starts one control-plane binary and tells when it is healthy. Its
+// process keeps it, so that the binary can be started again the same way (RestartAPIServer).
+type processSpec struct {
+	name    string
+	bin     string
+	args    []string
+	timeout time.Duration // bounds the wait for healthy
+	healthy func(context.Context) error
+}
+
 // process is one control-plane binary the sandbox runs.
 type process struct {
-	name    string
+	spec    processSpec
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{} // closed when the process has exited
@@ -63,14 +74,16 @@ func (s *spawner) close() {
 	<-s.stopped
 }
 
-// startProcess runs bin with args, its output appended to logDir/name.log.
-func (s *spawner) startProcess(name, bin string, args []string, logDir string) (*process, error) {
+// startProcess runs spec's binary with its args, its output appended to logDir/name.log: a
+// process started again appends to the log of the one before.
+func (s *spawner) startProcess(spec processSpec, logDir string) (*process, error) {
+	name := spec.name
 	logPath := filepath.Join(logDir, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening log of %s: %w", name, err)
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(spec.bin, spec.args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -83,7 +96,7 @@ func (s *spawner) startProcess(name, bin string, args []string, logDir string) (
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &process{spec: spec, cmd: cmd, logPath: logPath, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
