@@ -80,7 +80,7 @@ $(BIN)/kwok-stages.yaml:
 	mv $@.tmp $@
 
 .PHONY: test
-test: test-unit test-integration bench-quick ## Run the unit tests (with -race), the integration tests, and the benchmarks in quick mode.
+test: test-unit test-integration bench-quick soak-quick ## Run the unit tests (with -race), the integration tests, the benchmarks in quick mode and the 3-minute chaos soak.
 
 .PHONY: test-unit
 test-unit: ## Run the unit tests with the race detector.
@@ -163,6 +163,26 @@ bench: build tools ## Run the benchmarks and write docs/benchmarks.{json,md,png}
 .PHONY: bench-quick
 bench-quick: ## Prove in a few minutes that every benchmark runs (small counts, one run; report in bin/bench/).
 	$(MAKE) --no-print-directory bench BENCH_QUICK=1
+
+# The chaos soak (issue 19, hack/bench/soak.go): a seeded workload scaled at random on the
+# sandbox under EC2 and process faults, its invariants (leaked instances, double launches,
+# stranded pods, PDB violations, stuck cordons, the limit) checked throughout; it fails on
+# any violation. `make soak` runs it for SOAK_DURATION and writes docs/reliability.{json,md};
+# `make soak-quick` (in `make test`) runs three minutes, its report in bin/soak/.
+SOAK_DURATION ?= 30m
+SOAK_SEED ?= 1
+SOAK_FLAGS ?=
+SOAK_CMD = $(GO) run ./hack/bench soak -seed $(SOAK_SEED)
+
+.PHONY: soak
+soak: build tools ## Run the 30-minute chaos soak (SOAK_DURATION, SOAK_SEED) and write docs/reliability.{json,md}.
+	NODEWRIGHT_BIN_DIR=$(BIN) $(SOAK_CMD) -duration $(SOAK_DURATION) $(SOAK_FLAGS) -out docs/reliability.json -markdown docs/reliability.md
+
+.PHONY: soak-quick
+soak-quick: build tools ## Run the chaos soak for 3 minutes, its faults more often (report in bin/soak/).
+	@mkdir -p $(BIN)/soak
+	NODEWRIGHT_BIN_DIR=$(BIN) $(SOAK_CMD) -duration 3m -kill-every 1m -max-pods 60 -strand-bound 2m $(SOAK_FLAGS) \
+		-out $(BIN)/soak/soak.json -markdown $(BIN)/soak/reliability.md
 
 .PHONY: clean
 clean: ## Remove bin/.

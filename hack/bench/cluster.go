@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,12 @@ func startCluster(ctx context.Context, joinDelay time.Duration) (_ *cluster, err
 	if joinDelay == 0 {
 		joinDelay = -1 // the emulator's "none"
 	}
+	return startClusterWith(ctx, emulator.Options{LaunchLatency: -1, JoinDelay: joinDelay, JoinPollInterval: 20 * time.Millisecond})
+}
+
+// startClusterWith starts the cluster with the emulator's options eopts (its RESTConfig set
+// here).
+func startClusterWith(ctx context.Context, eopts emulator.Options) (_ *cluster, err error) {
 	dir, err := os.MkdirTemp("", "nodewright-bench-")
 	if err != nil {
 		return nil, err
@@ -75,12 +82,8 @@ func startCluster(ctx context.Context, joinDelay time.Duration) (_ *cluster, err
 	if c.client, err = kubernetes.NewForConfig(c.restConfig()); err != nil {
 		return nil, err
 	}
-	c.emulator = emulator.New(emulator.Options{
-		RESTConfig:       c.restConfig(),
-		LaunchLatency:    -1,
-		JoinDelay:        joinDelay,
-		JoinPollInterval: 20 * time.Millisecond,
-	})
+	eopts.RESTConfig = c.restConfig()
+	c.emulator = emulator.New(eopts)
 	if err := c.emulator.Start(); err != nil {
 		return nil, fmt.Errorf("starting the EC2 emulator: %w", err)
 	}
@@ -222,8 +225,8 @@ type schedulerProcess struct {
 }
 
 // startScheduler runs bin/nodewright-scheduler with config, logging to log in the cluster's
-// directory.
-func (c *cluster) startScheduler(config, log string) (*schedulerProcess, error) {
+// directory, with flags added (without a --secure-port among them, it serves none).
+func (c *cluster) startScheduler(config, log string, flags ...string) (*schedulerProcess, error) {
 	binDir, err := sandbox.DefaultBinDir()
 	if err != nil {
 		return nil, err
@@ -232,7 +235,11 @@ func (c *cluster) startScheduler(config, log string) (*schedulerProcess, error) 
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(binDir, "nodewright-scheduler"), "--config", config, "--secure-port=0", "--v="+schedulerVerbosity())
+	args := []string{"--config", config, "--v=" + schedulerVerbosity()}
+	if !slices.ContainsFunc(flags, func(f string) bool { return strings.HasPrefix(f, "--secure-port") }) {
+		args = append(args, "--secure-port=0")
+	}
+	cmd := exec.Command(filepath.Join(binDir, "nodewright-scheduler"), append(args, flags...)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		out.Close()

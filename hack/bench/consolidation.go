@@ -231,22 +231,32 @@ func (c *cluster) waitPods(ctx context.Context, ns string, n int, timeout time.D
 // instanceTypes returns the instance types of the Provisioner "default", as the scheduler
 // lists them from the emulator.
 func (c *cluster) instanceTypes(ctx context.Context) ([]*cloud.InstanceType, error) {
+	provider, class, err := c.provider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return provider.InstanceTypes(ctx, class, nil)
+}
+
+// provider returns an AWS cloud provider on the emulator, as the scheduler makes its own,
+// and the EC2NodeClass "default".
+func (c *cluster) provider(ctx context.Context) (*nwaws.Provider, *v1alpha1.EC2NodeClass, error) {
 	clients, err := nwaws.NewClients(ctx, nwaws.ClientOptions{Region: emulator.Region, Endpoint: c.emulator.URL(),
 		Credentials: credentials.NewStaticCredentialsProvider("anonymous", "anonymous", "")})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg := c.cp.RESTConfig()
 	provider, err := nwaws.New(nwaws.Options{Clients: clients, ClusterName: emulator.DefaultClusterName, ClusterEndpoint: cfg.Host,
 		ClusterCA: base64.StdEncoding.EncodeToString(cfg.CAData), ClusterCIDR: c.cp.ServiceCIDR(), KubernetesVersion: "1.37"})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tags := map[string]string{emulator.DiscoveryTagKey: emulator.DefaultClusterName}
 	class := &v1alpha1.EC2NodeClass{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: v1alpha1.EC2NodeClassSpec{
 		SubnetSelector: v1alpha1.SubnetSelector{Tags: tags}, SecurityGroupSelector: v1alpha1.SecurityGroupSelector{Tags: tags},
 		InstanceProfile: new("nodes")}}
-	return provider.InstanceTypes(ctx, class, nil)
+	return provider, class, nil
 }
 
 // fleetCost returns what the NodeClaims cost per hour (offering, the type's node cost, the

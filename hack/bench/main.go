@@ -5,6 +5,9 @@
 //	bench report -plan plan.txt -e2e e2e.json -docs docs
 //	                               docs/benchmarks.{json,md,png} from those and from the
 //	                               output of the Plan benchmarks of pkg/plan
+//	bench soak -duration 30m -seed 1 -out soak.json -markdown docs/reliability.md
+//	                               the chaos soak (issue 19): a workload scaled at random
+//	                               under EC2 and process faults, its invariants checked
 //
 // Each e2e measurement starts its own sandbox (bin/ from `make build tools`), so that no run
 // sees another's nodes.
@@ -38,7 +41,7 @@ type E2E struct {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bench e2e|report [flags]")
+		fmt.Fprintln(os.Stderr, "usage: bench e2e|report|soak [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -49,8 +52,10 @@ func main() {
 		err = e2eCommand(ctx, os.Args[2:])
 	case "report":
 		err = reportCommand(os.Args[2:])
+	case "soak":
+		err = soakCommand(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q: want e2e or report", os.Args[1])
+		err = fmt.Errorf("unknown command %q: want e2e, report or soak", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench %s: %v\n", os.Args[1], err)

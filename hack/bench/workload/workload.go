@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -204,6 +205,19 @@ func Deployment(template *v1.Pod, name string, replicas int32) *appsv1.Deploymen
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"deploy": name}},
 			Template: v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: *spec}},
+	}
+}
+
+// Job returns a Job named name of n pods like template, run n at a time, that its
+// activeDeadlineSeconds ends (the sandbox's pods never exit by themselves).
+func Job(template *v1.Pod, name string, n int32, activeDeadlineSeconds int64) *batchv1.Job {
+	d := Deployment(template, name, n)
+	spec := d.Spec.Template.Spec
+	spec.RestartPolicy = v1.RestartPolicyNever
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: template.Namespace},
+		Spec: batchv1.JobSpec{Parallelism: ptr.To(n), Completions: ptr.To(n), ActiveDeadlineSeconds: ptr.To(activeDeadlineSeconds),
+			Template: v1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: d.Spec.Template.Labels}, Spec: spec}},
 	}
 }
 
