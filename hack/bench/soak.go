@@ -114,7 +114,7 @@ const (
 	faultNeverJoin    = "node-never-joins"
 	faultAPIServer    = "kube-apiserver-restart"
 	faultKillAtClaim  = "scheduler-sigkill-after-nodeclaim-write"
-	faultKillAtLaunch = "scheduler-sigkill-after-createfleet"
+	faultKillAtLaunch = "scheduler-sigkill-after-launch"
 	faultOrphan       = "instance-without-nodeclaim"
 )
 
@@ -504,18 +504,20 @@ func (s *soak) runningSpot() []string {
 	return ids
 }
 
-// killLoop SIGKILLs the scheduler every KillEvery on average, at a random moment or right
-// after it writes a NodeClaim or calls CreateFleet (before it records what it did); the
-// supervisor starts it again.
+// killLoop SIGKILLs the scheduler every KillEvery on average (drawn between half and one and
+// a half of it), in turn right after CreateFleet launched an instance (before the scheduler
+// recorded it on its NodeClaim), right after a NodeClaim was written (before its launch), and
+// at a random moment; the supervisor starts it again.
 func (s *soak) killLoop(ctx context.Context, checker *checker) {
-	for s.sleep(ctx, s.opts.KillEvery/2, s.opts.KillEvery) {
-		kind := []string{faultKill, faultKillAtClaim, faultKillAtLaunch}[s.intN(3)]
+	kinds := []string{faultKillAtLaunch, faultKillAtClaim, faultKill}
+	for i := 0; s.sleep(ctx, s.opts.KillEvery/2, s.opts.KillEvery); i++ {
+		kind := kinds[i%len(kinds)]
 		var err error
 		switch kind {
 		case faultKillAtClaim:
 			err = s.waitFor(ctx, func() int { return int(checker.claimsAdded.Load()) })
 		case faultKillAtLaunch:
-			err = s.waitFor(ctx, func() int { return len(s.c.emulator.CallsOf("CreateFleet")) })
+			err = s.waitFor(ctx, func() int { return len(s.c.emulator.Instances()) })
 		}
 		if err != nil {
 			return
