@@ -190,14 +190,7 @@ func (ch *checker) checkInstances(now time.Time, claims map[string]*v1alpha1.Nod
 // capacity once launched and by its requests before, as the scheduler's limits count them,
 // hold more cpu than the limit.
 func (ch *checker) checkLimit(claims map[string]*v1alpha1.NodeClaim) {
-	var used resource.Quantity
-	for _, nc := range claims {
-		counted := nc.Spec.Resources.Requests
-		if nc.Status.Capacity != nil {
-			counted = nc.Status.Capacity
-		}
-		used.Add(counted[v1.ResourceCPU])
-	}
+	used := limitedResources(claims)[v1.ResourceCPU]
 	over := used.Cmp(*resource.NewQuantity(int64(ch.s.opts.CPULimit), resource.DecimalSI)) > 0
 	if over && !ch.overLimit {
 		ch.s.violation(&ch.s.report.Invariants.LimitExceeded, "the NodeClaims hold %s cpu, over the limit of %d", used.String(), ch.s.opts.CPULimit)
@@ -289,18 +282,7 @@ func (ch *checker) checkStranded(ctx context.Context, now time.Time, claims map[
 	if err != nil {
 		return
 	}
-	used := v1.ResourceList{}
-	for _, nc := range claims {
-		counted := nc.Spec.Resources.Requests
-		if nc.Status.Capacity != nil {
-			counted = nc.Status.Capacity
-		}
-		for name, q := range counted {
-			total := used[name]
-			total.Add(q)
-			used[name] = total
-		}
-	}
+	used := limitedResources(claims)
 	prov := &v1alpha1.Provisioner{ObjectMeta: metav1.ObjectMeta{Name: "default"}, Spec: v1alpha1.ProvisionerSpec{
 		NodeClassRef: v1alpha1.NodeClassReference{Name: "default"},
 		Limits:       v1.ResourceList{v1.ResourceCPU: *resource.NewQuantity(int64(ch.s.opts.CPULimit), resource.DecimalSI)}}}
@@ -318,6 +300,19 @@ func (ch *checker) checkStranded(ctx context.Context, now time.Time, claims map[
 				now.Sub(pod.CreationTimestamp.Time).Round(time.Second))
 		}
 	}
+}
+
+// limitedResources sums what claims hold of their Provisioner's limits.
+func limitedResources(claims map[string]*v1alpha1.NodeClaim) v1.ResourceList {
+	used := v1.ResourceList{}
+	for _, nc := range claims {
+		for name, q := range nc.LimitedResources() {
+			total := used[name]
+			total.Add(q)
+			used[name] = total
+		}
+	}
+	return used
 }
 
 // once reports whether key is counted for the first time.

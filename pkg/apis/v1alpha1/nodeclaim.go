@@ -265,6 +265,15 @@ func (nc *NodeClaim) ReservedPods() []PodReference {
 	return append(slices.Clone(nc.Spec.Pods), added...)
 }
 
+// LimitedResources is what nc holds of its Provisioner's limits: its capacity once launched,
+// and before, its requests (the capacity of the instance type it was planned as).
+func (nc *NodeClaim) LimitedResources() corev1.ResourceList {
+	if nc.Status.Capacity != nil {
+		return nc.Status.Capacity
+	}
+	return nc.Spec.Resources.Requests
+}
+
 // IsTrue reports whether the claim's condition condType (ConditionLaunched, ...) is true.
 func (nc *NodeClaim) IsTrue(condType string) bool {
 	return meta.IsStatusConditionTrue(nc.Status.Conditions, condType)

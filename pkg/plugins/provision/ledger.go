@@ -270,11 +270,7 @@ func (l *Ledger) Used() map[string]v1.ResourceList {
 			used = v1.ResourceList{}
 			out[nc.Spec.Provisioner] = used
 		}
-		counted := nc.Spec.Resources.Requests
-		if nc.Status.Capacity != nil {
-			counted = nc.Status.Capacity
-		}
-		for name, q := range counted {
+		for name, q := range nc.LimitedResources() {
 			total := used[name]
 			total.Add(q)
 			used[name] = total
