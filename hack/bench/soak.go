@@ -53,6 +53,9 @@ type Soak struct {
 	DurationSeconds float64 `json:"durationSeconds"`
 	MaxPods         int     `json:"maxPods"`
 	CPULimit        int     `json:"cpuLimit"`
+	// KillEverySeconds and StrandBoundSeconds are soakOptions.KillEvery and StrandBound.
+	KillEverySeconds   float64 `json:"killEverySeconds,omitempty"`
+	StrandBoundSeconds float64 `json:"strandBoundSeconds,omitempty"`
 
 	PodsCreated       int            `json:"podsCreated"`
 	NodesLaunched     int            `json:"nodesLaunched"`
@@ -152,9 +155,21 @@ func soakCommand(ctx context.Context, args []string) error {
 	fs.DurationVar(&opts.KillEvery, "kill-every", 3*time.Minute, "mean time between two SIGKILLs of nodewright-scheduler")
 	fs.DurationVar(&opts.StrandBound, "strand-bound", 5*time.Minute, "how long a pod may be Pending when a fresh plan would place it")
 	fs.IntVar(&opts.CPULimit, "cpu-limit", 2000, "the Provisioner's cpu limit")
+	render := fs.String("render", "", "only render this report, a soak's JSON, as Markdown (-markdown)")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *render != "" {
+		var r Soak
+		data, err := os.ReadFile(*render)
+		if err == nil {
+			err = json.Unmarshal(data, &r)
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", *render, err)
+		}
+		return os.WriteFile(*markdown, []byte(soakMarkdown(&r, *render)), 0o644)
 	}
 	r, err := runSoak(ctx, opts)
 	if r != nil {
@@ -202,7 +217,8 @@ func runSoak(ctx context.Context, opts soakOptions) (_ *Soak, err error) {
 		return nil, err
 	}
 	s := &soak{opts: opts, c: c, killed: map[*schedulerProcess]bool{}, rand: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x50a4)),
-		report: &Soak{Seed: opts.Seed, DurationSeconds: opts.Duration.Seconds(), MaxPods: opts.MaxPods, CPULimit: opts.CPULimit, Faults: map[string]int{}}}
+		report: &Soak{Seed: opts.Seed, DurationSeconds: opts.Duration.Seconds(), MaxPods: opts.MaxPods, CPULimit: opts.CPULimit,
+			KillEverySeconds: opts.KillEvery.Seconds(), StrandBoundSeconds: opts.StrandBound.Seconds(), Faults: map[string]int{}}}
 	defer func() { c.stop(err == nil && s.report.Invariants.total() == 0) }()
 	if s.dyn, err = dynamic.NewForConfig(c.restConfig()); err != nil {
 		return nil, err
