@@ -171,12 +171,9 @@ func (ch *checker) checkInstances(now time.Time, claims map[string]*v1alpha1.Nod
 			delete(ch.orphanSince, inst.ID)
 			continue
 		}
-		since, seen := ch.orphanSince[inst.ID]
-		if !seen {
-			ch.orphanSince[inst.ID] = now
-		} else if now.Sub(since) > leakBound && ch.once("leak/"+inst.ID) {
+		if d, over := overdue(ch.orphanSince, inst.ID, now, leakBound); over && ch.once("leak/"+inst.ID) {
 			ch.s.violation(&ch.s.report.Invariants.LeakedInstances, "instance %s (nodeclaim %q) %s without its NodeClaim for %s",
-				inst.ID, name, inst.State, now.Sub(since).Round(time.Second))
+				inst.ID, name, inst.State, d.Round(time.Second))
 		}
 	}
 	for name, ids := range byClaim {
@@ -214,12 +211,9 @@ func (ch *checker) checkCordoned(now time.Time, claims map[string]*v1alpha1.Node
 			delete(ch.cordonedSince, node.Name)
 			continue
 		}
-		since, seen := ch.cordonedSince[node.Name]
-		if !seen {
-			ch.cordonedSince[node.Name] = now
-		} else if now.Sub(since) > stuckBound && ch.once("cordoned/"+node.Name) {
+		if d, over := overdue(ch.cordonedSince, node.Name, now, stuckBound); over && ch.once("cordoned/"+node.Name) {
 			ch.s.violation(&ch.s.report.Invariants.StuckCordoned, "node %s cordoned or tainted %s for %s with nodeclaim %s neither deleted nor disrupted",
-				node.Name, v1alpha1.TaintDisrupted, now.Sub(since).Round(time.Second), nc.Name)
+				node.Name, v1alpha1.TaintDisrupted, d.Round(time.Second), nc.Name)
 		}
 	}
 }
@@ -313,6 +307,17 @@ func limitedResources(claims map[string]*v1alpha1.NodeClaim) v1.ResourceList {
 		}
 	}
 	return used
+}
+
+// overdue records key in since at now if it is not there, and returns how long it has been
+// there and whether that is past bound.
+func overdue(since map[string]time.Time, key string, now time.Time, bound time.Duration) (time.Duration, bool) {
+	first, ok := since[key]
+	if !ok {
+		since[key] = now
+		return 0, false
+	}
+	return now.Sub(first), now.Sub(first) > bound
 }
 
 // once reports whether key is counted for the first time.

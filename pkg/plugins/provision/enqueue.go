@@ -48,10 +48,8 @@ func (p *Provision) hintGangNode(logger klog.Logger, _ *v1.Pod, _, newObj any) (
 	if !ok || node.Labels[v1alpha1.LabelNodeClaim] == "" {
 		return fwk.QueueSkip, nil
 	}
-	if nc, ok := p.ledger.ClaimForNode(node); ok {
-		if claims := p.gangs.cacheSaw(nc, node); claims != nil {
-			go p.activateGang(klog.NewContext(context.Background(), logger), claims)
-		}
+	if claims := p.gangs.cacheSaw(node); claims != nil {
+		go p.activateGang(klog.NewContext(context.Background(), logger), claims)
 	}
 	return fwk.QueueSkip, nil
 }

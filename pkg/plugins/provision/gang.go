@@ -457,24 +457,26 @@ func (g *gangs) initialized(nc *v1alpha1.NodeClaim) []string {
 	return g.completeLocked(group, w)
 }
 
-// cacheSaw records node, the node of NodeClaim nc, as the scheduler's cache holds it now (the
-// scheduler calls its queueing hints after updating its cache), and returns the claims of its
-// gang if that completes it.
-func (g *gangs) cacheSaw(nc *v1alpha1.NodeClaim, node *v1.Node) []string {
+// cacheSaw records node, a node of a NodeClaim (its label names the claim), as the
+// scheduler's cache holds it now (the scheduler calls its queueing hints after updating its
+// cache), and returns the claims of its gang if that completes it. A node of no gang waiting
+// costs one map lookup: the scheduler asks once per pending pod for every node event.
+func (g *gangs) cacheSaw(node *v1.Node) []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	group, ok := g.claimGang[nc.Name]
+	claim := node.Labels[v1alpha1.LabelNodeClaim]
+	group, ok := g.claimGang[claim]
 	if !ok {
 		return nil
 	}
 	w := g.waiting[group]
 	if !untainted(node) {
-		w.seen.Delete(nc.Name)
+		w.seen.Delete(claim)
 		return nil
 	}
-	w.seen.Insert(nc.Name)
-	if g.nodeReady(nc, node) {
-		w.unready.Delete(nc.Name)
+	w.seen.Insert(claim)
+	if nc, ok := g.ledger.Claim(claim); ok && g.nodeReady(nc, node) {
+		w.unready.Delete(claim)
 	}
 	return g.completeLocked(group, w)
 }
