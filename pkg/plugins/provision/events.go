@@ -199,6 +199,7 @@ func (p *Provision) observeBound(oldObj, obj any) {
 		return
 	}
 	p.holds.podBound(pod)
+	p.placing.end(pod.UID)
 	p.reserved.settleClaimOf(pod)
 	since, seen := p.waits.done(pod.UID)
 	if !seen {
@@ -216,6 +217,7 @@ func (p *Provision) forgetPod(obj any) {
 	}
 	if pod, ok := obj.(*v1.Pod); ok {
 		p.holds.podGone(pod)
+		p.placing.end(pod.UID)
 		p.waits.done(pod.UID)
 		p.reserved.settleClaimOf(pod)
 	}

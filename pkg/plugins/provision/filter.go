@@ -17,12 +17,30 @@ var (
 	_ fwk.FilterPlugin    = &Provision{}
 )
 
+// Reserve notes that the scheduler assumed pod on a node: no round reserves it on a new one
+// until Unreserve, or until it binds or goes (see placing).
+func (p *Provision) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) *fwk.Status {
+	p.placing.assume(pod.UID)
+	return nil
+}
+
+// Unreserve notes that the cycle that assumed pod failed after Reserve.
+func (p *Provision) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) {
+	p.placing.end(pod.UID)
+}
+
 // PreFilter keeps a pod reserved on a NodeClaim to that claim's node: the plan put it there
 // with the pods it was planned with, and the other new nodes were planned without it. Until
 // the claim has launched there is no node to go to, and the pod waits. Other pods may go
 // anywhere, but for those whose placement and a pending reserved pod's constrain each other
 // (see reservedConflict): they wait for it to bind, and the next round plans them.
+//
+// A pod a round is reserving on a new node right now waits too (see placing); the cycle is
+// marked as begun before the ledger is read.
 func (p *Provision) PreFilter(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+	if !p.placing.begin(pod.UID) {
+		return nil, fwk.NewStatus(fwk.Unschedulable, Name+": being reserved on a new node")
+	}
 	claim, nodeName, ok := p.ledger.Reservation(pod.UID)
 	if !ok {
 		if r := p.conflicts.reservedConflict(pod); r != nil {

@@ -30,6 +30,7 @@ import (
 // Reserved room is kept by Filter instead.
 func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, statuses fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
 	logger := klog.FromContext(ctx)
+	p.placing.end(pod.UID) // its cycle failed: a round may reserve it now
 	if claim, nodeName, ok := p.ledger.Reservation(pod.UID); ok {
 		since, registered := p.reserved.registeredSince(claim)
 		if !registered {

@@ -68,6 +68,8 @@ type Provision struct {
 	holds *holds
 	// gangs finds the gangs among a round's pods.
 	gangs *gangs
+	// placing keeps a pod from being placed and reserved at once.
+	placing *placing
 	// unplannedPods are the pods the last round could not plan, and why.
 	unplannedPods *unplannedMemo
 	// waits times pods from unschedulable to bound (podUnschedulableToBound).
@@ -85,7 +87,12 @@ func newProvision(d *deps, hardDefaultSpread bool) *Provision {
 	p := &Provision{deps: d, reserved: newReservations(d), strands: newStrands(d),
 		unplannedPods: &unplannedMemo{last: map[types.UID]*plan.Unplanned{}}, waits: &waitTimes{since: map[types.UID]time.Time{}}}
 	p.conflicts = newConflicts(d, p.reserved, hardDefaultSpread)
-	p.writer = &claimWriter{deps: d, trigger: func() { p.batcher.Trigger() }}
+	var clk clock.PassiveClock
+	if d.opts.Clock != nil {
+		clk = d.opts.Clock
+	}
+	p.placing = newPlacing(clk)
+	p.writer = &claimWriter{deps: d, placing: p.placing, trigger: func() { p.batcher.Trigger() }}
 	p.gangs = &gangs{deps: d, activateGang: func(claims []string) {
 		p.activateGang(klog.NewContext(context.Background(), klog.Background().WithName(Name)), claims)
 	}}
@@ -96,6 +103,7 @@ var (
 	_ fwk.PostFilterPlugin         = &Provision{}
 	_ fwk.PodGroupPostFilterPlugin = &Provision{}
 	_ fwk.PreEnqueuePlugin         = &Provision{}
+	_ fwk.ReservePlugin            = &Provision{}
 )
 
 // New builds the plugin from its pluginConfig args, with no cloud provider (see Options).

@@ -31,6 +31,7 @@ func (p *Provision) round(ctx context.Context) {
 	defer func() { roundDuration.Observe(p.opts.Clock.Since(start).Seconds()) }()
 	p.conflicts.prune()
 	p.strands.prune()
+	p.placing.prune()
 	round := 0
 	if p.holds != nil {
 		round = p.holds.startRound()

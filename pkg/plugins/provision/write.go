@@ -21,6 +21,8 @@ import (
 // before any cloud call, so that a crash never loses track of a launch.
 type claimWriter struct {
 	*deps
+	// placing leaves out of a claim the pods the scheduler is placing meanwhile.
+	placing *placing
 	// trigger asks for a round, for pods whose reservation could not be written.
 	trigger func()
 }
@@ -67,8 +69,10 @@ func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) (stri
 	// The scheduler kept placing pods while the round planned: a pod bound since to room
 	// that appeared needs no new node, and a node none of whose pods still wait is not
 	// launched.
-	if still := w.stillPending(n.Pods); len(still) < len(n.Pods) {
-		logger.V(2).Info("Pods of a planned node were bound meanwhile", "planned", len(n.Pods), "pending", len(still))
+	// Nor is a pod a scheduling cycle is placing (see placing): those kept are turned away
+	// by PreFilter until their reservation is in the ledger.
+	if still := w.placing.reserve(w.stillPending(n.Pods)); len(still) < len(n.Pods) {
+		logger.V(2).Info("Pods of a planned node were bound, or entered a scheduling cycle, meanwhile", "planned", len(n.Pods), "pending", len(still))
 		if len(still) == 0 {
 			return "", true
 		}
@@ -76,6 +80,7 @@ func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) (stri
 	}
 	nc, err := v1alpha1.CreateNodeClaim(ctx, w.opts.Dynamic, plan.NodeClaimFor(n))
 	if err != nil {
+		w.activatePods(logger, w.placing.reserved(n.Pods, false))
 		// Its pods stay unreserved: the next round plans them again.
 		logger.Error(err, "Writing the nodeclaim of a planned node", "provisioner", n.Template.Provisioner.Name,
 			"instanceType", n.Template.InstanceType.Name, "pods", len(n.Pods))
@@ -86,6 +91,7 @@ func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) (stri
 		return "", false
 	}
 	w.ledger.Set(nc)
+	w.placing.reserved(n.Pods, true)
 	nodesPlanned.WithLabelValues(nc.Spec.Provisioner, n.Template.InstanceType.Name).Inc()
 	podsReserved.WithLabelValues(nc.Spec.Provisioner).Add(float64(len(n.Pods)))
 	logger.V(2).Info("Created nodeclaim", "nodeClaim", klog.KObj(nc), "provisioner", nc.Spec.Provisioner,
@@ -105,12 +111,15 @@ func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) (stri
 func (w *claimWriter) addToClaims(ctx context.Context, added []*plan.AddedPods) {
 	logger := klog.FromContext(ctx)
 	for _, a := range added {
-		pods := w.stillPending(a.Pods)
+		pods := w.placing.reserve(w.stillPending(a.Pods))
 		if len(pods) == 0 {
 			continue
 		}
 		refs := v1alpha1.PodReferencesTo(pods)
-		if err := recordAddedPods(ctx, w.opts.Dynamic, a.Claim, append(w.ledger.Added(a.Claim), refs...)); err != nil {
+		err := recordAddedPods(ctx, w.opts.Dynamic, a.Claim, append(w.ledger.Added(a.Claim), refs...))
+		recorded := err == nil && w.ledger.Add(a.Claim, refs)
+		w.activatePods(logger, w.placing.reserved(pods, recorded))
+		if err != nil {
 			logger.Error(err, "Reserving pods in the spare room of a nodeclaim; planning them again", "nodeClaim", a.Claim, "pods", len(pods))
 			for _, pod := range pods {
 				w.handle.EventRecorder().Eventf(pod, nil, v1.EventTypeWarning, "FailedProvisioning", "Provisioning",
@@ -118,7 +127,7 @@ func (w *claimWriter) addToClaims(ctx context.Context, added []*plan.AddedPods) 
 			}
 			continue
 		}
-		if !w.ledger.Add(a.Claim, refs) {
+		if !recorded {
 			logger.V(2).Info("Nodeclaim gone before pods were reserved in its spare room; planning them again",
 				"nodeClaim", a.Claim, "pods", len(pods))
 			w.trigger()
