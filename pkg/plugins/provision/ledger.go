@@ -3,11 +3,13 @@ package provision
 import (
 	"slices"
 	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/disruption"
 )
 
 // Ledger is the plugin's memory of which pod is reserved on which NodeClaim, and
@@ -32,12 +34,16 @@ type Ledger struct {
 	// added are, by claim, the pods reserved in its spare room after it was written: those
 	// of its annotation and of Add, which the informer may not have shown yet.
 	added map[string][]v1alpha1.PodReference
+	// holding are the claims that hold room for pods a disruption moves (annotation
+	// nodewright.dev/held-pods): replacements, few and short-lived.
+	holding map[string]bool
 }
 
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
 	return &Ledger{byPod: map[types.UID]string{}, claims: map[string]*v1alpha1.NodeClaim{},
-		released: map[types.UID]string{}, settled: map[string]bool{}, byNode: map[string]string{}, added: map[string][]v1alpha1.PodReference{}}
+		released: map[types.UID]string{}, settled: map[string]bool{}, byNode: map[string]string{}, added: map[string][]v1alpha1.PodReference{},
+		holding: map[string]bool{}}
 }
 
 // Rebuild replaces the ledger's content with the reservations of claims.
@@ -46,7 +52,7 @@ func (l *Ledger) Rebuild(claims []*v1alpha1.NodeClaim) {
 	defer l.mu.Unlock()
 	l.byPod, l.claims = map[types.UID]string{}, map[string]*v1alpha1.NodeClaim{}
 	l.released, l.settled, l.byNode = map[types.UID]string{}, map[string]bool{}, map[string]string{}
-	l.added = map[string][]v1alpha1.PodReference{}
+	l.added, l.holding = map[string][]v1alpha1.PodReference{}, map[string]bool{}
 	for _, nc := range claims {
 		l.setLocked(nc)
 	}
@@ -65,6 +71,11 @@ func (l *Ledger) setLocked(nc *v1alpha1.NodeClaim) {
 		return
 	}
 	l.claims[nc.Name] = nc
+	if _, ok := nc.Annotations[v1alpha1.AnnotationHeldPods]; ok {
+		l.holding[nc.Name] = true
+	} else {
+		delete(l.holding, nc.Name)
+	}
 	if nc.Status.NodeName != "" {
 		l.byNode[nc.Status.NodeName] = nc.Name
 	}
@@ -198,6 +209,7 @@ func (l *Ledger) deleteLocked(name string) []v1alpha1.PodReference {
 	delete(l.claims, name)
 	delete(l.settled, name)
 	delete(l.added, name)
+	delete(l.holding, name)
 	if l.byNode[nc.Status.NodeName] == name {
 		delete(l.byNode, nc.Status.NodeName)
 	}
@@ -210,6 +222,19 @@ func (l *Ledger) deleteLocked(name string) []v1alpha1.PodReference {
 		}
 	}
 	return pods
+}
+
+// HoldsRoomFor reports whether a NodeClaim holds room for pods like pod at now (see
+// disruption.Holding and disruption.HeldFor).
+func (l *Ledger) HoldsRoomFor(pod *v1.Pod, now time.Time) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	for name := range l.holding {
+		if nc := l.claims[name]; disruption.Holding(nc, now) && disruption.HeldFor(nc, pod) {
+			return true
+		}
+	}
+	return false
 }
 
 // Reservation returns the NodeClaim the pod with uid is reserved on and the name of its
