@@ -166,6 +166,14 @@ func e2eMarkdown(p func(string, ...any), r *Report) {
 		p("")
 		p("Overhead: %.1f %% of the throughput without the plugin.", o.OverheadPercent)
 		p("")
+		if len(o.CPUWith) > 0 && len(o.CPUWithout) > 0 {
+			p("The scheduler's CPU time per pod bound, from the first binding to the last (ms): with")
+			p("Provision %s (median %.2f), without %s (median %.2f): **%+.1f %%** with the plugin. The",
+				joinFloatsAs(o.CPUWith, "%.2f"), median(o.CPUWith), joinFloatsAs(o.CPUWithout, "%.2f"), median(o.CPUWithout), o.CPUOverheadPercent)
+			p("process's CPU time per pod varies far less from run to run than the throughput of two")
+			p("cores it shares with the apiserver, etcd and kwok.")
+			p("")
+		}
 	}
 	if s := r.E2E.RSS; s != nil {
 		p("### Scheduler memory at %d nodes", s.Nodes)
@@ -176,10 +184,13 @@ func e2eMarkdown(p func(string, ...any), r *Report) {
 	}
 }
 
-func joinFloats(values []float64) string {
+func joinFloats(values []float64) string { return joinFloatsAs(values, "%.0f") }
+
+// joinFloatsAs formats each of values with format, comma-separated.
+func joinFloatsAs(values []float64, format string) string {
 	s := make([]string, len(values))
 	for i, v := range values {
-		s[i] = fmt.Sprintf("%.0f", v)
+		s[i] = fmt.Sprintf(format, v)
 	}
 	return strings.Join(s, ", ")
 }
