@@ -17,18 +17,6 @@ var (
 	_ fwk.FilterPlugin    = &Provision{}
 )
 
-// Reserve notes that the scheduler assumed pod on a node: no round reserves it on a new one
-// until Unreserve, or until it binds or goes (see placing).
-func (p *Provision) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) *fwk.Status {
-	p.placing.assume(pod.UID)
-	return nil
-}
-
-// Unreserve notes that the cycle that assumed pod failed after Reserve.
-func (p *Provision) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) {
-	p.placing.end(pod.UID)
-}
-
 // PreFilter keeps a pod reserved on a NodeClaim to that claim's node: the plan put it there
 // with the pods it was planned with, and the other new nodes were planned without it. Until
 // the claim has launched there is no node to go to, and the pod waits. Other pods may go

@@ -1,11 +1,13 @@
 package provision
 
 import (
+	"context"
 	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/utils/clock"
 )
 
@@ -36,6 +38,18 @@ type placing struct {
 	// turned away meanwhile, to be tried again if the write fails.
 	reserving  map[types.UID]bool
 	turnedAway map[types.UID]bool
+}
+
+// Reserve notes that the scheduler assumed pod on a node: no round reserves it on a new one
+// until Unreserve, or until it binds or goes (see placing).
+func (p *Provision) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) *fwk.Status {
+	p.placing.assume(pod.UID)
+	return nil
+}
+
+// Unreserve notes that the cycle that assumed pod failed after Reserve.
+func (p *Provision) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) {
+	p.placing.end(pod.UID)
 }
 
 type cycle struct {
