@@ -40,7 +40,7 @@ func newConflicts(d *deps, reserved *reservations, order *writeOrder, hardDefaul
 // profile gives pods default spread constraints that filter (HardDefaultSpread), pods of one
 // controller with no constraints of their own spread over each other too.
 func (c *conflicts) reservedConflict(pod *v1.Pod) *v1.Pod {
-	return c.pendingConflict(pod, func(*v1.Pod) bool { return true })
+	return c.pendingConflict(pod, nil, func(*v1.Pod) bool { return true })
 }
 
 // earlierConflict returns, for pod reserved on a NodeClaim, a pod reserved by an earlier
@@ -58,15 +58,19 @@ func (c *conflicts) earlierConflict(pod *v1.Pod) *v1.Pod {
 	if mine == 0 {
 		return nil
 	}
-	return c.pendingConflict(pod, func(r *v1.Pod) bool { return c.order.of(r.UID) < mine })
+	// Claims written by this write or later hold no pod of an earlier one (pods added to
+	// their spare room later are later still), and need not be looked into.
+	earlier := func(claim string) bool { return c.order.ofClaim(claim) < mine }
+	return c.pendingConflict(pod, earlier, func(r *v1.Pod) bool { return c.order.of(r.UID) < mine })
 }
 
 // pendingConflict returns a pod reserved on a NodeClaim and still pending, other than pod,
-// for which consider is true and whose placement and pod's constrain each other, or nil.
-func (c *conflicts) pendingConflict(pod *v1.Pod, consider func(*v1.Pod) bool) *v1.Pod {
+// for which consider is true and whose placement and pod's constrain each other, or nil. It
+// looks only into the claims inClaim accepts (all if nil).
+func (c *conflicts) pendingConflict(pod *v1.Pod, inClaim func(string) bool, consider func(*v1.Pod) bool) *v1.Pod {
 	var mine plan.Terms
 	computed := false
-	for _, pending := range c.reserved.awaitedClaims() {
+	for _, pending := range c.reserved.awaitedClaimsOf(inClaim) {
 		for _, r := range pending {
 			if r.UID == pod.UID || !consider(r) {
 				continue
@@ -126,18 +130,28 @@ func (c *conflicts) termsOf(pod *v1.Pod) plan.Terms {
 func (c *conflicts) prune() {
 	pruneNotPending(c.deps, &c.mu, c.terms, func(t cachedTerms) (string, string) { return t.namespace, t.name })
 	pruneNotPending(c.deps, &c.order.mu, c.order.writes, func(w podWrite) (string, string) { return w.namespace, w.name })
+	c.order.mu.Lock()
+	defer c.order.mu.Unlock()
+	for name := range c.order.claims {
+		if _, ok := c.ledger.Claim(name); !ok {
+			delete(c.order.claims, name)
+		}
+	}
 }
 
 // writeOrder numbers the claim writes of the plugin's rounds (writeClaims, addToClaims: each
 // a call with the result of one plan, made after the plan) and remembers which write
-// reserved each pod still pending. Plans run one at a time, so a plan saw as pending
-// reserved pods (withClaims) only those of writes numbered below its own. Pods reserved before
-// the scheduler started are numbered 0.
+// reserved each pod still pending, and which created each claim. Plans run one at a time, so
+// a plan saw as pending reserved pods (withClaims) only those of writes numbered below its
+// own. Pods and claims whose write is not known (before the scheduler started, or a claim
+// the informer showed before its write recorded it) are numbered 0.
 type writeOrder struct {
 	mu   sync.Mutex
 	last uint64
 	// writes are, by pod UID, the write that reserved the pod.
 	writes map[types.UID]podWrite
+	// claims are, by name, the write that created the claim.
+	claims map[string]uint64
 }
 
 type podWrite struct {
@@ -145,7 +159,9 @@ type podWrite struct {
 	write           uint64
 }
 
-func newWriteOrder() *writeOrder { return &writeOrder{writes: map[types.UID]podWrite{}} }
+func newWriteOrder() *writeOrder {
+	return &writeOrder{writes: map[types.UID]podWrite{}, claims: map[string]uint64{}}
+}
 
 // next returns the number of a new write.
 func (o *writeOrder) next() uint64 {
@@ -172,6 +188,20 @@ func (o *writeOrder) forget(pods []*v1.Pod) {
 	for _, pod := range pods {
 		delete(o.writes, pod.UID)
 	}
+}
+
+// noteClaim records that write n created the claim named name.
+func (o *writeOrder) noteClaim(name string, n uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.claims[name] = n
+}
+
+// ofClaim returns the number of the write that created the claim named name, 0 if unknown.
+func (o *writeOrder) ofClaim(name string) uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.claims[name]
 }
 
 // of returns the number of the write that reserved the pod with uid, 0 if unknown.

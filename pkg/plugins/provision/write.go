@@ -95,6 +95,7 @@ func (w *claimWriter) writeClaim(ctx context.Context, write uint64, n *plan.Plan
 		}
 		return "", false
 	}
+	w.order.noteClaim(nc.Name, write)
 	w.ledger.Set(nc)
 	w.placing.reserved(n.Pods, true)
 	nodesPlanned.WithLabelValues(nc.Spec.Provisioner, n.Template.InstanceType.Name).Inc()
