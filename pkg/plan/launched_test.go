@@ -124,7 +124,7 @@ func TestPlanIntoInFlightRoom(t *testing.T) {
 // second round must be accepted by the scheduler's filters where it was planned, with
 // everything in place, and every pod of the first round on the launched node with the pods
 // added there beside it (the second round's pods on new nodes that interact with it wait
-// for it to bind: see the Provision plugin's reservedConflict and earlierConflict).
+// for it to bind: see the Provision plugin's reservedConflict).
 func TestNoStrandedPodsInFlightRoom(t *testing.T) {
 	// Pods go into a launched node's room only if movable, one random pod in twelve or so
 	// (the first node is often one that pods which keep apart open, see apartFirst):

@@ -350,10 +350,9 @@ func (p *packer) commit(ctx context.Context, n *openNode, i int, c *Template, f 
 
 // tryAddLaunched puts f's pod on launched node n if its Filter plugins accept it there, with
 // the pods reserved on it and those planned there now. Only movable pods go into such room:
-// a pod reserved on a claim skips the wait of unreserved pods that interact with pods still
-// pending on other claims (the plugin's reservedConflict; it waits only for those of earlier
-// rounds, earlierConflict), and the pods reserved earlier were planned without it, so it must
-// neither constrain nor be constrained by another pod.
+// a pod reserved on a claim skips the wait of pods that interact with pods still pending on
+// other claims (the plugin's reservedConflict), and the pods reserved earlier were planned
+// without it, so it must neither constrain nor be constrained by another pod.
 func (p *packer) tryAddLaunched(ctx context.Context, n *openNode, f *podFacts) bool {
 	if !p.sim.movable(f.pod) || !p.passes(n.candidates[0], f, n) || !p.sim.Check(ctx, f.pod, n.name).IsSuccess() {
 		return false

@@ -12,13 +12,10 @@ import (
 )
 
 // conflicts find, for PreFilter, the pods whose placement and a pending reserved pod's
-// constrain each other (reservedConflict, earlierConflict), with the pods' constraint terms
-// cached.
+// constrain each other (reservedConflict), with the pods' constraint terms cached.
 type conflicts struct {
 	*deps
 	reserved *reservations
-	// order is which claim write reserved each pod (see earlierConflict).
-	order *writeOrder
 	// hardDefaultSpread is plan.HardDefaultSpread of the profile's plugin args.
 	hardDefaultSpread bool
 	mu                sync.Mutex
@@ -26,8 +23,8 @@ type conflicts struct {
 	terms map[types.UID]cachedTerms
 }
 
-func newConflicts(d *deps, reserved *reservations, order *writeOrder, hardDefaultSpread bool) *conflicts {
-	return &conflicts{deps: d, reserved: reserved, order: order, hardDefaultSpread: hardDefaultSpread, terms: map[types.UID]cachedTerms{}}
+func newConflicts(d *deps, reserved *reservations, hardDefaultSpread bool) *conflicts {
+	return &conflicts{deps: d, reserved: reserved, hardDefaultSpread: hardDefaultSpread, terms: map[types.UID]cachedTerms{}}
 }
 
 // reservedConflict returns a pod reserved on a NodeClaim, still pending, whose placement
@@ -40,39 +37,11 @@ func newConflicts(d *deps, reserved *reservations, order *writeOrder, hardDefaul
 // profile gives pods default spread constraints that filter (HardDefaultSpread), pods of one
 // controller with no constraints of their own spread over each other too.
 func (c *conflicts) reservedConflict(pod *v1.Pod) *v1.Pod {
-	return c.pendingConflict(pod, nil, func(*v1.Pod) bool { return true })
-}
-
-// earlierConflict returns, for pod reserved on a NodeClaim, a pod reserved by an earlier
-// claim write (see writeOrder), still pending, whose placement and pod's constrain each
-// other, or nil. pod's round planned it with that pod where it will run, but did not check
-// that pod's own constraints with pod beside it: topology spread counts only the pods bound
-// when a pod is placed, so if pod bound first, the earlier pod could find its own node
-// breaking its spread, and be stranded (seen in CI: a pod spreading over zones, reserved in
-// one round, and a pod it selects, reserved by the next round on another node in its zone,
-// which bound first). Such a pod waits for the earlier one to bind (or be released); pods
-// reserved by one write were checked with each other, and those of the first pending write
-// wait for none, so waiting always ends.
-func (c *conflicts) earlierConflict(pod *v1.Pod) *v1.Pod {
-	mine := c.order.of(pod.UID)
-	if mine == 0 {
-		return nil
-	}
-	// Claims written by this write or later hold no pod of an earlier one (pods added to
-	// their spare room later are later still), and need not be looked into.
-	earlier := func(claim string) bool { return c.order.ofClaim(claim) < mine }
-	return c.pendingConflict(pod, earlier, func(r *v1.Pod) bool { return c.order.of(r.UID) < mine })
-}
-
-// pendingConflict returns a pod reserved on a NodeClaim and still pending, other than pod,
-// for which consider is true and whose placement and pod's constrain each other, or nil. It
-// looks only into the claims inClaim accepts (all if nil).
-func (c *conflicts) pendingConflict(pod *v1.Pod, inClaim func(string) bool, consider func(*v1.Pod) bool) *v1.Pod {
 	var mine plan.Terms
 	computed := false
-	for _, pending := range c.reserved.awaitedClaimsOf(inClaim) {
+	for _, pending := range c.reserved.awaitedClaims() {
 		for _, r := range pending {
-			if r.UID == pod.UID || !consider(r) {
+			if r.UID == pod.UID {
 				continue
 			}
 			if !computed {
@@ -86,11 +55,18 @@ func (c *conflicts) pendingConflict(pod *v1.Pod, inClaim func(string) bool, cons
 	return nil
 }
 
-// interact reports whether the placements of a and b constrain each other: one selects the
-// other in a topology spread constraint or a required inter-pod (anti-)affinity term, or the
-// profile's default spread constraints filter and apply to both.
-func (c *conflicts) interact(a, b *v1.Pod) bool {
-	return c.termsOf(a).Selects(b) || c.termsOf(b).Selects(a) || c.defaultSpreadTogether(a, b)
+// mayHaveWaitedFor reports whether pod may have waited for bound (reservedConflict): pod's
+// terms select it, the profile's default spread applies to both, or bound's terms, cached
+// when pod's wait computed them, select pod. The terms of bound pods are never computed
+// here: the scheduler asks for every pod bound in the cluster.
+func (c *conflicts) mayHaveWaitedFor(pod, bound *v1.Pod) bool {
+	if c.termsOf(pod).Selects(bound) || c.defaultSpreadTogether(pod, bound) {
+		return true
+	}
+	c.mu.Lock()
+	cached, ok := c.terms[bound.UID]
+	c.mu.Unlock()
+	return ok && cached.terms.Selects(pod)
 }
 
 // defaultSpreadTogether reports whether the profile's default spread constraints filter and
@@ -126,89 +102,9 @@ func (c *conflicts) termsOf(pod *v1.Pod) plan.Terms {
 	return ts
 }
 
-// prune forgets the terms and write order of pods that are no longer pending.
+// prune forgets the terms of pods that are no longer pending.
 func (c *conflicts) prune() {
 	pruneNotPending(c.deps, &c.mu, c.terms, func(t cachedTerms) (string, string) { return t.namespace, t.name })
-	pruneNotPending(c.deps, &c.order.mu, c.order.writes, func(w podWrite) (string, string) { return w.namespace, w.name })
-	c.order.mu.Lock()
-	defer c.order.mu.Unlock()
-	for name := range c.order.claims {
-		if _, ok := c.ledger.Claim(name); !ok {
-			delete(c.order.claims, name)
-		}
-	}
-}
-
-// writeOrder numbers the claim writes of the plugin's rounds (writeClaims, addToClaims: each
-// a call with the result of one plan, made after the plan) and remembers which write
-// reserved each pod still pending, and which created each claim. Plans run one at a time, so
-// a plan saw as pending reserved pods (withClaims) only those of writes numbered below its
-// own. Pods and claims whose write is not known (before the scheduler started, or a claim
-// the informer showed before its write recorded it) are numbered 0.
-type writeOrder struct {
-	mu   sync.Mutex
-	last uint64
-	// writes are, by pod UID, the write that reserved the pod.
-	writes map[types.UID]podWrite
-	// claims are, by name, the write that created the claim.
-	claims map[string]uint64
-}
-
-type podWrite struct {
-	namespace, name string
-	write           uint64
-}
-
-func newWriteOrder() *writeOrder {
-	return &writeOrder{writes: map[types.UID]podWrite{}, claims: map[string]uint64{}}
-}
-
-// next returns the number of a new write.
-func (o *writeOrder) next() uint64 {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.last++
-	return o.last
-}
-
-// note records that write n reserves pods; it is called before their reservations are
-// recorded, so that PreFilter never sees them reserved and unnumbered.
-func (o *writeOrder) note(pods []*v1.Pod, n uint64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for _, pod := range pods {
-		o.writes[pod.UID] = podWrite{pod.Namespace, pod.Name, n}
-	}
-}
-
-// forget drops pods whose write failed.
-func (o *writeOrder) forget(pods []*v1.Pod) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for _, pod := range pods {
-		delete(o.writes, pod.UID)
-	}
-}
-
-// noteClaim records that write n created the claim named name.
-func (o *writeOrder) noteClaim(name string, n uint64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.claims[name] = n
-}
-
-// ofClaim returns the number of the write that created the claim named name, 0 if unknown.
-func (o *writeOrder) ofClaim(name string) uint64 {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.claims[name]
-}
-
-// of returns the number of the write that reserved the pod with uid, 0 if unknown.
-func (o *writeOrder) of(uid types.UID) uint64 {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.writes[uid].write
 }
 
 // pruneNotPending deletes from m, which mu guards, the entries of pods that are no longer

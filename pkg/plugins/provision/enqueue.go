@@ -79,10 +79,9 @@ func (p *Provision) hintNodeChange(logger klog.Logger, pod *v1.Pod, oldObj, newO
 
 // hintReservedPodGone queues pod when a pod reserved on a NodeClaim binds, or when a pending
 // pod is deleted: the claim's node may take other pods once none of its own are pending. It
-// queues pod as well when a pod whose placement and pod's constrain each other binds: pod
-// may have waited for it (see PreFilter, reservedConflict and earlierConflict), and whether
-// the binding pod's reservation is still in the ledger when the event arrives is a race with
-// the ledger's own informer.
+// queues pod as well when a pod binds whose placement and pod's constrain each other: pod
+// may have waited for it (see PreFilter and reservedConflict), and whether the binding pod's reservation is
+// still in the ledger when the event arrives is a race with the ledger's own informer.
 func (p *Provision) hintReservedPodGone(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
 	if p.reserved.waitsForActivation(pod) || p.holds.holding(pod.UID) {
 		return fwk.QueueSkip, nil
@@ -91,7 +90,7 @@ func (p *Provision) hintReservedPodGone(logger klog.Logger, pod *v1.Pod, oldObj,
 		if _, _, reserved := p.ledger.Reservation(bound.UID); reserved {
 			return fwk.Queue, nil
 		}
-		if p.conflicts.interact(pod, bound) {
+		if p.conflicts.mayHaveWaitedFor(pod, bound) {
 			logger.V(5).Info("A pod whose placement and the pod's constrain each other bound; retrying pod", "pod", klog.KObj(pod), "boundPod", klog.KObj(bound))
 			return fwk.Queue, nil
 		}

@@ -21,13 +21,11 @@ var (
 // with the pods it was planned with, and the other new nodes were planned without it. Until
 // the claim has launched there is no node to go to, and the pod waits. Other pods may go
 // anywhere, but for those whose placement and a pending reserved pod's constrain each other
-// (see reservedConflict): they wait for it to bind, and the next round plans them. A reserved
-// pod likewise waits for the pods reserved by earlier rounds that it could upset (see
-// earlierConflict).
+// (see reservedConflict): they wait for it to bind, and the next round plans them.
 //
 // A pod a round is reserving on a new node right now waits too (see placing); the cycle is
 // marked as begun before the ledger is read.
-func (p *Provision) PreFilter(_ context.Context, state fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
+func (p *Provision) PreFilter(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ []fwk.NodeInfo) (*fwk.PreFilterResult, *fwk.Status) {
 	if !p.placing.begin(pod.UID) {
 		return nil, fwk.NewStatus(fwk.Unschedulable, Name+": being reserved on a new node")
 	}
@@ -48,35 +46,8 @@ func (p *Provision) PreFilter(_ context.Context, state fwk.CycleState, pod *v1.P
 	if why := p.gangs.unready(pod); why != "" {
 		return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for its gang: %s", Name, why))
 	}
-	if why := p.earlierWait(pod); why != "" {
-		if state != nil {
-			state.Write(waitsForEarlierKey, waitsForEarlier(why))
-		}
-		return nil, fwk.NewStatus(fwk.Unschedulable, why)
-	}
 	return &fwk.PreFilterResult{NodeNames: sets.New(nodeName)}, nil
 }
-
-// earlierWait returns why reserved pod must wait for a pod reserved by an earlier round
-// (earlierConflict), "" if it need not.
-func (p *Provision) earlierWait(pod *v1.Pod) string {
-	r := p.conflicts.earlierConflict(pod)
-	if r == nil {
-		return ""
-	}
-	return fmt.Sprintf("%s: waiting for pod %s/%s, reserved on a new node by an earlier round, to bind: "+
-		"the two constrain each other's placement", Name, r.Namespace, r.Name)
-}
-
-// waitsForEarlierKey marks in a cycle's state that PreFilter kept a reserved pod back for a
-// pod of an earlier round (earlierConflict): PostFilter does not count that wait against
-// the pod's node.
-const waitsForEarlierKey fwk.StateKey = Name + "/waits-for-earlier"
-
-// waitsForEarlier is PreFilter's reason to keep the pod back.
-type waitsForEarlier string
-
-func (w waitsForEarlier) Clone() fwk.StateData { return w }
 
 // PreFilterExtensions returns nil: PreFilter keeps no state to update.
 func (p *Provision) PreFilterExtensions() fwk.PreFilterExtensions { return nil }

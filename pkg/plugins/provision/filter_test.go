@@ -2,26 +2,19 @@ package provision
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
-	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	clienttesting "k8s.io/client-go/testing"
-	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/kubernetes/pkg/scheduler/apis/config"
 	"k8s.io/kubernetes/pkg/scheduler/framework"
@@ -29,7 +22,6 @@ import (
 	frameworkruntime "k8s.io/kubernetes/pkg/scheduler/framework/runtime"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	"k8s.io/kubernetes/test/utils/ktesting"
-	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/plan"
@@ -295,108 +287,5 @@ func TestPreFilterWaitsForDefaultSpreadSiblings(t *testing.T) {
 				t.Errorf("hard default spread %v: PreFilter(%s) = %v; want waiting %v", hard, tt.pod.Name, status, tt.wait)
 			}
 		}
-	}
-}
-
-// TestReservedPodsWaitForEarlierRounds: a pod reserved by a round waits for a pod reserved by
-// an earlier round, still pending, whose placement and its own constrain each other (here a
-// pod spreading over zones, and a pod its spread counts): bound first, it could leave the
-// earlier pod's own node breaking its spread. Pods of one write, pods that do not interact
-// and the earlier pod itself do not wait; the wait is not counted against the pod's node
-// (PostFilter does not release it after the grace); the earlier pod's binding retries it
-// and lets it go.
-func TestReservedPodsWaitForEarlierRounds(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	spreads := plantest.PendingPod("r", "1").Label("app", "web").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
-		st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil).Obj()
-	sameWrite := plantest.PendingPod("w", "1").Label("app", "web").Obj()
-	counted := plantest.PendingPod("x", "1").Label("app", "web").Obj()
-	unrelated := plantest.PendingPod("y", "1").Label("app", "db").Obj()
-	client := fake.NewClientset(spreads, sameWrite, counted, unrelated)
-	factory := informers.NewSharedInformerFactory(client, 0)
-	lister := factory.Core().V1().Pods().Lister()
-	factory.Start(ctx.Done())
-	factory.WaitForCacheSync(ctx.Done())
-	clk := clocktesting.NewFakeClock(time.Now())
-	h := &activatingHandle{informerHandle: informerHandle{factory: factory}}
-	p := newProvision(&deps{handle: recordingActivatingHandle{h}, opts: Options{Clock: clk}, ledger: NewLedger()}, false)
-	p.batcher = newBatcher(clk, DefaultBatchIdleDuration, DefaultBatchMaxDuration, func(context.Context) {})
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{v1alpha1.NodeClaimGVR: "NodeClaimList"})
-	var claims atomic.Int32
-	dyn.PrependReactor("create", "nodeclaims", func(action clienttesting.Action) (bool, runtime.Object, error) {
-		obj := action.(clienttesting.CreateAction).GetObject().(*unstructured.Unstructured)
-		obj.SetName(fmt.Sprintf("%s%d", obj.GetGenerateName(), claims.Add(1))) // the fake generates no names
-		return false, nil, nil
-	})
-	p.opts.Dynamic = dyn
-	prov := plantest.Provisioner("default")
-	for _, round := range [][]*v1.Pod{{spreads, sameWrite}, {counted, unrelated}} {
-		result, err := plan.Plan(ctx, plan.Input{Pods: round, Provisioners: []*v1alpha1.Provisioner{prov}, InstanceTypes: plantest.Catalogs(prov), Region: "us-east-1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, failed := p.writer.writeClaims(ctx, result); failed != 0 {
-			t.Fatalf("%d claim writes failed", failed)
-		}
-	}
-	// Every claim's node registered longer ago than the grace.
-	for _, nc := range p.ledger.Claims() {
-		nc = registeredAt(nc.DeepCopy(), clk.Now().Add(-ReservationGrace-time.Minute))
-		nc.Status.NodeName = "node-" + nc.Name
-		p.ledger.Set(nc)
-		p.reserved.activateOnce(ctx, nc)
-	}
-
-	preFilter := func(pod *v1.Pod) (fwk.CycleState, *fwk.Status) {
-		state := framework.NewCycleState()
-		_, status := p.PreFilter(ctx, state, pod, nil)
-		return state, status
-	}
-	for _, pod := range []*v1.Pod{spreads, sameWrite, unrelated} {
-		if _, status := preFilter(pod); !status.IsSuccess() {
-			t.Errorf("PreFilter(%s) = %v, want no wait", pod.Name, status)
-		}
-	}
-	state, status := preFilter(counted)
-	if status.Code() != fwk.Unschedulable || !strings.Contains(status.Message(), "waiting for pod default/r") {
-		t.Fatalf("PreFilter(x) = %v, want it waiting for default/r", status)
-	}
-	if _, status := p.PostFilter(ctx, state, counted, nil); status.Code() != fwk.Unschedulable || !strings.Contains(status.Message(), "default/r") {
-		t.Errorf("PostFilter(x) = %v, want it still waiting for default/r", status)
-	}
-	if _, _, reserved := p.ledger.Reservation(counted.UID); !reserved {
-		t.Error("x released after waiting for a pod of an earlier round past the grace; want it kept")
-	}
-
-	bound := spreads.DeepCopy()
-	bound.Spec.NodeName = "node-x"
-	if hint, _ := p.hintReservedPodGone(klog.Background(), counted, nil, bound); hint != fwk.Queue {
-		t.Errorf("r's binding: hint for x = %v, want Queue", hint)
-	}
-	// The ledger may have dropped r by the time the scheduler hears of its binding: r's
-	// spread selecting x still retries x.
-	p.ledger.Release(spreads.UID)
-	if hint, _ := p.hintReservedPodGone(klog.Background(), counted, nil, bound); hint != fwk.Queue {
-		t.Errorf("r's binding, r no longer in the ledger: hint for x = %v, want Queue", hint)
-	}
-	if _, err := client.CoreV1().Pods("default").Update(ctx, bound, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if got, err := lister.Pods("default").Get("r"); err == nil && got.Spec.NodeName != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the informer did not see the pod bound")
-		}
-	}
-	if _, status := preFilter(counted); !status.IsSuccess() {
-		t.Errorf("PreFilter(x) after r bound = %v, want no wait", status)
 	}
 }

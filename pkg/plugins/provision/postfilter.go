@@ -19,9 +19,7 @@ import (
 //     planned again: the plan and the node disagree, which the scheduler's filters prevent
 //     but a change in the cluster (a new DaemonSet, a taint) can bring about. Such a pod is
 //     stranded (see strandRelease): reported, backed off and planned onto no node of the
-//     shape that rejected it, and not planned at all once stranded MaxStrands times. A pod
-//     PreFilter kept back for a pod of an earlier round (earlierConflict) is not released:
-//     its node did not turn it away.
+//     shape that rejected it, and not planned at all once stranded MaxStrands times.
 //   - A pod the last round could not serve for reasons waiting cannot lift is
 //     UnschedulableAndUnresolvable, with the reasons.
 //   - Any other pod triggers a round and waits.
@@ -30,17 +28,10 @@ import (
 // nominated pods only when it filters that node, so pods spreading over zones, nominated to
 // new nodes in each zone, each see their own zone fuller than the others and none fits.
 // Reserved room is kept by Filter instead.
-func (p *Provision) PostFilter(ctx context.Context, state fwk.CycleState, pod *v1.Pod, statuses fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
+func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, statuses fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
 	logger := klog.FromContext(ctx)
 	p.placing.end(pod.UID) // its cycle failed: a round may reserve it now
 	if claim, nodeName, ok := p.ledger.Reservation(pod.UID); ok {
-		if why, waits := p.keptBackForEarlier(state, pod); waits {
-			// Retried when the pod it waits for binds or goes (hintReservedPodGone), and at the
-			// end of a grace in case it is released instead, which no event tells.
-			logger.V(4).Info("Pod waits for a pod reserved by an earlier round", "pod", klog.KObj(pod), "nodeClaim", claim, "why", why)
-			p.reserved.retryWhenGraceEnds(logger, claim, p.opts.Clock.Now().Add(p.reservationGrace()))
-			return nil, fwk.NewStatus(fwk.Unschedulable, why)
-		}
 		since, registered := p.reserved.registeredSince(claim)
 		if !registered {
 			if p.reserved.isActivated(claim) {
@@ -76,19 +67,4 @@ func (p *Provision) PostFilter(ctx context.Context, state fwk.CycleState, pod *v
 	logger.V(4).Info("Pod triggers a provisioning round", "pod", klog.KObj(pod))
 	p.batcher.TriggerPod(pod.UID)
 	return nil, fwk.NewStatus(fwk.Unschedulable, Name+": a node is being planned")
-}
-
-// keptBackForEarlier returns PreFilter's reason, if it kept the cycle's pod back for a pod of
-// an earlier round. Without a cycle state (PodGroupPostFilter's), it asks again.
-func (p *Provision) keptBackForEarlier(state fwk.CycleState, pod *v1.Pod) (string, bool) {
-	if state == nil {
-		why := p.earlierWait(pod)
-		return why, why != ""
-	}
-	data, err := state.Read(waitsForEarlierKey)
-	if err != nil {
-		return "", false
-	}
-	why, ok := data.(waitsForEarlier)
-	return string(why), ok
 }

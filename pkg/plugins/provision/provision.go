@@ -86,10 +86,9 @@ type Provision struct {
 func newProvision(d *deps, hardDefaultSpread bool) *Provision {
 	p := &Provision{deps: d, reserved: newReservations(d), strands: newStrands(d),
 		unplannedPods: &unplannedMemo{last: map[types.UID]*plan.Unplanned{}}, waits: &waitTimes{since: map[types.UID]time.Time{}}}
-	order := newWriteOrder()
-	p.conflicts = newConflicts(d, p.reserved, order, hardDefaultSpread)
+	p.conflicts = newConflicts(d, p.reserved, hardDefaultSpread)
 	p.placing = newPlacing(d.opts.Clock)
-	p.writer = &claimWriter{deps: d, placing: p.placing, order: order, trigger: func() { p.batcher.Trigger() }}
+	p.writer = &claimWriter{deps: d, placing: p.placing, trigger: func() { p.batcher.Trigger() }}
 	p.gangs = &gangs{deps: d, activateGang: func(claims []string) {
 		p.activateGang(klog.NewContext(context.Background(), klog.Background().WithName(Name)), claims)
 	}}

@@ -134,15 +134,9 @@ func (r *reservations) reservedOn(claim string, pods []*v1.Pod) []*v1.Pod {
 // awaitedClaims yields every unsettled NodeClaim with its pods that are still pending and
 // reserved on it, for those that have any.
 func (r *reservations) awaitedClaims() iter.Seq2[*v1alpha1.NodeClaim, []*v1.Pod] {
-	return r.awaitedClaimsOf(nil)
-}
-
-// awaitedClaimsOf is awaitedClaims over the claims keep accepts (all if nil), which it asks
-// before it looks up their pods.
-func (r *reservations) awaitedClaimsOf(keep func(claim string) bool) iter.Seq2[*v1alpha1.NodeClaim, []*v1.Pod] {
 	return func(yield func(*v1alpha1.NodeClaim, []*v1.Pod) bool) {
 		for _, nc := range r.ledger.Claims() {
-			if r.ledger.isSettled(nc.Name) || (keep != nil && !keep(nc.Name)) {
+			if r.ledger.isSettled(nc.Name) {
 				continue
 			}
 			if pending := r.waitingOn(nc.Name); len(pending) > 0 && !yield(nc, pending) {

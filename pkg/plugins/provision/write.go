@@ -23,8 +23,6 @@ type claimWriter struct {
 	*deps
 	// placing leaves out of a claim the pods the scheduler is placing meanwhile.
 	placing *placing
-	// order numbers the writes, and records which reserved each pod.
-	order *writeOrder
 	// trigger asks for a round, for pods whose reservation could not be written.
 	trigger func()
 }
@@ -37,14 +35,13 @@ const claimWriters = 8
 // reservations at once, so that PostFilter sees them before the informer does. It returns
 // the names of the claims written and how many could not be.
 func (w *claimWriter) writeClaims(ctx context.Context, result *plan.Result) (written []string, failed int) {
-	write := w.order.next()
 	work := make(chan *plan.PlannedNode)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for range min(claimWriters, len(result.Nodes)) {
 		wg.Go(func() {
 			for n := range work {
-				name, ok := w.writeClaim(ctx, write, n)
+				name, ok := w.writeClaim(ctx, n)
 				mu.Lock()
 				if name != "" {
 					written = append(written, name)
@@ -64,10 +61,10 @@ func (w *claimWriter) writeClaims(ctx context.Context, result *plan.Result) (wri
 	return written, failed
 }
 
-// writeClaim creates the NodeClaim of n and reserves its pods on it, as part of the write
-// numbered write (see writeOrder), and returns its name ("" if none was written: none was
-// needed, or the write failed) and false if the write failed.
-func (w *claimWriter) writeClaim(ctx context.Context, write uint64, n *plan.PlannedNode) (string, bool) {
+// writeClaim creates the NodeClaim of n and reserves its pods on it, and returns its name
+// ("" if none was written: none was needed, or the write failed) and false if the write
+// failed.
+func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) (string, bool) {
 	logger := klog.FromContext(ctx)
 	// The scheduler kept placing pods while the round planned: a pod bound since to room
 	// that appeared needs no new node, and a node none of whose pods still wait is not
@@ -81,10 +78,8 @@ func (w *claimWriter) writeClaim(ctx context.Context, write uint64, n *plan.Plan
 		}
 		n.Pods = still
 	}
-	w.order.note(n.Pods, write)
 	nc, err := v1alpha1.CreateNodeClaim(ctx, w.opts.Dynamic, plan.NodeClaimFor(n))
 	if err != nil {
-		w.order.forget(n.Pods)
 		w.activatePods(logger, w.placing.reserved(n.Pods, false))
 		// Its pods stay unreserved: the next round plans them again.
 		logger.Error(err, "Writing the nodeclaim of a planned node", "provisioner", n.Template.Provisioner.Name,
@@ -95,7 +90,6 @@ func (w *claimWriter) writeClaim(ctx context.Context, write uint64, n *plan.Plan
 		}
 		return "", false
 	}
-	w.order.noteClaim(nc.Name, write)
 	w.ledger.Set(nc)
 	w.placing.reserved(n.Pods, true)
 	nodesPlanned.WithLabelValues(nc.Spec.Provisioner, n.Template.InstanceType.Name).Inc()
@@ -116,19 +110,14 @@ func (w *claimWriter) writeClaim(ctx context.Context, write uint64, n *plan.Plan
 // when the scheduler tries them next.
 func (w *claimWriter) addToClaims(ctx context.Context, added []*plan.AddedPods) {
 	logger := klog.FromContext(ctx)
-	write := w.order.next()
 	for _, a := range added {
 		pods := w.placing.reserve(w.stillPending(a.Pods))
 		if len(pods) == 0 {
 			continue
 		}
-		w.order.note(pods, write)
 		refs := v1alpha1.PodReferencesTo(pods)
 		err := recordAddedPods(ctx, w.opts.Dynamic, a.Claim, append(w.ledger.Added(a.Claim), refs...))
 		recorded := err == nil && w.ledger.Add(a.Claim, refs)
-		if !recorded {
-			w.order.forget(pods)
-		}
 		w.activatePods(logger, w.placing.reserved(pods, recorded))
 		if err != nil {
 			logger.Error(err, "Reserving pods in the spare room of a nodeclaim; planning them again", "nodeClaim", a.Claim, "pods", len(pods))
