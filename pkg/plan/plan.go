@@ -42,6 +42,12 @@ type Input struct {
 	// Used is, by Provisioner name, the capacity of its nodes and of its NodeClaims not yet
 	// registered, which its limits count.
 	Used map[string]v1.ResourceList
+	// Reserved are the pods of ScheduledPods that earlier rounds reserved on NodeClaims and
+	// that are not bound yet: they stand on their claims' nodes, and will bind after pods of
+	// this plan may have. The plan keeps their hard topology spread constraints as it keeps
+	// those of the pods it places (see keepsSpread): a pod a spread of theirs counts, put in
+	// their domain and bound first, could leave them unable to fit on their own nodes.
+	Reserved sets.Set[types.UID]
 	// Launched are the nodes of NodeClaims launched by earlier rounds and not yet
 	// registered, among Nodes as stand-ins, whose spare room pods may be planned into.
 	Launched []LaunchedNode
@@ -175,6 +181,11 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 	sim.exhaustive = in.exhaustive
 	if in.fromScratch {
 		sim.snap.views = nil
+	}
+	for _, pod := range in.ScheduledPods {
+		if in.Reserved.Has(pod.UID) {
+			sim.watchSpread(pod, pod.Spec.NodeName)
+		}
 	}
 	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
 		openLabels: map[string]map[string][]v1alpha1.NodeSelectorRequirement{}, forPod: map[string][]*Template{},

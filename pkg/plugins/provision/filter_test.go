@@ -192,9 +192,12 @@ func TestWithInFlight(t *testing.T) {
 	p.ledger.Rebuild([]*v1alpha1.NodeClaim{c1, plantest.Claim("c2", "node-2", "gone"), launched(plantest.Claim("c3", "node-3", "gone")), c4,
 		launched(plantest.Claim("c5", "node-5"))})
 	existing := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-5"}}
-	nodes, bound, room := p.withClaims([]*v1.Node{existing}, nil)
+	nodes, bound, room, reserved := p.withClaims([]*v1.Node{existing}, nil)
 	if len(nodes) != 3 || len(bound) != 1 {
 		t.Fatalf("withClaims gave %d nodes and %d pods, want 3 (node-5, nodeclaim-c1, node-3) and 1", len(nodes), len(bound))
+	}
+	if !reserved.Equal(sets.New(a.UID)) {
+		t.Errorf("reserved pods %v, want a's UID: the pending pod on a stand-in", sets.List(reserved))
 	}
 	nodes = nodes[1:]
 	want := []plan.LaunchedNode{{Claim: "c3", Node: "node-3", Provisioner: "default", InstanceType: "m5.large", Zone: "us-east-1c", CapacityType: "spot"}}

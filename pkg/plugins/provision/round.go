@@ -137,7 +137,7 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*plan.Input,
 			in.ScheduledPods = append(in.ScheduledPods, pod)
 		}
 	}
-	in.Nodes, in.ScheduledPods, in.Launched = p.withClaims(in.Nodes, in.ScheduledPods)
+	in.Nodes, in.ScheduledPods, in.Launched, in.Reserved = p.withClaims(in.Nodes, in.ScheduledPods)
 	if in.DaemonSets, err = informers.Apps().V1().DaemonSets().Lister().List(labels.Everything()); err != nil {
 		return nil, fmt.Errorf("listing daemonsets: %w", err)
 	}
@@ -197,8 +197,9 @@ func (p *Provision) addProvisioners(ctx context.Context, in *plan.Input) error {
 // no room. A round then plans topology spread and (anti-)affinity with the pods of the
 // rounds before it where they will run, not as if they did not exist. The claims launched
 // and not yet registered, whose instance type is known, are returned as well: Plan gives
-// their stand-ins the room of that type and plans pods into what is left of it.
-func (p *Provision) withClaims(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node, []*v1.Pod, []plan.LaunchedNode) {
+// their stand-ins the room of that type and plans pods into what is left of it, and so are
+// the UIDs of the pending pods put on the stand-ins: Plan keeps their spread constraints.
+func (p *Provision) withClaims(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node, []*v1.Pod, []plan.LaunchedNode, sets.Set[types.UID]) {
 	existing := map[string]bool{}
 	for _, n := range nodes {
 		existing[n.Name] = true
@@ -210,6 +211,7 @@ func (p *Provision) withClaims(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node, [
 	claims := p.ledger.Claims()
 	slices.SortFunc(claims, func(a, b *v1alpha1.NodeClaim) int { return strings.Compare(a.Name, b.Name) })
 	var room []plan.LaunchedNode
+	reserved := sets.New[types.UID]()
 	for _, nc := range claims {
 		name := nc.Status.NodeName
 		if name == "" {
@@ -236,9 +238,10 @@ func (p *Provision) withClaims(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node, [
 			c := pod.DeepCopy()
 			c.Spec.NodeName = name
 			bound = append(bound, c)
+			reserved.Insert(c.UID)
 		}
 	}
-	return nodes, bound, room
+	return nodes, bound, room, reserved
 }
 
 // listTyped lists the cluster-scoped resource gvr through the dynamic client as T.
