@@ -80,8 +80,9 @@ func (p *Provision) hintNodeChange(logger klog.Logger, pod *v1.Pod, oldObj, newO
 // hintReservedPodGone queues pod when a pod reserved on a NodeClaim binds, or when a pending
 // pod is deleted: the claim's node may take other pods once none of its own are pending. It
 // queues pod as well when a pod binds whose placement and pod's constrain each other: pod
-// may have waited for it (see PreFilter and reservedConflict), and whether the binding pod's reservation is
-// still in the ledger when the event arrives is a race with the ledger's own informer.
+// may have waited for it (see PreFilter and reservedConflict), and whether the binding pod's
+// reservation is still in the ledger when the event arrives is a race with the ledger's own
+// informer.
 func (p *Provision) hintReservedPodGone(logger klog.Logger, pod *v1.Pod, oldObj, newObj any) (fwk.QueueingHint, error) {
 	if p.reserved.waitsForActivation(pod) || p.holds.holding(pod.UID) {
 		return fwk.QueueSkip, nil
