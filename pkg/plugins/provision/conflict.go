@@ -63,10 +63,8 @@ func (c *conflicts) mayHaveWaitedFor(pod, bound *v1.Pod) bool {
 	if c.termsOf(pod).Selects(bound) || c.defaultSpreadTogether(pod, bound) {
 		return true
 	}
-	c.mu.Lock()
-	cached, ok := c.terms[bound.UID]
-	c.mu.Unlock()
-	return ok && cached.terms.Selects(pod)
+	ts, ok := c.cachedTerms(bound.UID)
+	return ok && ts.Selects(pod)
 }
 
 // defaultSpreadTogether reports whether the profile's default spread constraints filter and
@@ -89,17 +87,22 @@ type cachedTerms struct {
 
 // termsOf returns pod's plan.Terms, computed once per pod UID (see prune).
 func (c *conflicts) termsOf(pod *v1.Pod) plan.Terms {
-	c.mu.Lock()
-	cached, ok := c.terms[pod.UID]
-	c.mu.Unlock()
-	if ok {
-		return cached.terms
+	if ts, ok := c.cachedTerms(pod.UID); ok {
+		return ts
 	}
 	ts := plan.TermsOf(pod)
 	c.mu.Lock()
 	c.terms[pod.UID] = cachedTerms{pod.Namespace, pod.Name, ts}
 	c.mu.Unlock()
 	return ts
+}
+
+// cachedTerms returns the terms termsOf computed for the pod with uid, if it did.
+func (c *conflicts) cachedTerms(uid types.UID) (plan.Terms, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cached, ok := c.terms[uid]
+	return cached.terms, ok
 }
 
 // prune forgets the terms of pods that are no longer pending.
