@@ -16,6 +16,8 @@ import (
 type conflicts struct {
 	*deps
 	reserved *reservations
+	// placing has the pods the running round is reserving.
+	placing *placing
 	// hardDefaultSpread is plan.HardDefaultSpread of the profile's plugin args.
 	hardDefaultSpread bool
 	mu                sync.Mutex
@@ -23,8 +25,8 @@ type conflicts struct {
 	terms map[types.UID]cachedTerms
 }
 
-func newConflicts(d *deps, reserved *reservations, hardDefaultSpread bool) *conflicts {
-	return &conflicts{deps: d, reserved: reserved, hardDefaultSpread: hardDefaultSpread, terms: map[types.UID]cachedTerms{}}
+func newConflicts(d *deps, reserved *reservations, placing *placing, hardDefaultSpread bool) *conflicts {
+	return &conflicts{deps: d, reserved: reserved, placing: placing, hardDefaultSpread: hardDefaultSpread, terms: map[types.UID]cachedTerms{}}
 }
 
 // reservedConflict returns a pod reserved on a NodeClaim, still pending, whose placement
@@ -36,23 +38,36 @@ func newConflicts(d *deps, reserved *reservations, hardDefaultSpread bool) *conf
 // or repels it, unable to fit on its claim's node (stranded, see strandRelease). When the
 // profile gives pods default spread constraints that filter (HardDefaultSpread), pods of one
 // controller with no constraints of their own spread over each other too.
-func (c *conflicts) reservedConflict(pod *v1.Pod) *v1.Pod {
+//
+// The pods a round is planning count as reserved already (planning is true when one of them
+// is returned): the plan counts each where it puts it, so a pod the scheduler bound meanwhile
+// where the plan did not expect it would strand them as well.
+func (c *conflicts) reservedConflict(pod *v1.Pod) (r *v1.Pod, planning bool) {
 	var mine plan.Terms
 	computed := false
+	conflicts := func(other *v1.Pod) bool {
+		if other.UID == pod.UID {
+			return false
+		}
+		if !computed {
+			mine, computed = c.termsOf(pod), true
+		}
+		return mine.Selects(other) || c.termsOf(other).Selects(pod) || c.defaultSpreadTogether(pod, other)
+	}
 	for _, pending := range c.reserved.awaitedClaims() {
-		for _, r := range pending {
-			if r.UID == pod.UID {
-				continue
-			}
-			if !computed {
-				mine, computed = c.termsOf(pod), true
-			}
-			if mine.Selects(r) || c.termsOf(r).Selects(pod) || c.defaultSpreadTogether(pod, r) {
-				return r
+		for _, other := range pending {
+			if conflicts(other) {
+				return other, false
 			}
 		}
 	}
-	return nil
+	c.placing.beingReserved(func(other *v1.Pod) bool {
+		if conflicts(other) {
+			r = other
+		}
+		return r == nil
+	})
+	return r, r != nil
 }
 
 // mayHaveWaitedFor reports whether pod may have waited for bound (reservedConflict): pod's

@@ -20,8 +20,9 @@ var (
 // PreFilter keeps a pod reserved on a NodeClaim to that claim's node: the plan put it there
 // with the pods it was planned with, and the other new nodes were planned without it. Until
 // the claim has launched there is no node to go to, and the pod waits. Other pods may go
-// anywhere, but for those whose placement and a pending reserved pod's constrain each other
-// (see reservedConflict): they wait for it to bind, and the next round plans them.
+// anywhere, but for those whose placement and a pending reserved pod's, or a pod's a round
+// is planning, constrain each other (see reservedConflict): they wait for it to bind, and
+// the next round plans them.
 //
 // A pod a round is reserving on a new node right now waits too (see placing); the cycle is
 // marked as begun before the ledger is read.
@@ -31,7 +32,11 @@ func (p *Provision) PreFilter(_ context.Context, _ fwk.CycleState, pod *v1.Pod, 
 	}
 	claim, nodeName, ok := p.ledger.Reservation(pod.UID)
 	if !ok {
-		if r := p.conflicts.reservedConflict(pod); r != nil {
+		if r, planning := p.conflicts.reservedConflict(pod); r != nil {
+			if planning {
+				return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for pod %s/%s, which a provisioning round is planning a node for: "+
+					"the two constrain each other's placement", Name, r.Namespace, r.Name))
+			}
 			return nil, fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: waiting for pod %s/%s, reserved on a new node, to bind: "+
 				"the two constrain each other's placement", Name, r.Namespace, r.Name))
 		}

@@ -18,15 +18,19 @@ import (
 // backoff queue, or pods never held). PreFilter keeps a reserved pod to its claim's node, but
 // a cycle that began before the reservation was recorded does not see it: the pod could bind
 // elsewhere and its claim launch for a pod that never comes (seen in CI: a pod bound while
-// its claim was being written, after the writer had checked the informer). So the two
-// exclude each other: PreFilter marks the pod as placing before it reads the ledger, and a
-// claim write leaves out the pods being placed and marks the others as reserving until the
-// ledger has their reservation; PreFilter turns a pod away while it is being reserved. A pod
-// stops being placed when its cycle fails (PostFilter, PodGroupPostFilter, Unreserve), when
-// it binds or goes, and, if none of these tells the plugin (an error ended the cycle, or
-// preemption nominated it), placingLimit after its cycle began. From Reserve on (the
-// scheduler assumed it), only Unreserve, the binding or the pod's deletion end it: a pod may
-// wait long at Permit or PreBind.
+// its claim was being written, after the writer had checked the informer). Nor may the
+// scheduler place a pod while the round plans it: the plan counted the pod where it put it,
+// and placed other pods by that count (a zone spread counting it in one zone where it is in
+// another strands them: seen in a scale-up in waves). So the two exclude each other:
+// PreFilter marks the pod as placing before it reads the ledger; a round leaves out the
+// pods being placed when it takes its pods and marks the others as reserving until it ends
+// (a claim write, until the ledger has their reservation); PreFilter turns a pod away while
+// it is being reserved. A pod stops being placed when its cycle fails (PostFilter,
+// PodGroupPostFilter, Unreserve), when it binds or goes, and, if none of these tells the
+// plugin (an error ended the cycle, or preemption nominated it), placingLimit after its
+// cycle began. From Reserve on (the scheduler assumed it on a node, which a round counts it
+// on: assumedOn), only Unreserve, the binding or the pod's deletion end it: a pod may wait
+// long at Permit or PreBind.
 type placing struct {
 	clock clock.PassiveClock
 
@@ -34,16 +38,18 @@ type placing struct {
 	// cycles are the pods in a scheduling cycle: when it began, and whether the scheduler
 	// assumed the pod on a node (Reserve).
 	cycles map[types.UID]cycle
-	// reserving are the pods of claims being written; turnedAway those of them PreFilter
-	// turned away meanwhile, to be tried again if the write fails.
-	reserving  map[types.UID]bool
+	// reserving are the pods a round is reserving (from when it takes them, see reserve), by
+	// UID; turnedAway those of them PreFilter turned away meanwhile, to be tried again if
+	// they are not reserved.
+	reserving  map[types.UID]*v1.Pod
 	turnedAway map[types.UID]bool
 }
 
-// Reserve notes that the scheduler assumed pod on a node: no round reserves it on a new one
-// until Unreserve, or until it binds or goes (see placing).
-func (p *Provision) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) *fwk.Status {
-	p.placing.assume(pod.UID)
+// Reserve notes that the scheduler assumed pod on the node named nodeName: no round reserves
+// it on a new one until Unreserve, or until it binds or goes, and rounds count it there (see
+// placing).
+func (p *Provision) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
+	p.placing.assume(pod.UID, nodeName)
 	return nil
 }
 
@@ -55,6 +61,8 @@ func (p *Provision) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, 
 type cycle struct {
 	began   time.Time
 	assumed bool
+	// node is the node the pod was assumed on.
+	node string
 }
 
 // placingLimit is how long a cycle that never said how it ended keeps its pod from being
@@ -66,7 +74,7 @@ func newPlacing(c clock.PassiveClock) *placing {
 	if c == nil {
 		c = clock.RealClock{}
 	}
-	return &placing{clock: c, cycles: map[types.UID]cycle{}, reserving: map[types.UID]bool{}, turnedAway: map[types.UID]bool{}}
+	return &placing{clock: c, cycles: map[types.UID]cycle{}, reserving: map[types.UID]*v1.Pod{}, turnedAway: map[types.UID]bool{}}
 }
 
 // begin marks a cycle of the pod with uid as begun, unless a claim being written reserves
@@ -74,7 +82,7 @@ func newPlacing(c clock.PassiveClock) *placing {
 func (p *placing) begin(uid types.UID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.reserving[uid] {
+	if p.reserving[uid] != nil {
 		p.turnedAway[uid] = true
 		return false
 	}
@@ -82,11 +90,47 @@ func (p *placing) begin(uid types.UID) bool {
 	return true
 }
 
-// assume marks the pod with uid as assumed on a node by its cycle.
-func (p *placing) assume(uid types.UID) {
+// assume marks the pod with uid as assumed on the node named node by its cycle.
+func (p *placing) assume(uid types.UID, node string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cycles[uid] = cycle{began: p.clock.Now(), assumed: true}
+	p.cycles[uid] = cycle{began: p.clock.Now(), assumed: true, node: node}
+}
+
+// assumedOn returns the nodes the scheduler assumed pods on, by pod UID: pods binding now,
+// which the informer shows unbound until their binding is seen.
+func (p *placing) assumedOn() map[types.UID]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[types.UID]string{}
+	for uid, c := range p.cycles {
+		if c.assumed {
+			out[uid] = c.node
+		}
+	}
+	return out
+}
+
+// isReserving reports whether a round is reserving the pod with uid (see reserve).
+func (p *placing) isReserving(uid types.UID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.reserving[uid] != nil
+}
+
+// beingReserved calls f with each pod a round is reserving, until f returns false.
+func (p *placing) beingReserved(f func(*v1.Pod) bool) {
+	p.mu.Lock()
+	pods := make([]*v1.Pod, 0, len(p.reserving))
+	for _, pod := range p.reserving {
+		pods = append(pods, pod)
+	}
+	p.mu.Unlock()
+	for _, pod := range pods {
+		if !f(pod) {
+			return
+		}
+	}
 }
 
 // end marks the cycle of the pod with uid as over: it failed, or the pod bound or went.
@@ -110,7 +154,7 @@ func (p *placing) reserve(pods []*v1.Pod) (kept []*v1.Pod) {
 			}
 			delete(p.cycles, pod.UID)
 		}
-		p.reserving[pod.UID] = true
+		p.reserving[pod.UID] = pod
 		kept = append(kept, pod)
 	}
 	return kept

@@ -111,7 +111,7 @@ func TestPlacingAndReservingExcludeEachOther(t *testing.T) {
 	// A cycle that never said how it ended keeps its pod placingLimit; an assumed one, until
 	// it ends.
 	p.placing.begin("silent")
-	p.placing.assume("waiting")
+	p.placing.assume("waiting", "node-1")
 	silent, waiting := plantest.PendingPod("silent", "1").Obj(), plantest.PendingPod("waiting", "1").Obj()
 	if kept := p.placing.reserve([]*v1.Pod{silent, waiting}); len(kept) != 0 {
 		t.Errorf("reservable during their cycles: %v", podNamesOf(kept))

@@ -31,6 +31,11 @@ import (
 func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, statuses fwk.NodeToStatusReader) (*fwk.PostFilterResult, *fwk.Status) {
 	logger := klog.FromContext(ctx)
 	p.placing.end(pod.UID) // its cycle failed: a round may reserve it now
+	if p.placing.isReserving(pod.UID) {
+		// Turned away by PreFilter: a round is planning it, and tries it again if it does
+		// not reserve it (placing.reserved).
+		return nil, fwk.NewStatus(fwk.Unschedulable, Name+": being reserved on a new node")
+	}
 	if claim, nodeName, ok := p.ledger.Reservation(pod.UID); ok {
 		since, registered := p.reserved.registeredSince(claim)
 		if !registered {

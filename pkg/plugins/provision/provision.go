@@ -86,8 +86,8 @@ type Provision struct {
 func newProvision(d *deps, hardDefaultSpread bool) *Provision {
 	p := &Provision{deps: d, reserved: newReservations(d), strands: newStrands(d),
 		unplannedPods: &unplannedMemo{last: map[types.UID]*plan.Unplanned{}}, waits: &waitTimes{since: map[types.UID]time.Time{}}}
-	p.conflicts = newConflicts(d, p.reserved, hardDefaultSpread)
 	p.placing = newPlacing(d.opts.Clock)
+	p.conflicts = newConflicts(d, p.reserved, p.placing, hardDefaultSpread)
 	p.writer = &claimWriter{deps: d, placing: p.placing, trigger: func() { p.batcher.Trigger() }}
 	p.gangs = &gangs{deps: d, activateGang: func(claims []string) {
 		p.activateGang(klog.NewContext(context.Background(), klog.Background().WithName(Name)), claims)

@@ -36,7 +36,18 @@ func (p *Provision) round(ctx context.Context) {
 	if p.holds != nil {
 		round = p.holds.startRound()
 	}
-	pods := p.pendingPods(logger)
+	// Until the round ends, the scheduler does not place the round's pods, nor the pods
+	// whose placement and theirs constrain each other (PreFilter turns them away, see
+	// placing and reservedConflict): the plan counts each pod where it puts it. The pods
+	// the scheduler is placing now are left to it, and so are those bound since they were
+	// listed (their cycle ended before reserve).
+	marked := p.placing.reserve(p.pendingPods(logger))
+	pods := p.stillPending(marked)
+	defer func() {
+		if n := p.activatePods(logger, p.placing.reserved(marked, false)); n > 0 {
+			logger.V(4).Info("Activated pods turned away while the round planned them, not reserved", "pods", n)
+		}
+	}()
 	if p.holds != nil {
 		// The pods held so far are the round's: those it does not take go to the scheduler
 		// now, those it does not reserve when it ends, however it ends (see holds).
@@ -132,9 +143,23 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*plan.Input,
 	if err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
+	assumed := p.placing.assumedOn()
 	for _, pod := range all {
-		if pod.Spec.NodeName != "" && pod.Status.Phase != v1.PodSucceeded && pod.Status.Phase != v1.PodFailed {
+		if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
+			continue
+		}
+		if pod.Spec.NodeName != "" {
 			in.ScheduledPods = append(in.ScheduledPods, pod)
+			continue
+		}
+		// Binding now: where the scheduler assumed it, unless reserved on a claim (withClaims
+		// counts those on their claim's node, the only one they may go to).
+		if node := assumed[pod.UID]; node != "" {
+			if _, _, reserved := p.ledger.Reservation(pod.UID); !reserved {
+				c := pod.DeepCopy()
+				c.Spec.NodeName = node
+				in.ScheduledPods = append(in.ScheduledPods, c)
+			}
 		}
 	}
 	in.Nodes, in.ScheduledPods, in.Launched, in.Reserved = p.withClaims(in.Nodes, in.ScheduledPods)

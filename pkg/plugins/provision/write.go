@@ -66,13 +66,13 @@ func (w *claimWriter) writeClaims(ctx context.Context, result *plan.Result) (wri
 // failed.
 func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) (string, bool) {
 	logger := klog.FromContext(ctx)
-	// The scheduler kept placing pods while the round planned: a pod bound since to room
-	// that appeared needs no new node, and a node none of whose pods still wait is not
-	// launched.
-	// Nor is a pod a scheduling cycle is placing (see placing): those kept are turned away
-	// by PreFilter until their reservation is in the ledger.
+	// A pod bound or gone since the round took it needs no new node, and a node none of
+	// whose pods still wait is not launched. The round marked its pods as being reserved
+	// when it took them, so no scheduling cycle is placing them (see placing); reserve
+	// checks again, and they stay turned away by PreFilter until their reservation is in
+	// the ledger.
 	if still := w.placing.reserve(w.stillPending(n.Pods)); len(still) < len(n.Pods) {
-		logger.V(2).Info("Pods of a planned node were bound, or entered a scheduling cycle, meanwhile", "planned", len(n.Pods), "pending", len(still))
+		logger.V(2).Info("Pods of a planned node were bound, went, or entered a scheduling cycle, meanwhile", "planned", len(n.Pods), "pending", len(still))
 		if len(still) == 0 {
 			return "", true
 		}
