@@ -192,7 +192,7 @@ func TestWithInFlight(t *testing.T) {
 	p.ledger.Rebuild([]*v1alpha1.NodeClaim{c1, plantest.Claim("c2", "node-2", "gone"), launched(plantest.Claim("c3", "node-3", "gone")), c4,
 		launched(plantest.Claim("c5", "node-5"))})
 	existing := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-5"}}
-	nodes, bound, room, reserved := p.withClaims([]*v1.Node{existing}, nil)
+	nodes, bound, room, reserved := p.withClaims([]*v1.Node{existing}, nil, []*v1.Pod{a})
 	if len(nodes) != 3 || len(bound) != 1 {
 		t.Fatalf("withClaims gave %d nodes and %d pods, want 3 (node-5, nodeclaim-c1, node-3) and 1", len(nodes), len(bound))
 	}
@@ -209,6 +209,29 @@ func TestWithInFlight(t *testing.T) {
 	}
 	if bound[0].Name != "a" || bound[0].Spec.NodeName != "nodeclaim-c1" || a.Spec.NodeName != "" {
 		t.Errorf("pod %s on %q (the lister's copy on %q), want a on nodeclaim-c1 and the lister's untouched", bound[0].Name, bound[0].Spec.NodeName, a.Spec.NodeName)
+	}
+}
+
+// TestWithClaimsCountsPodsAsListed: a round counts a pod reserved on a claim as the listing
+// it plans from shows it, pending on the claim's node, even if the pod has bound since (the
+// informer says so by the time withClaims runs): read twice, a pod that bound in between was
+// counted nowhere, and the pods whose zone spread counted it were stranded (a scale-up in
+// waves).
+func TestWithClaimsCountsPodsAsListed(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	listed := plantest.PendingPod("a", "1").Obj()
+	now := listed.DeepCopy()
+	now.Spec.NodeName = "node-1"
+	factory := informers.NewSharedInformerFactory(fake.NewClientset(now), 0)
+	factory.Core().V1().Pods().Lister()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	p := newProvision(&deps{handle: informerHandle{factory: factory}, ledger: NewLedger(), args: &Args{Region: "us-east-1"}}, false)
+	p.ledger.Rebuild([]*v1alpha1.NodeClaim{plantest.Claim("c1", "node-1", "a")})
+	_, bound, _, reserved := p.withClaims(nil, nil, []*v1.Pod{listed})
+	if len(bound) != 1 || bound[0].Spec.NodeName != "node-1" || !reserved.Has(listed.UID) {
+		t.Errorf("withClaims counted %v (reserved %v), want a on node-1, reserved", podNamesOf(bound), sets.List(reserved))
 	}
 }
 

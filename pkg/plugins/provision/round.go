@@ -143,7 +143,12 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*plan.Input,
 	if err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
+	// Every pod is counted once, as this one listing shows it: bound, on its node; pending
+	// and reserved on a claim, on the claim's node (withClaims); binding now and not
+	// reserved, where the scheduler assumed it. (A pod that bound while the round read the
+	// informer a second time was counted nowhere, and stranded pods whose spread counted it.)
 	assumed := p.placing.assumedOn()
+	var unbound []*v1.Pod
 	for _, pod := range all {
 		if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
 			continue
@@ -152,8 +157,7 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*plan.Input,
 			in.ScheduledPods = append(in.ScheduledPods, pod)
 			continue
 		}
-		// Binding now: where the scheduler assumed it, unless reserved on a claim (withClaims
-		// counts those on their claim's node, the only one they may go to).
+		unbound = append(unbound, pod)
 		if node := assumed[pod.UID]; node != "" {
 			if _, _, reserved := p.ledger.Reservation(pod.UID); !reserved {
 				c := pod.DeepCopy()
@@ -162,7 +166,7 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*plan.Input,
 			}
 		}
 	}
-	in.Nodes, in.ScheduledPods, in.Launched, in.Reserved = p.withClaims(in.Nodes, in.ScheduledPods)
+	in.Nodes, in.ScheduledPods, in.Launched, in.Reserved = p.withClaims(in.Nodes, in.ScheduledPods, unbound)
 	if in.DaemonSets, err = informers.Apps().V1().DaemonSets().Lister().List(labels.Everything()); err != nil {
 		return nil, fmt.Errorf("listing daemonsets: %w", err)
 	}
@@ -217,21 +221,24 @@ func (p *Provision) addProvisioners(ctx context.Context, in *plan.Input) error {
 }
 
 // withClaims adds to the cluster's nodes and bound pods what earlier rounds planned and
-// the cluster does not show yet: each unsettled NodeClaim's pending pods, bound to its node,
-// which stands in with the topology labels it will have (zone, capacity type, hostname) and
-// no room. A round then plans topology spread and (anti-)affinity with the pods of the
-// rounds before it where they will run, not as if they did not exist. The claims launched
-// and not yet registered, whose instance type is known, are returned as well: Plan gives
-// their stand-ins the room of that type and plans pods into what is left of it, and so are
-// the UIDs of the pending pods put on the stand-ins: Plan keeps their spread constraints.
-func (p *Provision) withClaims(nodes []*v1.Node, bound []*v1.Pod) ([]*v1.Node, []*v1.Pod, []plan.LaunchedNode, sets.Set[types.UID]) {
+// the cluster does not show yet: the pods of unbound (the listing bound comes from) that are
+// reserved on a NodeClaim, bound to its node, which stands in with the topology labels it
+// will have (zone, capacity type, hostname) and no room. A round then plans topology spread
+// and (anti-)affinity with the pods of the rounds before it where they will run, not as if
+// they did not exist. The claims launched and not yet registered, whose instance type is
+// known, are returned as well: Plan gives their stand-ins the room of that type and plans
+// pods into what is left of it, and so are the UIDs of the pending pods put on the
+// stand-ins: Plan keeps their spread constraints.
+func (p *Provision) withClaims(nodes []*v1.Node, bound, unbound []*v1.Pod) ([]*v1.Node, []*v1.Pod, []plan.LaunchedNode, sets.Set[types.UID]) {
 	existing := map[string]bool{}
 	for _, n := range nodes {
 		existing[n.Name] = true
 	}
 	pending := map[string][]*v1.Pod{}
-	for nc, pods := range p.reserved.awaitedClaims() {
-		pending[nc.Name] = pods
+	for _, pod := range unbound {
+		if claim, _, ok := p.ledger.Reservation(pod.UID); ok {
+			pending[claim] = append(pending[claim], pod)
+		}
 	}
 	claims := p.ledger.Claims()
 	slices.SortFunc(claims, func(a, b *v1alpha1.NodeClaim) int { return strings.Compare(a.Name, b.Name) })
