@@ -139,7 +139,7 @@ ifeq ($(BENCH_QUICK),1)
 BENCH_PLAN ?= Plan/./diverse-100$$
 BENCH_COUNT ?= 1
 BENCH_E2E_FLAGS ?= -pods 100 -runs 1 -timeout 2m -overhead-nodes 10 -overhead-pods 200 -overhead-runs 1 -rss-nodes 50 \
-	-consolidation-from 100 -consolidation-to 30 -consolidate-after 10s -consolidation-quiet 40s -karpenter-pods 100
+	-consolidation-from 100 -consolidation-to 30 -consolidate-after 10s -consolidation-quiet 40s -karpenter-pods 100 -wave-runs 1
 BENCH_DOCS ?= $(BENCH_RAW)
 else
 BENCH_PLAN ?= Plan

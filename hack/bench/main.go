@@ -31,6 +31,9 @@ import (
 // E2E is what `bench e2e` measures.
 type E2E struct {
 	ScaleUp []*ScaleUp `json:"scaleUp,omitempty"`
+	// Waves are the scale-ups of the same pods created in waves (waveCount, -wave-interval
+	// apart): each wave's round plans with the pods of the rounds before it still pending.
+	Waves []*ScaleUp `json:"waves,omitempty"`
 	// Karpenter are the scale-ups of Karpenter's performance suite's cases
 	// (workload.MixKarpenterBasic, workload.MixKarpenterHostnameSpread).
 	Karpenter     []*ScaleUp       `json:"karpenter,omitempty"`
@@ -63,6 +66,9 @@ func main() {
 	}
 }
 
+// waveCount is how many waves the scale-ups in waves (-wave-runs) create their pods in.
+const waveCount = 4
+
 func e2eCommand(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("e2e", flag.ExitOnError)
 	out := fs.String("out", "e2e.json", "file to write the results to, as JSON")
@@ -78,6 +84,7 @@ func e2eCommand(ctx context.Context, args []string) error {
 	rssNodes := fs.Int("rss-nodes", 1000, "nodes of the RSS run, and pods bound onto them; 0 skips it")
 	waves := fs.Int("waves", 1, "create the scale-up's pods in this many waves (1: at once)")
 	waveInterval := fs.Duration("wave-interval", 3*time.Second, "time between two waves of pods")
+	waveRuns := fs.Int("wave-runs", 3, fmt.Sprintf("scale-ups of the same pods in %d waves, -wave-interval apart; 0 skips them", waveCount))
 	consolidationFrom := fs.Int("consolidation-from", 1000, "pods of the consolidation runs before their scale-down")
 	consolidationTo := fs.Int("consolidation-to", 300, "pods of the consolidation runs after it")
 	consolidationRuns := fs.Int("consolidation-runs", 1, "consolidation runs; 0 skips them")
@@ -98,6 +105,14 @@ func e2eCommand(ctx context.Context, args []string) error {
 		}
 		logger.Info("Scale-up run", "run", i, "result", r)
 		result.ScaleUp = append(result.ScaleUp, r)
+	}
+	for i := range *waveRuns {
+		r, err := runScaleUp(ctx, scaleUpOptions{Pods: *pods, Mix: *mix, Waves: waveCount, WaveInterval: *waveInterval, JoinDelay: *joinDelay, Timeout: *timeout})
+		if err != nil {
+			return fmt.Errorf("scale-up in waves, run %d: %w", i, err)
+		}
+		logger.Info("Scale-up run in waves", "run", i, "result", r)
+		result.Waves = append(result.Waves, r)
 	}
 	for _, m := range []string{workload.MixKarpenterBasic, workload.MixKarpenterHostnameSpread} {
 		for i := range *karpenterRuns {

@@ -64,8 +64,8 @@ func e2eMarkdown(p func(string, ...any), r *Report) {
 	if s := r.ScaleUpMedian; s != nil {
 		p("### Scale-up: %d diverse pods created at once (shipped configuration)", s.Pods)
 		p("")
-		p("| Run | Pods created in (s) | All Running (s) | Never ran | Last that ran (s) | p50 create->bound (s) | p99 create->bound (s) | 1st created -> 1st CreateFleet (s) | Nodes | Fleet USD/h | CPU util. | Memory util. | Scheduler peak RSS (MiB) | Scheduler CPU (s) |")
-		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		p("| Run | Pods created in (s) | All Running (s) | Never ran | Stranded | Last that ran (s) | p50 create->bound (s) | p99 create->bound (s) | 1st created -> 1st CreateFleet (s) | Nodes | Fleet USD/h | CPU util. | Memory util. | Scheduler peak RSS (MiB) | Scheduler CPU (s) |")
+		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		row := func(name string, s *ScaleUp) {
 			// 0: not recorded (runs before the field existed).
 			last := "-"
@@ -77,7 +77,7 @@ func e2eMarkdown(p func(string, ...any), r *Report) {
 			if s.CreatingSeconds > 0 {
 				creating = fmt.Sprintf("%.1f", s.CreatingSeconds)
 			}
-			p("| %s | %s | %.1f | %d | %s | %.2f | %.2f | %.2f | %d | %.2f | %.0f %% | %.0f %% | %.0f | %.1f |", name, creating, s.AllRunningSeconds, s.NotRunning, last, s.BoundP50Seconds, s.BoundP99Seconds,
+			p("| %s | %s | %.1f | %d | %d | %s | %.2f | %.2f | %.2f | %d | %.2f | %.0f %% | %.0f %% | %.0f | %.1f |", name, creating, s.AllRunningSeconds, s.NotRunning, s.Stranded, last, s.BoundP50Seconds, s.BoundP99Seconds,
 				s.CreatedToFleetSeconds, s.Nodes, s.FleetUSDPerHour, 100*s.CPUUtilization, 100*s.MemoryUtilization, s.SchedulerPeakRSSMiB, s.SchedulerCPUSeconds)
 		}
 		for i, run := range r.E2E.ScaleUp {
@@ -90,7 +90,25 @@ func e2eMarkdown(p func(string, ...any), r *Report) {
 		p("reports none unschedulable before its round ends (PreEnqueue holds them, docs/concepts.md);")
 		p("utilisation is the pods' requests over the allocatable of the launched nodes. A pod that")
 		p("never ran (stranded: a bug) ends the run at its timeout, which then stands as the time;")
-		p("the percentiles are over the pods that were bound.")
+		p("the percentiles are over the pods that were bound. *Stranded* counts the pods the")
+		p("scheduler released from a node launched for them that rejected them (`Pod stranded` in")
+		p("its log): each runs only after the reservation's grace, a round and a launch.")
+		p("")
+	}
+	if len(r.E2E.Waves) > 0 {
+		w0 := r.E2E.Waves[0]
+		p("### Scale-up in waves: %d diverse pods in %d waves, %.0f s apart", w0.Pods, w0.Waves, w0.WaveIntervalSeconds)
+		p("")
+		p("The same pods created in waves: each wave's round plans while the pods earlier rounds")
+		p("reserved are still pending and binding, and the scheduler places pods of the next wave")
+		p("into the room already there. A stranded pod waits out the reservation's grace (2 min).")
+		p("")
+		p("| Run | All Running (s) | Never ran | Stranded | p99 create->bound (s) | Nodes | Fleet USD/h | Scheduler peak RSS (MiB) |")
+		p("|---|---|---|---|---|---|---|---|")
+		for i, run := range r.E2E.Waves {
+			p("| %d | %.1f | %d | %d | %.2f | %d | %.2f | %.0f |", i+1, run.AllRunningSeconds, run.NotRunning, run.Stranded, run.BoundP99Seconds,
+				run.Nodes, run.FleetUSDPerHour, run.SchedulerPeakRSSMiB)
+		}
 		p("")
 	}
 	if len(r.E2E.Karpenter) > 0 {

@@ -240,6 +240,7 @@ func scaleUpMedian(runs []*ScaleUp) *ScaleUp {
 		Pods:                        runs[0].Pods,
 		Mix:                         runs[0].Mix,
 		NotRunning:                  int(of(func(r *ScaleUp) float64 { return float64(r.NotRunning) })),
+		Stranded:                    int(of(func(r *ScaleUp) float64 { return float64(r.Stranded) })),
 		CreatingSeconds:             of(func(r *ScaleUp) float64 { return r.CreatingSeconds }),
 		AllRunningSeconds:           of(func(r *ScaleUp) float64 { return r.AllRunningSeconds }),
 		LastRunningSeconds:          of(func(r *ScaleUp) float64 { return r.LastRunningSeconds }),

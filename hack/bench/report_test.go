@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -141,5 +142,26 @@ func TestScaleUpTargets(t *testing.T) {
 				t.Errorf("met = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestWavesMarkdown: the scale-ups in waves get a table of their own, with the pods each
+// stranded, and the scale-up table counts strands too.
+func TestWavesMarkdown(t *testing.T) {
+	wave := func(stranded int) *ScaleUp {
+		return &ScaleUp{Pods: 1000, Waves: 4, WaveIntervalSeconds: 3, AllRunningSeconds: 30, Stranded: stranded, Nodes: 205}
+	}
+	once := &ScaleUp{Pods: 1000, AllRunningSeconds: 20, Stranded: 2}
+	md := markdown(&Report{E2E: &E2E{ScaleUp: []*ScaleUp{once}, Waves: []*ScaleUp{wave(0), wave(3)}}, ScaleUpMedian: once})
+	for _, want := range []string{
+		"### Scale-up in waves: 1000 diverse pods in 4 waves, 3 s apart",
+		"| 1 | 30.0 | 0 | 0 |",
+		"| 2 | 30.0 | 0 | 3 |",
+		"| Never ran | Stranded |",
+		"| 1 | - | 20.0 | 0 | 2 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the report lacks %q:\n%s", want, md)
+		}
 	}
 }

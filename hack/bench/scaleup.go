@@ -33,6 +33,10 @@ type ScaleUp struct {
 	// NotRunning counts the pods that did not run within the timeout; when there are any,
 	// AllRunningSeconds is the timeout and the percentiles are over the pods that were bound.
 	NotRunning int `json:"notRunning,omitempty"`
+	// Stranded counts the times the scheduler reported a pod stranded ("Pod stranded" in its
+	// log): released from the claim whose node rejected it, once its grace ended. A stranded
+	// pod runs, a round and a launch later: every strand is a plan the cluster broke.
+	Stranded int `json:"stranded"`
 	// CreatingSeconds is the time from the first pod's creation to the last one's, as the
 	// watch saw them: no round can plan the last pod sooner.
 	CreatingSeconds float64 `json:"creatingSeconds,omitempty"`
@@ -176,6 +180,9 @@ func runScaleUp(ctx context.Context, opts scaleUpOptions) (res *ScaleUp, err err
 		if !firstUnschedulable.IsZero() {
 			r.UnschedulableToFleetSeconds = fleets[0].Time.Sub(firstUnschedulable).Seconds()
 		}
+	}
+	if r.Stranded, err = countInFile(c.dir+"/scheduler.log", "Pod stranded"); err != nil {
+		return nil, err
 	}
 	if err := c.measureFleet(ctx, ns, r); err != nil {
 		return nil, err
