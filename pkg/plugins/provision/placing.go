@@ -25,12 +25,13 @@ import (
 // PreFilter marks the pod as placing before it reads the ledger; a round leaves out the
 // pods being placed when it takes its pods and marks the others as reserving until it ends
 // (a claim write, until the ledger has their reservation); PreFilter turns a pod away while
-// it is being reserved. A pod stops being placed when its cycle fails (PostFilter,
-// PodGroupPostFilter, Unreserve), when it binds or goes, and, if none of these tells the
-// plugin (an error ended the cycle, or preemption nominated it), placingLimit after its
-// cycle began. From Reserve on (the scheduler assumed it on a node, which a round counts it
-// on: assumedOn), only Unreserve, the binding or the pod's deletion end it: a pod may wait
-// long at Permit or PreBind.
+// it is being reserved, for placingLimit at most (a round whose API or cloud calls hang does
+// not keep its pods from the scheduler longer). A pod stops being placed when its cycle
+// fails (PostFilter, PodGroupPostFilter, Unreserve), when it binds or goes, and, if none of
+// these tells the plugin (an error ended the cycle, or preemption nominated it),
+// placingLimit after its cycle began. From Reserve on (the scheduler assumed it on a node,
+// which a round counts it on: assumedOn), only Unreserve, the binding or the pod's deletion
+// end it: a pod may wait long at Permit or PreBind.
 type placing struct {
 	clock clock.PassiveClock
 
@@ -39,9 +40,9 @@ type placing struct {
 	// assumed the pod on a node (Reserve).
 	cycles map[types.UID]cycle
 	// reserving are the pods a round is reserving (from when it takes them, see reserve), by
-	// UID; turnedAway those of them PreFilter turned away meanwhile, to be tried again if
-	// they are not reserved.
-	reserving  map[types.UID]*v1.Pod
+	// UID, with when; turnedAway those of them PreFilter turned away meanwhile, to be tried
+	// again if they are not reserved.
+	reserving  map[types.UID]reservingPod
 	turnedAway map[types.UID]bool
 }
 
@@ -74,7 +75,7 @@ func newPlacing(c clock.PassiveClock) *placing {
 	if c == nil {
 		c = clock.RealClock{}
 	}
-	return &placing{clock: c, cycles: map[types.UID]cycle{}, reserving: map[types.UID]*v1.Pod{}, turnedAway: map[types.UID]bool{}}
+	return &placing{clock: c, cycles: map[types.UID]cycle{}, reserving: map[types.UID]reservingPod{}, turnedAway: map[types.UID]bool{}}
 }
 
 // begin marks a cycle of the pod with uid as begun, unless a claim being written reserves
@@ -82,7 +83,7 @@ func newPlacing(c clock.PassiveClock) *placing {
 func (p *placing) begin(uid types.UID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.reserving[uid] != nil {
+	if p.isReservingLocked(uid) {
 		p.turnedAway[uid] = true
 		return false
 	}
@@ -115,15 +116,30 @@ func (p *placing) assumedOn() map[types.UID]string {
 func (p *placing) isReserving(uid types.UID) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.reserving[uid] != nil
+	return p.isReservingLocked(uid)
+}
+
+// isReservingLocked is isReserving with p.mu held: a pod marked placingLimit ago or more is
+// no longer kept from the scheduler.
+func (p *placing) isReservingLocked(uid types.UID) bool {
+	r, ok := p.reserving[uid]
+	return ok && p.clock.Since(r.since) < placingLimit
+}
+
+// reservingPod is a pod a round is reserving, since when it was marked.
+type reservingPod struct {
+	pod   *v1.Pod
+	since time.Time
 }
 
 // beingReserved calls f with each pod a round is reserving, until f returns false.
 func (p *placing) beingReserved(f func(*v1.Pod) bool) {
 	p.mu.Lock()
 	pods := make([]*v1.Pod, 0, len(p.reserving))
-	for _, pod := range p.reserving {
-		pods = append(pods, pod)
+	for uid, r := range p.reserving {
+		if p.isReservingLocked(uid) {
+			pods = append(pods, r.pod)
+		}
 	}
 	p.mu.Unlock()
 	for _, pod := range pods {
@@ -154,7 +170,7 @@ func (p *placing) reserve(pods []*v1.Pod) (kept []*v1.Pod) {
 			}
 			delete(p.cycles, pod.UID)
 		}
-		p.reserving[pod.UID] = pod
+		p.reserving[pod.UID] = reservingPod{pod: pod, since: now}
 		kept = append(kept, pod)
 	}
 	return kept

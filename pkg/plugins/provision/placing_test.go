@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -123,6 +124,22 @@ func TestPlacingAndReservingExcludeEachOther(t *testing.T) {
 	}
 	p.placing.reserved(kept, true)
 	p.observeBound(waiting, plantest.PendingPod("waiting", "1").Node("node-1").Obj())
+
+	// A round that hangs keeps its pods from the scheduler placingLimit at most.
+	hung := plantest.PendingPod("hung", "1").Obj()
+	p.placing.reserve([]*v1.Pod{hung})
+	clk.Step(placingLimit - time.Second)
+	if p.placing.begin(hung.UID) {
+		t.Error("PreFilter let a pod through that a round took a moment ago")
+	}
+	clk.Step(time.Second)
+	if !p.placing.begin(hung.UID) || p.placing.isReserving(hung.UID) {
+		t.Error("a pod a round took placingLimit ago is still kept from the scheduler")
+	}
+	p.placing.beingReserved(func(pod *v1.Pod) bool {
+		t.Errorf("%s is still counted as being reserved placingLimit after", pod.Name)
+		return true
+	})
 	if kept := p.placing.reserve([]*v1.Pod{waiting}); len(kept) != 1 {
 		t.Error("a bound pod's cycle still keeps it from being reserved")
 	}
