@@ -164,24 +164,28 @@ func (p *packer) maxPrice(n *openNode, f *podFacts) float64 {
 	if !ok {
 		return math.Inf(1)
 	}
-	var types []*Template
-	seen := map[string]bool{}
+	// One template of each instance type: a type's fill and cost do not depend on which.
+	s := &p.scratch
+	s.types = s.types[:0]
+	clear(s.seen)
 	for _, t := range n.candidates {
-		if !seen[t.InstanceType.Name] {
-			seen[t.InstanceType.Name] = true
-			types = append(types, t)
+		if !s.seen[t.InstanceType.Name] {
+			s.seen[t.InstanceType.Name] = true
+			s.types = append(s.types, p.fillInfo(t))
 		}
 	}
-	left := make([]int, len(p.queue.groups))
-	for i, g := range p.queue.groups {
-		left[i] = g.left
+	types := s.types
+	s.left = s.left[:0]
+	for _, g := range p.queue.groups {
+		s.left = append(s.left, g.left)
 	}
+	left := s.left
 	first := f.req
 	best, scores, taken, costs := p.mostEfficient(types, first, y, left)
 	limit := 0.0
-	for i, t := range types {
+	for i, fi := range types {
 		if scores[i] >= scores[best]*(1-growthTolerance) {
-			limit = max(limit, p.typeCost(t))
+			limit = max(limit, fi.cost)
 		}
 	}
 	// The tail of the queue: one node for all of it, if that costs little more.
@@ -189,6 +193,8 @@ func (p *packer) maxPrice(n *openNode, f *podFacts) float64 {
 	if slices.Max(taken) < whole {
 		return limit
 	}
+	// mostEfficient reuses its results' slices: keep the first call's.
+	taken, costs = slices.Clone(taken), slices.Clone(costs)
 	fleet, pods := 0.0, 0
 	rest := slices.Clone(left)
 	for range maxTailNodes {
@@ -202,15 +208,24 @@ func (p *packer) maxPrice(n *openNode, f *podFacts) float64 {
 		first = nil
 	}
 	cheapest := math.Inf(1)
-	for i, t := range types {
+	for i, fi := range types {
 		if taken[i] >= pods && costs[i] <= fleet*(1+growthTolerance) {
-			cheapest = min(cheapest, p.typeCost(t))
+			cheapest = min(cheapest, fi.cost)
 		}
 	}
 	if math.IsInf(cheapest, 1) {
 		return limit
 	}
 	return max(limit, cheapest)
+}
+
+// objectiveScratch holds maxPrice's and mostEfficient's working slices between calls: a plan
+// asks for a node's size once per node, each time over hundreds of types.
+type objectiveScratch struct {
+	seen                  map[string]bool
+	types                 []*fillInfo
+	left, fillLeft, taken []int
+	scores, costs         []float64
 }
 
 // offeringOf names the templates of a group in one zone and capacity type.
@@ -260,14 +275,18 @@ const maxTailNodes = 8
 // requesting first (nil: none) and the rest filled from the groups' counts left: the index
 // of the best, and of each the efficiency (worth at shadow prices y over cost), how many
 // pods it takes and its cost with them (typeCost, and the surplus of a burstable type, see
-// Template.CostWith). left is not changed.
-func (p *packer) mostEfficient(types []*Template, first v1.ResourceList, y [3]float64, left []int) (best int, scores []float64, taken []int, costs []float64) {
-	scores, taken, costs = make([]float64, len(types)), make([]int, len(types)), make([]float64, len(types))
-	scratch := make([]int, len(left))
-	for i, t := range types {
+// Template.CostWith). left is not changed. The slices returned are valid until the next call.
+func (p *packer) mostEfficient(types []*fillInfo, first v1.ResourceList, y [3]float64, left []int) (best int, scores []float64, taken []int, costs []float64) {
+	s := &p.scratch
+	s.scores, s.taken, s.costs = resize(s.scores, len(types)), resize(s.taken, len(types)), resize(s.costs, len(types))
+	scores, taken, costs = s.scores, s.taken, s.costs
+	s.fillLeft = resize(s.fillLeft, len(left))
+	scratch := s.fillLeft
+	for i, fi := range types {
 		copy(scratch, left)
-		worth, n, cpu := p.fill(t, first, y, scratch)
-		costs[i] = p.typeCost(t) + t.CostWith(cpu) - t.Cost()
+		worth, n, cpu := p.fill(fi, first, y, scratch)
+		t := fi.t
+		costs[i] = fi.cost + (t.Cost() + t.InstanceType.SurplusCost(cpu+fi.daemonCPU)) - t.Cost()
 		scores[i], taken[i] = worth/costs[i], n
 		if scores[i] > scores[best] {
 			best = i
@@ -276,27 +295,34 @@ func (p *packer) mostEfficient(types []*Template, first v1.ResourceList, y [3]fl
 	return best, scores, taken, costs
 }
 
-// fill returns the worth at shadow prices y of what a node of t takes: a first pod
-// requesting first (nil: none), then pods of the queue, by the groups' counts left, of the
-// groups whose node selection t meets; how many pods it takes, and the cores they request.
-// It takes them from left.
+// resize returns s with length n, reusing its array when it is large enough.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// fill returns the worth at shadow prices y of what a node of fi's template takes: a first
+// pod requesting first (nil: none), then pods of the queue, by the groups' counts left, of
+// the groups whose node selection the template meets; how many pods it takes, and the cores
+// they request. It takes them from left.
 // The pods come in as the packer's order brings them (see sortBalanced): an even share of
 // every group, the largest share that fits, then whole pods of the groups in order while
 // they fit what is left.
-func (p *packer) fill(t *Template, first v1.ResourceList, y [3]float64, left []int) (worth float64, pods int, cpu float64) {
-	fi := p.fillInfo(t)
+func (p *packer) fill(fi *fillInfo, first v1.ResourceList, y [3]float64, left []int) (worth float64, pods int, cpu float64) {
 	room := fi.usable
-	defer func() { cpu = fi.usable[0] - room[0] }()
 	if first != nil {
 		room[0] -= cores(first)
 		room[1] -= gib(first)
 		room[2]--
 		worth, pods = y[0]*cores(first)+y[1]*gib(first)+y[2], 1
 	}
+	groups := p.queue.groups
 	var total [3]float64
-	for i, g := range p.queue.groups {
-		if left[i] > 0 && fi.fillable[i] {
-			n := float64(left[i])
+	for _, i := range fi.groups {
+		if left[i] > 0 {
+			g, n := groups[i], float64(left[i])
 			total[0], total[1], total[2] = total[0]+n*g.cpu, total[1]+n*g.mem, total[2]+n
 		}
 	}
@@ -314,17 +340,18 @@ func (p *packer) fill(t *Template, first v1.ResourceList, y [3]float64, left []i
 		pods += int(k)
 		left[i] -= int(k)
 	}
-	for i, g := range p.queue.groups {
-		if left[i] > 0 && fi.fillable[i] {
+	for _, i := range fi.groups {
+		if left[i] > 0 {
 			if k := math.Floor(share * float64(left[i])); k > 0 {
-				take(i, g, k)
+				take(i, groups[i], k)
 			}
 		}
 	}
-	for i, g := range p.queue.groups {
-		if left[i] == 0 || !fi.fillable[i] {
+	for _, i := range fi.groups {
+		if left[i] == 0 {
 			continue
 		}
+		g := groups[i]
 		k := float64(left[i])
 		if g.cpu > 0 {
 			k = min(k, math.Floor(room[0]/g.cpu))
@@ -336,14 +363,14 @@ func (p *packer) fill(t *Template, first v1.ResourceList, y [3]float64, left []i
 			take(i, g, k)
 		}
 	}
-	return worth, pods, 0
+	return worth, pods, fi.usable[0] - room[0]
 }
 
 // fillableLeft counts the pods of left whose group some of types may take.
-func (p *packer) fillableLeft(types []*Template, left []int) int {
+func (p *packer) fillableLeft(types []*fillInfo, left []int) int {
 	n := 0
 	for i := range p.queue.groups {
-		if left[i] > 0 && slices.ContainsFunc(types, func(t *Template) bool { return p.fillInfo(t).fillable[i] }) {
+		if left[i] > 0 && slices.ContainsFunc(types, func(fi *fillInfo) bool { return fi.fillable[i] }) {
 			n += left[i]
 		}
 	}
@@ -351,10 +378,15 @@ func (p *packer) fillableLeft(types []*Template, left []int) int {
 }
 
 // fillInfo is what fill reads of a template: its usable room and, by queue group, whether
-// the group's pods may go on it by their node selection and the packer's defaults.
+// the group's pods may go on it by their node selection and the packer's defaults (fillable,
+// and the indexes of those that may in groups); its typeCost (cost) and the cores its
+// DaemonSet pods request.
 type fillInfo struct {
-	usable   [3]float64
-	fillable []bool
+	t               *Template
+	usable          [3]float64
+	fillable        []bool
+	groups          []int
+	cost, daemonCPU float64
 }
 
 // fillInfo returns t's fillInfo, cached.
@@ -362,9 +394,12 @@ func (p *packer) fillInfo(t *Template) *fillInfo {
 	if fi, ok := p.fillInfos[t]; ok {
 		return fi
 	}
-	fi := &fillInfo{usable: usable(t), fillable: make([]bool, len(p.queue.groups))}
+	fi := &fillInfo{t: t, usable: usable(t), fillable: make([]bool, len(p.queue.groups)), cost: p.typeCost(t), daemonCPU: cores(t.DaemonRequests)}
 	for i, g := range p.queue.groups {
 		fi.fillable[i] = p.labelsPass(t, g.sel) && (t.excluded == "" || t.named)
+		if fi.fillable[i] {
+			fi.groups = append(fi.groups, i)
+		}
 	}
 	p.fillInfos[t] = fi
 	return fi

@@ -92,6 +92,7 @@ type packer struct {
 	queue     *queue
 	prices    map[string][3]float64
 	fillInfos map[*Template]*fillInfo
+	scratch   objectiveScratch
 	// growing is false while place tries the planned nodes as they stand, true while it
 	// tries them grown to larger candidates.
 	growing bool

@@ -190,7 +190,7 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 	p := &packer{in: in, logger: klog.FromContext(ctx), sim: sim, templates: map[string][]*Template{}, used: map[string]v1.ResourceList{},
 		openLabels: map[string]map[string][]v1alpha1.NodeSelectorRequirement{}, forPod: map[string][]*Template{},
 		sigs: map[*v1.Pod]string{}, sigIDs: map[string]int32{}, selIDs: map[string]int32{}, reqs: map[*v1.Pod]v1.ResourceList{}, invariants: map[*v1.Pod]bool{}, podNames: map[labelsKey]bool{}, anyTypes: map[*v1.Pod]bool{},
-		prices: map[string][3]float64{}, fillInfos: map[*Template]*fillInfo{}, typeCosts: map[string]map[string]float64{}, inOffering: map[offeringOf][]*Template{},
+		prices: map[string][3]float64{}, fillInfos: map[*Template]*fillInfo{}, scratch: objectiveScratch{seen: map[string]bool{}}, typeCosts: map[string]map[string]float64{}, inOffering: map[offeringOf][]*Template{},
 		domainOnlys: map[*v1.Pod]bool{}, aparts: map[*v1.Pod]string{},
 		ignored: IgnoredResources(in.PluginConfig)}
 	p.buildTemplates()
