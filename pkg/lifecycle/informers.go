@@ -30,7 +30,7 @@ const providerIDIndex = "nodewright.dev/providerID"
 
 // caches are the informers that drive the controllers and that they read from.
 type caches struct {
-	claims, provisioners, nodes, pods cache.SharedIndexInformer
+	claims, provisioners, nodeClasses, nodes, pods cache.SharedIndexInformer
 	// handlers are the event handlers registered on them.
 	handlers []registration
 	// owned are the factories the Manager built for want of given ones, which start starts
@@ -68,6 +68,7 @@ func (m *Manager) watch() error {
 	}
 	c.claims = dyn.ForResource(v1alpha1.NodeClaimGVR).Informer()
 	c.provisioners = dyn.ForResource(v1alpha1.ProvisionerGVR).Informer()
+	c.nodeClasses = dyn.ForResource(v1alpha1.EC2NodeClassGVR).Informer()
 	c.nodes = kube.Core().V1().Nodes().Informer()
 	c.pods = kube.Core().V1().Pods().Informer()
 	if err := addIndex(c.claims, providerIDIndex, indexByProviderID); err != nil {
@@ -125,7 +126,7 @@ func (c caches) start(ctx context.Context) (stop func()) {
 // waitForSync waits until every cache has synced, and reports whether they have (false once
 // ctx is done).
 func (c caches) waitForSync(ctx context.Context) bool {
-	return cache.WaitForCacheSync(ctx.Done(), c.claims.HasSynced, c.provisioners.HasSynced, c.nodes.HasSynced, c.pods.HasSynced)
+	return cache.WaitForCacheSync(ctx.Done(), c.claims.HasSynced, c.provisioners.HasSynced, c.nodeClasses.HasSynced, c.nodes.HasSynced, c.pods.HasSynced)
 }
 
 // resyncEvery hands every cached object to its event handler again every period, the first

@@ -226,7 +226,7 @@ func New(opts Options) (*Manager, error) {
 	}
 	m.deps = &deps{
 		kube:     opts.Client,
-		objects:  objects{client: opts.Dynamic},
+		objects:  objects{client: opts.Dynamic, written: newClaimWrites()},
 		cloud:    opts.Cloud,
 		clock:    opts.Clock,
 		recorder: recorder,

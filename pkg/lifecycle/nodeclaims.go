@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
@@ -28,20 +30,97 @@ var listKinds = map[schema.GroupVersionResource]string{
 }
 
 // objects is a small typed client for NodeClaims, Provisioners and EC2NodeClasses over the
-// dynamic client. All three are cluster-scoped. Once Run has started the informers, NodeClaims
-// and Provisioners are read from their caches (claims, provisioners); every write goes to
-// the API, whose resourceVersion check turns a stale read into a conflict and a retry.
+// dynamic client. All three are cluster-scoped. Once Run has started the informers, they are
+// read from their caches (claims, provisioners, nodeClasses); every write goes to the API,
+// whose resourceVersion check turns a stale read into a conflict and a retry.
 type objects struct {
 	client dynamic.Interface
-	// claims (indexed by providerIDIndex) and provisioners are the informers' caches; nil
-	// reads through the API.
+	// claims (indexed by providerIDIndex), provisioners and nodeClasses are the informers'
+	// caches; nil reads through the API.
 	claims       cache.Indexer
 	provisioners cache.Indexer
+	nodeClasses  cache.Indexer
+	// written are the NodeClaims as this process last wrote them, while the claims cache
+	// has not caught up with the writes (nil: none kept).
+	written *claimWrites
+}
+
+// claimWrites keeps, by name, each NodeClaim as the lifecycle last wrote it and the
+// resourceVersions its writes replaced, until the claims cache shows the write. A
+// controller woken by its own write's predecessor (the informer's events trail the writes:
+// a claim is launched, registered and initialized within a second) reads the claim as it
+// wrote it instead of the version it replaced: on a 1,000-pod scale-up, 200 of the 800
+// status writes conflicted for that, each followed by a GET, all through the rate limit
+// the scheduler binds with.
+type claimWrites struct {
+	mu     sync.Mutex
+	byName map[string]claimWrite
+}
+
+// claimWrite is a NodeClaim as written, and the resourceVersions the writes replaced.
+type claimWrite struct {
+	claim    *v1alpha1.NodeClaim
+	replaced sets.Set[string]
+}
+
+func newClaimWrites() *claimWrites { return &claimWrites{byName: map[string]claimWrite{}} }
+
+// wrote notes that from, a NodeClaim as read, was replaced by written.
+func (w *claimWrites) wrote(from, written *v1alpha1.NodeClaim) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rec, ok := w.byName[written.Name]
+	if !ok || rec.claim.UID != written.UID {
+		rec = claimWrite{replaced: sets.New[string]()}
+	}
+	rec.replaced.Insert(from.ResourceVersion)
+	rec.claim = written.DeepCopy()
+	w.byName[written.Name] = rec
+}
+
+// fresher returns the claim as last written if cached, the claim as the cache has it, is a
+// version that write replaced; else cached, forgetting the write once the cache shows it or
+// anything the lifecycle did not replace.
+func (w *claimWrites) fresher(cached *v1alpha1.NodeClaim) *v1alpha1.NodeClaim {
+	if w == nil {
+		return cached
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rec, ok := w.byName[cached.Name]
+	if !ok {
+		return cached
+	}
+	if rec.claim.UID == cached.UID && cached.ResourceVersion != rec.claim.ResourceVersion && rec.replaced.Has(cached.ResourceVersion) {
+		return rec.claim.DeepCopy()
+	}
+	delete(w.byName, cached.Name)
+	return cached
+}
+
+// forget drops what is kept of the NodeClaim name.
+func (w *claimWrites) forget(name string) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.byName, name)
 }
 
 func (o objects) getNodeClaim(ctx context.Context, name string) (*v1alpha1.NodeClaim, error) {
 	if o.claims != nil {
-		return fromCache[v1alpha1.NodeClaim](o.claims, v1alpha1.NodeClaimGVR, name)
+		nc, err := fromCache[v1alpha1.NodeClaim](o.claims, v1alpha1.NodeClaimGVR, name)
+		if err != nil {
+			if apierrors.IsNotFound(err) {
+				o.written.forget(name)
+			}
+			return nil, err
+		}
+		return o.written.fresher(nc), nil
 	}
 	u, err := o.client.Resource(v1alpha1.NodeClaimGVR).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
@@ -103,7 +182,12 @@ func (o objects) patchNodeClaimFinalizers(ctx context.Context, nodeClaim *v1alph
 	if err != nil {
 		return nil, fmt.Errorf("setting the finalizers of nodeclaim %s: %w", nodeClaim.Name, err)
 	}
-	return v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
+	written, err := v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
+	if err != nil {
+		return nil, err
+	}
+	o.written.wrote(nodeClaim, written)
+	return written, nil
 }
 
 // updateNodeClaimStatus applies change to nodeClaim and writes the status it changed; change
@@ -171,12 +255,18 @@ func (o objects) patchNodeClaimStatus(ctx context.Context, nodeClaim *v1alpha1.N
 	if err != nil {
 		return nil, err
 	}
-	return v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
+	written, err := v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
+	if err != nil {
+		return nil, err
+	}
+	o.written.wrote(nodeClaim, written)
+	return written, nil
 }
 
 // deleteNodeClaim deletes the NodeClaim; one that is already gone counts as deleted.
 func (o objects) deleteNodeClaim(ctx context.Context, name string) error {
 	err := o.client.Resource(v1alpha1.NodeClaimGVR).Delete(ctx, name, metav1.DeleteOptions{})
+	o.written.forget(name)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("deleting nodeclaim %s: %w", name, err)
 	}
@@ -195,6 +285,9 @@ func (o objects) getProvisioner(ctx context.Context, name string) (*v1alpha1.Pro
 }
 
 func (o objects) getEC2NodeClass(ctx context.Context, name string) (*v1alpha1.EC2NodeClass, error) {
+	if o.nodeClasses != nil {
+		return fromCache[v1alpha1.EC2NodeClass](o.nodeClasses, v1alpha1.EC2NodeClassGVR, name)
+	}
 	u, err := o.client.Resource(v1alpha1.EC2NodeClassGVR).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
@@ -230,7 +323,7 @@ func (o objects) nodeClaimForProviderID(ctx context.Context, providerID string) 
 		if err != nil || len(claims) == 0 {
 			return nil, err
 		}
-		return claims[0], nil
+		return o.written.fresher(claims[0]), nil
 	}
 	claims, err := o.listNodeClaims(ctx)
 	if err != nil {

@@ -38,6 +38,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	// 11,000 GETs in a minute, through the rate limit the scheduler binds with.
 	m.deps.nodes, m.deps.pods = corelisters.NewNodeLister(m.caches.nodes.GetIndexer()), m.caches.pods.GetIndexer()
 	m.deps.objects.claims, m.deps.objects.provisioners = m.caches.claims.GetIndexer(), m.caches.provisioners.GetIndexer()
+	m.deps.objects.nodeClasses = m.caches.nodeClasses.GetIndexer()
 
 	if m.opts.LeaderElection.Disabled {
 		m.runControllers(ctx)

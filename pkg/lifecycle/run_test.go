@@ -57,6 +57,13 @@ func TestRunLaunchesAfterAcquiringLease(t *testing.T) {
 	if e.cloud.Creates() != 1 {
 		t.Errorf("instances launched = %d, want 1", e.cloud.Creates())
 	}
+	// Once the caches synced, the controllers read the Provisioner and the EC2NodeClass from
+	// them, not through the rate limit the scheduler binds with (the test reads the claim).
+	for _, a := range e.dyn.Actions() {
+		if r := a.GetResource().Resource; a.GetVerb() == "get" && r != "nodeclaims" {
+			t.Errorf("get %s %s through the API, want it read from the cache", r, a.(clienttesting.GetAction).GetName())
+		}
+	}
 }
 
 // TestRunReturnsWhenLeaseLost: a Manager that cannot renew its Lease stops its controllers
