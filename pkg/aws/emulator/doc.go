@@ -122,7 +122,8 @@
 //
 // With Options.KubeClient or Options.RESTConfig, the emulator plays the kubelet's
 // registration: JoinDelay (plus its jitter) after an instance is running, unless a fault says
-// it never joins, it creates a Node named after the private DNS name, with spec.providerID
+// it never joins, it creates a Node (the Nodes of instances due together at once, as their
+// kubelets would) named after the private DNS name, with spec.providerID
 // aws:///<zone>/<instance-id>; capacity cpu = vCPUs, memory = the catalog's memory, pods = the
 // catalog's maxPods (or the kubelet's maxPods), ephemeral-storage = the launch template's
 // first block device size (20Gi without one), and nvidia.com/gpu, amd.com/gpu or

@@ -2,6 +2,8 @@ package emulator
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,7 +13,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/kubernetes/test/utils/ktesting"
 )
 
@@ -180,5 +184,70 @@ func eventually(ctx context.Context, t *testing.T, what string, condition func()
 		return condition(), nil
 	}); err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// TestJoinRegistersAtOnce: the instances due at one poll register their Nodes at the same
+// time, as their kubelets would, not one create after another: each create here waits until
+// all of them are in flight.
+func TestJoinRegistersAtOnce(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	const launched = 4
+	kube := &barrierClient{Interface: fake.NewClientset(), n: launched, all: make(chan struct{})}
+	v := newEnv(t, Options{KubeClient: kube, JoinDelay: time.Second, JoinPollInterval: time.Second})
+	v.createLaunchTemplate(ctx, t, "test-lt", testUserData())
+	in := fleetInput("test-lt", CapacityTypeSpot, "", [2]string{"t3a.2xlarge", "us-east-1f"})
+	in.TargetCapacitySpecification.TotalTargetCapacity = aws.Int32(launched)
+	out, err := v.ec2.CreateFleet(ctx, in)
+	ids := launchedIDs(out)
+	if err != nil || len(ids) != launched {
+		t.Fatalf("CreateFleet: %+v, %v", out, err)
+	}
+	eventually(ctx, t, "the join loop's ticker", v.clock.HasWaiters)
+	stepAndSettle(t, v, 3*time.Second)
+	for _, id := range ids {
+		eventually(ctx, t, "the node of "+id, func() bool {
+			inst, _ := v.e.Instance(id)
+			return inst.NodeName != ""
+		})
+	}
+}
+
+// barrierClient is a clientset whose Node creates each wait until n of them are in flight,
+// or fail after 5 s. (The fake clientset runs one request at a time.)
+type barrierClient struct {
+	kubernetes.Interface
+	n        int32
+	inFlight atomic.Int32
+	all      chan struct{}
+}
+
+func (c *barrierClient) CoreV1() corev1client.CoreV1Interface {
+	return barrierCore{c.Interface.CoreV1(), c}
+}
+
+type barrierCore struct {
+	corev1client.CoreV1Interface
+	c *barrierClient
+}
+
+func (b barrierCore) Nodes() corev1client.NodeInterface {
+	return barrierNodes{b.CoreV1Interface.Nodes(), b.c}
+}
+
+type barrierNodes struct {
+	corev1client.NodeInterface
+	c *barrierClient
+}
+
+func (b barrierNodes) Create(ctx context.Context, node *corev1.Node, opts metav1.CreateOptions) (*corev1.Node, error) {
+	if b.c.inFlight.Add(1) == b.c.n {
+		close(b.c.all)
+	}
+	select {
+	case <-b.c.all:
+		return b.NodeInterface.Create(ctx, node, opts)
+	case <-time.After(5 * time.Second):
+		return nil, errors.New("the other nodes' creates did not come meanwhile")
 	}
 }
