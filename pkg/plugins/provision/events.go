@@ -105,7 +105,7 @@ func (p *Provision) rebuild(ctx context.Context, claims cache.SharedIndexInforme
 }
 
 // onNodeClaim records a new or updated NodeClaim, and activates its pods once its node has
-// registered, so that the scheduler tries them on it at once. A claim being deleted
+// registered and takes them (activateWhenReady), so that the scheduler tries them on it at once. A claim being deleted
 // (one that will never launch, say) releases its pods as soon as it is marked: the ledger
 // forgets it then, so its final deletion, once the lifecycle removes its finalizer, finds
 // nothing left to release.
@@ -121,7 +121,8 @@ func (p *Provision) onNodeClaim(ctx context.Context, obj any) {
 	p.ledger.Set(nc)
 	p.reserved.settleIfDone(nc.Name)
 	if nc.IsTrue(v1alpha1.ConditionRegistered) {
-		p.reserved.activateOnce(ctx, nc)
+		node, _ := p.handle.SharedInformerFactory().Core().V1().Nodes().Lister().Get(nc.Status.NodeName)
+		p.reserved.activateWhenReady(ctx, nc, node)
 	}
 	p.gangNodeChanged(ctx, nc)
 }
@@ -223,14 +224,14 @@ func (p *Provision) forgetPod(obj any) {
 	}
 }
 
-// onNode activates the reserved pods of the claim whose node this is.
+// onNode activates the reserved pods of the claim whose node this is, once it takes them.
 func (p *Provision) onNode(ctx context.Context, obj any) {
 	node, ok := obj.(*v1.Node)
 	if !ok || node.Labels[v1alpha1.LabelNodeClaim] == "" {
 		return
 	}
 	if nc, ok := p.ledger.ClaimForNode(node); ok {
-		p.reserved.activateOnce(ctx, nc)
+		p.reserved.activateWhenReady(ctx, nc, node)
 		p.gangNodeChanged(ctx, nc) // the node controller lifted its not-ready taint, say
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	cloudfake "github.com/nodewright/nodewright/pkg/cloud/fake"
 	"github.com/nodewright/nodewright/pkg/plan/plantest"
 	"k8s.io/klog/v2"
@@ -246,5 +248,67 @@ func TestHeldRoomFollowsPods(t *testing.T) {
 	}
 	if !isHeld(t, p, plantest.PendingPod("d", "1700m").Obj()) {
 		t.Error("a finished pod's room was counted twice")
+	}
+}
+
+// TestReservedPodsWaitForTheirNodeToTakeThem: the pods reserved on a claim whose node has
+// registered are activated once the node has no taint that turns one of them away (the
+// node controller's not-ready taint lifted, say), not while the scheduler would only fail
+// them; a taint they all tolerate does not keep them; and NodeReadyWait after registration
+// they are activated anyway, to be told what keeps them off the node.
+func TestReservedPodsWaitForTheirNodeToTakeThem(t *testing.T) {
+	waiting := plantest.PendingPod("waiting", "1").Obj()
+	tolerant := plantest.PendingPod("tolerant", "1").Toleration("dedicated").Obj()
+	stuck := plantest.PendingPod("stuck", "1").Obj()
+	p, h, clk, _, ctx := holdingPlugin(t, waiting, tolerant, stuck)
+	activated := func() []string {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return slices.Sorted(slices.Values(h.activated))
+	}
+	notReady := v1.Taint{Key: v1.TaintNodeNotReady, Effect: v1.TaintEffectNoSchedule}
+	dedicated := v1.Taint{Key: "dedicated", Value: "gpu", Effect: v1.TaintEffectNoSchedule}
+	node := func(name string, taints ...v1.Taint) *v1.Node {
+		return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.NodeSpec{Taints: taints}}
+	}
+	// Held for their round, which reserves them on a claim each.
+	for _, pod := range []*v1.Pod{waiting, tolerant, stuck} {
+		if !isHeld(t, p, pod) {
+			t.Fatalf("%s: a pod with no node at all is not held", pod.Name)
+		}
+	}
+	claims := map[string]*v1alpha1.NodeClaim{}
+	for _, c := range [][3]string{{"c1", "node-1", "waiting"}, {"c2", "node-2", "tolerant"}, {"c3", "node-3", "stuck"}} {
+		claims[c[0]] = plantest.Claim(c[0], c[1], c[2])
+		p.ledger.Set(claims[c[0]])
+	}
+	p.holds.release(klog.FromContext(ctx), p.holds.startRound(), true, func(*v1.Pod) bool { return true })
+
+	p.reserved.activateWhenReady(ctx, claims["c1"], node("node-1", notReady))
+	p.reserved.activateWhenReady(ctx, claims["c2"], node("node-2", notReady, dedicated))
+	p.reserved.activateWhenReady(ctx, claims["c3"], node("node-3", dedicated))
+	if got := activated(); len(got) != 0 {
+		t.Fatalf("activated %v on nodes with taints their pods do not tolerate, want none", got)
+	}
+	if !isHeld(t, p, waiting) {
+		t.Error("a pod is released while its node still turns it away")
+	}
+	p.reserved.activateWhenReady(ctx, claims["c1"], node("node-1"))
+	p.reserved.activateWhenReady(ctx, claims["c2"], node("node-2", dedicated))
+	if got, want := activated(), []string{"default/tolerant", "default/waiting"}; !slices.Equal(got, want) {
+		t.Fatalf("activated %v once the not-ready taints went, want %v", got, want)
+	}
+	if isHeld(t, p, waiting) {
+		t.Error("a pod is still held once its node takes it")
+	}
+	clk.Step(NodeReadyWait - time.Second)
+	if got := activated(); slices.Contains(got, "default/stuck") {
+		t.Fatalf("activated %v before NodeReadyWait", got)
+	}
+	clk.Step(time.Second)
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return slices.Contains(activated(), "default/stuck"), nil
+	}); err != nil {
+		t.Errorf("activated %v NodeReadyWait after registration, want default/stuck among them", activated())
 	}
 }

@@ -8,7 +8,10 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	v1helper "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/klog/v2"
+	"k8s.io/kubernetes/pkg/features"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
@@ -22,12 +25,78 @@ type reservations struct {
 	mu sync.Mutex
 	// activated are the NodeClaims whose pods were activated when their node registered.
 	activated map[string]bool
-	// graceTimers are the NodeClaims with a retryWhenGraceEnds pending.
-	graceTimers map[string]bool
+	// graceTimers are the NodeClaims with a retryWhenGraceEnds pending; readyTimers those
+	// whose node registered and whose pods wait for it to take them (activateWhenReady).
+	graceTimers, readyTimers map[string]bool
 }
 
 func newReservations(d *deps) *reservations {
-	return &reservations{deps: d, activated: map[string]bool{}, graceTimers: map[string]bool{}}
+	return &reservations{deps: d, activated: map[string]bool{}, graceTimers: map[string]bool{}, readyTimers: map[string]bool{}}
+}
+
+// NodeReadyWait is how long the pods reserved on a NodeClaim whose node has registered wait
+// for the node to take them (to lose the taints they do not tolerate: node.kubernetes.io/not-ready,
+// the claim's startup taints) before they are activated anyway, for the scheduler to say
+// what keeps them off it.
+const NodeReadyWait = 30 * time.Second
+
+// activateWhenReady activates nc's pods once node, its node (nil: not in the scheduler's
+// cache yet), takes them: at once if none of its NoSchedule or NoExecute taints turns a
+// pending one away, else at the node update that lifts them (onNode), or NodeReadyWait
+// after the first call at the latest. A pod activated while its node still has such a
+// taint fails its scheduling cycle: on a scale-up, 200 pods did, each writing its status
+// from the scheduler's only scheduling goroutine and waiting out a backoff while the
+// nodes of the others became ready.
+func (r *reservations) activateWhenReady(ctx context.Context, nc *v1alpha1.NodeClaim, node *v1.Node) {
+	if r.isActivated(nc.Name) {
+		return
+	}
+	if node != nil && r.takesPods(klog.FromContext(ctx), node, r.waitingOn(nc.Name)) {
+		r.activateOnce(ctx, nc)
+		return
+	}
+	r.mu.Lock()
+	armed := r.readyTimers[nc.Name]
+	r.readyTimers[nc.Name] = true
+	r.mu.Unlock()
+	if armed {
+		return
+	}
+	logger := klog.FromContext(ctx)
+	logger.V(4).Info("Node of nodeclaim registered; its pods wait for it to take them", "nodeClaim", klog.KObj(nc), "node", nc.Status.NodeName)
+	name := nc.Name
+	r.afterFunc(NodeReadyWait, func() {
+		r.mu.Lock()
+		delete(r.readyTimers, name)
+		r.mu.Unlock()
+		if current, ok := r.ledger.Claim(name); ok && !r.isActivated(name) {
+			logger.V(2).Info("Node of nodeclaim has not taken its pods yet; activating them anyway", "nodeClaim", klog.KObj(current),
+				"node", current.Status.NodeName, "waited", NodeReadyWait)
+			r.activateOnce(ctx, current)
+		}
+	})
+}
+
+// takesPods reports whether no NoSchedule or NoExecute taint of node turns any of pods
+// away, as the TaintToleration filter judges.
+func (r *reservations) takesPods(logger klog.Logger, node *v1.Node, pods []*v1.Pod) bool {
+	for _, pod := range pods {
+		if _, untolerated := v1helper.FindMatchingUntoleratedTaint(logger, node.Spec.Taints, pod.Spec.Tolerations,
+			doNotSchedule, taintComparisonOperators()); untolerated {
+			return false
+		}
+	}
+	return true
+}
+
+// doNotSchedule selects the taints that keep a pod off a node (the TaintToleration filter's).
+func doNotSchedule(t *v1.Taint) bool {
+	return t.Effect == v1.TaintEffectNoSchedule || t.Effect == v1.TaintEffectNoExecute
+}
+
+// taintComparisonOperators reports whether tolerations may compare taint values (Gt, Lt).
+func taintComparisonOperators() bool {
+	return utilfeature.DefaultFeatureGate.Enabled(features.TaintTolerationComparisonOperators)
 }
 
 // activateOnce activates nc's pods the first time its node shows up.
@@ -65,6 +134,7 @@ func (r *reservations) forget(claim string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.activated, claim)
+	delete(r.readyTimers, claim)
 }
 
 // isActivated reports whether the pods of the NodeClaim named claim were activated: its node
