@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -252,15 +253,22 @@ func TestHeldRoomFollowsPods(t *testing.T) {
 }
 
 // TestReservedPodsWaitForTheirNodeToTakeThem: the pods reserved on a claim whose node has
-// registered are activated once the node has no taint that turns one of them away (the
-// node controller's not-ready taint lifted, say), not while the scheduler would only fail
-// them; a taint they all tolerate does not keep them; and NodeReadyWait after registration
-// they are activated anyway, to be told what keeps them off the node.
+// registered are activated once the node loses the taints that come off a new node by
+// themselves and that one of them does not tolerate (the node controller's not-ready taint,
+// the claim's startup taints), not while the scheduler would only fail them; a taint they
+// all tolerate does not keep them, nor one that stays (the scheduler then says the node
+// rejects them); and NodeReadyWait after registration they are activated anyway, to be
+// told what keeps them off the node.
 func TestReservedPodsWaitForTheirNodeToTakeThem(t *testing.T) {
-	waiting := plantest.PendingPod("waiting", "1").Obj()
-	tolerant := plantest.PendingPod("tolerant", "1").Toleration("dedicated").Obj()
-	stuck := plantest.PendingPod("stuck", "1").Obj()
-	p, h, clk, _, ctx := holdingPlugin(t, waiting, tolerant, stuck)
+	var pods []*v1.Pod
+	for _, name := range []string{"waiting", "tolerant", "rejected", "starting", "stuck"} {
+		pod := plantest.PendingPod(name, "1")
+		if name == "tolerant" {
+			pod = pod.Toleration("dedicated")
+		}
+		pods = append(pods, pod.Obj())
+	}
+	p, h, clk, _, ctx := holdingPlugin(t, pods[0], pods[1], pods[2], pods[3], pods[4])
 	activated := func() []string {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -268,37 +276,45 @@ func TestReservedPodsWaitForTheirNodeToTakeThem(t *testing.T) {
 	}
 	notReady := v1.Taint{Key: v1.TaintNodeNotReady, Effect: v1.TaintEffectNoSchedule}
 	dedicated := v1.Taint{Key: "dedicated", Value: "gpu", Effect: v1.TaintEffectNoSchedule}
+	cni := v1.Taint{Key: "example.com/cni-not-ready", Effect: v1.TaintEffectNoExecute}
 	node := func(name string, taints ...v1.Taint) *v1.Node {
 		return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.NodeSpec{Taints: taints}}
 	}
 	// Held for their round, which reserves them on a claim each.
-	for _, pod := range []*v1.Pod{waiting, tolerant, stuck} {
+	for _, pod := range pods {
 		if !isHeld(t, p, pod) {
 			t.Fatalf("%s: a pod with no node at all is not held", pod.Name)
 		}
 	}
 	claims := map[string]*v1alpha1.NodeClaim{}
-	for _, c := range [][3]string{{"c1", "node-1", "waiting"}, {"c2", "node-2", "tolerant"}, {"c3", "node-3", "stuck"}} {
-		claims[c[0]] = plantest.Claim(c[0], c[1], c[2])
-		p.ledger.Set(claims[c[0]])
+	for i, pod := range pods {
+		nc := plantest.Claim(pod.Name, fmt.Sprintf("node-%d", i), pod.Name)
+		if pod.Name == "starting" {
+			nc.Spec.StartupTaints = []v1alpha1.Taint{{Key: cni.Key, Effect: cni.Effect}}
+		}
+		claims[pod.Name] = nc
+		p.ledger.Set(nc)
 	}
 	p.holds.release(klog.FromContext(ctx), p.holds.startRound(), true, func(*v1.Pod) bool { return true })
 
-	p.reserved.activateWhenReady(ctx, claims["c1"], node("node-1", notReady))
-	p.reserved.activateWhenReady(ctx, claims["c2"], node("node-2", notReady, dedicated))
-	p.reserved.activateWhenReady(ctx, claims["c3"], node("node-3", dedicated))
-	if got := activated(); len(got) != 0 {
-		t.Fatalf("activated %v on nodes with taints their pods do not tolerate, want none", got)
+	p.reserved.activateWhenReady(ctx, claims["waiting"], node("node-0", notReady))
+	p.reserved.activateWhenReady(ctx, claims["tolerant"], node("node-1", notReady, dedicated))
+	p.reserved.activateWhenReady(ctx, claims["rejected"], node("node-2", notReady, dedicated))
+	p.reserved.activateWhenReady(ctx, claims["starting"], node("node-3", cni))
+	p.reserved.activateWhenReady(ctx, claims["stuck"], node("node-4", notReady))
+	if got, want := activated(), []string{"default/rejected"}; !slices.Equal(got, want) {
+		t.Fatalf("activated %v on nodes still settling, want %v (its node rejects it anyway)", got, want)
 	}
-	if !isHeld(t, p, waiting) {
-		t.Error("a pod is released while its node still turns it away")
+	if !isHeld(t, p, pods[0]) {
+		t.Error("a pod is released while its node is not ready")
 	}
-	p.reserved.activateWhenReady(ctx, claims["c1"], node("node-1"))
-	p.reserved.activateWhenReady(ctx, claims["c2"], node("node-2", dedicated))
-	if got, want := activated(), []string{"default/tolerant", "default/waiting"}; !slices.Equal(got, want) {
-		t.Fatalf("activated %v once the not-ready taints went, want %v", got, want)
+	p.reserved.activateWhenReady(ctx, claims["waiting"], node("node-0"))
+	p.reserved.activateWhenReady(ctx, claims["tolerant"], node("node-1", dedicated))
+	p.reserved.activateWhenReady(ctx, claims["starting"], node("node-3"))
+	if got, want := activated(), []string{"default/rejected", "default/starting", "default/tolerant", "default/waiting"}; !slices.Equal(got, want) {
+		t.Fatalf("activated %v once the settling taints went, want %v", got, want)
 	}
-	if isHeld(t, p, waiting) {
+	if isHeld(t, p, pods[0]) {
 		t.Error("a pod is still held once its node takes it")
 	}
 	clk.Step(NodeReadyWait - time.Second)

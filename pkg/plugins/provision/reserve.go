@@ -3,6 +3,8 @@ package provision
 import (
 	"context"
 	"iter"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,23 +37,26 @@ func newReservations(d *deps) *reservations {
 }
 
 // NodeReadyWait is how long the pods reserved on a NodeClaim whose node has registered wait
-// for the node to take them (to lose the taints they do not tolerate: node.kubernetes.io/not-ready,
-// the claim's startup taints) before they are activated anyway, for the scheduler to say
-// what keeps them off it.
+// for the node to lose the taints that come off a new node by themselves
+// (node.kubernetes.io/not-ready and the other node.kubernetes.io/ and
+// node.cloudprovider.kubernetes.io/ taints, the claim's startup taints) before they are
+// activated anyway, for the scheduler to say what keeps them off it.
 const NodeReadyWait = 30 * time.Second
 
 // activateWhenReady activates nc's pods once node, its node (nil: not in the scheduler's
-// cache yet), takes them: at once if none of its NoSchedule or NoExecute taints turns a
-// pending one away, else at the node update that lifts them (onNode), or NodeReadyWait
-// after the first call at the latest. A pod activated while its node still has such a
-// taint fails its scheduling cycle: on a scale-up, 200 pods did, each writing its status
-// from the scheduler's only scheduling goroutine and waiting out a backoff while the
-// nodes of the others became ready.
+// cache yet), may take them: at once unless a NoSchedule or NoExecute taint that comes off
+// by itself (see NodeReadyWait) turns a pending one away, else at the node update that
+// lifts it (onNode), or NodeReadyWait after the first call at the latest. A taint that does
+// not come off by itself (one the node's user data set, say) does not delay them: the
+// scheduler tells at once that the node rejects them, and the pods strand (strandRelease). A pod activated while its
+// node still has a not-ready taint fails its scheduling cycle: on a scale-up, 41 pods
+// did, each writing its status from the scheduler's only scheduling goroutine and waiting
+// out a backoff while the nodes of the others became ready.
 func (r *reservations) activateWhenReady(ctx context.Context, nc *v1alpha1.NodeClaim, node *v1.Node) {
 	if r.isActivated(nc.Name) {
 		return
 	}
-	if node != nil && r.takesPods(klog.FromContext(ctx), node, r.waitingOn(nc.Name)) {
+	if node != nil && !r.settling(klog.FromContext(ctx), node, nc, r.waitingOn(nc.Name)) {
 		r.activateOnce(ctx, nc)
 		return
 	}
@@ -77,21 +82,35 @@ func (r *reservations) activateWhenReady(ctx context.Context, nc *v1alpha1.NodeC
 	})
 }
 
-// takesPods reports whether no NoSchedule or NoExecute taint of node turns any of pods
-// away, as the TaintToleration filter judges.
-func (r *reservations) takesPods(logger klog.Logger, node *v1.Node, pods []*v1.Pod) bool {
+// settling reports whether node, nc's, keeps one of pods off with a NoSchedule or NoExecute
+// taint that comes off a new node by itself (settles), and with no other: a taint that
+// stays turns the pod away anyway.
+func (r *reservations) settling(logger klog.Logger, node *v1.Node, nc *v1alpha1.NodeClaim, pods []*v1.Pod) bool {
+	settling := false
 	for _, pod := range pods {
-		if _, untolerated := v1helper.FindMatchingUntoleratedTaint(logger, node.Spec.Taints, pod.Spec.Tolerations,
-			doNotSchedule, taintComparisonOperators()); untolerated {
-			return false
+		for i := range node.Spec.Taints {
+			t := &node.Spec.Taints[i]
+			if t.Effect != v1.TaintEffectNoSchedule && t.Effect != v1.TaintEffectNoExecute ||
+				v1helper.TolerationsTolerateTaint(logger, pod.Spec.Tolerations, t, taintComparisonOperators()) {
+				continue
+			}
+			if !settles(t, nc) {
+				return false
+			}
+			settling = true
 		}
 	}
-	return true
+	return settling
 }
 
-// doNotSchedule selects the taints that keep a pod off a node (the TaintToleration filter's).
-func doNotSchedule(t *v1.Taint) bool {
-	return t.Effect == v1.TaintEffectNoSchedule || t.Effect == v1.TaintEffectNoExecute
+// settles reports whether taint comes off nc's new node by itself: one the node controller
+// or the cloud controller manager sets until the node is ready or initialized, or one of
+// nc's startup taints.
+func settles(taint *v1.Taint, nc *v1alpha1.NodeClaim) bool {
+	if strings.HasPrefix(taint.Key, "node.kubernetes.io/") || strings.HasPrefix(taint.Key, "node.cloudprovider.kubernetes.io/") {
+		return true
+	}
+	return slices.ContainsFunc(nc.Spec.StartupTaints, func(s v1alpha1.Taint) bool { return s.Key == taint.Key && s.Effect == taint.Effect })
 }
 
 // taintComparisonOperators reports whether tolerations may compare taint values (Gt, Lt).
