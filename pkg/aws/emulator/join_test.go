@@ -118,14 +118,7 @@ func TestJoinDelayJitter(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	const joinDelay, jitter, launched = 5 * time.Second, 10 * time.Second, 4
 	v := newEnv(t, Options{KubeClient: fake.NewClientset(), JoinDelay: joinDelay, JoinDelayJitter: jitter, JoinPollInterval: time.Second})
-	v.createLaunchTemplate(ctx, t, "test-lt", testUserData())
-	in := fleetInput("test-lt", CapacityTypeSpot, "", [2]string{"t3a.2xlarge", "us-east-1f"})
-	in.TargetCapacitySpecification.TotalTargetCapacity = aws.Int32(launched)
-	out, err := v.ec2.CreateFleet(ctx, in)
-	ids := launchedIDs(out)
-	if err != nil || len(ids) != launched {
-		t.Fatalf("CreateFleet: %+v, %v", out, err)
-	}
+	ids := launchSpot(ctx, t, v, launched)
 	joinAt := map[string]time.Time{}
 	for _, id := range ids {
 		runningAt, d := v.schedule(id)
@@ -195,14 +188,7 @@ func TestJoinRegistersAtOnce(t *testing.T) {
 	const launched = 4
 	kube := &barrierClient{Interface: fake.NewClientset(), n: launched, all: make(chan struct{})}
 	v := newEnv(t, Options{KubeClient: kube, JoinDelay: time.Second, JoinPollInterval: time.Second})
-	v.createLaunchTemplate(ctx, t, "test-lt", testUserData())
-	in := fleetInput("test-lt", CapacityTypeSpot, "", [2]string{"t3a.2xlarge", "us-east-1f"})
-	in.TargetCapacitySpecification.TotalTargetCapacity = aws.Int32(launched)
-	out, err := v.ec2.CreateFleet(ctx, in)
-	ids := launchedIDs(out)
-	if err != nil || len(ids) != launched {
-		t.Fatalf("CreateFleet: %+v, %v", out, err)
-	}
+	ids := launchSpot(ctx, t, v, launched)
 	eventually(ctx, t, "the join loop's ticker", v.clock.HasWaiters)
 	stepAndSettle(t, v, 3*time.Second)
 	for _, id := range ids {
@@ -250,4 +236,19 @@ func (b barrierNodes) Create(ctx context.Context, node *corev1.Node, opts metav1
 	case <-time.After(5 * time.Second):
 		return nil, errors.New("the other nodes' creates did not come meanwhile")
 	}
+}
+
+// launchSpot launches n spot t3a.2xlarge instances in us-east-1f from a launch template with
+// the test's user data, and returns their IDs.
+func launchSpot(ctx context.Context, t *testing.T, v *env, n int) []string {
+	t.Helper()
+	v.createLaunchTemplate(ctx, t, "test-lt", testUserData())
+	in := fleetInput("test-lt", CapacityTypeSpot, "", [2]string{"t3a.2xlarge", "us-east-1f"})
+	in.TargetCapacitySpecification.TotalTargetCapacity = aws.Int32(int32(n))
+	out, err := v.ec2.CreateFleet(ctx, in)
+	ids := launchedIDs(out)
+	if err != nil || len(ids) != n {
+		t.Fatalf("CreateFleet: %+v, %v", out, err)
+	}
+	return ids
 }

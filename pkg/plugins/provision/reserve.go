@@ -60,11 +60,7 @@ func (r *reservations) activateWhenReady(ctx context.Context, nc *v1alpha1.NodeC
 		r.activateOnce(ctx, nc)
 		return
 	}
-	r.mu.Lock()
-	armed := r.readyTimers[nc.Name]
-	r.readyTimers[nc.Name] = true
-	r.mu.Unlock()
-	if armed {
+	if r.mark(r.readyTimers, nc.Name) {
 		return
 	}
 	logger := klog.FromContext(ctx)
@@ -118,13 +114,18 @@ func taintComparisonOperators() bool {
 	return utilfeature.DefaultFeatureGate.Enabled(features.TaintTolerationComparisonOperators)
 }
 
+// mark sets claim in m, one of r's sets, and reports whether it was set already.
+func (r *reservations) mark(m map[string]bool, claim string) (already bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	already = m[claim]
+	m[claim] = true
+	return already
+}
+
 // activateOnce activates nc's pods the first time its node shows up.
 func (r *reservations) activateOnce(ctx context.Context, nc *v1alpha1.NodeClaim) {
-	r.mu.Lock()
-	done := r.activated[nc.Name]
-	r.activated[nc.Name] = true
-	r.mu.Unlock()
-	if done {
+	if r.mark(r.activated, nc.Name) {
 		return
 	}
 	n := r.activate(ctx, r.ledger.Pods(nc.Name))
@@ -185,11 +186,7 @@ func (r *reservations) registeredSince(claim string) (time.Time, bool) {
 // PostFilter) only when it is tried, and one waiting for a sibling that never comes may see
 // no cluster event that retries it (the scheduler's own flush comes after 5 minutes).
 func (r *reservations) retryWhenGraceEnds(logger klog.Logger, claim string, end time.Time) {
-	r.mu.Lock()
-	pending := r.graceTimers[claim]
-	r.graceTimers[claim] = true
-	r.mu.Unlock()
-	if pending {
+	if r.mark(r.graceTimers, claim) {
 		return
 	}
 	fire := func() {
