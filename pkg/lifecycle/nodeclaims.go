@@ -81,9 +81,9 @@ func (w *claimWrites) wrote(from, written *v1alpha1.NodeClaim) {
 	w.byName[written.Name] = rec
 }
 
-// fresher returns the claim as last written if cached, the claim as the cache has it, is a
-// version that write replaced; else cached, forgetting the write once the cache shows it or
-// anything the lifecycle did not replace.
+// fresher returns the claim as last written when cached (the claim as the cache has it) is a
+// version that write replaced; else it returns cached, and forgets the write: the cache
+// shows it, or a version the lifecycle did not replace.
 func (w *claimWrites) fresher(cached *v1alpha1.NodeClaim) *v1alpha1.NodeClaim {
 	if w == nil {
 		return cached
@@ -182,12 +182,7 @@ func (o objects) patchNodeClaimFinalizers(ctx context.Context, nodeClaim *v1alph
 	if err != nil {
 		return nil, fmt.Errorf("setting the finalizers of nodeclaim %s: %w", nodeClaim.Name, err)
 	}
-	written, err := v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
-	if err != nil {
-		return nil, err
-	}
-	o.written.wrote(nodeClaim, written)
-	return written, nil
+	return o.asWritten(nodeClaim, u)
 }
 
 // updateNodeClaimStatus applies change to nodeClaim and writes the status it changed; change
@@ -255,11 +250,17 @@ func (o objects) patchNodeClaimStatus(ctx context.Context, nodeClaim *v1alpha1.N
 	if err != nil {
 		return nil, err
 	}
+	return o.asWritten(nodeClaim, u)
+}
+
+// asWritten converts u, the API's answer to a write of from, and keeps it as the claim last
+// written (claimWrites).
+func (o objects) asWritten(from *v1alpha1.NodeClaim, u *unstructured.Unstructured) (*v1alpha1.NodeClaim, error) {
 	written, err := v1alpha1.FromUnstructured[v1alpha1.NodeClaim](u)
 	if err != nil {
 		return nil, err
 	}
-	o.written.wrote(nodeClaim, written)
+	o.written.wrote(from, written)
 	return written, nil
 }
 

@@ -285,8 +285,7 @@ func (p *packer) mostEfficient(types []*fillInfo, first v1.ResourceList, y [3]fl
 	for i, fi := range types {
 		copy(scratch, left)
 		worth, n, cpu := p.fill(fi, first, y, scratch)
-		t := fi.t
-		costs[i] = fi.cost + (t.Cost() + t.InstanceType.SurplusCost(cpu+fi.daemonCPU)) - t.Cost()
+		costs[i] = fi.cost + fi.t.CostWith(cpu) - fi.t.Cost()
 		scores[i], taken[i] = worth/costs[i], n
 		if scores[i] > scores[best] {
 			best = i
@@ -379,14 +378,13 @@ func (p *packer) fillableLeft(types []*fillInfo, left []int) int {
 
 // fillInfo is what fill reads of a template: its usable room and, by queue group, whether
 // the group's pods may go on it by their node selection and the packer's defaults (fillable,
-// and the indexes of those that may in groups); its typeCost (cost) and the cores its
-// DaemonSet pods request.
+// and the indexes of those that may in groups), and its typeCost (cost).
 type fillInfo struct {
-	t               *Template
-	usable          [3]float64
-	fillable        []bool
-	groups          []int
-	cost, daemonCPU float64
+	t        *Template
+	usable   [3]float64
+	fillable []bool
+	groups   []int
+	cost     float64
 }
 
 // fillInfo returns t's fillInfo, cached.
@@ -394,7 +392,7 @@ func (p *packer) fillInfo(t *Template) *fillInfo {
 	if fi, ok := p.fillInfos[t]; ok {
 		return fi
 	}
-	fi := &fillInfo{t: t, usable: usable(t), fillable: make([]bool, len(p.queue.groups)), cost: p.typeCost(t), daemonCPU: cores(t.DaemonRequests)}
+	fi := &fillInfo{t: t, usable: usable(t), fillable: make([]bool, len(p.queue.groups)), cost: p.typeCost(t)}
 	for i, g := range p.queue.groups {
 		fi.fillable[i] = p.labelsPass(t, g.sel) && (t.excluded == "" || t.named)
 		if fi.fillable[i] {

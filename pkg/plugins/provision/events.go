@@ -105,10 +105,10 @@ func (p *Provision) rebuild(ctx context.Context, claims cache.SharedIndexInforme
 }
 
 // onNodeClaim records a new or updated NodeClaim, and activates its pods once its node has
-// registered and takes them (activateWhenReady), so that the scheduler tries them on it at once. A claim being deleted
-// (one that will never launch, say) releases its pods as soon as it is marked: the ledger
-// forgets it then, so its final deletion, once the lifecycle removes its finalizer, finds
-// nothing left to release.
+// registered and takes them (activateWhenReady), so that the scheduler tries them on it at
+// once. A claim being deleted (one that will never launch, say) releases its pods as soon as
+// it is marked: the ledger forgets it then, so its final deletion, once the lifecycle
+// removes its finalizer, finds nothing left to release.
 func (p *Provision) onNodeClaim(ctx context.Context, obj any) {
 	nc, ok := toNodeClaim(obj)
 	if !ok {
@@ -120,7 +120,7 @@ func (p *Provision) onNodeClaim(ctx context.Context, obj any) {
 	}
 	p.ledger.Set(nc)
 	p.reserved.settleIfDone(nc.Name)
-	if nc.IsTrue(v1alpha1.ConditionRegistered) {
+	if nc.IsTrue(v1alpha1.ConditionRegistered) && !p.reserved.isActivated(nc.Name) {
 		node, _ := p.handle.SharedInformerFactory().Core().V1().Nodes().Lister().Get(nc.Status.NodeName)
 		p.reserved.activateWhenReady(ctx, nc, node)
 	}

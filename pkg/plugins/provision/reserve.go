@@ -48,10 +48,10 @@ const NodeReadyWait = 30 * time.Second
 // by itself (see NodeReadyWait) turns a pending one away, else at the node update that
 // lifts it (onNode), or NodeReadyWait after the first call at the latest. A taint that does
 // not come off by itself (one the node's user data set, say) does not delay them: the
-// scheduler tells at once that the node rejects them, and the pods strand (strandRelease). A pod activated while its
-// node still has a not-ready taint fails its scheduling cycle: on a scale-up, 41 pods
-// did, each writing its status from the scheduler's only scheduling goroutine and waiting
-// out a backoff while the nodes of the others became ready.
+// scheduler tells at once that the node rejects them, and the pods strand (strandRelease).
+// A pod activated while its node still has a not-ready taint fails its scheduling cycle: on
+// a scale-up, 41 pods did, each writing its status from the scheduler's only scheduling
+// goroutine and waiting out a backoff while the nodes of the others became ready.
 func (r *reservations) activateWhenReady(ctx context.Context, nc *v1alpha1.NodeClaim, node *v1.Node) {
 	if r.isActivated(nc.Name) {
 		return
