@@ -24,6 +24,10 @@ import (
 // A pod counts as arriving once per window (TriggerPod): the scheduler's attempts at the pods
 // of a burst, and the status writes they bring, go on for seconds after the last pod was
 // created, and must not hold the round back.
+//
+// A window that opened while a round ran is timed from its own arrivals: if pods stopped
+// arriving for idle, or it opened max ago, by the time the round ends, the next round starts
+// at once.
 type batcher struct {
 	clock     clock.WithTicker
 	idle, max time.Duration
@@ -101,10 +105,27 @@ func (b *batcher) TriggerPod(uid types.UID) {
 func (b *batcher) idleWait() time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.idleWaitLocked()
+}
+
+func (b *batcher) idleWaitLocked() time.Duration {
 	if b.arrivals < 2 {
 		return b.idle
 	}
 	return min(b.idle, max(minBurstIdle, burstGaps*b.longest))
+}
+
+// remaining is how long the open window lasts yet if no other pod arrives: until idleWait
+// after its last arrival, and at most max after its first. A window that opened while a
+// round ran may be over when the round ends. With no window open (the round that started
+// last took the pods of a trigger that came as it started), it is 0 and open false.
+func (b *batcher) remaining() (left time.Duration, open bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.arrivals == 0 {
+		return 0, false
+	}
+	return min(b.idleWaitLocked()-b.clock.Since(b.last), b.max-b.clock.Since(b.windowStarted)), true
 }
 
 // startRound forgets the pods of the window that ends: the round about to start sees them.
@@ -125,31 +146,34 @@ func (b *batcher) Run(ctx context.Context) {
 			return
 		case <-b.pending:
 		}
-		if !b.wait(ctx) {
+		open, ok := b.wait(ctx)
+		if !ok {
 			return
+		}
+		if !open {
+			continue
 		}
 		b.startRound(ctx)
 		b.round(ctx)
 	}
 }
 
-// wait returns once no trigger came for idle, or max after it started; false if ctx ended.
-func (b *batcher) wait(ctx context.Context) bool {
-	deadline := b.clock.NewTimer(b.max)
-	defer deadline.Stop()
+// wait returns once the open window is over (remaining), with open false if none was open;
+// ok is false if ctx ended.
+func (b *batcher) wait(ctx context.Context) (open, ok bool) {
 	for {
-		idle := b.clock.NewTimer(b.idleWait())
+		left, open := b.remaining()
+		if left <= 0 {
+			return open, true
+		}
+		timer := b.clock.NewTimer(left)
 		select {
 		case <-ctx.Done():
-			idle.Stop()
-			return false
-		case <-deadline.C():
-			idle.Stop()
-			return true
-		case <-idle.C():
-			return true
+			timer.Stop()
+			return false, false
+		case <-timer.C():
 		case <-b.pending:
-			idle.Stop()
+			timer.Stop()
 		}
 	}
 }

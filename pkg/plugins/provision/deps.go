@@ -34,6 +34,10 @@ type deps struct {
 	// each pod event.
 	podsOnce sync.Once
 	pods     cache.SharedIndexInformer
+
+	// nodeHeld reports whether Filter turns away from a node every pod reserved nowhere
+	// (reservations.holdsNode); nil: none is.
+	nodeHeld func(*v1.Node) bool
 }
 
 // podInformer returns the scheduler's pod informer.
@@ -112,7 +116,7 @@ func (d *deps) roomWith(pods []*v1.Pod) (*freeRoom, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
-	return newFreeRoom(nodes, pods), nil
+	return newFreeRoom(nodes, pods, d.nodeHeld), nil
 }
 
 // wantsNode reports whether pod is this profile's, unbound, and was found unschedulable by

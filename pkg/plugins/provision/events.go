@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 
 	v1 "k8s.io/api/core/v1"
@@ -38,7 +39,7 @@ func (p *Provision) start(ctx context.Context, claimInformers dynamicinformer.Dy
 		UpdateFunc: func(old, obj any) {
 			o, ok1 := old.(*v1.Node)
 			n, ok2 := obj.(*v1.Node)
-			if !ok1 || !ok2 || !equality.Semantic.DeepEqual(o.Status.Allocatable, n.Status.Allocatable) {
+			if !ok1 || !ok2 || !equality.Semantic.DeepEqual(o.Status.Allocatable, n.Status.Allocatable) || !maps.Equal(o.Labels, n.Labels) {
 				p.holds.nodesChanged()
 			}
 			p.onNode(ctx, obj)
@@ -83,11 +84,15 @@ func (p *Provision) followPods(informers informers.SharedInformerFactory) error 
 	return nil
 }
 
-// rebuild waits for the caches of NodeClaims and pods, rebuilds the ledger from the claims
-// and settles those with no pod pending. It reports false if ctx ended first.
+// rebuild waits for the caches of NodeClaims, pods, Provisioners and EC2NodeClasses (which
+// rounds read), rebuilds the ledger from the claims and settles those with no pod pending. It reports false if ctx ended first.
 func (p *Provision) rebuild(ctx context.Context, claims cache.SharedIndexInformer) bool {
 	pods := p.handle.SharedInformerFactory().Core().V1().Pods().Informer()
-	if !cache.WaitForCacheSync(ctx.Done(), claims.HasSynced, pods.HasSynced) {
+	synced := []cache.InformerSynced{claims.HasSynced, pods.HasSynced}
+	for _, informer := range p.typedInformers {
+		synced = append(synced, informer.HasSynced)
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return false
 	}
 	var existing []*v1alpha1.NodeClaim

@@ -111,9 +111,15 @@ func (h *holds) hold(logger klog.Logger, pod *v1.Pod) bool {
 // else until its round ends, for the limit at most. h.mu is held.
 func (h *holds) stillHeld(held *heldPod, claim string, reserved bool) bool {
 	if reserved {
-		return !h.activated(claim)
+		return h.waitsForNode(claim, reserved)
 	}
 	return held.round > h.ended && h.d.opts.Clock.Since(held.since) < h.limit()
+}
+
+// waitsForNode reports whether a pod reserved (or not) on claim stays held for its node: the
+// claim's pods have not been activated yet.
+func (h *holds) waitsForNode(claim string, reserved bool) bool {
+	return reserved && !h.activated(claim)
 }
 
 // releaseLocked forgets held and remembers it released. h.mu is held.
@@ -152,8 +158,10 @@ func (h *holds) startRound() int {
 	return h.round - 1
 }
 
-// release releases the pods held for round and before that keep does not keep, and returns
-// how many; with end, round has ended (see holds).
+// release releases the pods held for round and before that keep (if not nil) does not keep,
+// and returns how many; with end, round has ended (see holds). A pod reserved on a claim
+// whose node has not registered stays held whatever keep says, the pods a round before this
+// one reserved too.
 func (h *holds) release(logger klog.Logger, round int, end bool, keep func(*v1.Pod) bool) int {
 	h.mu.Lock()
 	if end {
@@ -161,7 +169,8 @@ func (h *holds) release(logger klog.Logger, round int, end bool, keep func(*v1.P
 	}
 	var pods []*v1.Pod
 	for _, held := range h.held {
-		if held.round <= round && !keep(held.pod) {
+		claim, _, reserved := h.d.ledger.Reservation(held.pod.UID)
+		if held.round <= round && !h.waitsForNode(claim, reserved) && (keep == nil || !keep(held.pod)) {
 			pods = append(pods, held.pod)
 			h.releaseLocked(held)
 		}
@@ -210,8 +219,9 @@ func (h *holds) releaseExpired(logger klog.Logger) {
 	}
 }
 
-// nodesChanged forgets the free room: a node came, went or changed its allocatable. h may
-// be nil.
+// nodesChanged forgets the free room: a node came, went, changed its allocatable or its
+// labels (matched to its NodeClaim), or stopped being held for reserved pods (a claim
+// settled). h may be nil.
 func (h *holds) nodesChanged() {
 	if h == nil {
 		return

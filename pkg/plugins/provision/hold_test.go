@@ -115,11 +115,15 @@ func TestPreEnqueueHoldsPodsForTheirRound(t *testing.T) {
 	if !isHeld(t, p, big) {
 		t.Fatal("a reserved pod is released before its node registers")
 	}
+	next := p.holds.startRound()
+	if n := p.holds.release(klog.FromContext(ctx), next, false, func(pod *v1.Pod) bool { return pod.Name == "late" }); n != 0 || !isHeld(t, p, big) {
+		t.Fatalf("the next round released %d pods as it started; want none: big waits for its node", n)
+	}
 	p.reserved.activateOnce(ctx, plantest.Claim("c1", "node-1", "big"))
 	if isHeld(t, p, big) {
 		t.Error("a reserved pod is still held once its node registered")
 	}
-	p.holds.release(klog.FromContext(ctx), p.holds.startRound(), true, reserved)
+	p.holds.release(klog.FromContext(ctx), next, true, reserved)
 	if isHeld(t, p, late) || len(p.holds.held) != 0 {
 		t.Errorf("pods still held after the next round: %v", p.holds.held)
 	}

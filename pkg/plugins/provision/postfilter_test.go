@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,30 +152,86 @@ func TestLedgerRebuildAndRelease(t *testing.T) {
 	}
 }
 
+// TestBatcherWaitsForIdleThenMax: pods that keep arriving every 0.9s never let the idle
+// window (1s) close: the round starts at max (3s) after the first. A window that opened while
+// a round ran and is over when the round ends (its pod came over 1s before) starts the next
+// round at once; a window still open then waits out its idle from its last pod.
 func TestBatcherWaitsForIdleThenMax(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	clk := clocktesting.NewFakeClock(time.Now())
-	var rounds atomic.Int32
-	b := newBatcher(clk, time.Second, 3*time.Second, func(context.Context) { rounds.Add(1) })
+	started := make(chan time.Time, 10)
+	finish := make(chan struct{})
+	b := newBatcher(clk, time.Second, 3*time.Second, func(context.Context) {
+		started <- clk.Now()
+		<-finish
+	})
 	go b.Run(ctx)
-	b.Trigger()
-	// Pods keep arriving every 0.9s: the idle window (1s) never closes, the max (3s) does.
-	for range 3 {
-		waitForTimers(t, clk)
-		b.Trigger()
-		clk.Step(900 * time.Millisecond)
-	}
-	waitForTimers(t, clk)
-	clk.Step(300 * time.Millisecond) // 3 x 0.9 + 0.3 = 3s
-	deadline := time.Now().Add(10 * time.Second)
-	for rounds.Load() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("rounds = %d after the max window, want 1", rounds.Load())
+	begin := clk.Now()
+	b.TriggerPod("pod-0")
+	// step moves the clock 100ms on and returns when the batcher started a round (true) or
+	// waits on a timer again (false).
+	step := func() (time.Time, bool) {
+		clk.Step(100 * time.Millisecond)
+		for {
+			select {
+			case at := <-started:
+				return at, true
+			default:
+			}
+			if clk.HasWaiters() {
+				return time.Time{}, false
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
 	}
+	// arrive triggers a pod every 0.9s until the batcher starts a round, and returns when.
+	arrive := func(first int) time.Time {
+		for i := first; i < first+100; i++ {
+			waitForTimers(t, clk)
+			for range 9 {
+				if at, ok := step(); ok {
+					return at
+				}
+			}
+			b.TriggerPod(types.UID(fmt.Sprintf("pod-%d", i)))
+		}
+		t.Fatal("no round in 90s of arrivals")
+		return time.Time{}
+	}
+	if got := arrive(1).Sub(begin); got != 3*time.Second {
+		t.Errorf("the round started %v after the first pod, want max (3s)", got)
+	}
+	// A pod arriving while the round runs opens the next window; the round ends 5s later: the
+	// window is over, the next round starts at once.
+	b.TriggerPod("during")
+	clk.Step(5 * time.Second)
+	end := clk.Now()
+	finish <- struct{}{}
+	select {
+	case at := <-started:
+		if at != end {
+			t.Errorf("the round after a long one started %v after it ended, want at once", at.Sub(end))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no round after the window that opened during the last round")
+	}
+	// A pod arriving 0.5s before the round ends: the next round starts 0.5s after it ends.
+	clk.Step(time.Second)
+	b.TriggerPod("late")
+	clk.Step(500 * time.Millisecond)
+	end = clk.Now()
+	finish <- struct{}{}
+	waitForTimers(t, clk)
+	var at time.Time
+	for i := 0; i < 10 && at.IsZero(); i++ {
+		at, _ = step()
+	}
+	if got := at.Sub(end); got != 500*time.Millisecond {
+		t.Errorf("the next round started %v after the last ended, want 0.5s (1s after its pod)", got)
+	}
+	close(finish)
 }
 
 // waitForTimers waits until the batcher has armed its timers on clk.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
@@ -76,6 +77,9 @@ type Provision struct {
 	waits *waitTimes
 	// claimStore is the cache of NodeClaims, those being deleted too.
 	claimStore cache.Store
+	// typedInformers are the informers of Provisioners and EC2NodeClasses, which a round
+	// lists (listTyped); none without a handle.
+	typedInformers map[schema.GroupVersionResource]cache.SharedIndexInformer
 	// pluginConfig are the plugin args of the profile (see Options.ConfigFile), nil for
 	// the defaults.
 	pluginConfig []config.PluginConfig
@@ -86,6 +90,7 @@ type Provision struct {
 func newProvision(d *deps, hardDefaultSpread bool) *Provision {
 	p := &Provision{deps: d, reserved: newReservations(d), strands: newStrands(d),
 		unplannedPods: &unplannedMemo{last: map[types.UID]*plan.Unplanned{}}, waits: &waitTimes{since: map[types.UID]time.Time{}}}
+	d.nodeHeld = p.reserved.holdsNode
 	p.placing = newPlacing(d.opts.Clock)
 	p.conflicts = newConflicts(d, p.reserved, p.placing, hardDefaultSpread)
 	p.writer = &claimWriter{deps: d, placing: p.placing, trigger: func() { p.batcher.Trigger() }}
@@ -166,6 +171,7 @@ func build(ctx context.Context, d *deps, queue cloud.InterruptionQueue, startLif
 		return p, nil
 	}
 	p.holds = newHolds(d, p.batcher.TriggerPod, p.reserved.isActivated)
+	p.reserved.onSettle = p.holds.nodesChanged
 	if d.opts.Dynamic == nil {
 		return nil, fmt.Errorf("no dynamic client for nodeclaims")
 	}
@@ -173,6 +179,10 @@ func build(ctx context.Context, d *deps, queue cloud.InterruptionQueue, startLif
 	// start starts it.
 	claimInformers := dynamicinformer.NewDynamicSharedInformerFactory(d.opts.Dynamic, 0)
 	p.claimStore = claimInformers.ForResource(v1alpha1.NodeClaimGVR).Informer().GetStore()
+	p.typedInformers = map[schema.GroupVersionResource]cache.SharedIndexInformer{}
+	for _, gvr := range []schema.GroupVersionResource{v1alpha1.ProvisionerGVR, v1alpha1.EC2NodeClassGVR} {
+		p.typedInformers[gvr] = claimInformers.ForResource(gvr).Informer()
+	}
 	if startLifecycle {
 		if err := p.startLifecycle(ctx, queue, claimInformers); err != nil {
 			return nil, err

@@ -30,6 +30,8 @@ type reservations struct {
 	// graceTimers are the NodeClaims with a retryWhenGraceEnds pending; readyTimers those
 	// whose node registered and whose pods wait for it to take them (activateWhenReady).
 	graceTimers, readyTimers map[string]bool
+	// onSettle, if set, runs when a claim settles: its node takes other pods now.
+	onSettle func()
 }
 
 func newReservations(d *deps) *reservations {
@@ -262,7 +264,22 @@ func (r *reservations) settleIfDone(claim string) {
 	}
 	if len(r.waitingOn(claim)) == 0 {
 		r.ledger.settle(claim)
+		if r.onSettle != nil {
+			r.onSettle()
+		}
 	}
+}
+
+// holdsNode reports whether Filter turns away from node every pod reserved nowhere: the node
+// was launched by nodewright and is not matched to its NodeClaim yet, or a pod reserved on
+// its claim is pending.
+func (r *reservations) holdsNode(node *v1.Node) bool {
+	claim := r.ledger.ClaimNameForNode(node)
+	if claim == "" {
+		_, ours := node.Labels[v1alpha1.LabelProvisionerName]
+		return ours
+	}
+	return r.pendingReserved(claim, "") > 0
 }
 
 // settleClaimOf is settleIfDone for the claim pod is reserved on, if any.

@@ -21,10 +21,15 @@ func amountsOf(l v1.ResourceList) amounts {
 // free room of no node cannot go on any node that exists now, whatever the other filters say;
 // a pod that fits some node's is left to the scheduler, which tries it as before.
 //
-// Every error of the check is on the side of "may fit": room held for reserved pods, pods
-// nominated by preemption, taints and the other filters are not counted; only the pods bound
-// are. The scheduler's own cache may hold more (pods it assumed and is binding), which makes
-// room look larger, not smaller.
+// A node held for the pods reserved on its NodeClaim (nodeHeld: Filter turns every other pod
+// away from it while one of them is pending) has no room for the pods the check is for, which
+// are reserved nowhere: the pods of a burst that goes on while the nodes of its first round
+// register are taken by the next round, not left to fail on those nodes. Every other error
+// of the check is on the side of "may fit": pods nominated by preemption, taints and the
+// other filters are not counted; only the pods bound are, and a node is held only while it
+// was when the room was read (holds forgets its room when a claim settles). The scheduler's
+// own cache may hold more (pods it assumed and is binding), which makes room look larger,
+// not smaller.
 type freeRoom struct {
 	nodes []nodeRoom
 	// index is the position of each node's room in nodes, by node name.
@@ -35,18 +40,22 @@ type freeRoom struct {
 	bound          bool
 }
 
-// nodeRoom is one node's allocatable less its pods' requests, and how many more pods it takes.
+// nodeRoom is one node's allocatable less its pods' requests, and how many more pods it
+// takes; none if held.
 type nodeRoom struct {
 	free amounts
 	pods int64
+	held bool
 }
 
-// newFreeRoom returns the free room of nodes, with pods, the pods bound to them.
-func newFreeRoom(nodes []*v1.Node, pods []*v1.Pod) *freeRoom {
+// newFreeRoom returns the free room of nodes, with pods, the pods bound to them; held, if not
+// nil, tells the nodes held for reserved pods.
+func newFreeRoom(nodes []*v1.Node, pods []*v1.Pod, held func(*v1.Node) bool) *freeRoom {
 	r := &freeRoom{index: make(map[string]int, len(nodes))}
 	for _, n := range nodes {
 		r.index[n.Name] = len(r.nodes)
-		r.nodes = append(r.nodes, nodeRoom{free: amountsOf(n.Status.Allocatable), pods: n.Status.Allocatable.Pods().Value()})
+		r.nodes = append(r.nodes, nodeRoom{free: amountsOf(n.Status.Allocatable), pods: n.Status.Allocatable.Pods().Value(),
+			held: held != nil && held(n)})
 	}
 	for _, pod := range pods {
 		r.add(pod, 1)
@@ -91,7 +100,7 @@ func (r *freeRoom) mayFit(pod *v1.Pod) bool {
 
 // fits reports whether reqs fit room, and room takes one more pod.
 func (room nodeRoom) fits(reqs amounts) bool {
-	if room.pods < 1 {
+	if room.held || room.pods < 1 {
 		return false
 	}
 	for k, req := range reqs {

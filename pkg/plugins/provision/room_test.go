@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
@@ -17,6 +18,7 @@ import (
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
@@ -36,7 +38,7 @@ func TestFreeRoom(t *testing.T) {
 		plantest.PendingPod("done", "2").Node("b").Phase(v1.PodSucceeded).Obj(),
 		plantest.PendingPod("elsewhere", "8").Node("gone").Obj(),
 	}
-	room := newFreeRoom(nodes, bound)
+	room := newFreeRoom(nodes, bound, nil)
 	tests := []struct {
 		name string
 		pod  *v1.Pod
@@ -58,11 +60,11 @@ func TestFreeRoom(t *testing.T) {
 			}
 		})
 	}
-	full := newFreeRoom([]*v1.Node{roomNode("a", "4", "8Gi", "1")}, []*v1.Pod{plantest.PendingPod("a1", "100m").Node("a").Obj()})
+	full := newFreeRoom([]*v1.Node{roomNode("a", "4", "8Gi", "1")}, []*v1.Pod{plantest.PendingPod("a1", "100m").Node("a").Obj()}, nil)
 	if full.mayFit(plantest.PendingPod("p", "100m").Obj()) {
 		t.Error("mayFit = true on a node that takes no more pods")
 	}
-	if newFreeRoom(nil, nil).mayFit(plantest.PendingPod("p", "100m").Obj()) {
+	if newFreeRoom(nil, nil, nil).mayFit(plantest.PendingPod("p", "100m").Obj()) {
 		t.Error("mayFit = true with no node")
 	}
 }
@@ -99,6 +101,66 @@ func TestPendingPodsTakesUntriedPodsThatFitNoNode(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{"unschedulable", "untried-big"}; !slices.Equal(got, want) {
 		t.Errorf("pending pods = %v, want %v", got, want)
+	}
+}
+
+// TestPendingPodsTakesPodsOnlyHeldNodesFit: a node held for the pods reserved on its claim
+// (one of them pending), or launched by nodewright and not matched to its claim yet, has no
+// room for a pod reserved nowhere, as Filter turns it away: a round takes an untried pod that
+// only such nodes fit. Once the claim's pod has bound, its node's room counts again.
+func TestPendingPodsTakesPodsOnlyHeldNodesFit(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	unmatched := roomNode("unmatched", "8", "32Gi", "110")
+	unmatched.Labels = map[string]string{v1alpha1.LabelProvisionerName: "default"}
+	waiting := plantest.PendingPod("waiting", "1").Obj()
+	client := fake.NewClientset(
+		roomNode("full", "2", "8Gi", "110"),
+		plantest.PendingPod("bound", "2").Node("full").Obj(),
+		roomNode("held", "4", "16Gi", "110"),
+		unmatched,
+		waiting,
+		plantest.PendingPod("untried-held", "3").Obj(),
+		plantest.PendingPod("untried-unmatched", "6").Obj(),
+	)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	factory.Core().V1().Pods().Informer()
+	factory.Core().V1().Nodes().Informer()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	d := &deps{handle: informerHandle{factory: factory}, ledger: NewLedger()}
+	d.nodeHeld = newReservations(d).holdsNode
+	d.ledger.Set(plantest.Claim("c1", "held", "waiting"))
+
+	pending := func() []string {
+		var got []string
+		for _, pod := range d.pendingPods(klog.Background()) {
+			got = append(got, pod.Name)
+		}
+		slices.Sort(got)
+		return got
+	}
+	if got, want := pending(), []string{"untried-held", "untried-unmatched"}; !slices.Equal(got, want) {
+		t.Errorf("pending pods = %v, want %v: held nodes have no room for them", got, want)
+	}
+	bound := waiting.DeepCopy()
+	bound.Spec.NodeName = "held"
+	if _, err := client.CoreV1().Pods("default").Update(ctx, bound, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pod, err := d.podLister().Pods("default").Get("waiting")
+		if err == nil && pod.Spec.NodeName != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the informer never saw the reserved pod bound")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got, want := pending(), []string{"untried-unmatched"}; !slices.Equal(got, want) {
+		t.Errorf("pending pods = %v, want %v: the claim's pod bound, its node's room counts", got, want)
 	}
 }
 

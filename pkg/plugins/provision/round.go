@@ -10,6 +10,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -50,7 +51,8 @@ func (p *Provision) round(ctx context.Context) {
 	}()
 	if p.holds != nil {
 		// The pods held so far are the round's: those it does not take go to the scheduler
-		// now, those it does not reserve when it ends, however it ends (see holds).
+		// now, those it does not reserve when it ends, however it ends (see holds); those an
+		// earlier round reserved stay held until their node registers.
 		taken := sets.New[types.UID]()
 		for _, pod := range pods {
 			taken.Insert(pod.UID)
@@ -59,12 +61,9 @@ func (p *Provision) round(ctx context.Context) {
 			logger.V(4).Info("Released held pods the round does not take", "pods", n)
 		}
 		defer func() {
-			n := p.holds.release(logger, round, true, func(pod *v1.Pod) bool {
-				// Reserved on a claim whose node has registered (spare room of a launched
-				// claim), it goes now: its claim's activation is past.
-				claim, _, reserved := p.ledger.Reservation(pod.UID)
-				return reserved && !p.reserved.isActivated(claim)
-			})
+			// A pod reserved on a claim whose node has registered (spare room of a launched
+			// claim) goes now: its claim's activation is past.
+			n := p.holds.release(logger, round, true, nil)
 			if n > 0 {
 				logger.V(4).Info("Released held pods the round did not reserve", "pods", n)
 			}
@@ -276,15 +275,30 @@ func (p *Provision) withClaims(nodes []*v1.Node, bound, unbound []*v1.Pod) ([]*v
 	return nodes, bound, room, reserved
 }
 
-// listTyped lists the cluster-scoped resource gvr through the dynamic client as T.
+// listTyped lists the cluster-scoped resource gvr as T: from the plugin's informer of it
+// once it runs (a round reads no API), else through the dynamic client.
 func listTyped[T any](ctx context.Context, p *Provision, gvr schema.GroupVersionResource) ([]*T, error) {
-	list, err := p.opts.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, err
+	var items []*unstructured.Unstructured
+	if informer := p.typedInformers[gvr]; informer != nil {
+		for _, obj := range informer.GetStore().List() {
+			u, ok := obj.(*unstructured.Unstructured)
+			if !ok {
+				return nil, fmt.Errorf("%s in the cache is a %T", gvr.Resource, obj)
+			}
+			items = append(items, u)
+		}
+	} else {
+		list, err := p.opts.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			items = append(items, &list.Items[i])
+		}
 	}
-	out := make([]*T, 0, len(list.Items))
-	for i := range list.Items {
-		obj, err := v1alpha1.FromUnstructured[T](&list.Items[i])
+	out := make([]*T, 0, len(items))
+	for _, u := range items {
+		obj, err := v1alpha1.FromUnstructured[T](u)
 		if err != nil {
 			return nil, err
 		}

@@ -12,17 +12,21 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2/ktesting"
 	fwk "k8s.io/kube-scheduler/framework"
 	st "k8s.io/kubernetes/pkg/scheduler/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
+	"github.com/nodewright/nodewright/pkg/cloud"
 	cloudfake "github.com/nodewright/nodewright/pkg/cloud/fake"
+	"github.com/nodewright/nodewright/pkg/plan"
 	"github.com/nodewright/nodewright/pkg/plan/plantest"
 )
 
@@ -155,5 +159,50 @@ func TestRoundKeepsItsPodsFromTheScheduler(t *testing.T) {
 	}
 	if got := on["taken"]; len(got) != 1 {
 		t.Errorf("taken, reserved and binding, is counted on %v, want its claim's node once", got)
+	}
+}
+
+// TestRoundReadsProvisionersFromItsInformers: once the plugin's informers of Provisioners and
+// EC2NodeClasses run, a round reads them there, not through the API (two LISTs a round on
+// an apiserver busy with the pods being created); one being deleted is left out.
+func TestRoundReadsProvisionersFromItsInformers(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	typed := func(obj runtime.Object, kind string) runtime.Object {
+		obj.GetObjectKind().SetGroupVersionKind(v1alpha1.SchemeGroupVersion.WithKind(kind))
+		return obj
+	}
+	gone := plantest.Provisioner("gone")
+	gone.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	gone.Finalizers = []string{"example.com/keep"}
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{
+		v1alpha1.ProvisionerGVR: "ProvisionerList", v1alpha1.EC2NodeClassGVR: "EC2NodeClassList",
+	}, typed(plantest.Provisioner("default"), "Provisioner"), typed(gone, "Provisioner"),
+		typed(&v1alpha1.EC2NodeClass{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, "EC2NodeClass"))
+	p := newProvision(&deps{args: &Args{Region: "us-east-1"}, ledger: NewLedger(),
+		opts: Options{Dynamic: dyn, Cloud: &cloudfake.Provider{Types: plantest.Catalog()}}}, false)
+	factory := dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)
+	p.typedInformers = map[schema.GroupVersionResource]cache.SharedIndexInformer{}
+	for _, gvr := range []schema.GroupVersionResource{v1alpha1.ProvisionerGVR, v1alpha1.EC2NodeClassGVR} {
+		p.typedInformers[gvr] = factory.ForResource(gvr).Informer()
+	}
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	before := len(dyn.Actions())
+
+	in := &plan.Input{InstanceTypes: map[string][]*cloud.InstanceType{}}
+	if err := p.addProvisioners(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Provisioners) != 1 || in.Provisioners[0].Name != "default" || len(in.InstanceTypes["default"]) == 0 {
+		t.Errorf("the round has provisioners %v with %d instance types, want default's", in.Provisioners, len(in.InstanceTypes["default"]))
+	}
+	if calls := dyn.Actions()[before:]; len(calls) != 0 {
+		t.Errorf("the round called the API %d times (first: %v), want none", len(calls), calls[0])
 	}
 }
