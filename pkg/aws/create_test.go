@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/kubernetes/test/utils/ktesting"
@@ -318,9 +319,39 @@ func TestConcurrentCreatesShareLaunchTemplate(t *testing.T) {
 	if n := len(env.emulator.CallsOf("CreateFleet")); n != claims {
 		t.Errorf("%d CreateFleet calls, want %d", n, claims)
 	}
-	for _, op := range []string{"DescribeLaunchTemplates", "CreateLaunchTemplate"} {
-		if n := len(env.emulator.CallsOf(op)); n != 1 {
-			t.Errorf("%d %s calls, want 1", n, op)
-		}
+	if n := len(env.emulator.CallsOf("CreateLaunchTemplate")); n != 1 {
+		t.Errorf("%d CreateLaunchTemplate calls, want 1", n)
+	}
+	if n := len(env.emulator.CallsOf("DescribeLaunchTemplates")); n != 0 {
+		t.Errorf("%d DescribeLaunchTemplates calls, want none: the create says whether it exists", n)
+	}
+}
+
+// TestCreateFindsExistingLaunchTemplate: a provider started anew (a restarted scheduler)
+// finds the launch template an earlier one created, by the create's "already exists", and
+// launches from it.
+func TestCreateFindsExistingLaunchTemplate(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	env := newTestEnv(t, emulator.Options{})
+	claim := func(name string) *v1alpha1.NodeClaim {
+		return testNodeClaim(name, "1", req(v1alpha1.LabelCapacityType, corev1.NodeSelectorOpIn, "on-demand"),
+			req(corev1.LabelArchStable, corev1.NodeSelectorOpIn, "amd64"))
+	}
+	if _, err := env.provider.Create(ctx, claim("first"), testNodeClass(), nil); err != nil {
+		t.Fatal(err)
+	}
+	env.provider.launchTemplates.forget() // what a new process knows
+	if _, err := env.provider.Create(ctx, claim("second"), testNodeClass(), nil); err != nil {
+		t.Fatalf("Create with the launch template already there: %v", err)
+	}
+	if n := len(env.emulator.CallsOf("CreateFleet")); n != 2 {
+		t.Errorf("%d CreateFleet calls, want 2", n)
+	}
+	templates, err := env.provider.launchTemplates.ec2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(templates.LaunchTemplates); n != 1 {
+		t.Errorf("%d launch templates, want 1", n)
 	}
 }

@@ -74,27 +74,27 @@ func (l *launchTemplates) isKnown(name string) bool {
 	return l.known[name]
 }
 
-// findOrCreate creates the launch template name with data and tags, unless it exists.
+// findOrCreate creates the launch template name with data and tags, unless it exists. It
+// creates first and takes "already exists" as found (the name is a hash of the content): the
+// first launch after a start waits for one EC2 call, not a describe and then a create.
 func (l *launchTemplates) findOrCreate(ctx context.Context, name string, data *ec2types.RequestLaunchTemplateData, tags map[string]string,
 	resolved *resolvedNodeClass, ami amiInfo) error {
 	if l.isKnown(name) {
 		// Found or created by the flight just before this one.
 		return nil
 	}
-	_, err := l.ec2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{LaunchTemplateNames: []string{name}})
+	_, err := l.ec2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
+		LaunchTemplateName: awssdk.String(name),
+		LaunchTemplateData: data,
+		TagSpecifications:  []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeLaunchTemplate, Tags: ec2Tags(tags)}},
+	})
 	switch {
-	case isNotFound(err):
-		_, err = l.ec2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
-			LaunchTemplateName: awssdk.String(name),
-			LaunchTemplateData: data,
-			TagSpecifications:  []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeLaunchTemplate, Tags: ec2Tags(tags)}},
-		})
-		if err != nil && errorCode(err) != "InvalidLaunchTemplateName.AlreadyExistsException" {
-			return fmt.Errorf("creating launch template %s: %w", name, err)
-		}
+	case err == nil:
 		klog.FromContext(ctx).V(2).Info("Created launch template", "launchTemplate", name, "image", ami.id, "nodeClass", resolved.nodeClass.Name)
-	case err != nil:
-		return fmt.Errorf("describing launch template %s: %w", name, err)
+	case errorCode(err) == "InvalidLaunchTemplateName.AlreadyExistsException":
+		klog.FromContext(ctx).V(4).Info("Found launch template", "launchTemplate", name, "nodeClass", resolved.nodeClass.Name)
+	default:
+		return fmt.Errorf("creating launch template %s: %w", name, err)
 	}
 	l.mu.Lock()
 	l.known[name] = true
