@@ -85,7 +85,8 @@ func (p *Provision) followPods(informers informers.SharedInformerFactory) error 
 }
 
 // rebuild waits for the caches of NodeClaims, pods, Provisioners and EC2NodeClasses (which
-// rounds read), rebuilds the ledger from the claims and settles those with no pod pending. It reports false if ctx ended first.
+// rounds read), rebuilds the ledger from the claims and settles those with no pod pending.
+// It reports false if ctx ended first.
 func (p *Provision) rebuild(ctx context.Context, claims cache.SharedIndexInformer) bool {
 	pods := p.handle.SharedInformerFactory().Core().V1().Pods().Informer()
 	synced := []cache.InformerSynced{claims.HasSynced, pods.HasSynced}
