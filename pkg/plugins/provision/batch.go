@@ -102,13 +102,8 @@ func (b *batcher) TriggerPod(uid types.UID) {
 }
 
 // idleWait is how long the window waits for another arrival: idle, or less for a fast burst.
+// b.mu is held.
 func (b *batcher) idleWait() time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.idleWaitLocked()
-}
-
-func (b *batcher) idleWaitLocked() time.Duration {
 	if b.arrivals < 2 {
 		return b.idle
 	}
@@ -125,7 +120,7 @@ func (b *batcher) remaining() (left time.Duration, open bool) {
 	if b.arrivals == 0 {
 		return 0, false
 	}
-	return min(b.idleWaitLocked()-b.clock.Since(b.last), b.max-b.clock.Since(b.windowStarted)), true
+	return min(b.idleWait()-b.clock.Since(b.last), b.max-b.clock.Since(b.windowStarted)), true
 }
 
 // startRound forgets the pods of the window that ends: the round about to start sees them.

@@ -67,17 +67,17 @@ func (p *Provision) Filter(_ context.Context, _ fwk.CycleState, pod *v1.Pod, nod
 	if node == nil {
 		return nil
 	}
-	claim := p.ledger.ClaimNameForNode(node)
+	claim, pending, unmatched := p.reserved.holdOf(node, pod.UID)
+	if unmatched {
+		// Launched by nodewright (the kubelet registers it with this label) but not yet
+		// matched to its NodeClaim: held until the lifecycle labels it, since the pods it
+		// was launched for cannot be known before.
+		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: node not yet matched to its nodeclaim", Name))
+	}
 	if claim == "" {
-		if _, ours := node.Labels[v1alpha1.LabelProvisionerName]; ours {
-			// Launched by nodewright (the kubelet registers it with this label) but not yet
-			// matched to its NodeClaim: held until the lifecycle labels it, since the pods it
-			// was launched for cannot be known before.
-			return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: node not yet matched to its nodeclaim", Name))
-		}
 		return nil
 	}
-	if pending := p.reserved.pendingReserved(claim, pod.UID); pending > 0 {
+	if pending > 0 {
 		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("%s: node held for %d pending pod(s) of nodeclaim %s", Name, pending, claim))
 	}
 	// A replacement holds its room for the pods moved to it (pkg/disruption).

@@ -111,15 +111,9 @@ func (h *holds) hold(logger klog.Logger, pod *v1.Pod) bool {
 // else until its round ends, for the limit at most. h.mu is held.
 func (h *holds) stillHeld(held *heldPod, claim string, reserved bool) bool {
 	if reserved {
-		return h.waitsForNode(claim, reserved)
+		return !h.activated(claim)
 	}
 	return held.round > h.ended && h.d.opts.Clock.Since(held.since) < h.limit()
-}
-
-// waitsForNode reports whether a pod reserved (or not) on claim stays held for its node: the
-// claim's pods have not been activated yet.
-func (h *holds) waitsForNode(claim string, reserved bool) bool {
-	return reserved && !h.activated(claim)
 }
 
 // releaseLocked forgets held and remembers it released. h.mu is held.
@@ -170,7 +164,8 @@ func (h *holds) release(logger klog.Logger, round int, end bool, keep func(*v1.P
 	var pods []*v1.Pod
 	for _, held := range h.held {
 		claim, _, reserved := h.d.ledger.Reservation(held.pod.UID)
-		if held.round <= round && !h.waitsForNode(claim, reserved) && (keep == nil || !keep(held.pod)) {
+		waitsForNode := reserved && !h.activated(claim)
+		if held.round <= round && !waitsForNode && (keep == nil || !keep(held.pod)) {
 			pods = append(pods, held.pod)
 			h.releaseLocked(held)
 		}

@@ -270,16 +270,22 @@ func (r *reservations) settleIfDone(claim string) {
 	}
 }
 
-// holdsNode reports whether Filter turns away from node every pod reserved nowhere: the node
-// was launched by nodewright and is not matched to its NodeClaim yet, or a pod reserved on
-// its claim is pending.
-func (r *reservations) holdsNode(node *v1.Node) bool {
-	claim := r.ledger.ClaimNameForNode(node)
+// holdOf tells whether node is held from the pod with uid ("" for a pod reserved nowhere):
+// launched by nodewright and not matched to its NodeClaim yet (unmatched), or with pending
+// pods reserved on its claim other than that pod. claim is the node's NodeClaim, if any.
+func (r *reservations) holdOf(node *v1.Node, uid types.UID) (claim string, pending int, unmatched bool) {
+	claim = r.ledger.ClaimNameForNode(node)
 	if claim == "" {
 		_, ours := node.Labels[v1alpha1.LabelProvisionerName]
-		return ours
+		return "", 0, ours
 	}
-	return r.pendingReserved(claim, "") > 0
+	return claim, r.pendingReserved(claim, uid), false
+}
+
+// holdsNode reports whether Filter turns away from node every pod reserved nowhere (holdOf).
+func (r *reservations) holdsNode(node *v1.Node) bool {
+	_, pending, unmatched := r.holdOf(node, "")
+	return unmatched || pending > 0
 }
 
 // settleClaimOf is settleIfDone for the claim pod is reserved on, if any.
