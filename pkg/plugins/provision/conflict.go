@@ -70,6 +70,12 @@ func (c *conflicts) reservedConflict(pod *v1.Pod) (r *v1.Pod, planning bool) {
 	return r, r != nil
 }
 
+// awaitsReserved reports whether PreFilter turns pod away for now (reservedConflict).
+func (c *conflicts) awaitsReserved(pod *v1.Pod) bool {
+	r, _ := c.reservedConflict(pod)
+	return r != nil
+}
+
 // mayHaveWaitedFor reports whether pod may have waited for bound (reservedConflict): pod's
 // terms select it, the profile's default spread applies to both, or bound's terms, cached
 // when pod's wait computed them, select pod. The terms of bound pods are never computed

@@ -38,6 +38,9 @@ type deps struct {
 	// nodeHeld reports whether Filter turns away from a node every pod reserved nowhere
 	// (reservations.holdsNode); nil: none is.
 	nodeHeld func(*v1.Node) bool
+	// awaitsReserved reports whether PreFilter turns a pod away until pods reserved on new
+	// nodes, or being planned, have bound (conflicts.reservedConflict); nil: it never does.
+	awaitsReserved func(*v1.Pod) bool
 }
 
 // podInformer returns the scheduler's pod informer.
@@ -69,10 +72,10 @@ func (d *deps) afterFunc(delay time.Duration, f func()) {
 }
 
 // pendingPods returns the pods of this profile, not bound and with no reservation, that want
-// a node: those the scheduler found unschedulable, and those it has not tried yet that fit
-// the free room of no node (freeRoom), which it could only find unschedulable. Taking these
-// at once starts the round of a burst of pods when they are created, not after the scheduler
-// has tried each one and written its status.
+// a node: those the scheduler found unschedulable, and those it has not tried yet that it
+// could only find unschedulable (roundTakes). Taking these at once starts the round of a
+// burst of pods when they are created, not after the scheduler has tried each one and
+// written its status.
 func (d *deps) pendingPods(logger klog.Logger) []*v1.Pod {
 	pods, err := d.podLister().List(labels.Everything())
 	if err != nil {
@@ -101,13 +104,22 @@ func (d *deps) pendingPods(logger klog.Logger) []*v1.Pod {
 	}
 	taken := 0
 	for _, pod := range untried {
-		if !room.mayFit(pod) {
+		if d.roundTakes(room, pod) {
 			out = append(out, pod)
 			taken++
 		}
 	}
-	logger.V(4).Info("Pods not tried by the scheduler yet", "pods", len(untried), "fittingNoNode", taken)
+	logger.V(4).Info("Pods not tried by the scheduler yet", "pods", len(untried), "taken", taken)
 	return out
+}
+
+// roundTakes reports whether a round plans pod, not tried by the scheduler yet, rather than
+// leave it to the scheduler, which could only find it unschedulable: it fits the free room
+// of no node, or PreFilter would turn it away until pods reserved on new nodes have bound
+// (awaitsReserved), and send it to the next round then. Either way the round plans it
+// without the failed attempt, the status write and the backoff.
+func (d *deps) roundTakes(room *freeRoom, pod *v1.Pod) bool {
+	return !room.mayFit(pod) || d.awaitsReserved != nil && d.awaitsReserved(pod)
 }
 
 // roomWith returns the free room of the cluster's nodes with pods, the informer's pods.

@@ -22,10 +22,10 @@ const holdMessage = "a provisioning round plans a node for the pod"
 
 // holds are the pods PreEnqueue keeps out of the scheduling queue while a provisioning round
 // plans their nodes and until those nodes register. Such a pod has not been tried yet and
-// fits the free room of no node (freeRoom): the scheduler could only fail it, write its
-// status and record an event, a thousand times in a burst of a thousand pods, on the
-// apiserver and the two cores the round plans on, and again once the round reserved it on a
-// NodeClaim whose node has not registered. A held pod starts the batch window
+// fits the free room of no node, or waits for pods reserved on new nodes (roundTakes): the
+// scheduler could only fail it, write its status and record an event, a thousand times in
+// a burst of a thousand pods, on the apiserver and the two cores the round plans on, and
+// again once the round reserved it on a NodeClaim whose node has not registered. A held pod starts the batch window
 // (batcher.TriggerPod) as a pod the scheduler finds unschedulable does. The round that
 // starts next takes it (pendingPods), and releases it at once if it does not; once the
 // round has written its claims it releases the pods it did not reserve (unplanned, or whose
@@ -96,7 +96,7 @@ func (h *holds) hold(logger klog.Logger, pod *v1.Pod) bool {
 	if h.room == nil {
 		h.room = h.d.freeRoom(logger)
 	}
-	if h.room == nil || h.room.mayFit(pod) {
+	if h.room == nil || !h.d.roundTakes(h.room, pod) {
 		return false
 	}
 	h.held[pod.UID] = &heldPod{pod: pod, round: h.round, since: h.d.opts.Clock.Now()}

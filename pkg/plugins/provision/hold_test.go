@@ -22,6 +22,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 	fwk "k8s.io/kube-scheduler/framework"
+	st "k8s.io/kubernetes/pkg/scheduler/testing"
 )
 
 // holdingPlugin returns a plugin with a cloud, on a fake clock, whose informers hold objs
@@ -330,5 +331,52 @@ func TestReservedPodsWaitForTheirNodeToTakeThem(t *testing.T) {
 		return slices.Contains(activated(), "default/stuck"), nil
 	}); err != nil {
 		t.Errorf("activated %v NodeReadyWait after registration, want default/stuck among them", activated())
+	}
+}
+
+// TestUntriedPodsThatWaitForReservedPodsGoToTheRound: a pod the scheduler has not tried that
+// fits a node's free room, but whose topology spread selects a pod still pending on its
+// NodeClaim, is one PreFilter would turn away until that pod binds: PreEnqueue holds it and
+// starts a window for it, and the round takes it, rather than the scheduler failing it first.
+// A pod unrelated to the reserved one is left to the scheduler, and so is a sibling once the
+// reserved pod no longer waits for its node.
+func TestUntriedPodsThatWaitForReservedPodsGoToTheRound(t *testing.T) {
+	spread := func(w *st.PodWrapper) *st.PodWrapper {
+		return w.Label("app", "web").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
+			st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil)
+	}
+	reserved := spread(plantest.PendingPod("a", "1")).Obj()
+	sibling, later := spread(plantest.PendingPod("x", "1")).Obj(), spread(plantest.PendingPod("y", "1")).Obj()
+	unrelated := plantest.PendingPod("z", "1").Label("app", "db").Obj()
+	p, _, _, triggered, _ := holdingPlugin(t, roomNode("n", "4", "16Gi", "110"), reserved, sibling, later, unrelated)
+	p.ledger.Set(plantest.Claim("c1", "", "a"))
+
+	if !isHeld(t, p, sibling) {
+		t.Error("a sibling of a pending reserved pod that fits a node is not held")
+	}
+	if isHeld(t, p, unrelated) {
+		t.Error("a pod that fits a node and waits for no reserved pod is held")
+	}
+	if !slices.Equal(*triggered, []types.UID{"x"}) {
+		t.Errorf("triggered rounds for %v, want [x]", *triggered)
+	}
+	pending := func() []string {
+		var got []string
+		for _, pod := range p.pendingPods(klog.Background()) {
+			got = append(got, pod.Name)
+		}
+		slices.Sort(got)
+		return got
+	}
+	if got, want := pending(), []string{"x", "y"}; !slices.Equal(got, want) {
+		t.Errorf("a round takes %v, want %v: the siblings of the pending reserved pod", got, want)
+	}
+
+	p.ledger.Delete("c1")
+	if got := pending(); len(got) != 0 {
+		t.Errorf("a round takes %v once no reserved pod is pending, want none: they fit a node", got)
+	}
+	if isHeld(t, p, later) {
+		t.Error("a sibling is held once the reserved pod waits for no node")
 	}
 }

@@ -89,7 +89,7 @@ var (
 	podsHeld = metrics.NewCounter(&metrics.CounterOpts{
 		Subsystem:      metricsSubsystem,
 		Name:           "pods_held_total",
-		Help:           "Pods PreEnqueue held for a provisioning round: not tried yet, and fitting the free room of no node.",
+		Help:           "Pods PreEnqueue held for a provisioning round: not tried yet, and fitting the free room of no node or waiting for a pod reserved on a new node.",
 		StabilityLevel: metrics.ALPHA,
 	})
 	podsUnplannedLast = metrics.NewGauge(&metrics.GaugeOpts{
