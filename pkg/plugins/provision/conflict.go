@@ -2,6 +2,7 @@ package provision
 
 import (
 	"maps"
+	"slices"
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
@@ -43,17 +44,7 @@ func newConflicts(d *deps, reserved *reservations, placing *placing, hardDefault
 // is returned): the plan counts each where it puts it, so a pod the scheduler bound meanwhile
 // where the plan did not expect it would strand them as well.
 func (c *conflicts) reservedConflict(pod *v1.Pod) (r *v1.Pod, planning bool) {
-	var mine plan.Terms
-	computed := false
-	conflicts := func(other *v1.Pod) bool {
-		if other.UID == pod.UID {
-			return false
-		}
-		if !computed {
-			mine, computed = c.termsOf(pod), true
-		}
-		return mine.Selects(other) || c.termsOf(other).Selects(pod) || c.defaultSpreadTogether(pod, other)
-	}
+	conflicts := c.constrainsWith(pod)
 	for _, pending := range c.reserved.awaitedClaims() {
 		for _, other := range pending {
 			if conflicts(other) {
@@ -68,6 +59,30 @@ func (c *conflicts) reservedConflict(pod *v1.Pod) (r *v1.Pod, planning bool) {
 		return r == nil
 	})
 	return r, r != nil
+}
+
+// constrainsWith returns a function that reports whether pod's placement and another pod's
+// constrain each other: one selects the other in a topology spread constraint or a required
+// inter-pod (anti-)affinity term, or the profile's default spread applies to both. pod's
+// terms are computed at the first call.
+func (c *conflicts) constrainsWith(pod *v1.Pod) func(other *v1.Pod) bool {
+	var mine plan.Terms
+	computed := false
+	return func(other *v1.Pod) bool {
+		if other.UID == pod.UID {
+			return false
+		}
+		if !computed {
+			mine, computed = c.termsOf(pod), true
+		}
+		return mine.Selects(other) || c.termsOf(other).Selects(pod) || c.defaultSpreadTogether(pod, other)
+	}
+}
+
+// constrainsAny reports whether pod's placement and one of others' constrain each other
+// (constrainsWith).
+func (c *conflicts) constrainsAny(pod *v1.Pod, others []*v1.Pod) bool {
+	return slices.ContainsFunc(others, c.constrainsWith(pod))
 }
 
 // awaitsReserved reports whether PreFilter turns pod away for now (reservedConflict).

@@ -41,6 +41,9 @@ type deps struct {
 	// awaitsReserved reports whether PreFilter turns a pod away until pods reserved on new
 	// nodes, or being planned, have bound (conflicts.reservedConflict); nil: it never does.
 	awaitsReserved func(*v1.Pod) bool
+	// constrainsAny reports whether a pod's placement and one of others' constrain each
+	// other, as reservedConflict judges it (conflicts.constrainsAny); nil: never.
+	constrainsAny func(pod *v1.Pod, others []*v1.Pod) bool
 }
 
 // podInformer returns the scheduler's pod informer.
@@ -73,7 +76,7 @@ func (d *deps) afterFunc(delay time.Duration, f func()) {
 
 // pendingPods returns the pods of this profile, not bound and with no reservation, that want
 // a node: those the scheduler found unschedulable, and those it has not tried yet that it
-// could only find unschedulable (roundTakes). Taking these at once starts the round of a
+// could only find unschedulable (roundTakes), or only while the round plans the others. Taking these at once starts the round of a
 // burst of pods when they are created, not after the scheduler has tried each one and
 // written its status.
 func (d *deps) pendingPods(logger klog.Logger) []*v1.Pod {
@@ -103,13 +106,29 @@ func (d *deps) pendingPods(logger klog.Logger) []*v1.Pod {
 		return out
 	}
 	taken := 0
+	var left []*v1.Pod
 	for _, pod := range untried {
 		if d.roundTakes(room, pod) {
 			out = append(out, pod)
 			taken++
+		} else {
+			left = append(left, pod)
 		}
 	}
-	logger.V(4).Info("Pods not tried by the scheduler yet", "pods", len(untried), "taken", taken)
+	// A pod whose placement and that of a pod the round takes constrain each other would be
+	// turned away while the round plans that pod and until it binds (reservedConflict): the
+	// round plans the two together instead, as it would plan the first after its failure.
+	withTaken := 0
+	if d.constrainsAny != nil && len(out) > 0 {
+		roundPods := out
+		for _, pod := range left {
+			if d.constrainsAny(pod, roundPods) {
+				out = append(out, pod)
+				withTaken++
+			}
+		}
+	}
+	logger.V(4).Info("Pods not tried by the scheduler yet", "pods", len(untried), "taken", taken, "constrainedByTaken", withTaken)
 	return out
 }
 

@@ -380,3 +380,25 @@ func TestUntriedPodsThatWaitForReservedPodsGoToTheRound(t *testing.T) {
 		t.Error("a sibling is held once the reserved pod waits for no node")
 	}
 }
+
+// TestRoundTakesPodsConstrainedByItsPods: a pod not tried yet that fits a node's free room,
+// but whose topology spread and that of a pod the round takes select each other, is taken
+// too: PreFilter would turn it away while the round plans that pod and until it binds. A pod
+// unrelated to the round's pods is left to the scheduler.
+func TestRoundTakesPodsConstrainedByItsPods(t *testing.T) {
+	spread := func(w *st.PodWrapper) *st.PodWrapper {
+		return w.Label("app", "web").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
+			st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil)
+	}
+	big, small := spread(plantest.PendingPod("big", "8")).Obj(), spread(plantest.PendingPod("small", "1")).Obj()
+	unrelated := plantest.PendingPod("z", "1").Label("app", "db").Obj()
+	p, _, _, _, _ := holdingPlugin(t, roomNode("n", "4", "16Gi", "110"), big, small, unrelated)
+	var got []string
+	for _, pod := range p.pendingPods(klog.Background()) {
+		got = append(got, pod.Name)
+	}
+	slices.Sort(got)
+	if want := []string{"big", "small"}; !slices.Equal(got, want) {
+		t.Errorf("a round takes %v, want %v: the pod that fits a node spreads with one that fits none", got, want)
+	}
+}

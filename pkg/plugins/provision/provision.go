@@ -94,6 +94,7 @@ func newProvision(d *deps, hardDefaultSpread bool) *Provision {
 	p.placing = newPlacing(d.opts.Clock)
 	p.conflicts = newConflicts(d, p.reserved, p.placing, hardDefaultSpread)
 	d.awaitsReserved = p.conflicts.awaitsReserved
+	d.constrainsAny = p.conflicts.constrainsAny
 	p.writer = &claimWriter{deps: d, placing: p.placing, trigger: func() { p.batcher.Trigger() }}
 	p.gangs = &gangs{deps: d, activateGang: func(claims []string) {
 		p.activateGang(klog.NewContext(context.Background(), klog.Background().WithName(Name)), claims)

@@ -46,7 +46,8 @@ func TestRoundKeepsItsPodsFromTheScheduler(t *testing.T) {
 	}
 	taken, huge := unschedulable("taken", "1"), unschedulable("huge", "1000")
 	taken.Labels = map[string]string{"app": "web"}
-	// Not tried yet and fits node-1: left to the scheduler, but its spread counts taken.
+	// Not tried yet and fits node-1, its spread counts taken: in a scheduling cycle as the
+	// round starts, so left to the scheduler (the round would take it with taken otherwise).
 	spreading := plantest.PendingPod("spreading", "500m").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
 		st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil).Obj()
 	cycling, binding := unschedulable("cycling", "1"), unschedulable("binding", "1")
@@ -83,9 +84,12 @@ func TestRoundKeepsItsPodsFromTheScheduler(t *testing.T) {
 		opts: Options{Clock: clk, Dynamic: dyn, Cloud: &cloudfake.Provider{Types: plantest.Catalog()}}}, false)
 	p.batcher = newBatcher(clk, DefaultBatchIdleDuration, DefaultBatchMaxDuration, func(context.Context) {})
 
-	// The scheduler is placing cycling (PreFilter began), and binding (assumed on node-1).
-	if _, st := p.PreFilter(ctx, nil, cycling, nil); !st.IsSuccess() {
-		t.Fatalf("PreFilter of cycling before the round: %v", st)
+	// The scheduler is placing cycling and spreading (PreFilter began), and binding (assumed
+	// on node-1).
+	for _, pod := range []*v1.Pod{cycling, spreading} {
+		if _, st := p.PreFilter(ctx, nil, pod, nil); !st.IsSuccess() {
+			t.Fatalf("PreFilter of %s before the round: %v", pod.Name, st)
+		}
 	}
 	p.Reserve(ctx, nil, binding, "node-1")
 
