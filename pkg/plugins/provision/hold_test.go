@@ -360,20 +360,12 @@ func TestUntriedPodsThatWaitForReservedPodsGoToTheRound(t *testing.T) {
 	if !slices.Equal(*triggered, []types.UID{"x"}) {
 		t.Errorf("triggered rounds for %v, want [x]", *triggered)
 	}
-	pending := func() []string {
-		var got []string
-		for _, pod := range p.pendingPods(klog.Background()) {
-			got = append(got, pod.Name)
-		}
-		slices.Sort(got)
-		return got
-	}
-	if got, want := pending(), []string{"x", "y"}; !slices.Equal(got, want) {
+	if got, want := pendingNames(p.deps), []string{"x", "y"}; !slices.Equal(got, want) {
 		t.Errorf("a round takes %v, want %v: the siblings of the pending reserved pod", got, want)
 	}
 
 	p.ledger.Delete("c1")
-	if got := pending(); len(got) != 0 {
+	if got := pendingNames(p.deps); len(got) != 0 {
 		t.Errorf("a round takes %v once no reserved pod is pending, want none: they fit a node", got)
 	}
 	if isHeld(t, p, later) {
@@ -393,12 +385,7 @@ func TestRoundTakesPodsConstrainedByItsPods(t *testing.T) {
 	big, small := spread(plantest.PendingPod("big", "8")).Obj(), spread(plantest.PendingPod("small", "1")).Obj()
 	unrelated := plantest.PendingPod("z", "1").Label("app", "db").Obj()
 	p, _, _, _, _ := holdingPlugin(t, roomNode("n", "4", "16Gi", "110"), big, small, unrelated)
-	var got []string
-	for _, pod := range p.pendingPods(klog.Background()) {
-		got = append(got, pod.Name)
-	}
-	slices.Sort(got)
-	if want := []string{"big", "small"}; !slices.Equal(got, want) {
+	if got, want := pendingNames(p.deps), []string{"big", "small"}; !slices.Equal(got, want) {
 		t.Errorf("a round takes %v, want %v: the pod that fits a node spreads with one that fits none", got, want)
 	}
 }

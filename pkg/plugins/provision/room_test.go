@@ -27,6 +27,16 @@ func roomNode(name, cpu, memory, pods string) *v1.Node {
 		v1.ResourceCPU: cpu, v1.ResourceMemory: memory, v1.ResourcePods: pods}).Obj()
 }
 
+// pendingNames returns the names of the pods a round would take (pendingPods), sorted.
+func pendingNames(d *deps) []string {
+	var got []string
+	for _, pod := range d.pendingPods(klog.Background()) {
+		got = append(got, pod.Name)
+	}
+	slices.Sort(got)
+	return got
+}
+
 // TestFreeRoom: a pod may fit where some node's allocatable less its bound pods' requests
 // holds its cpu and memory and one more pod; a pod of a higher priority than a bound pod may
 // preempt it, unless it never preempts; finished pods take no room.
@@ -94,12 +104,7 @@ func TestPendingPodsTakesUntriedPodsThatFitNoNode(t *testing.T) {
 	d := &deps{handle: informerHandle{factory: factory}, ledger: NewLedger()}
 	d.ledger.Set(plantest.Claim("c1", "", "reserved"))
 
-	var got []string
-	for _, pod := range d.pendingPods(klog.Background()) {
-		got = append(got, pod.Name)
-	}
-	slices.Sort(got)
-	if want := []string{"unschedulable", "untried-big"}; !slices.Equal(got, want) {
+	if got, want := pendingNames(d), []string{"unschedulable", "untried-big"}; !slices.Equal(got, want) {
 		t.Errorf("pending pods = %v, want %v", got, want)
 	}
 }
@@ -132,15 +137,7 @@ func TestPendingPodsTakesPodsOnlyHeldNodesFit(t *testing.T) {
 	d.nodeHeld = newReservations(d).holdsNode
 	d.ledger.Set(plantest.Claim("c1", "held", "waiting"))
 
-	pending := func() []string {
-		var got []string
-		for _, pod := range d.pendingPods(klog.Background()) {
-			got = append(got, pod.Name)
-		}
-		slices.Sort(got)
-		return got
-	}
-	if got, want := pending(), []string{"untried-held", "untried-unmatched"}; !slices.Equal(got, want) {
+	if got, want := pendingNames(d), []string{"untried-held", "untried-unmatched"}; !slices.Equal(got, want) {
 		t.Errorf("pending pods = %v, want %v: held nodes have no room for them", got, want)
 	}
 	bound := waiting.DeepCopy()
@@ -159,7 +156,7 @@ func TestPendingPodsTakesPodsOnlyHeldNodesFit(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if got, want := pending(), []string{"untried-unmatched"}; !slices.Equal(got, want) {
+	if got, want := pendingNames(d), []string{"untried-unmatched"}; !slices.Equal(got, want) {
 		t.Errorf("pending pods = %v, want %v: the claim's pod bound, its node's room counts", got, want)
 	}
 }
