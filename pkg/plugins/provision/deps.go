@@ -76,9 +76,9 @@ func (d *deps) afterFunc(delay time.Duration, f func()) {
 
 // pendingPods returns the pods of this profile, not bound and with no reservation, that want
 // a node: those the scheduler found unschedulable, and those it has not tried yet that it
-// could only find unschedulable (roundTakes), or only while the round plans the others. Taking these at once starts the round of a
-// burst of pods when they are created, not after the scheduler has tried each one and
-// written its status.
+// could only find unschedulable (roundTakes), or only while the round plans the others.
+// Taking these at once starts the round of a burst of pods when they are created, not after
+// the scheduler has tried each one and written its status.
 func (d *deps) pendingPods(logger klog.Logger) []*v1.Pod {
 	pods, err := d.podLister().List(labels.Everything())
 	if err != nil {

@@ -21,19 +21,19 @@ const HoldLimit = 30 * time.Second
 const holdMessage = "a provisioning round plans a node for the pod"
 
 // holds are the pods PreEnqueue keeps out of the scheduling queue while a provisioning round
-// plans their nodes and until those nodes register. Such a pod has not been tried yet and
-// fits the free room of no node, or waits for pods reserved on new nodes (roundTakes): the
-// scheduler could only fail it, write its status and record an event, a thousand times in
-// a burst of a thousand pods, on the apiserver and the two cores the round plans on, and
-// again once the round reserved it on a NodeClaim whose node has not registered. A held pod starts the batch window
-// (batcher.TriggerPod) as a pod the scheduler finds unschedulable does. The round that
-// starts next takes it (pendingPods), and releases it at once if it does not; once the
-// round has written its claims it releases the pods it did not reserve (unplanned, or whose
-// claim failed to write). A reserved pod stays held until its claim's node registers: the
-// plugin activates it then (reservations.activateOnce), or when the claim goes, and
+// plans their nodes and until those nodes register. Such a pod has not been tried yet and fits
+// the free room of no node, or waits for pods reserved on new nodes (roundTakes): the
+// scheduler could only fail it, write its status and record an event, a thousand times in a
+// burst of a thousand pods, on the apiserver and the two cores the round plans on, and again
+// once the round reserved it on a NodeClaim whose node has not registered. A held pod starts
+// the batch window (batcher.TriggerPod) as a pod the scheduler finds unschedulable does. The
+// round that starts next takes it (pendingPods), and releases it at once if it does not; once
+// the round has written its claims it releases the pods it did not reserve (unplanned, or
+// whose claim failed to write). A reserved pod stays held until its claim's node registers:
+// the plugin activates it then (reservations.activateOnce), or when the claim goes, and
 // PreEnqueue lets it through. A pod is held once: released, it is never held again. A pod
-// whose round has not ended after batchMaxDuration + HoldLimit is released whatever the
-// round does.
+// whose round has not ended after batchMaxDuration + HoldLimit is released whatever the round
+// does.
 type holds struct {
 	d       *deps
 	trigger func(types.UID)
