@@ -235,18 +235,21 @@ func TestWithClaimsCountsPodsAsListed(t *testing.T) {
 	}
 }
 
+// webSpread labels w app=web and spreads it over zones with the other app=web pods (maxSkew
+// 1, DoNotSchedule).
+func webSpread(w *st.PodWrapper) *st.PodWrapper {
+	return w.Label("app", "web").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
+		st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil)
+}
+
 // TestPreFilterWaitsForReservedPodsItConstrains: an unreserved pod whose topology spread
 // selects a pod still pending on its NodeClaim (or is selected by one) waits for that pod to
 // bind; a pod that has nothing to do with it does not wait.
 func TestPreFilterWaitsForReservedPodsItConstrains(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	spread := func(w *st.PodWrapper) *st.PodWrapper {
-		return w.Label("app", "web").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
-			st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil)
-	}
-	reserved := spread(plantest.PendingPod("a", "1")).Obj()
-	sibling := spread(plantest.PendingPod("x", "1")).Obj()
+	reserved := webSpread(plantest.PendingPod("a", "1")).Obj()
+	sibling := webSpread(plantest.PendingPod("x", "1")).Obj()
 	selected := plantest.PendingPod("y", "1").Label("app", "web").Obj()
 	unrelated := plantest.PendingPod("z", "1").Label("app", "db").Obj()
 	client := fake.NewClientset(reserved, sibling, selected, unrelated)

@@ -22,7 +22,6 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 	fwk "k8s.io/kube-scheduler/framework"
-	st "k8s.io/kubernetes/pkg/scheduler/testing"
 )
 
 // holdingPlugin returns a plugin with a cloud, on a fake clock, whose informers hold objs
@@ -341,12 +340,8 @@ func TestReservedPodsWaitForTheirNodeToTakeThem(t *testing.T) {
 // A pod unrelated to the reserved one is left to the scheduler, and so is a sibling once the
 // reserved pod no longer waits for its node.
 func TestUntriedPodsThatWaitForReservedPodsGoToTheRound(t *testing.T) {
-	spread := func(w *st.PodWrapper) *st.PodWrapper {
-		return w.Label("app", "web").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
-			st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil)
-	}
-	reserved := spread(plantest.PendingPod("a", "1")).Obj()
-	sibling, later := spread(plantest.PendingPod("x", "1")).Obj(), spread(plantest.PendingPod("y", "1")).Obj()
+	reserved := webSpread(plantest.PendingPod("a", "1")).Obj()
+	sibling, later := webSpread(plantest.PendingPod("x", "1")).Obj(), webSpread(plantest.PendingPod("y", "1")).Obj()
 	unrelated := plantest.PendingPod("z", "1").Label("app", "db").Obj()
 	p, _, _, triggered, _ := holdingPlugin(t, roomNode("n", "4", "16Gi", "110"), reserved, sibling, later, unrelated)
 	p.ledger.Set(plantest.Claim("c1", "", "a"))
@@ -378,11 +373,7 @@ func TestUntriedPodsThatWaitForReservedPodsGoToTheRound(t *testing.T) {
 // too: PreFilter would turn it away while the round plans that pod and until it binds. A pod
 // unrelated to the round's pods is left to the scheduler.
 func TestRoundTakesPodsConstrainedByItsPods(t *testing.T) {
-	spread := func(w *st.PodWrapper) *st.PodWrapper {
-		return w.Label("app", "web").SpreadConstraint(1, v1.LabelTopologyZone, v1.DoNotSchedule,
-			st.MakeLabelSelector().Label("app", "web").Obj(), nil, nil, nil, nil)
-	}
-	big, small := spread(plantest.PendingPod("big", "8")).Obj(), spread(plantest.PendingPod("small", "1")).Obj()
+	big, small := webSpread(plantest.PendingPod("big", "8")).Obj(), webSpread(plantest.PendingPod("small", "1")).Obj()
 	unrelated := plantest.PendingPod("z", "1").Label("app", "db").Obj()
 	p, _, _, _, _ := holdingPlugin(t, roomNode("n", "4", "16Gi", "110"), big, small, unrelated)
 	if got, want := pendingNames(p.deps), []string{"big", "small"}; !slices.Equal(got, want) {
