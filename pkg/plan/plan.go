@@ -113,6 +113,10 @@ type Result struct {
 	Added []*AddedPods
 	// Unplanned are the pods no new node was planned for, with the reasons.
 	Unplanned []*Unplanned
+	// Spread is what the hard topology spread constraints of the plan's pods count, for
+	// the plugin to let them go only once the scheduler will take them (see SpreadCounts);
+	// nil if none has such a constraint.
+	Spread *SpreadCounts
 	// Checks, PreFilters and CacheHits count the simulator's Filter runs, PreFilter runs
 	// and reused verdicts.
 	Checks, PreFilters, CacheHits int
@@ -231,6 +235,7 @@ func Plan(ctx context.Context, in Input) (*Result, error) {
 		}
 		plan.Nodes = append(plan.Nodes, p.finalize(ctx, n))
 	}
+	plan.Spread = p.spreadCounts(slices.Concat(p.launched, p.nodes))
 	plan.Checks, plan.PreFilters, plan.CacheHits = sim.Checks, sim.PreFilters, sim.CacheHits
 	return plan, nil
 }
