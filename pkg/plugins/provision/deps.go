@@ -44,6 +44,8 @@ type deps struct {
 	// constrainsAny reports whether a pod's placement and one of others' constrain each
 	// other, as reservedConflict judges it (conflicts.constrainsAny); nil: never.
 	constrainsAny func(pod *v1.Pod, others []*v1.Pod) bool
+	// spread keeps reserved pods back until their topology spread takes them; nil: never.
+	spread *spreadGate
 }
 
 // podInformer returns the scheduler's pod informer.

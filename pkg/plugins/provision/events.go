@@ -164,6 +164,7 @@ func (p *Provision) release(ctx context.Context, nc *v1alpha1.NodeClaim) {
 	p.reserved.forget(nc.Name)
 	p.gangs.gone(nc.Name)
 	released := p.ledger.Delete(nc.Name)
+	p.spreadGone(ctx, released)
 	pending := p.reserved.activate(ctx, released)
 	if pending > 0 {
 		klog.FromContext(ctx).V(2).Info("Nodeclaim deleted; planning its pods again", "nodeClaim", klog.KObj(nc), "pods", pending)
@@ -207,6 +208,9 @@ func (p *Provision) observeBound(oldObj, obj any) {
 	}
 	p.holds.podBound(pod)
 	p.placing.end(pod.UID)
+	if p.spread != nil {
+		p.activateFreed(klog.Background(), p.spread.bound(pod, p.nodeNamed(pod.Spec.NodeName)))
+	}
 	p.reserved.settleClaimOf(pod)
 	since, seen := p.waits.done(pod.UID)
 	if !seen {
@@ -225,6 +229,9 @@ func (p *Provision) forgetPod(obj any) {
 	if pod, ok := obj.(*v1.Pod); ok {
 		p.holds.podGone(pod)
 		p.placing.end(pod.UID)
+		if p.spread != nil {
+			p.activateFreed(klog.Background(), p.spread.gone(pod.UID))
+		}
 		p.waits.done(pod.UID)
 		p.reserved.settleClaimOf(pod)
 	}

@@ -111,7 +111,7 @@ func (h *holds) hold(logger klog.Logger, pod *v1.Pod) bool {
 // else until its round ends, for the limit at most. h.mu is held.
 func (h *holds) stillHeld(held *heldPod, claim string, reserved bool) bool {
 	if reserved {
-		return !h.activated(claim)
+		return !h.activated(claim) || h.d.spread.waiting(held.pod.UID)
 	}
 	return held.round > h.ended && h.d.opts.Clock.Since(held.since) < h.limit()
 }
@@ -164,7 +164,7 @@ func (h *holds) release(logger klog.Logger, round int, end bool, keep func(*v1.P
 	var pods []*v1.Pod
 	for _, held := range h.held {
 		claim, _, reserved := h.d.ledger.Reservation(held.pod.UID)
-		waitsForNode := reserved && !h.activated(claim)
+		waitsForNode := reserved && (!h.activated(claim) || h.d.spread.waiting(held.pod.UID))
 		if held.round <= round && !waitsForNode && (keep == nil || !keep(held.pod)) {
 			pods = append(pods, held.pod)
 			h.releaseLocked(held)

@@ -40,7 +40,7 @@ func holdingPlugin(t *testing.T, objs ...runtime.Object) (*Provision, *activatin
 	h := &activatingHandle{informerHandle: informerHandle{factory: factory}}
 	args := &Args{}
 	args.SetDefaults()
-	d := &deps{args: args, handle: h, opts: Options{Clock: clk, Cloud: &cloudfake.Provider{}}, ledger: NewLedger()}
+	d := &deps{args: args, handle: h, opts: Options{Clock: clk, Cloud: &cloudfake.Provider{}}, ledger: NewLedger(), spread: newSpreadGate()}
 	p := newProvision(d, false)
 	var triggered []types.UID
 	p.holds = newHolds(d, func(uid types.UID) { triggered = append(triggered, uid) }, p.reserved.isActivated)

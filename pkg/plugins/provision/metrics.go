@@ -92,6 +92,12 @@ var (
 		Help:           "Pods PreEnqueue held for a provisioning round: not tried yet, and fitting the free room of no node or waiting for a pod reserved on a new node.",
 		StabilityLevel: metrics.ALPHA,
 	})
+	podsSpreadWaits = metrics.NewCounterVec(&metrics.CounterOpts{
+		Subsystem:      metricsSubsystem,
+		Name:           "pods_spread_waits_total",
+		Help:           "Reserved pods kept back, once their node registered, until their topology spread takes them there; by how the wait ended.",
+		StabilityLevel: metrics.ALPHA,
+	}, []string{"result"})
 	podsUnplannedLast = metrics.NewGauge(&metrics.GaugeOpts{
 		Subsystem:      metricsSubsystem,
 		Name:           "pods_unplanned",
@@ -140,7 +146,7 @@ var registerOnce sync.Once
 // registerMetrics registers the plugin's metrics with the scheduler's registry, once.
 func registerMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsAddedToClaims, podsUnplanned, podsUnplannedLast, podsStranded, podUnschedulableToBound, podsReleased, podsHeld, gangsPlanned,
+		legacyregistry.MustRegister(roundDuration, provisioningRounds, podsPerRound, nodesPlanned, podsReserved, podsAddedToClaims, podsUnplanned, podsUnplannedLast, podsStranded, podUnschedulableToBound, podsReleased, podsHeld, podsSpreadWaits, gangsPlanned,
 			gangsReleased, gangReleasedResourceHours)
 	})
 }

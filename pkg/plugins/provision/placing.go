@@ -7,6 +7,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
 	"k8s.io/utils/clock"
 )
@@ -49,14 +50,20 @@ type placing struct {
 // Reserve notes that the scheduler assumed pod on the node named nodeName: no round reserves
 // it on a new one until Unreserve, or until it binds or goes, and rounds count it there (see
 // placing).
-func (p *Provision) Reserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
+func (p *Provision) Reserve(ctx context.Context, _ fwk.CycleState, pod *v1.Pod, nodeName string) *fwk.Status {
 	p.placing.assume(pod.UID, nodeName)
+	if p.spread != nil {
+		p.activateFreed(klog.FromContext(ctx), p.spread.placed(pod, p.nodeNamed(nodeName)))
+	}
 	return nil
 }
 
 // Unreserve notes that the cycle that assumed pod failed after Reserve.
 func (p *Provision) Unreserve(_ context.Context, _ fwk.CycleState, pod *v1.Pod, _ string) {
 	p.placing.end(pod.UID)
+	if p.spread != nil {
+		p.spread.unplaced(pod.UID)
+	}
 }
 
 type cycle struct {

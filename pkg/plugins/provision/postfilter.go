@@ -8,6 +8,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 	fwk "k8s.io/kube-scheduler/framework"
+
+	"github.com/nodewright/nodewright/pkg/apis/v1alpha1"
 )
 
 // PostFilter is called when pod fits no node it may go on. It makes no cloud or API call:
@@ -50,6 +52,7 @@ func (p *Provision) PostFilter(ctx context.Context, _ fwk.CycleState, pod *v1.Po
 		if waited := p.opts.Clock.Since(since); waited > p.reservationGrace() {
 			p.strands.strandRelease(logger, pod, claim, nodeName, statuses)
 			p.ledger.Release(pod.UID)
+			p.spreadGone(ctx, v1alpha1.PodReferencesTo([]*v1.Pod{pod}))
 			podsReleased.Inc()
 			logger.Info("Pod did not fit on the node of its nodeclaim; planning it again", "pod", klog.KObj(pod),
 				"nodeClaim", claim, "node", nodeName, "waited", waited.Round(time.Second))

@@ -151,7 +151,7 @@ func NewWithOptions(opts Options) frameworkruntime.PluginFactory {
 			"batchIdleDuration", args.BatchIdleDuration.Duration, "batchMaxDuration", args.BatchMaxDuration.Duration,
 			"launchTimeout", args.LaunchTimeout.Duration,
 			"cloud", opts.Cloud != nil)
-		return build(ctx, &deps{args: args, handle: h, opts: opts, ledger: NewLedger()}, queue, startLifecycle)
+		return build(ctx, &deps{args: args, handle: h, opts: opts, ledger: NewLedger(), spread: newSpreadGate()}, queue, startLifecycle)
 	}
 }
 

@@ -130,9 +130,20 @@ func (r *reservations) activateOnce(ctx context.Context, nc *v1alpha1.NodeClaim)
 	if r.mark(r.activated, nc.Name) {
 		return
 	}
-	n := r.activate(ctx, r.ledger.Pods(nc.Name))
+	var ready, waiting []*v1.Pod
+	for _, pod := range r.pendingOf(r.ledger.Pods(nc.Name)) {
+		if r.spread == nil || r.spread.ready(pod) {
+			ready = append(ready, pod)
+		} else {
+			waiting = append(waiting, pod)
+		}
+	}
+	n := r.activatePods(klog.FromContext(ctx), ready)
+	if len(waiting) > 0 {
+		r.letAfter(ctx, nc.Name, waiting)
+	}
 	klog.FromContext(ctx).V(2).Info("Node of nodeclaim registered; activating its pods", "nodeClaim", klog.KObj(nc),
-		"node", nc.Status.NodeName, "pods", n)
+		"node", nc.Status.NodeName, "pods", n, "waitingForSpread", len(waiting))
 }
 
 // activate moves the pending pods among refs to the scheduler's active queue, and returns
@@ -168,10 +179,11 @@ func (r *reservations) isActivated(claim string) bool {
 }
 
 // waitsForActivation reports whether pod is reserved on a NodeClaim whose node has not
-// registered yet: only the plugin's activation (or the claim's deletion) moves it.
+// registered yet, or waits for its topology spread (spreadGate): only the plugin's
+// activation (or the claim's deletion) moves it.
 func (r *reservations) waitsForActivation(pod *v1.Pod) bool {
 	claim, _, ok := r.ledger.Reservation(pod.UID)
-	return ok && !r.isActivated(claim)
+	return ok && (!r.isActivated(claim) || r.spread.waiting(pod.UID))
 }
 
 // registeredSince returns when the node of the NodeClaim named claim registered, if it has.

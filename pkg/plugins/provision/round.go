@@ -83,6 +83,7 @@ func (p *Provision) round(ctx context.Context) {
 		provisioningRounds.WithLabelValues(resultNoPods).Inc()
 		return
 	}
+	p.spread.mark()
 	in, err := p.planInput(ctx, pods)
 	if err != nil {
 		provisioningRounds.WithLabelValues(resultError).Inc()
@@ -121,6 +122,7 @@ func (p *Provision) round(ctx context.Context) {
 	provisioningRounds.WithLabelValues(resultPlanned).Inc()
 	logPacking(logger, result)
 	logger.V(2).Info("Provisioning round timed", "pods", len(in.Pods), "prepare", planStart.Sub(start), "plan", p.opts.Clock.Since(planStart))
+	p.spread.add(result.Spread, slices.Concat(in.Pods, in.ScheduledPods))
 	p.writer.addToClaims(ctx, result.Added)
 	p.writer.writeClaims(ctx, result)
 	p.recordUnplanned(append(result.Unplanned, held...))
