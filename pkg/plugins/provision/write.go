@@ -107,10 +107,21 @@ func (w *claimWriter) writeClaim(ctx context.Context, n *plan.PlannedNode) (stri
 // addToClaims reserves the pods the plan put into the spare room of launched NodeClaims on
 // those claims: recorded in the claim's annotation first, so that a restart keeps them. A
 // claim gone meanwhile, or a failed write, leaves its pods unreserved, to be planned again
-// when the scheduler tries them next.
+// when the scheduler tries them next. So does a claim whose node registered while the round
+// planned: its own pods may have bound since, and the scheduler placed other pods into the
+// room they left (Filter holds a node only while a pod reserved there is pending), so the
+// plan's spare room may be gone; the pods fit the node's free room by the plan, and the
+// scheduler places them there or elsewhere. (Reserved anyway, a pod stranded on a node full
+// of pods bound meanwhile, in a scale-up in waves.)
 func (w *claimWriter) addToClaims(ctx context.Context, added []*plan.AddedPods) {
 	logger := klog.FromContext(ctx)
 	for _, a := range added {
+		if nc, ok := w.ledger.Claim(a.Claim); ok && w.registered(nc) {
+			logger.V(2).Info("Node of nodeclaim registered while the round planned; leaving the pods planned into its spare room to the scheduler",
+				"nodeClaim", a.Claim, "node", nc.Status.NodeName, "pods", len(a.Pods))
+			w.activatePods(logger, w.stillPending(a.Pods))
+			continue
+		}
 		pods := w.placing.reserve(w.stillPending(a.Pods))
 		if len(pods) == 0 {
 			continue
@@ -152,6 +163,19 @@ func (w *claimWriter) addToClaims(ctx context.Context, added []*plan.AddedPods) 
 			w.activatePods(logger, pods)
 		}
 	}
+}
+
+// registered reports whether nc's node has registered: the claim says so, or the scheduler's
+// informer has its node.
+func (w *claimWriter) registered(nc *v1alpha1.NodeClaim) bool {
+	if nc.IsTrue(v1alpha1.ConditionRegistered) {
+		return true
+	}
+	if nc.Status.NodeName == "" {
+		return false
+	}
+	_, err := w.handle.SharedInformerFactory().Core().V1().Nodes().Lister().Get(nc.Status.NodeName)
+	return err == nil
 }
 
 // recordAddedPods writes refs, all the pods added to the spare room of the NodeClaim named
