@@ -140,15 +140,18 @@ func (p *Provision) planInput(ctx context.Context, pods []*v1.Pod) (*plan.Input,
 	if in.Nodes, err = informers.Core().V1().Nodes().Lister().List(labels.Everything()); err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
-	all, err := informers.Core().V1().Pods().Lister().List(labels.Everything())
-	if err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
-	}
 	// Every pod is counted once, as this one listing shows it: bound, on its node; pending
 	// and reserved on a claim, on the claim's node (withClaims); binding now and not
 	// reserved, where the scheduler assumed it. (A pod that bound while the round read the
 	// informer a second time was counted nowhere, and stranded pods whose spread counted it.)
+	// The assumed pods are read first: one whose binding ends meanwhile is bound in the
+	// listing, while read after it, a pod pending in the listing and bound since was in
+	// neither.
 	assumed := p.placing.assumedOn()
+	all, err := informers.Core().V1().Pods().Lister().List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
 	var unbound []*v1.Pod
 	for _, pod := range all {
 		if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
