@@ -12,6 +12,13 @@ import (
 	"github.com/nodewright/nodewright/pkg/plan"
 )
 
+// The results of nodewright_pods_spread_waits_total: the pod's spread let it go, or it
+// waited NodeReadyWait.
+const (
+	spreadLet      = "let"
+	spreadTimedOut = "timed_out"
+)
+
 // spreadGate keeps a pod reserved on a NodeClaim whose node has registered from the
 // scheduler while its hard topology spread, or one that counts it, would turn it away
 // there: until the pods the plan counted in the other domains are placed (plan.SpreadGate,
@@ -23,13 +30,6 @@ import (
 // binding or their going lets it go. The counts live in memory: after a restart, the pods
 // go as their nodes register, as they did before. A pod that waits NodeReadyWait after its
 // node registered goes anyway (spreadGate.letAfter).
-// The results of nodewright_pods_spread_waits_total: the pod's spread let it go, or
-// it waited NodeReadyWait.
-const (
-	spreadLet      = "let"
-	spreadTimedOut = "timed_out"
-)
-
 type spreadGate struct {
 	mu   sync.Mutex
 	gate *plan.SpreadGate
