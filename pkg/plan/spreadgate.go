@@ -88,8 +88,10 @@ func NewSpreadGate() *SpreadGate {
 
 // Add takes in the counts of a new plan: the constraints it names start again from the pods
 // bound as it saw them, plus the pods the gate knows placed or let go; the pods it names
-// count where it says. Constraints no pod needs any more are forgotten.
+// count where it says. Constraints no pod needs any more are forgotten. It ends what Mark
+// began, c nil (a plan with no spread, or none) too.
 func (g *SpreadGate) Add(c *SpreadCounts) {
+	defer func() { g.placements, g.marked = nil, false }()
 	if c == nil {
 		return
 	}
@@ -161,7 +163,6 @@ func (g *SpreadGate) Add(c *SpreadCounts) {
 			}
 		}
 	}
-	g.placements, g.marked = nil, false
 	// A renewed constraint counts no fewer pods anywhere than it did: a pod bound on a node
 	// the plan's listing did not have yet, say, is in neither. Only a pod that went counts
 	// too many, which lets a pod go that the scheduler then turns away, as without the gate.

@@ -185,4 +185,11 @@ func TestSpreadGateCountsPodsNoPlanReserved(t *testing.T) {
 	if freed := gate.PlacedOn(a1, nil); !slices.Equal(freed, []types.UID{a2.UID}) {
 		t.Fatalf("a1 placed let %v go, want a2: the web pod placed in zone b while the plan read the cluster counts", freed)
 	}
+	// A plan with no spread ends the mark: placements are no longer kept.
+	gate.Mark()
+	gate.Add(nil)
+	gate.PlacedOn(plantest.PendingPod("web-c", "1").Label("app", "web").Obj(), zoneB)
+	if len(gate.placements) != 0 {
+		t.Errorf("%d placements kept with no plan reading the cluster", len(gate.placements))
+	}
 }

@@ -84,6 +84,7 @@ func (p *Provision) round(ctx context.Context) {
 		return
 	}
 	p.spread.mark()
+	defer p.spread.add(nil, nil) // a round that plans nothing ends its mark too
 	in, err := p.planInput(ctx, pods)
 	if err != nil {
 		provisioningRounds.WithLabelValues(resultError).Inc()

@@ -41,14 +41,18 @@ func newSpreadGate() *spreadGate {
 	return &spreadGate{gate: plan.NewSpreadGate(), refs: map[types.UID]v1alpha1.PodReference{}}
 }
 
-// add takes in the counts of a round's plan, whose pods are pods. s may be nil.
+// add takes in the counts of a round's plan, whose pods are pods; c nil ends the round's
+// mark all the same. s may be nil.
 func (s *spreadGate) add(c *plan.SpreadCounts, pods []*v1.Pod) {
-	if s == nil || c == nil {
+	if s == nil {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gate.Add(c)
+	if c == nil {
+		return
+	}
 	for _, pod := range pods {
 		if _, ok := c.Needs[pod.UID]; ok {
 			s.refs[pod.UID] = podRef(pod)
