@@ -28,10 +28,10 @@ import (
 // domain's count (with the pods let go there and not placed yet) plus one exceeds the
 // smallest count by at most the constraint's maxSkew, PodTopologySpread's own rule.
 //
-// What the plan cannot see is not counted: pods planned into an existing node's room (the
-// scheduler places those where it likes), a bound pod that goes, pods bound later by other
-// means, a node with no pod the constraint counts. The scheduler then judges as it would
-// without the counts.
+// The pods the scheduler places that no plan reserved (into an existing node's room, say)
+// are counted where they land, through each constraint's counter. What the gate cannot see
+// is not: a bound pod that goes, a pod another scheduler binds, a node with no pod the
+// constraint counts. The scheduler then judges as it would without the counts.
 type SpreadCounts struct {
 	// Bound are, by constraint (SpreadNeed.Constraint), the pods it counts bound in each of
 	// its domains; every domain with a pod it counts is there, with 0 if none is bound.
