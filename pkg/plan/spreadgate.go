@@ -333,20 +333,27 @@ func (g *SpreadGate) Gone(uid types.UID) []types.UID {
 	return g.release(p.counted)
 }
 
-// allows reports whether the spread lets p go now: its own constraints, and those that
-// count it where pods they are the constraint of were let go.
+// allows reports whether the spread lets p go now.
 func (g *SpreadGate) allows(p *gatePod) bool {
+	_, _, _, _, blocked := g.blocker(p)
+	return !blocked
+}
+
+// blocker returns what keeps p back, if anything: a domain of one of its own constraints
+// where one more pod breaks the rule, or of a constraint that counts it where pods it is the
+// constraint of were let go (theirs), with the maxSkew it was judged by.
+func (g *SpreadGate) blocker(p *gatePod) (sd SpreadDomain, k *gateConstraint, maxSkew int, theirs, blocked bool) {
 	for _, n := range p.needs {
 		if k := g.constraints[n.Constraint]; k != nil && !k.fits(n.Domain, n.MaxSkew) {
-			return false
+			return n.SpreadDomain, k, n.MaxSkew, false, true
 		}
 	}
 	for _, sd := range p.counted {
 		if k := g.constraints[sd.Constraint]; k != nil && k.needing[sd.Domain] > 0 && !k.fits(sd.Domain, k.maxSkew) {
-			return false
+			return sd, k, k.maxSkew, true, true
 		}
 	}
-	return true
+	return SpreadDomain{}, nil, 0, false, false
 }
 
 // Why says what keeps the pod with uid waiting: a domain of one of its constraints, or of one
@@ -356,26 +363,21 @@ func (g *SpreadGate) Why(uid types.UID) string {
 	if p == nil {
 		return ""
 	}
-	why := func(sd SpreadDomain, k *gateConstraint, maxSkew int) string {
-		fewest, at := k.fewest(), ""
-		for d, n := range k.placed {
-			if n == fewest && (at == "" || d < at) {
-				at = d
-			}
-		}
-		return fmt.Sprintf("%d pod(s) placed and %d let go in %s, %d in %s, maxSkew %d", k.placed[sd.Domain], k.let[sd.Domain], sd.Domain, fewest, at, maxSkew)
+	sd, k, maxSkew, theirs, blocked := g.blocker(p)
+	if !blocked {
+		return ""
 	}
-	for _, n := range p.needs {
-		if k := g.constraints[n.Constraint]; k != nil && !k.fits(n.Domain, n.MaxSkew) {
-			return why(n.SpreadDomain, k, n.MaxSkew)
+	fewest, at := k.fewest(), ""
+	for d, n := range k.placed {
+		if n == fewest && (at == "" || d < at) {
+			at = d
 		}
 	}
-	for _, sd := range p.counted {
-		if k := g.constraints[sd.Constraint]; k != nil && k.needing[sd.Domain] > 0 && !k.fits(sd.Domain, k.maxSkew) {
-			return "counted by another pod's spread: " + why(sd, k, k.maxSkew)
-		}
+	why := fmt.Sprintf("%d pod(s) placed and %d let go in %s, %d in %s, maxSkew %d", k.placed[sd.Domain], k.let[sd.Domain], sd.Domain, fewest, at, maxSkew)
+	if theirs {
+		return "counted by another pod's spread: " + why
 	}
-	return ""
+	return why
 }
 
 // fits reports whether one more pod let go in domain d keeps k's rule with maxSkew.

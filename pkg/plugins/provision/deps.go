@@ -59,6 +59,15 @@ func (d *deps) podLister() corelisters.PodLister {
 	return corelisters.NewPodLister(d.podInformer().GetIndexer())
 }
 
+// nodeNamed returns the node named name from the scheduler's informer, nil if it has none.
+func (d *deps) nodeNamed(name string) *v1.Node {
+	node, err := d.handle.SharedInformerFactory().Core().V1().Nodes().Lister().Get(name)
+	if err != nil {
+		return nil
+	}
+	return node
+}
+
 // reservationGrace returns the args' ReservationGrace, or the default without args.
 func (d *deps) reservationGrace() time.Duration {
 	if d.args == nil || d.args.ReservationGrace == nil {

@@ -127,8 +127,7 @@ func (p *Provision) onNodeClaim(ctx context.Context, obj any) {
 	p.ledger.Set(nc)
 	p.reserved.settleIfDone(nc.Name)
 	if nc.IsTrue(v1alpha1.ConditionRegistered) && !p.reserved.isActivated(nc.Name) {
-		node, _ := p.handle.SharedInformerFactory().Core().V1().Nodes().Lister().Get(nc.Status.NodeName)
-		p.reserved.activateWhenReady(ctx, nc, node)
+		p.reserved.activateWhenReady(ctx, nc, p.nodeNamed(nc.Status.NodeName))
 	}
 	p.gangNodeChanged(ctx, nc)
 }

@@ -37,8 +37,9 @@ const holdMessage = "a provisioning round plans a node for the pod"
 type holds struct {
 	d       *deps
 	trigger func(types.UID)
-	// activated reports whether the pods of a NodeClaim were activated: its node registered.
-	activated func(claim string) bool
+	// waits reports whether the pod with uid, reserved on the NodeClaim named claim, still
+	// waits for the plugin to activate it (reservations.holdsBack).
+	waits func(uid types.UID, claim string) bool
 
 	mu sync.Mutex
 	// held are the pods held, by UID, with the number of the round they wait for; ended is
@@ -60,8 +61,8 @@ type heldPod struct {
 	since time.Time
 }
 
-func newHolds(d *deps, trigger func(types.UID), activated func(claim string) bool) *holds {
-	return &holds{d: d, trigger: trigger, activated: activated, held: map[types.UID]*heldPod{}, released: map[types.UID]*v1.Pod{}, ended: -1}
+func newHolds(d *deps, trigger func(types.UID), waits func(uid types.UID, claim string) bool) *holds {
+	return &holds{d: d, trigger: trigger, waits: waits, held: map[types.UID]*heldPod{}, released: map[types.UID]*v1.Pod{}, ended: -1}
 }
 
 // PreEnqueue holds a pod a provisioning round will plan a node for (see holds).
@@ -111,7 +112,7 @@ func (h *holds) hold(logger klog.Logger, pod *v1.Pod) bool {
 // else until its round ends, for the limit at most. h.mu is held.
 func (h *holds) stillHeld(held *heldPod, claim string, reserved bool) bool {
 	if reserved {
-		return !h.activated(claim) || h.d.spread.waiting(held.pod.UID)
+		return h.waits(held.pod.UID, claim)
 	}
 	return held.round > h.ended && h.d.opts.Clock.Since(held.since) < h.limit()
 }
@@ -164,7 +165,7 @@ func (h *holds) release(logger klog.Logger, round int, end bool, keep func(*v1.P
 	var pods []*v1.Pod
 	for _, held := range h.held {
 		claim, _, reserved := h.d.ledger.Reservation(held.pod.UID)
-		waitsForNode := reserved && (!h.activated(claim) || h.d.spread.waiting(held.pod.UID))
+		waitsForNode := reserved && h.waits(held.pod.UID, claim)
 		if held.round <= round && !waitsForNode && (keep == nil || !keep(held.pod)) {
 			pods = append(pods, held.pod)
 			h.releaseLocked(held)

@@ -43,7 +43,7 @@ func holdingPlugin(t *testing.T, objs ...runtime.Object) (*Provision, *activatin
 	d := &deps{args: args, handle: h, opts: Options{Clock: clk, Cloud: &cloudfake.Provider{}}, ledger: NewLedger(), spread: newSpreadGate()}
 	p := newProvision(d, false)
 	var triggered []types.UID
-	p.holds = newHolds(d, func(uid types.UID) { triggered = append(triggered, uid) }, p.reserved.isActivated)
+	p.holds = newHolds(d, func(uid types.UID) { triggered = append(triggered, uid) }, p.reserved.holdsBack)
 	return p, h, clk, &triggered, ctx
 }
 

@@ -172,7 +172,7 @@ func build(ctx context.Context, d *deps, queue cloud.InterruptionQueue, startLif
 	if d.handle == nil {
 		return p, nil
 	}
-	p.holds = newHolds(d, p.batcher.TriggerPod, p.reserved.isActivated)
+	p.holds = newHolds(d, p.batcher.TriggerPod, p.reserved.holdsBack)
 	p.reserved.onSettle = p.holds.nodesChanged
 	if d.opts.Dynamic == nil {
 		return nil, fmt.Errorf("no dynamic client for nodeclaims")

@@ -183,7 +183,13 @@ func (r *reservations) isActivated(claim string) bool {
 // activation (or the claim's deletion) moves it.
 func (r *reservations) waitsForActivation(pod *v1.Pod) bool {
 	claim, _, ok := r.ledger.Reservation(pod.UID)
-	return ok && (!r.isActivated(claim) || r.spread.waiting(pod.UID))
+	return ok && r.holdsBack(pod.UID, claim)
+}
+
+// holdsBack reports whether the pod with uid, reserved on the NodeClaim named claim, is kept
+// from the scheduler: its node has not registered, or its topology spread keeps it waiting.
+func (r *reservations) holdsBack(uid types.UID, claim string) bool {
+	return !r.isActivated(claim) || r.spread.waiting(uid)
 }
 
 // registeredSince returns when the node of the NodeClaim named claim registered, if it has.

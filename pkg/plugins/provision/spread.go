@@ -54,9 +54,8 @@ func (s *spreadGate) add(c *plan.SpreadCounts, pods []*v1.Pod) {
 		return
 	}
 	for _, pod := range pods {
-		if _, ok := c.Needs[pod.UID]; ok {
-			s.refs[pod.UID] = podRef(pod)
-		} else if _, ok := c.Counted[pod.UID]; ok {
+		_, needs := c.Needs[pod.UID]
+		if _, counted := c.Counted[pod.UID]; needs || counted {
 			s.refs[pod.UID] = podRef(pod)
 		}
 	}
@@ -119,6 +118,21 @@ func (s *spreadGate) update(uid types.UID, forget bool, f func(types.UID) []type
 	return out
 }
 
+// letWaiting lets go those of pods that still wait, whatever their spread says, and returns
+// them with what kept each.
+func (s *spreadGate) letWaiting(pods []*v1.Pod) (late []*v1.Pod, why []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, pod := range pods {
+		if s.gate.Waiting(pod.UID) {
+			why = append(why, pod.Name+": "+s.gate.Why(pod.UID))
+			s.gate.Let(pod.UID)
+			late = append(late, pod)
+		}
+	}
+	return late, why
+}
+
 // unplaced takes back a placing whose cycle failed after Reserve.
 func (s *spreadGate) unplaced(uid types.UID) {
 	s.mu.Lock()
@@ -131,17 +145,7 @@ func (s *spreadGate) unplaced(uid types.UID) {
 func (r *reservations) letAfter(ctx context.Context, claim string, pods []*v1.Pod) {
 	logger := klog.FromContext(ctx)
 	r.afterFunc(NodeReadyWait, func() {
-		var late []*v1.Pod
-		var why []string
-		r.spread.mu.Lock()
-		for _, pod := range pods {
-			if r.spread.gate.Waiting(pod.UID) {
-				why = append(why, pod.Name+": "+r.spread.gate.Why(pod.UID))
-				r.spread.gate.Let(pod.UID)
-				late = append(late, pod)
-			}
-		}
-		r.spread.mu.Unlock()
+		late, why := r.spread.letWaiting(pods)
 		podsSpreadWaits.WithLabelValues(spreadTimedOut).Add(float64(len(late)))
 		if n := r.activatePods(logger, r.stillPending(late)); n > 0 {
 			logger.Info("Pods waited for their topology spread too long; activating them anyway", "nodeClaim", claim, "pods", n, "waited", NodeReadyWait, "why", why)
@@ -160,15 +164,6 @@ func (p *Provision) spreadGone(ctx context.Context, refs []v1alpha1.PodReference
 		freed = append(freed, p.spread.gone(ref.UID)...)
 	}
 	p.activateFreed(klog.FromContext(ctx), freed)
-}
-
-// nodeNamed returns the node named name from the scheduler's informer, nil if it has none.
-func (d *deps) nodeNamed(name string) *v1.Node {
-	node, err := d.handle.SharedInformerFactory().Core().V1().Nodes().Lister().Get(name)
-	if err != nil {
-		return nil
-	}
-	return node
 }
 
 // activateFreed activates the pods the spread gate let go, if still pending.

@@ -171,11 +171,7 @@ func (w *claimWriter) registered(nc *v1alpha1.NodeClaim) bool {
 	if nc.IsTrue(v1alpha1.ConditionRegistered) {
 		return true
 	}
-	if nc.Status.NodeName == "" {
-		return false
-	}
-	_, err := w.handle.SharedInformerFactory().Core().V1().Nodes().Lister().Get(nc.Status.NodeName)
-	return err == nil
+	return nc.Status.NodeName != "" && w.nodeNamed(nc.Status.NodeName) != nil
 }
 
 // recordAddedPods writes refs, all the pods added to the spare room of the NodeClaim named
